@@ -1,0 +1,146 @@
+"""OOD-detection metrics for scores where HIGHER = MORE IN-DISTRIBUTION.
+
+Conventions (METHOD.md section 8)
+---------------------------------
+* ``auroc``: probability that an ID sample scores above an OOD sample (ties count one half).
+  It is the same whichever class is called positive.
+* ``fpr95_id`` (MOS, MCM, NegLabel, CSP): ID is the positive class, scored by ``S``. Lower the
+  threshold from the top until 95 % of ID samples are accepted (score >= threshold); the
+  FPR is the fraction of OOD samples accepted as ID at that threshold.
+* ``fpr95_ood`` (OpenOOD v1.5, used by the AdaNeg and ANTS code): OOD is the positive class,
+  scored by ``-S``. Lower the threshold on ``-S`` until 95 % of OOD samples are caught; the
+  FPR is the fraction of ID samples flagged as OOD at that threshold.
+  Both equal ``fpr[argmax(tpr >= 0.95)]`` of the full ROC curve (every distinct threshold,
+  i.e. scikit-learn's ``roc_curve(..., drop_intermediate=False)``).
+* ``aupr_in``: area under the precision-recall curve with ID positive and score ``S``;
+  ``aupr_out``: OOD positive, score ``-S``. As OpenOOD, the curve (with its final point at
+  recall 0, precision 1) is integrated with the trapezoid rule.
+* Metrics are fractions in [0, 1]; reports multiply by 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["METRIC_NAMES", "accuracy", "ood_metrics", "split_average"]
+
+METRIC_NAMES = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
+
+
+def _scores(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of scores, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty: at least one score is needed")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        raise ValueError(
+            f"{name} contains {bad.sum()} NaN or infinite value(s), first at index {idx[0]} "
+            f"(value {a[idx[0]]}); scores must be finite"
+        )
+    return a
+
+
+def _binary_curve(pos: np.ndarray, neg: np.ndarray):
+    """Cumulative true and false positive counts at every distinct threshold, high to low.
+
+    The positive class is the one scored by ``pos``; a sample is predicted positive when its
+    score is >= the threshold.
+    """
+    scores = np.concatenate([pos, neg])
+    is_pos = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], is_pos[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    fps = (last_of_tie + 1) - tps
+    return tps.astype(np.float64), fps.astype(np.float64)
+
+
+def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, level: float) -> float:
+    tps, fps = _binary_curve(pos, neg)
+    tpr = np.r_[0.0, tps / pos.size]
+    fpr = np.r_[0.0, fps / neg.size]
+    return float(fpr[np.argmax(tpr >= level)])
+
+
+def _aupr(pos: np.ndarray, neg: np.ndarray) -> float:
+    tps, fps = _binary_curve(pos, neg)
+    precision = np.r_[1.0, tps / (tps + fps)]
+    recall = np.r_[0.0, tps / pos.size]
+    return float(abs(np.trapezoid(precision, recall)))
+
+
+def _auroc(id_s: np.ndarray, ood_s: np.ndarray) -> float:
+    """Mann-Whitney U statistic with mid-ranks for ties, divided by n_id * n_ood."""
+    scores = np.concatenate([id_s, ood_s])
+    order = np.argsort(scores, kind="mergesort")
+    sorted_s = scores[order]
+    ranks = np.empty(scores.size, dtype=np.float64)
+    # mid-rank of each tie block (1-based)
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
+    ends = np.r_[starts[1:], scores.size]
+    mid = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(mid, ends - starts)
+    n_id, n_ood = id_s.size, ood_s.size
+    u = ranks[:n_id].sum() - n_id * (n_id + 1) / 2.0
+    return float(u / (n_id * n_ood))
+
+
+def ood_metrics(id_scores, ood_scores, *, recall_level: float = 0.95) -> dict[str, float]:
+    """AUROC, both FPR@95 conventions and both AUPRs for one (ID, OOD) pair.
+
+    ``id_scores`` and ``ood_scores`` are 1-D arrays of finite scores where higher means more
+    in-distribution. Returns fractions in [0, 1] under the keys of :data:`METRIC_NAMES`.
+    """
+    if not 0.0 < recall_level <= 1.0:
+        raise ValueError(f"recall_level must be in (0, 1], got {recall_level}")
+    id_s = _scores(id_scores, "id_scores")
+    ood_s = _scores(ood_scores, "ood_scores")
+    return {
+        "auroc": _auroc(id_s, ood_s),
+        "fpr95_id": _fpr_at_tpr(id_s, ood_s, recall_level),
+        "fpr95_ood": _fpr_at_tpr(-ood_s, -id_s, recall_level),
+        "aupr_in": _aupr(id_s, ood_s),
+        "aupr_out": _aupr(-ood_s, -id_s),
+    }
+
+
+def accuracy(predictions, targets) -> float:
+    """Top-1 accuracy: the fraction of ``predictions`` equal to ``targets`` (integer class ids)."""
+    p = np.asarray(predictions)
+    t = np.asarray(targets)
+    if p.ndim != 1 or t.ndim != 1:
+        raise ValueError(f"predictions and targets must be 1-D, got shapes {p.shape} and {t.shape}")
+    if p.shape != t.shape:
+        raise ValueError(f"predictions ({p.size}) and targets ({t.size}) differ in length")
+    if p.size == 0:
+        raise ValueError("predictions is empty: accuracy needs at least one sample")
+    for name, a in (("predictions", p), ("targets", t)):
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer class ids, got dtype {a.dtype}")
+    return float(np.mean(p == t))
+
+
+def split_average(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Unweighted mean over datasets of each metric (a split's "average" row).
+
+    ``per_dataset`` maps a dataset name to its metric dict; every dataset must report the
+    same metric names.
+    """
+    if not per_dataset:
+        raise ValueError("split_average needs at least one dataset")
+    names = None
+    for ds, m in per_dataset.items():
+        keys = set(m)
+        if names is None:
+            names, first = keys, ds
+        elif keys != names:
+            raise ValueError(
+                f"dataset {ds!r} reports metrics {sorted(keys)} but {first!r} reports {sorted(names)}"
+            )
+    return {k: float(np.mean([per_dataset[ds][k] for ds in per_dataset])) for k in sorted(names)}

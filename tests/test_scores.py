@@ -1,0 +1,162 @@
+"""Scores against direct, unvectorised computations."""
+
+import numpy as np
+import pytest
+import torch
+
+from ants.scores import group_layout, id_mass_from_logits, mcm, negative_label, predict
+
+
+def unit_rows(rng, n, d):
+    x = rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def naive_id_mass(v, id_t, neg_t, tau):
+    """Plain softmax over [ID, negatives] in float64, one image at a time."""
+    logits = np.r_[id_t @ v, neg_t @ v].astype(np.float64) / tau
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    return p[: len(id_t)].sum()
+
+
+@pytest.fixture
+def world():
+    rng = np.random.default_rng(0)
+    return unit_rows(rng, 13, 16), unit_rows(rng, 7, 16), unit_rows(rng, 23, 16)
+
+
+def test_plain_score_matches_naive_softmax(world):
+    img, idt, neg = world
+    got = negative_label(img, idt, neg, tau=0.05)
+    want = [naive_id_mass(v, idt, neg, 0.05) for v in img]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert got.dtype == np.float32 and isinstance(got, np.ndarray)
+
+
+def test_grouped_score_matches_per_group_loop(world):
+    img, idt, neg = world
+    # 23 negatives, group size 5 -> G = 4, drop the last 3, permute 20 with seed 0.
+    layout = group_layout(23, group_size=5)
+    assert layout.shape == (4, 5)
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_array_equal(layout.numpy().ravel(), perm)
+    got = negative_label(img, idt, neg, tau=0.01, group_size=5)
+    for i, v in enumerate(img):
+        per_group = [naive_id_mass(v, idt, neg[perm.reshape(4, 5)[g]], 0.01) for g in range(4)]
+        assert got[i] == pytest.approx(np.mean(per_group), rel=1e-5, abs=1e-7)
+
+
+def test_group_count_and_group_size_parameterisations(world):
+    img, idt, neg = world
+    # By count: G = 3 over 23 -> drop last 2, 3 groups of 7.
+    assert group_layout(23, n_groups=3).shape == (3, 7)
+    # By size: s = 10 over 23 -> G = 2, groups of 11 (a group may hold more than s).
+    assert group_layout(23, group_size=10).shape == (2, 11)
+    # s larger than the bank -> G = 1 -> the plain score (a permutation of all entries).
+    np.testing.assert_allclose(
+        negative_label(img, idt, neg, group_size=100), negative_label(img, idt, neg), rtol=1e-6
+    )
+    # The dropped negatives are the LAST ones in stored order.
+    assert sorted(group_layout(23, n_groups=3).ravel().tolist()) == list(range(21))
+
+
+def test_explicit_groups_and_seed(world):
+    img, idt, neg = world
+    groups = np.array([[0, 1, 2], [5, 6, 7]])
+    got = negative_label(img, idt, neg, groups=groups)
+    want = [np.mean([naive_id_mass(v, idt, neg[g], 0.01) for g in groups]) for v in img]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    a = negative_label(img, idt, neg, group_size=5, seed=0)
+    b = negative_label(img, idt, neg, group_size=5, seed=0)
+    c = negative_label(img, idt, neg, group_size=5, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_chunking_does_not_change_scores(world):
+    img, idt, neg = world
+    full = negative_label(img, idt, neg, group_size=5, chunk_size=4096)
+    # BLAS may block a 3-row product differently: equal up to float32 rounding.
+    np.testing.assert_allclose(full, negative_label(img, idt, neg, group_size=5, chunk_size=3), rtol=1e-6, atol=1e-7)
+
+
+def test_torch_in_torch_out(world):
+    img, idt, neg = world
+    out = negative_label(torch.from_numpy(img), idt, neg)
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_allclose(out.numpy(), negative_label(img, idt, neg), rtol=0, atol=0)
+
+
+def test_stable_with_cosines_near_plus_minus_one():
+    # Image identical to an ID text (cos = 1) and exactly opposite to every negative (cos = -1):
+    # with tau = 0.01 the logits are +-100, e^200 overflows float32 if done naively.
+    d = 8
+    v = np.zeros((2, d), np.float32)
+    v[0, 0] = 1.0
+    v[1, 1] = 1.0
+    idt = np.eye(d, dtype=np.float32)[:1]  # one ID class along e0
+    neg = -np.eye(d, dtype=np.float32)[:1].repeat(50, axis=0)  # all along -e0
+    s = negative_label(v, idt, neg, tau=0.01)
+    assert np.all(np.isfinite(s))
+    assert s[0] == pytest.approx(1.0)
+    # v1 is orthogonal to both: logits 0 -> mass 1 / (1 + 50).
+    assert s[1] == pytest.approx(1 / 51, rel=1e-6)
+    # The reverse: the image matches the negatives -> ID mass e^-100 / (e^-100 + 50 e^100) ~ 0.
+    s2 = negative_label(-v[:1], idt, neg, tau=0.01)
+    assert np.isfinite(s2[0]) and 0.0 <= s2[0] < 1e-30
+
+
+def test_id_mass_from_logits_group_axis():
+    lid = torch.tensor([[0.0, 0.0]])
+    lneg = torch.tensor([[[0.0, 0.0], [np.log(3.0), np.log(3.0)]]])
+    # group 0: 2 / (2 + 2) = 0.5; group 1: 2 / (2 + 6) = 0.25
+    np.testing.assert_allclose(id_mass_from_logits(lid, lneg).numpy(), [[0.5, 0.25]], rtol=1e-6)
+
+
+def test_mcm_matches_naive_and_temperature(world):
+    img, idt, _ = world
+    for t in (1.0, 0.01):
+        got = mcm(img, idt, temperature=t)
+        for i, v in enumerate(img):
+            z = (idt @ v).astype(np.float64) / t
+            p = np.exp(z - z.max())
+            assert got[i] == pytest.approx(p.max() / p.sum(), rel=1e-5)
+    # with T = 1 and unit vectors the softmax over 7 labels is nearly flat
+    assert mcm(img, idt, temperature=1.0).max() < 0.3
+
+
+def test_predict_is_argmax_of_id_cosines(world):
+    img, idt, _ = world
+    np.testing.assert_array_equal(predict(img, idt), (img @ idt.T).argmax(1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"tau": 0.0}, "tau must be a positive finite number"),
+        ({"n_groups": 2, "group_size": 3}, "exactly one of n_groups or group_size"),
+        ({"n_groups": 99}, r"n_groups=99 exceeds the number of negatives \(23\)"),
+        ({"group_size": 0}, "group_size must be a positive integer"),
+        ({"groups": np.array([[0, 30]])}, "indexes outside the negative bank of 23 entries"),
+        ({"groups": np.array([[0, 1]]), "n_groups": 2}, "either groups or n_groups/group_size"),
+    ],
+)
+def test_bad_arguments(world, kwargs, match):
+    img, idt, neg = world
+    with pytest.raises(ValueError, match=match):
+        negative_label(img, idt, neg, **kwargs)
+
+
+def test_bad_features(world):
+    img, idt, neg = world
+    with pytest.raises(ValueError, match=r"feature dimension mismatch: image features have d=16, negative_features has d=8"):
+        negative_label(img, idt, neg[:, :8])
+    with pytest.raises(ValueError, match="image_features contains NaN"):
+        bad = img.copy()
+        bad[0, 0] = np.nan
+        negative_label(bad, idt, neg)
+    with pytest.raises(ValueError, match="negative_features is empty"):
+        negative_label(img, idt, neg[:0])
+    with pytest.raises(ValueError, match=r"image_features must be a 2-D array"):
+        negative_label(img[0], idt, neg)
