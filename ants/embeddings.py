@@ -1,0 +1,217 @@
+"""Embedding tables: one Parquet file per (backbone, dataset), written atomically.
+
+Layout
+------
+* One row per item. The caller's row columns (e.g. ``id``, ``path``, ``label``, ``dataset``)
+  are stored as they are, plus a column ``embedding`` of Arrow type
+  ``fixed_size_list<float32>[d]`` holding the feature vector.
+* The caller's metadata dict (e.g. the encoder's ``identity()``) is stored JSON-encoded in the
+  Parquet schema metadata under the key ``b"ants"``; pandas' own schema metadata is kept too,
+  so row columns come back with their dtypes.
+* Writes are atomic: the table goes to a temporary file in the target directory, is fsynced
+  and then renamed over the target with ``os.replace``, so a reader (or a crashed run) never
+  sees a half-written file.
+* Reading turns the embedding column into one contiguous float32 ``(n, d)`` array from the
+  Arrow buffer (no Python loop over rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "EMBEDDING_COLUMN",
+    "METADATA_KEY",
+    "EmbeddingFileError",
+    "read_embeddings",
+    "read_embeddings_metadata",
+    "write_embeddings",
+]
+
+EMBEDDING_COLUMN = "embedding"
+METADATA_KEY = b"ants"
+
+
+class EmbeddingFileError(ValueError):
+    """A file is not a valid embedding table; the message names the file and what is wrong."""
+
+
+def _check_features(features: Any) -> np.ndarray:
+    arr = np.asarray(features)
+    if arr.ndim != 2:
+        raise ValueError(f"features must be a 2-D array (rows = items, columns = dims), got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"features must be real numbers, got dtype {arr.dtype}")
+    if arr.shape[1] < 1:
+        raise ValueError(f"features must have at least one column, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"features contain NaN or infinite values in {rows.size} row(s), first at row {int(rows[0])}"
+        )
+    return arr
+
+
+def _encode_metadata(metadata: Mapping[str, Any]) -> bytes:
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return json.dumps(dict(metadata), sort_keys=True, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must be JSON-serialisable (str/number/bool/None/list/dict): {exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; not possible on every platform (e.g. Windows), so best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_embeddings(
+    path: str | os.PathLike,
+    features: Any,
+    rows: pd.DataFrame,
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write ``features`` (n, d) with ``rows`` (n rows) and ``metadata`` to a Parquet file.
+
+    ``features`` are stored as float32; ``rows``' columns are stored as they are (the index
+    is not stored) and must not include ``"embedding"``; ``metadata`` must be JSON-serialisable.
+    The parent directory is created if needed. The write is atomic (temporary file in the same
+    directory, fsync, ``os.replace``); on failure nothing is left behind and an existing file
+    at ``path`` is untouched. Returns the path written.
+    """
+    path = Path(path)
+    arr = _check_features(features)
+    if not isinstance(rows, pd.DataFrame):
+        raise TypeError(f"rows must be a pandas DataFrame, got {type(rows).__name__}")
+    if len(rows) != arr.shape[0]:
+        raise ValueError(
+            f"features and rows differ in length: {arr.shape[0]} feature rows but {len(rows)} table rows"
+        )
+    if EMBEDDING_COLUMN in rows.columns:
+        raise ValueError(f"rows must not have a column named {EMBEDDING_COLUMN!r}: it holds the features")
+    if rows.shape[1] == 0:
+        raise ValueError("rows must have at least one column (e.g. an item id) besides the features")
+    bad_names = [c for c in rows.columns if not isinstance(c, str)]
+    if bad_names:
+        raise ValueError(f"row column names must be strings, got {bad_names!r}")
+    meta_bytes = _encode_metadata(metadata)
+
+    table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
+    n, d = arr.shape
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=pa.float32()), d)
+    table = table.append_column(pa.field(EMBEDDING_COLUMN, embedding.type, nullable=False), embedding)
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[METADATA_KEY] = meta_bytes
+    table = table.replace_schema_metadata(schema_meta)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _open(path: Path) -> pq.ParquetFile:
+    if not path.is_file():
+        raise FileNotFoundError(f"embedding file not found: {path}")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise EmbeddingFileError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+def _metadata_of(path: Path, schema: pa.Schema) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise EmbeddingFileError(
+            f"{path} has no {METADATA_KEY.decode()!r} schema metadata: it was not written by "
+            f"ants.embeddings.write_embeddings"
+        )
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise EmbeddingFileError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise EmbeddingFileError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not a JSON object")
+    return meta
+
+
+def read_embeddings_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata dict of an embedding file, read from the schema only (no data pages)."""
+    path = Path(path)
+    return _metadata_of(path, _open(path).schema_arrow)
+
+
+def read_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+    """Read an embedding table written by :func:`write_embeddings`.
+
+    Returns ``(features, rows, metadata)``: a C-contiguous, writable float32 array (n, d); a
+    DataFrame of the other columns (RangeIndex); the metadata dict. Raises
+    ``FileNotFoundError`` for a missing file and :class:`EmbeddingFileError` (naming the file)
+    for a file that is not Parquet, lacks the embedding column or the metadata, or whose
+    embedding column has the wrong type or null entries.
+    """
+    path = Path(path)
+    pfile = _open(path)
+    schema = pfile.schema_arrow
+    meta = _metadata_of(path, schema)
+    if EMBEDDING_COLUMN not in schema.names:
+        raise EmbeddingFileError(
+            f"{path} has no {EMBEDDING_COLUMN!r} column (columns: {schema.names})"
+        )
+    etype = schema.field(EMBEDDING_COLUMN).type
+    if not (pa.types.is_fixed_size_list(etype) and etype.value_type == pa.float32()):
+        raise EmbeddingFileError(
+            f"{path}: column {EMBEDDING_COLUMN!r} has type {etype}, expected fixed_size_list<float32>[d]"
+        )
+    try:
+        table = pfile.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise EmbeddingFileError(f"{path}: cannot read the table: {exc}") from exc
+
+    column = table.column(EMBEDDING_COLUMN).combine_chunks()
+    n, d = len(column), etype.list_size
+    if column.null_count:
+        raise EmbeddingFileError(f"{path}: column {EMBEDDING_COLUMN!r} has {column.null_count} null entries")
+    flat = column.flatten()  # honours the array offset; no per-row work
+    if len(flat) != n * d or flat.null_count:
+        raise EmbeddingFileError(f"{path}: column {EMBEDDING_COLUMN!r} holds null or missing values")
+    features = np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True).reshape(n, d)
+
+    rows = table.drop_columns([EMBEDDING_COLUMN]).to_pandas()
+    if not isinstance(rows.index, pd.RangeIndex):
+        rows = rows.reset_index(drop=True)
+    return features, rows, meta

@@ -1,0 +1,36 @@
+"""Shared test fixtures. Tests run offline: no model or dataset is ever downloaded."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    """The tiny random-weight CLIP (64-d, seed 0) on CPU in fp32, built once per session."""
+    from ants.encoders import ClipSpec, load_clip
+
+    return load_clip(ClipSpec.tiny(seed=0), device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    """Six small generated images (PNG and JPEG, different sizes and content), as paths."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (ext, size) in enumerate([("png", (40, 40)), ("jpg", (64, 48)), ("png", (33, 57)),
+                                     ("jpg", (48, 48)), ("png", (80, 32)), ("jpg", (36, 36))]):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        pixels[: size[1] // 2] = (37 * i) % 256  # a distinct flat band per image
+        path = tmp_path / f"img_{i}.{ext}"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
