@@ -1,0 +1,286 @@
+"""build_backend, the transformers backend and the offline demo model (tiny, built locally)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ants.mllm import build_answerer, build_backend
+from ants.mllm.base import BackendError, Query
+from ants.mllm.demo import ANSWER_WORDS, MARKER, build_demo_model, demo_backend, ensure_demo_model
+from ants.mllm.hf import TransformersBackend
+from ants.mllm.parsing import parse_vsnl_answer
+from ants.mllm.prompts import Prompting
+
+LLAVA = Prompting("llava")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    return ensure_demo_model(seed=0, model_dir=tmp_path_factory.mktemp("demo") / "mllm")
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "qwen"
+    return ensure_demo_model(seed=0, model_dir=folder, architecture="qwen2vl")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        p = d / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (24 + 4 * i, 40, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def _generate(backend, queries, prompting=LLAVA):
+    kind = queries[0].kind
+    return backend.generate(
+        queries, [prompting.prompt(q) for q in queries], prompting.settings(kind)
+    )
+
+
+# -- build_backend ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"backend": "vllm"},
+            r"mllm.backend: unknown backend 'vllm'; valid backends: demo, transformers, openai",
+        ),
+        ({"model": "x"}, r"mllm.backend: required; valid backends: demo, transformers, openai"),
+        (
+            {"backend": "demo", "sed": 1},
+            r"mllm.sed: unknown setting for backend 'demo'; valid settings: .*seed",
+        ),
+        ({"backend": "transformers"}, r"mllm.model: required for backend 'transformers'"),
+        (
+            {"backend": "transformers", "model": "m", "dtype": "fp8"},
+            r"dtype: unknown value 'fp8'; valid values: fp32, fp16, bf16",
+        ),
+        ({"backend": "openai", "model": "m"}, r"mllm.base_url: required for backend 'openai'"),
+        (
+            {"backend": "openai", "model": "m", "base_url": "localhost:8000"},
+            r"mllm.base_url: expected an http\(s\) URL",
+        ),
+        ({"backend": "demo", "seed": -1}, r"mllm.seed: expected a non-negative int, got -1"),
+    ],
+)
+def test_build_backend_errors(config, message):
+    with pytest.raises(ValueError, match=message):
+        build_backend(config)
+
+
+def test_missing_api_key_variable_is_a_backend_error(monkeypatch):
+    monkeypatch.delenv("ANTS_NO_SUCH_KEY", raising=False)
+    with pytest.raises(
+        BackendError, match="names the environment variable 'ANTS_NO_SUCH_KEY', but it is not set"
+    ):
+        build_backend(
+            {
+                "backend": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "m",
+                "api_key_env": "ANTS_NO_SUCH_KEY",
+            }
+        )
+
+
+def test_transformers_load_failures_are_one_clear_error(tmp_path):
+    missing = TransformersBackend(str(tmp_path / "no-such-folder"))
+    with pytest.raises(BackendError, match="the local folder .*no-such-folder' does not exist"):
+        missing.check()
+    hub = build_backend(
+        {"backend": "transformers", "model": "ants-test-org/no-such-mllm", "revision": "v0"}
+    )
+    with pytest.raises(
+        BackendError,
+        match=r"(?s)cannot load the MLLM 'ants-test-org/no-such-mllm' \(revision 'v0'\).*local folder",
+    ):
+        hub.check()
+    # nothing is loaded until needed: identity works without the model
+    assert hub.identity() == {
+        "backend": "transformers",
+        "model_id": "ants-test-org/no-such-mllm",
+        "revision": "v0",
+        "settings": {"dtype": "fp32"},
+    }
+
+
+# -- the demo model ---------------------------------------------------------------------------
+
+
+def test_demo_model_is_built_deterministically(demo_dir, tmp_path):
+    again = build_demo_model(tmp_path / "again", seed=0)
+    other = build_demo_model(tmp_path / "other", seed=1)
+    weights = (demo_dir / "model.safetensors").read_bytes()
+    assert (again / "model.safetensors").read_bytes() == weights
+    assert (other / "model.safetensors").read_bytes() != weights
+    assert (again / "tokenizer.json").read_text() == (demo_dir / "tokenizer.json").read_text()
+    # built once: a second ensure reuses the folder
+    mtime = (demo_dir / MARKER).stat().st_mtime_ns
+    assert ensure_demo_model(seed=0, model_dir=demo_dir) == demo_dir
+    assert (demo_dir / MARKER).stat().st_mtime_ns == mtime
+
+
+def test_demo_refuses_a_foreign_folder(tmp_path, demo_dir):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "something.txt").write_text("hi")
+    with pytest.raises(BackendError, match="exists but is not a demo model"):
+        ensure_demo_model(seed=0, model_dir=tmp_path / "x")
+    with pytest.raises(
+        BackendError,
+        match=r"holds architecture='llava' seed=0 version=1, not architecture='llava' seed=3",
+    ):
+        ensure_demo_model(seed=3, model_dir=demo_dir)
+    with pytest.raises(
+        ValueError, match="unknown demo architecture 'blip'; valid architectures: llava, qwen2vl"
+    ):
+        ensure_demo_model(architecture="blip")
+
+
+def test_demo_backend_identity(demo_dir, tmp_path):
+    b = demo_backend(0, model_dir=demo_dir)
+    ident = b.identity()
+    assert ident["backend"] == "demo" and ident["model_id"] == "ants-demo-llava-tiny"
+    assert ident["revision"].startswith("v1-seed0-")
+    other = demo_backend(1, model_dir=tmp_path / "seed1")
+    assert other.identity()["revision"].startswith("v1-seed1-") and other.identity() != ident
+
+
+def test_demo_describes_images_deterministically(demo_dir, images):
+    queries = [Query("ens", "tench", image=p) for p in images]
+    first = _generate(demo_backend(0, model_dir=demo_dir), queries)
+    second = _generate(
+        demo_backend(0, model_dir=demo_dir), queries
+    )  # a fresh load of the same folder
+    assert first == second
+    words = set(ANSWER_WORDS)
+    for text in first:
+        tokens = text.split()
+        assert 3 <= len(tokens) <= 7 and len(set(tokens)) == len(tokens)
+        assert set(tokens) <= words
+    assert len(set(first)) > 1  # the image matters
+
+
+def test_demo_vsnl_answers_parse(demo_dir):
+    classes = ["tench", "goldfish", "great white shark"]
+    texts = _generate(demo_backend(0, model_dir=demo_dir), [Query("vsnl", c) for c in classes])
+    for c, text in zip(classes, texts, strict=True):
+        assert [line.split(".")[0].strip() for line in text.splitlines()] == [
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ]
+        answer = parse_vsnl_answer(text, c)
+        assert answer.status == "ok" and len(answer.negatives) == 5
+        assert set(answer.negatives) <= set(ANSWER_WORDS)
+
+
+# -- the transformers path: batched == one at a time ------------------------------------------
+
+
+def _check_left_padding_happens(backend, queries):
+    backend.check()
+    proc = backend._processor
+    lengths = {len(proc.tokenizer(LLAVA.prompt(q))["input_ids"]) for q in queries}
+    assert len(lengths) > 1, "the prompts must differ in length so that the batch is padded"
+    assert proc.tokenizer.padding_side == "left"
+
+
+@pytest.mark.parametrize("architecture", ["llava", "qwen2vl"])
+@pytest.mark.parametrize("constrained", [False, True])
+def test_batched_equals_one_at_a_time(demo_dir, qwen_dir, images, constrained, architecture):
+    folder = demo_dir if architecture == "llava" else qwen_dir
+    if constrained:
+        backend = demo_backend(0, model_dir=folder, architecture=architecture)
+    else:  # the plain transformers backend on the demo folder: free greedy decoding
+        backend = build_backend({"backend": "transformers", "model": str(folder), "device": "cpu"})
+    classes = ["tench", "great white shark", "goldfish", "American lobster", "ox", "hen"]
+    queries = [Query("ens", c, image=p) for c, p in zip(classes, images, strict=True)]
+    _check_left_padding_happens(backend, queries)
+    short = Prompting(
+        "llava", generation={"ens": {"max_new_tokens": 12}, "vsnl": {"max_new_tokens": 20}}
+    )
+    batched = _generate(backend, queries, short)
+    single = [_generate(backend, [q], short)[0] for q in queries]
+    assert all(isinstance(t, str) and t for t in batched)
+    assert batched == single
+    vsnl = [Query("vsnl", c) for c in classes]
+    assert _generate(backend, vsnl, short) == [_generate(backend, [q], short)[0] for q in vsnl]
+
+
+def test_qwen2vl_demo_with_the_qwen_prompts(qwen_dir, images):
+    config = {"backend": "demo", "architecture": "qwen2vl", "model_dir": str(qwen_dir)}
+    backend = build_backend(config)
+    assert backend.identity()["model_id"] == "ants-demo-qwen2vl-tiny"
+    qwen = Prompting("qwen2vl")
+    ens = _generate(backend, [Query("ens", "tench", image=p) for p in images], qwen)
+    assert all(3 <= len(t.split()) <= 7 for t in ens) and len(set(ens)) > 1
+    classes = ["tench", "great white shark"]
+    vsnl = _generate(backend, [Query("vsnl", c) for c in classes], qwen)
+    statuses = [parse_vsnl_answer(t, c).status for t, c in zip(vsnl, classes, strict=True)]
+    assert statuses == ["ok", "ok"]
+
+
+def test_vsnl_text_only_without_blank_image(demo_dir):
+    backend = demo_backend(0, model_dir=demo_dir)
+    text_only = Prompting("llava", generation={"vsnl": {"blank_image_size": None}})
+    with_blank = _generate(backend, [Query("vsnl", "tench")])
+    without = _generate(backend, [Query("vsnl", "tench")], text_only)
+    assert parse_vsnl_answer(without[0], "tench").status == "ok"
+    assert without != with_blank  # the blank image really is (or is not) in the input
+
+
+def test_image_resize_setting_changes_the_input(demo_dir, images):
+    backend = demo_backend(0, model_dir=demo_dir)
+    q = [Query("ens", "tench", image=images[5])]
+    resized = Prompting("llava", generation={"ens": {"image_size": [3, 3]}})
+    assert _generate(backend, q) != _generate(backend, q, resized)
+
+
+def test_unreadable_image_fails_only_its_query(demo_dir, images, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    backend = demo_backend(0, model_dir=demo_dir)
+    out = _generate(
+        backend, [Query("ens", "tench", image=images[0]), Query("ens", "tench", image=str(bad))]
+    )
+    assert isinstance(out[0], str) and out[0]
+    assert (
+        isinstance(out[1], Exception)
+        and "cannot read image" in str(out[1])
+        and "broken.png" in str(out[1])
+    )
+    with pytest.raises(ValueError, match="a batch must hold queries of one kind"):
+        backend.generate(
+            [Query("vsnl", "a"), Query("ens", "b", image=images[0])],
+            ["p", "q"],
+            {"max_new_tokens": 3},
+        )
+
+
+def test_build_answerer_on_the_demo(demo_dir, images, tmp_path):
+    config = {
+        "backend": "demo",
+        "seed": 0,
+        "model_dir": str(demo_dir),
+        "family": "llava",
+        "batch_size": 4,
+    }
+    answerer = build_answerer(config, cache_path=tmp_path / "answers.sqlite")
+    queries = [Query("ens", "tench", image=p) for p in images] + [Query("vsnl", "tench")]
+    answers = answerer(queries)
+    assert [a.status for a in answers] == ["ok"] * 7
+    assert answerer.stats["generated"] == 7
+    again = build_answerer(config, cache_path=tmp_path / "answers.sqlite")(queries)
+    assert [a.negatives for a in again] == [a.negatives for a in answers]
+    assert all(a.extra["from_cache"] for a in again)

@@ -1,0 +1,412 @@
+"""The content-addressed answer cache, the cached answerer and the negatives log."""
+
+import hashlib
+import multiprocessing as mp
+import os
+import shutil
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from ants.mllm.answering import (
+    LOG_COLUMNS,
+    CachedAnswerer,
+    answer_all,
+    answer_records,
+    file_sha256,
+    read_answer_log,
+    write_answer_log,
+)
+from ants.mllm.base import Answer, BackendError, Query
+from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
+from ants.mllm.openai_http import OpenAIBackend
+from ants.mllm.prompts import Prompting
+
+IDENTITY = {
+    "backend": "transformers",
+    "model_id": "llava-hf/llava-1.5-7b-hf",
+    "revision": "abc",
+    "settings": {"dtype": "fp16"},
+}
+SETTINGS = {"max_new_tokens": 30, "image_size": None}
+QUERY = Query("ens", "tench", image="/data/a.jpg", image_sha256="1" * 64)
+PROMPT = "Describe this image in fewer than eight words. Do not include the class name tench."
+
+# -- cache key --------------------------------------------------------------------------------
+
+
+def test_cache_key_changes_with_what_determines_the_answer():
+    base = cache_key(IDENTITY, PROMPT, QUERY, SETTINGS)
+    assert len(base) == 64 and int(base, 16) >= 0
+    changed = [
+        cache_key({**IDENTITY, "model_id": "Qwen/Qwen2-VL-2B-Instruct"}, PROMPT, QUERY, SETTINGS),
+        cache_key({**IDENTITY, "revision": "def"}, PROMPT, QUERY, SETTINGS),
+        cache_key({**IDENTITY, "backend": "openai"}, PROMPT, QUERY, SETTINGS),
+        cache_key({**IDENTITY, "settings": {"dtype": "bf16"}}, PROMPT, QUERY, SETTINGS),
+        cache_key(IDENTITY, PROMPT + " ", QUERY, SETTINGS),
+        cache_key(
+            IDENTITY,
+            PROMPT,
+            Query("ens", "tench", image="/data/a.jpg", image_sha256="2" * 64),
+            SETTINGS,
+        ),
+        cache_key(IDENTITY, PROMPT, QUERY, {**SETTINGS, "max_new_tokens": 10}),
+        cache_key(IDENTITY, PROMPT, QUERY, {**SETTINGS, "image_size": [56, 56]}),
+    ]
+    assert len(set(changed)) == len(changed) and base not in changed
+
+
+def test_cache_key_ignores_image_path_and_dict_order():
+    base = cache_key(IDENTITY, PROMPT, QUERY, SETTINGS)
+    moved = Query("ens", "tench", image="/elsewhere/copy.jpg", image_sha256="1" * 64)
+    assert cache_key(IDENTITY, PROMPT, moved, SETTINGS) == base
+    reordered = dict(reversed(list(IDENTITY.items())))
+    assert cache_key(reordered, PROMPT, QUERY, dict(reversed(list(SETTINGS.items())))) == base
+
+
+def test_cache_key_vsnl_uses_the_class_name():
+    s = {"max_new_tokens": 100, "blank_image_size": [28, 28]}
+    a = cache_key(IDENTITY, "p", Query("vsnl", "tench"), s)
+    assert a == cache_key(IDENTITY, "p", Query("vsnl", "tench"), s)
+    assert a != cache_key(IDENTITY, "p", Query("vsnl", "goldfish"), s)
+
+
+def test_cache_key_ignores_the_api_key(monkeypatch):
+    monkeypatch.setenv("ANTS_TEST_KEY", "sk-first-secret")
+    first = OpenAIBackend("http://127.0.0.1:9/v1", "m", api_key_env="ANTS_TEST_KEY")
+    monkeypatch.setenv("ANTS_TEST_KEY", "sk-second-secret")
+    second = OpenAIBackend("http://127.0.0.1:9/v1", "m", api_key_env="ANTS_TEST_KEY")
+    assert first.identity() == second.identity()
+    assert "secret" not in repr(first.identity()) + repr(first)
+    k1 = cache_key(first.identity(), "p", Query("vsnl", "tench"), {"max_new_tokens": 5})
+    assert k1 == cache_key(second.identity(), "p", Query("vsnl", "tench"), {"max_new_tokens": 5})
+
+
+def test_cache_key_needs_an_identity():
+    with pytest.raises(ValueError, match="backend identity lacks 'revision'"):
+        cache_key({"backend": "x", "model_id": "y"}, "p", QUERY, SETTINGS)
+
+
+# -- the SQLite store -------------------------------------------------------------------------
+
+
+def _entry(i: int, tag: str = "") -> CachedAnswer:
+    return CachedAnswer(
+        key=hashlib.sha256(f"{tag}:{i}".encode()).hexdigest(),
+        kind="vsnl",
+        raw_text=f"1. name{i}{tag}",
+        negatives=(f"name{i}{tag}",),
+        answered_at="2026-01-01T00:00:00+00:00",
+        seconds=0.5,
+        identity=IDENTITY,
+        prompt="p",
+        settings={"max_new_tokens": 100},
+    )
+
+
+def test_put_get_round_trip_and_failed_not_stored(tmp_path):
+    cache = AnswerCache(tmp_path / "a.sqlite")
+    failed = CachedAnswer(key="f" * 64, kind="ens", raw_text="", status="failed", reason="timeout")
+    empty = CachedAnswer(
+        key="e" * 64, kind="ens", raw_text=" ", status="empty", reason="the answer is empty"
+    )
+    assert cache.put_many([_entry(1), failed, empty]) == 2
+    got = cache.get_many([_entry(1).key, "f" * 64, "e" * 64, "x" * 64])
+    assert set(got) == {_entry(1).key, "e" * 64}
+    assert got[_entry(1).key] == _entry(1)
+    assert got[_entry(1).key].identity == IDENTITY and got[_entry(1).key].settings == {
+        "max_new_tokens": 100
+    }
+    assert got["e" * 64].status == "empty"
+    assert len(cache) == 2 and ("f" * 64) not in cache
+    cache.close()
+    # a fresh connection sees the same, and the file is in WAL mode
+    with sqlite3.connect(tmp_path / "a.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert len(AnswerCache(tmp_path / "a.sqlite")) == 2
+
+
+def test_cache_path_errors(tmp_path):
+    with pytest.raises(ValueError, match="is a directory; give a file path"):
+        AnswerCache(tmp_path)
+    bad = tmp_path / "not.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="cannot open the answer cache"):
+        AnswerCache(bad)
+
+
+def _write_then_die(path: str, n_committed: int) -> None:
+    cache = AnswerCache(path)
+    for i in range(n_committed):
+        cache.put_many([_entry(i)])  # each committed on its own
+    conn = cache._connect()
+    conn.execute("BEGIN IMMEDIATE")  # a batch in progress when the process dies
+    conn.execute(
+        "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        ("9" * 64, "ens", "uncommitted", "[]", "ok", "", "", 0.0, "{}", "", "{}"),
+    )
+    os._exit(1)
+
+
+def _write_many(path: str, tag: str, n: int, barrier) -> None:
+    cache = AnswerCache(path)
+    barrier.wait(60)  # both writers start together
+    for i in range(n):
+        cache.put_many([_entry(i, tag)])
+        cache.get_many([_entry(i, tag).key])
+    cache.close()
+
+
+def test_killed_writer_keeps_every_committed_answer(tmp_path):
+    path = str(tmp_path / "k.sqlite")
+    ctx = mp.get_context("spawn")
+    child = ctx.Process(target=_write_then_die, args=(path, 7))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 1
+    cache = AnswerCache(path)
+    assert sorted(cache.keys()) == sorted(_entry(i).key for i in range(7))
+    assert cache.get("9" * 64) is None
+    assert cache.get(_entry(3).key).raw_text == "1. name3"
+
+
+def test_two_processes_write_concurrently(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    AnswerCache(path).close()
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_write_many, args=(path, tag, 150, barrier)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    cache = AnswerCache(path)
+    assert len(cache) == 300
+    got = cache.get_many([_entry(i, t).key for t in ("a", "b") for i in range(150)])
+    assert all(
+        got[_entry(i, t).key].raw_text == f"1. name{i}{t}" for t in ("a", "b") for i in range(150)
+    )
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# -- the cached answerer ----------------------------------------------------------------------
+
+
+class CountingBackend:
+    """A fake backend: deterministic texts, records every call; 'bad' images fail."""
+
+    def __init__(self, model_id="fake-model", fail_on_batch=None):
+        self.model_id = model_id
+        self.calls: list[list[Query]] = []
+        self.checks = 0
+        self.fail_on_batch = fail_on_batch
+
+    def identity(self):
+        return {"backend": "fake", "model_id": self.model_id, "revision": "r1", "settings": {}}
+
+    def check(self):
+        self.checks += 1
+
+    def generate(self, queries, prompts, settings):
+        self.calls.append(list(queries))
+        if self.fail_on_batch is not None and len(self.calls) == self.fail_on_batch:
+            raise KeyboardInterrupt  # the process is killed mid-way
+        out = []
+        for q in queries:
+            if q.kind == "vsnl":
+                out.append(f"1. {q.class_name} twin\n2. {q.class_name} cousin")
+            elif "bad" in os.path.basename(q.image):
+                out.append(RuntimeError("cannot read image"))
+            else:
+                out.append(f"A picture of {os.path.basename(q.image)}.")
+        return out
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(10):
+        p = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def _queries(images):
+    return [Query("ens", "tench", image=p) for p in images] + [
+        Query("vsnl", c) for c in ("tench", "goldfish", "carp")
+    ]
+
+
+def test_hits_never_reach_the_backend(tmp_path, images):
+    queries = _queries(images)
+    backend = CountingBackend()
+    first = CachedAnswerer(
+        backend, AnswerCache(tmp_path / "c.sqlite"), Prompting("llava"), batch_size=4
+    )
+    answers = first(queries)
+    # misses in batches of 4, one kind at a time: 10 ENS -> 4 + 4 + 2, 3 VSNL -> 3
+    assert [len(c) for c in backend.calls] == [4, 4, 2, 3]
+    assert [{q.kind for q in c} for c in backend.calls] == [{"ens"}] * 3 + [{"vsnl"}]
+    assert backend.checks == 1
+    assert answers[0].negatives == ("A picture of img0.png",) and answers[0].status == "ok"
+    assert answers[11].negatives == ("goldfish twin", "goldfish cousin")
+    assert answers[0].extra["from_cache"] is False
+
+    again = CountingBackend()
+    second = CachedAnswerer(
+        again, AnswerCache(tmp_path / "c.sqlite"), Prompting("llava"), batch_size=4
+    )
+    replayed = second(queries)
+    assert again.calls == [] and again.checks == 0  # all hits: no generation, no check
+    assert [a.negatives for a in replayed] == [a.negatives for a in answers]
+    assert [a.cache_key for a in replayed] == [a.cache_key for a in answers]
+    assert all(a.extra["from_cache"] for a in replayed)
+    assert second.stats["hits"] == 13 and second.stats["generated"] == 0
+
+
+def test_a_changed_prompt_or_model_is_asked_again(tmp_path, images):
+    queries = _queries(images)[:2]
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    CachedAnswerer(CountingBackend(), cache, Prompting("llava"))(queries)
+    qwen = CountingBackend()
+    CachedAnswerer(qwen, cache, Prompting("qwen2vl"))(queries)
+    other_model = CountingBackend(model_id="another")
+    CachedAnswerer(other_model, cache, Prompting("llava"))(queries)
+    assert sum(len(c) for c in qwen.calls) == 2 and sum(len(c) for c in other_model.calls) == 2
+
+
+def test_moved_image_and_duplicates_are_hits(tmp_path, images):
+    backend = CountingBackend()
+    answerer = CachedAnswerer(
+        backend, AnswerCache(tmp_path / "c.sqlite"), Prompting("qwen2vl"), batch_size=8
+    )
+    # the same image three times (qwen's ENS prompt has no class name): asked once
+    answers = answerer(
+        [
+            Query("ens", "tench", image=images[0]),
+            Query("ens", "carp", image=images[0]),
+            Query("ens", "tench", image=images[0]),
+        ]
+    )
+    assert [len(c) for c in backend.calls] == [1]
+    assert len({a.cache_key for a in answers}) == 1
+    assert answers[0].extra["image_sha256"] == file_sha256(images[0])
+    copy = tmp_path / "moved" / "renamed.png"
+    copy.parent.mkdir()
+    shutil.copy(images[0], copy)
+    moved = answerer([Query("ens", "tench", image=str(copy))])
+    assert [len(c) for c in backend.calls] == [1] and moved[0].cache_key == answers[0].cache_key
+
+
+def test_failed_answers_are_recorded_and_retried(tmp_path, images):
+    bad = str(tmp_path / "bad.png")
+    shutil.copy(images[1], bad)
+    queries = [Query("ens", "tench", image=images[0]), Query("ens", "tench", image=bad)]
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    backend = CountingBackend()
+    answers = CachedAnswerer(backend, cache, Prompting("llava"))(queries)
+    assert [a.status for a in answers] == ["ok", "failed"]
+    assert answers[1].reason == "cannot read image" and answers[1].negatives == ()
+    assert len(cache) == 1
+    rerun = CountingBackend()
+    CachedAnswerer(rerun, cache, Prompting("llava"))(queries)
+    assert [[os.path.basename(q.image) for q in c] for c in rerun.calls] == [["bad.png"]]
+
+
+def test_a_killed_run_keeps_finished_batches(tmp_path, images):
+    queries = _queries(images)
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    dying = CountingBackend(fail_on_batch=3)
+    with pytest.raises(KeyboardInterrupt):
+        CachedAnswerer(dying, cache, Prompting("llava"), batch_size=4)(queries)
+    assert len(cache) == 8  # two batches of 4 were committed
+    rerun = CountingBackend()
+    answers = CachedAnswerer(rerun, cache, Prompting("llava"), batch_size=4)(queries)
+    assert [len(c) for c in rerun.calls] == [2, 3]  # only the 5 missing ones
+    assert all(a.status == "ok" for a in answers)
+
+
+def test_unusable_backend_fails_before_any_generation(tmp_path, images):
+    class Broken(CountingBackend):
+        def check(self):
+            raise BackendError("wrong key")
+
+    backend = Broken()
+    with pytest.raises(BackendError, match="wrong key"):
+        CachedAnswerer(backend, AnswerCache(tmp_path / "c.sqlite"))(_queries(images))
+    assert backend.calls == []
+
+
+def test_batch_size_must_be_positive():
+    with pytest.raises(ValueError, match="mllm.batch_size: expected a positive int, got 0"):
+        CachedAnswerer(CountingBackend(), None, batch_size=0)
+
+
+def test_cached_text_is_reparsed(tmp_path, images):
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    answerer = CachedAnswerer(CountingBackend(), cache, Prompting("llava"))
+    q = Query("vsnl", "tench")
+    key = answerer.prepare(q)[3]
+    # a stored raw text with stale parsed values: the current parser wins
+    cache.put_many(
+        [
+            CachedAnswer(
+                key=key, kind="vsnl", raw_text="1. carp\n2. Tench\n3. koi", negatives=("stale",)
+            )
+        ]
+    )
+    assert answerer([q])[0].negatives == ("carp", "koi")
+
+
+# -- the negatives log ------------------------------------------------------------------------
+
+
+def test_answer_log_round_trip(tmp_path, images):
+    queries = _queries(images)[:2] + _queries(images)[-1:]
+    answers = answer_all(
+        queries,
+        CachedAnswerer(CountingBackend(), AnswerCache(tmp_path / "c.sqlite")),
+        progress=False,
+    )
+    df = answer_records(queries, answers, stream_id="inat-seed0", batch_index=[3, 3, 10])
+    assert tuple(df.columns) == LOG_COLUMNS
+    assert df["kind"].tolist() == ["ens", "ens", "vsnl"]
+    assert df["image_sha256"].tolist()[:2] == [file_sha256(images[0]), file_sha256(images[1])]
+    assert df["negatives"].tolist()[2] == ["carp twin", "carp cousin"]
+    assert df["backend"].unique().tolist() == ["fake"]
+    assert (
+        '"generation":{"blank_image_size":[28,28],"max_new_tokens":100}' in df["settings"].iloc[2]
+    )
+    path = write_answer_log(tmp_path / "logs" / "answers.parquet", df)
+    assert os.listdir(path.parent) == ["answers.parquet"]  # no temporary file left behind
+    schema = pq.read_schema(path)
+    assert str(schema.field("negatives").type) == "list<element: string>"
+    back = read_answer_log(path)
+    assert back["negatives"].tolist() == df["negatives"].tolist()
+    assert back["batch_index"].tolist() == [3, 3, 10]
+    assert back["cache_key"].tolist() == [a.cache_key for a in answers]
+
+
+def test_answer_log_errors(tmp_path):
+    answer = Answer(raw_text="1. x", negatives=("x",))
+    with pytest.raises(ValueError, match="batch_index: expected one value or 2 values"):
+        answer_records([Query("vsnl", "a"), Query("vsnl", "b")], [answer] * 2, batch_index=[1])
+    with pytest.raises(ValueError, match="lacks column 'stream_id'"):
+        write_answer_log(tmp_path / "x.parquet", pd.DataFrame({"kind": ["ens"]}))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_answer_log(tmp_path / "missing.parquet")
+
+
+def test_file_sha256_matches_hashlib(tmp_path):
+    p = tmp_path / "blob.bin"
+    data = np.random.default_rng(1).integers(0, 256, 3 * 1024 + 5, dtype=np.uint8).tobytes()
+    p.write_bytes(data)
+    assert file_sha256(p, chunk_size=1000) == hashlib.sha256(data).hexdigest()
