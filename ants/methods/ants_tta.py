@@ -1,0 +1,802 @@
+"""ANTS: adaptive negative textual space shaping at test time (METHOD.md sections 6, 7, 10).
+
+The stream is processed batch by batch (batches numbered from 1), in the order of section 10:
+
+1. logits of the batch against [K ID labels + the mined negatives]; ``S_nl`` = grouped score
+   (group size ``s``); predictions = argmax of the ID logits; both appended to the history;
+2. NIM: while fewer than E ENS updates have happened, samples with ``S_nl < threshold``
+   (strictly) join the candidate cache;
+3. ENS (far-OOD): while fewer than E updates have happened and the cache holds MORE than
+   ``ens_trigger_size`` candidates: update the threshold (``code`` rule: histogram jump +
+   eta-percentile of the whole history; ``paper`` rule: the largest of the lowest eta fraction
+   of the cached scores), ask the MLLM to describe every cached image (ONE answerer call),
+   normalise and encode the sentences without a template, PREPEND them to the ENS bank and
+   keep its LAST ``ens_bank_cap`` rows; clear the cache; count the update;
+4. VSNL (near-OOD): at batches ``start, start + interval, ...``: the most predicted ID classes
+   so far (``top_k``: ``Counter.most_common``, ties in first-seen order; ``top_fraction``:
+   the same with ``k = round(delta * K)``); ask (ONE answerer call) for the classes of that
+   subset not yet cached; drop cached classes that left it; the bank = the de-duplicated
+   labels in cache order, encoded with "The nice {}.";
+5. score THIS batch with the banks as they now are: ``S_ens``, ``S_vsnl`` (plain score for a
+   bank of at most ``s`` entries, grouped otherwise; an empty bank falls back to ``S_nl``);
+6. ``lambda`` from the statistics so far (current batch included) and
+   ``S_ada = lambda * S_ens + (1 - lambda) * S_vsnl``.
+
+Step 1 depends on each sample alone, so it is computed for the whole stream first, in fixed
+chunks (:data:`STATIC_CHUNK` rows); the state machine (steps 2-6) then runs batch by batch and
+only ever reads the history up to the current batch. Every score is "higher = more
+in-distribution". All three outputs (``ada``, ``far_only`` = ``S_ens``, ``near_only`` =
+``S_vsnl``) and ``s_nl`` are returned; ``config.in_score`` picks the main one (the released
+scripts report ``far_only`` on far-OOD and ``near_only`` on near-OOD; the paper ``ada``).
+
+The optional activation-aware ENS (TANL; ``activation_aware_ens``) replaces ``S_ens`` of a
+batch by :func:`activation_selected_score` against the whole ENS bank, with the threshold
+:func:`activation_threshold` of the last ``activation_queue`` plain ``S_ens`` scores (current
+batch included); the balanced ENS score used for lambda is unchanged, as in the authors' code.
+``activation_top`` defaults to METHOD.md's 500 (the authors' config default is 1000).
+
+Queries never depend on answers: a VSNL class counts as cached once it has been asked,
+whatever the answer; an ENS update counts even when every answer was empty. Answers whose
+status is not ``"ok"`` contribute nothing. This is what makes plan -> answer -> replay exact
+(:mod:`ants.replay`).
+
+Conventions chosen where METHOD.md leaves room (documented, tested):
+
+* ENS sentences are normalised and de-duplicated (case-insensitively) within one update, as
+  the authors' code does; the bank may repeat a sentence across updates.
+* ``paper`` threshold rule: ``k = max(1, ceil(eta * n))`` lowest cached scores; the new
+  threshold is the largest of them.
+* ``paper`` lambda statistics: running means of ``S_ens`` and ``S_vsnl`` (the scores
+  emitted at their batch) over the samples mined into the NIM cache so far; 0.5 before any.
+* ``code`` lambda statistics: running means (float64 sums) of the balanced scores of every
+  sample so far; the balanced group size defaults to K (the authors use the number of ID
+  classes, 1000 on ImageNet).
+* lambda = 0.5 when ``|(1 - a) + (1 - b)|`` is below float32 epsilon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ants.methods import MethodResult, as_features, batch_slices
+from ants.mllm.base import Answer, Answerer, Query
+from ants.mllm.parsing import normalise_sentences
+from ants.scores import group_layout
+
+__all__ = [
+    "IN_SCORES",
+    "LAMBDA_STATS",
+    "NEAR_SUBSETS",
+    "PRESETS",
+    "THRESHOLD_RULES",
+    "AntsConfig",
+    "AntsResult",
+    "AntsTrace",
+    "EncodeText",
+    "activation_selected_score",
+    "activation_threshold",
+    "adaptive_weight",
+    "ants_config",
+    "prepend_keep_last",
+    "run_ants",
+    "threshold_code_rule",
+    "threshold_paper_rule",
+    "top_predicted",
+]
+
+THRESHOLD_RULES = ("code", "paper")
+NEAR_SUBSETS = ("top_k", "top_fraction")
+LAMBDA_STATS = ("code", "paper")
+IN_SCORES = ("ada", "far_only", "near_only")
+
+#: encode_text(texts, template) -> (len(texts), d) L2-normalised float array; the template is
+#: a format string with one ``{}`` ("{}" = no template).
+EncodeText = Callable[[Sequence[str], str], np.ndarray]
+
+_F32_EPS = float(np.finfo(np.float32).eps)
+#: rows per chunk of the static pass (S_nl, predictions); fixed so every run chunks alike
+STATIC_CHUNK = 4096
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class AntsConfig:
+    """Every switch of METHOD.md section 7 (the MLLM family is the backend's business).
+
+    The defaults are the ``authors_code`` preset; :meth:`preset` gives ``paper``.
+    """
+
+    initial_threshold: float = 0.8  # NIM gamma0: paper 0.9, code 0.8
+    threshold_rule: str = "code"  # 'code' (histogram jump + percentile) | 'paper'
+    eta: float = 0.5
+    near_subset: str = "top_k"  # 'top_k' (code, 40) | 'top_fraction' (paper, delta 0.08)
+    near_top_k: int = 40
+    near_delta: float = 0.08
+    lambda_stats: str = "code"  # 'code' (balanced, all samples) | 'paper' (mined images)
+    in_score: str = "far_only"  # main output: 'ada' | 'far_only' | 'near_only'
+    ens_max_updates: int = 10  # E (10 in the released ImageNet script, 20 in the config default)
+    ens_trigger_size: int = 200  # update when the cache holds MORE than this
+    ens_bank_cap: int = 10_000
+    vsnl_start: int = 10  # first VSNL batch (the near-only script uses 1)
+    vsnl_interval: int = 40
+    vsnl_labels_per_class: int = 5
+    group_size: int = 100  # s, for S_nl, S_ens and S_vsnl
+    balanced_group_size: int | None = None  # None = K (the authors' class_num)
+    balanced_tiling: int = 10  # VSNL bank tiled this many times for its balanced score
+    tau: float = 0.01
+    grouping_seed: int = 0
+    ens_template: str = "{}"
+    vsnl_template: str = "The nice {}."
+    activation_aware_ens: bool = False  # TANL extension (end of section 6)
+    activation_top: int = 500
+    activation_step: int = 2
+    activation_gap: float = 0.5
+    activation_queue: int = 20_000
+
+    def __post_init__(self) -> None:
+        def choice(name: str, valid: tuple[str, ...]) -> None:
+            value = getattr(self, name)
+            if value not in valid:
+                raise ValueError(
+                    f"AntsConfig.{name}={value!r} is not valid; valid values: {', '.join(valid)}"
+                )
+
+        def positive_int(name: str, minimum: int = 1) -> None:
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < minimum
+            ):
+                raise ValueError(
+                    f"AntsConfig.{name} must be an integer >= {minimum}, got {value!r}"
+                )
+
+        def unit_float(name: str, *, open_low: bool = False) -> None:
+            value = getattr(self, name)
+            ok = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            if not ok or not (0.0 < value <= 1.0 if open_low else 0.0 <= value <= 1.0):
+                bounds = "(0, 1]" if open_low else "[0, 1]"
+                raise ValueError(f"AntsConfig.{name} must be a number in {bounds}, got {value!r}")
+
+        choice("threshold_rule", THRESHOLD_RULES)
+        choice("near_subset", NEAR_SUBSETS)
+        choice("lambda_stats", LAMBDA_STATS)
+        choice("in_score", IN_SCORES)
+        for name in ("initial_threshold", "eta", "activation_gap"):
+            unit_float(name)
+        unit_float("near_delta", open_low=True)
+        for name in (
+            "near_top_k",
+            "ens_bank_cap",
+            "vsnl_start",
+            "vsnl_interval",
+            "vsnl_labels_per_class",
+            "group_size",
+            "balanced_tiling",
+            "activation_top",
+            "activation_step",
+            "activation_queue",
+        ):
+            positive_int(name)
+        positive_int("ens_max_updates", 0)
+        positive_int("ens_trigger_size", 0)
+        positive_int("grouping_seed", 0)
+        if self.balanced_group_size is not None:
+            positive_int("balanced_group_size")
+        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
+            raise ValueError(f"AntsConfig.tau must be a positive number, got {self.tau!r}")
+        if not isinstance(self.activation_aware_ens, bool):
+            raise ValueError(
+                f"AntsConfig.activation_aware_ens must be True or False, got {self.activation_aware_ens!r}"
+            )
+        for name in ("ens_template", "vsnl_template"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value.count("{}") != 1:
+                raise ValueError(
+                    f"AntsConfig.{name} must be a format string with exactly one '{{}}', got {value!r}"
+                )
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> AntsConfig:
+        """The ``paper`` or ``authors_code`` preset, with optional switch overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown ANTS preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        return ants_config({**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Switch values of the two presets (section 7); everything not listed is shared.
+PRESETS: dict[str, dict[str, Any]] = {
+    "authors_code": {},
+    "paper": {
+        "initial_threshold": 0.9,
+        "threshold_rule": "paper",
+        "near_subset": "top_fraction",
+        "lambda_stats": "paper",
+        "in_score": "ada",
+    },
+}
+
+
+def ants_config(config: AntsConfig | str | Mapping[str, Any] | None = None) -> AntsConfig:
+    """An :class:`AntsConfig` from a config, a preset name, or a mapping of switches.
+
+    A mapping may name a ``preset`` (default ``authors_code``) and override any switch; an
+    unknown key is an error that lists the valid ones.
+    """
+    if config is None:
+        return AntsConfig()
+    if isinstance(config, AntsConfig):
+        return config
+    if isinstance(config, str):
+        return AntsConfig.preset(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"an ANTS config must be an AntsConfig, a preset name or a mapping, got {type(config).__name__}"
+        )
+    values = dict(config)
+    preset = values.pop("preset", "authors_code")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown ANTS preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    valid = [f.name for f in fields(AntsConfig)]
+    unknown = sorted(k for k in values if k not in valid)
+    if unknown:
+        raise ValueError(
+            f"unknown ANTS switch(es) {', '.join(map(repr, unknown))}; valid switches: preset, {', '.join(valid)}"
+        )
+    return replace(AntsConfig(), **{**PRESETS[preset], **values})
+
+
+# --------------------------------------------------------------------------------------------
+# pure pieces of the state machine
+
+
+def threshold_code_rule(history: Any, eta: float) -> tuple[float, float]:
+    """The authors' NIM threshold update from the whole ``S_nl`` history (float32).
+
+    Histogram on the 11 edges ``numpy.arange(0.0, 1.1, 0.1)``; ``upper`` = the right edge of
+    the first bin of the adjacent pair with the largest absolute count difference; the new
+    threshold = ``numpy.percentile(history[history < upper], 100 * eta)`` (linear; all of the
+    history when nothing is below ``upper``). Returns ``(threshold, upper)``.
+    """
+    values = np.asarray(history, dtype=np.float32).ravel()
+    if values.size == 0:
+        raise ValueError("cannot update the threshold from an empty S_nl history")
+    edges = np.arange(0.0, 1.1, 0.1)
+    counts, _ = np.histogram(values, edges)
+    upper = float(edges[int(np.argmax(np.abs(np.diff(counts)))) + 1])
+    low = values[values < np.float32(upper)]  # compared in float32, as numpy does for the authors
+    if low.size == 0:
+        low = values
+    return float(np.percentile(low, 100.0 * eta)), upper
+
+
+def threshold_paper_rule(candidate_scores: Any, eta: float) -> float:
+    """The paper's NIM threshold: the largest of the lowest ``ceil(eta * n)`` cached scores."""
+    s = np.sort(np.asarray(candidate_scores, dtype=np.float64).ravel())
+    if s.size == 0:
+        raise ValueError("cannot update the threshold without cached candidates")
+    k = max(1, math.ceil(eta * s.size))
+    return float(s[k - 1])
+
+
+def prepend_keep_last(bank: torch.Tensor | None, new: torch.Tensor, cap: int) -> torch.Tensor:
+    """The authors' ENS queue: ``cat([new, bank])[-cap:]`` (on overflow the NEWEST are dropped)."""
+    combined = new if bank is None or bank.shape[0] == 0 else torch.cat([new, bank], dim=0)
+    return combined[-cap:]
+
+
+def top_predicted(counts: Counter, k: int) -> list[int]:
+    """The ``k`` most predicted classes; ties in first-seen order (``Counter.most_common``)."""
+    return [c for c, _ in counts.most_common(k)]
+
+
+def adaptive_weight(a: float, b: float) -> float:
+    """``lambda = (1 - a) / ((1 - a) + (1 - b))``; 0.5 when the denominator is ~0 (< f32 eps)."""
+    den = (1.0 - a) + (1.0 - b)
+    if abs(den) < _F32_EPS:
+        return 0.5
+    return float((1.0 - a) / den)
+
+
+def activation_threshold(scores: Any) -> float:
+    """TANL's two-cluster threshold: t in {0, 0.01, ..., 0.99} minimising the count-weighted
+    within-group variance of ``scores < t`` and ``scores >= t`` (first minimum; the lower
+    median when no t splits the scores)."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("cannot estimate an activation threshold without scores")
+    best_t = float(np.sort(values)[(values.size - 1) // 2])
+    best_var = math.inf
+    for t in torch.arange(0.0, 1.0, 0.01).tolist():  # float32 steps, as the authors
+        high = values >= t
+        n_high = int(high.sum())
+        if n_high == 0 or n_high == values.size:
+            continue
+        lo, hi = values[~high], values[high]
+        var = (lo.size * lo.var() + hi.size * hi.var()) / values.size
+        if var < best_var:
+            best_var, best_t = float(var), float(t)
+    return best_t
+
+
+def activation_selected_score(
+    lse_id: torch.Tensor,
+    negative_logit: torch.Tensor,
+    reference: torch.Tensor,
+    threshold: float,
+    *,
+    gap: float = 0.5,
+    top: int = 500,
+    step: int = 2,
+) -> torch.Tensor | None:
+    """Activation-aware ENS score of a batch (TANL); None when the high or low set is empty.
+
+    ``lse_id``: ``(n,)`` log-sum-exp of each image's ID logits; ``negative_logit``: ``(n, N)``
+    logits against the whole ENS bank. High set: ``reference > t + gap (1 - t)``; low set:
+    ``reference < t - gap t``. Relevance of each negative = mean softmax probability (over ID +
+    all negatives) on the low set minus on the high set; the ``top`` most relevant, ranked,
+    give the score = mean over prefixes (lengths ``step, 2 step, ..., all``) of the ID mass
+    with that prefix as negatives.
+    """
+    high = reference > threshold + gap * (1.0 - threshold)
+    low = reference < threshold - gap * threshold
+    if not bool(high.any()) or not bool(low.any()):
+        return None
+    lse_all = torch.logaddexp(lse_id, torch.logsumexp(negative_logit, dim=1))
+    probs = torch.exp(negative_logit - lse_all[:, None])
+    relevance = probs[low].mean(dim=0) - probs[high].mean(dim=0)
+    k = min(int(top), relevance.numel())
+    chosen = torch.topk(relevance, k).indices
+    ranked = negative_logit[:, chosen]
+    ends = list(range(step - 1, k, step))
+    if not ends or ends[-1] != k - 1:
+        ends.append(k - 1)
+    lse_neg = torch.logcumsumexp(ranked, dim=1)[:, ends]
+    return torch.sigmoid(lse_id[:, None] - lse_neg).mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# trace and result
+
+
+@dataclass
+class AntsTrace:
+    """What the state machine did, per batch (arrays indexed by ``batch - 1``).
+
+    * ``threshold``: the NIM threshold in force when the batch was mined (before its update);
+    * ``n_candidates``: cache size at the end of the batch (after any ENS update cleared it);
+    * ``ens_update`` / ``vsnl_update``: whether the batch triggered an update;
+    * ``ens_size`` / ``vsnl_size``: bank sizes used to score the batch;
+    * ``lam``: the adaptive weight lambda used for the batch's ``ada`` score;
+    * ``queries``: every ``(batch, Query)`` asked, in order; ``ens_sentences`` /
+      ``vsnl_labels``: the final banks' strings, in bank order.
+    """
+
+    batch: np.ndarray
+    threshold: np.ndarray
+    n_candidates: np.ndarray
+    ens_update: np.ndarray
+    vsnl_update: np.ndarray
+    ens_size: np.ndarray
+    vsnl_size: np.ndarray
+    lam: np.ndarray
+    queries: list[tuple[int, Query]] = field(default_factory=list)
+    ens_sentences: list[str] = field(default_factory=list)
+    vsnl_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AntsResult(MethodResult):
+    """:class:`MethodResult` of ANTS; ``variants`` holds ``ada``, ``far_only``, ``near_only``, ``s_nl``."""
+
+    config: AntsConfig | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# the state machine
+
+
+class _Bank:
+    """Text features of a negative bank with cached group layouts."""
+
+    def __init__(self, tau: float, seed: int) -> None:
+        self.tau = tau
+        self.seed = seed
+        self.feats: torch.Tensor | None = None
+        self.texts: list[str] = []
+        self._layouts: dict[tuple[int, int], torch.Tensor] = {}
+
+    @property
+    def size(self) -> int:
+        return 0 if self.feats is None else int(self.feats.shape[0])
+
+    def layout(self, n: int, group_size: int) -> torch.Tensor:
+        key = (n, group_size)
+        if key not in self._layouts:
+            self._layouts[key] = group_layout(n, group_size=group_size, seed=self.seed)
+        return self._layouts[key]
+
+    def score(
+        self, lse_id: torch.Tensor, lneg: torch.Tensor, group_size: int, tiling: int = 1
+    ) -> torch.Tensor:
+        """ID mass against the bank (logits ``lneg``), optionally tiled ``tiling`` times.
+
+        ``lse_id``: ``(n,)`` log-sum-exp of the ID logits. At most ``group_size`` (tiled)
+        entries: the plain score (a bank tiled T times adds ``log T`` to its log-sum-exp);
+        more: grouped with group size ``group_size`` over the tiled bank (tiled row j is bank
+        row j mod n), with the seed-0 layout of :func:`ants.scores.group_layout`.
+        """
+        n = lneg.shape[1]
+        n_tiled = n * tiling
+        if n_tiled <= group_size:
+            lse_neg = torch.logsumexp(lneg, dim=1)
+            if tiling > 1:
+                lse_neg = lse_neg + math.log(tiling)
+            return torch.sigmoid(lse_id - lse_neg)
+        idx = self.layout(n_tiled, group_size)
+        if tiling > 1:
+            idx = idx % n
+        return torch.sigmoid(lse_id[:, None] - torch.logsumexp(lneg[:, idx], dim=-1)).mean(dim=1)
+
+
+class _AntsRun:
+    """One stream's ANTS state (reset per stream)."""
+
+    def __init__(
+        self,
+        cfg: AntsConfig,
+        *,
+        n: int,
+        idt: torch.Tensor,
+        neg: torch.Tensor,
+        items: Sequence[str],
+        sha256: Sequence[str | None] | None,
+        class_names: Sequence[str],
+        encode_text: EncodeText | None,
+        answerer: Answerer,
+    ) -> None:
+        self.cfg = cfg
+        self.k = idt.shape[0]
+        self.d = idt.shape[1]
+        self.items = items
+        self.sha256 = sha256
+        self.class_names = class_names
+        self.encode_text = encode_text
+        self.answerer = answerer
+        self.balanced_size = cfg.balanced_group_size or self.k
+        self.near_k = (
+            cfg.near_top_k if cfg.near_subset == "top_k" else max(1, round(cfg.near_delta * self.k))
+        )
+
+        # base text: [ID; mined negatives in grouped order] -> one matmul per chunk
+        layout = group_layout(neg.shape[0], group_size=cfg.group_size, seed=cfg.grouping_seed)
+        self.n_groups, self.group_len = layout.shape
+        self.base_text_t = torch.cat([idt, neg[layout.reshape(-1)]]).T.contiguous()
+
+        # static per-sample quantities (filled by static_pass) and the history
+        self.s_nl = np.empty(n, dtype=np.float32)
+        self.pred = np.empty(n, dtype=np.int64)
+        self.lse_id = torch.empty(n, dtype=torch.float32)
+        self.counts: Counter = Counter()
+        # NIM / ENS
+        self.threshold = float(cfg.initial_threshold)
+        self.cache_pos: list[int] = []
+        self.ens_updates = 0
+        self.ens = _Bank(cfg.tau, cfg.grouping_seed)
+        # VSNL
+        self.vsnl_cache: dict[int, list[str]] = {}
+        self.vsnl = _Bank(cfg.tau, cfg.grouping_seed)
+        self.bank_t: torch.Tensor | None = None  # [ens; vsnl].T, rebuilt when a bank changes
+        # lambda statistics (float64 sums)
+        self.sum_a = 0.0
+        self.sum_b = 0.0
+        self.count_ab = 0
+        self.activation_queue = np.empty(0, dtype=np.float32)
+        self.queries: list[tuple[int, Query]] = []
+
+    # -- MLLM ----------------------------------------------------------------------------------
+    def _ask(self, batch: int, queries: list[Query]) -> list[Answer]:
+        answers = list(self.answerer(queries))
+        if len(answers) != len(queries):
+            raise RuntimeError(
+                f"the answerer returned {len(answers)} answers for {len(queries)} queries at batch {batch}"
+            )
+        for a in answers:
+            if not isinstance(a, Answer):
+                raise TypeError(f"the answerer must return Answer objects, got {type(a).__name__}")
+        self.queries.extend((batch, q) for q in queries)
+        return answers
+
+    def _encode(self, texts: list[str], template: str) -> torch.Tensor:
+        if self.encode_text is None:
+            raise ValueError("encode_text is required to encode MLLM negatives (got None)")
+        out = as_features(self.encode_text(texts, template), "encode_text(...) output", dim=self.d)
+        if out.shape[0] != len(texts):
+            raise ValueError(f"encode_text returned {out.shape[0]} rows for {len(texts)} texts")
+        norms = out.norm(dim=1)
+        if not torch.allclose(norms, torch.ones_like(norms), atol=1e-3):
+            raise ValueError("encode_text must return L2-normalised rows (found norms away from 1)")
+        return out
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _ens_update(self, batch: int, end: int) -> None:
+        cfg = self.cfg
+        if cfg.threshold_rule == "code":
+            self.threshold, _ = threshold_code_rule(self.s_nl[:end], cfg.eta)
+        else:
+            self.threshold = threshold_paper_rule(self.s_nl[self.cache_pos], cfg.eta)
+        queries = [
+            Query(
+                kind="ens",
+                class_name=self.class_names[int(self.pred[p])],
+                image=str(self.items[p]),
+                image_sha256=None if self.sha256 is None else self.sha256[p],
+            )
+            for p in self.cache_pos
+        ]
+        answers = self._ask(batch, queries)
+        sentences = normalise_sentences([s for a in answers if a.status == "ok" for s in a.negatives])
+        if sentences:
+            feats = self._encode(sentences, cfg.ens_template)
+            self.ens.feats = prepend_keep_last(self.ens.feats, feats, cfg.ens_bank_cap)
+            self.ens.texts = (sentences + self.ens.texts)[-cfg.ens_bank_cap :]
+            self.bank_t = None
+        self.cache_pos = []
+        self.ens_updates += 1
+
+    def _vsnl_update(self, batch: int) -> None:
+        cfg = self.cfg
+        frequent = top_predicted(self.counts, self.near_k)
+        new = [c for c in frequent if c not in self.vsnl_cache]
+        if new:
+            answers = self._ask(
+                batch, [Query(kind="vsnl", class_name=self.class_names[c]) for c in new]
+            )
+            for c, a in zip(new, answers, strict=True):
+                got = list(a.negatives) if a.status == "ok" else []
+                self.vsnl_cache[c] = normalise_sentences(got)[: cfg.vsnl_labels_per_class]
+        active = set(frequent)
+        for c in [c for c in self.vsnl_cache if c not in active]:
+            del self.vsnl_cache[c]
+        labels = normalise_sentences([lab for labs in self.vsnl_cache.values() for lab in labs])
+        if labels != self.vsnl.texts:
+            self.vsnl.texts = labels
+            self.vsnl.feats = self._encode(labels, cfg.vsnl_template) if labels else None
+            self.bank_t = None
+
+    def static_pass(self, img: torch.Tensor, chunk: int, progress: bool) -> None:
+        """Step 1 for every sample: ``S_nl``, predictions and ``logsumexp`` of the ID logits.
+
+        Each depends only on its own sample, so it is computed in fixed chunks of ``chunk``
+        rows aligned at stream position 0 (the same chunks in every run of a stream of this
+        length, so plan, online and replay see identical bits).
+        """
+        k, tau = self.k, self.cfg.tau
+        starts = range(0, img.shape[0], chunk)
+        for start in tqdm(starts, desc="ANTS static scores", unit="chunk", disable=not progress):
+            sl = slice(start, min(img.shape[0], start + chunk))
+            base = (img[sl] @ self.base_text_t) / tau
+            lid = base[:, :k]
+            lse_id = torch.logsumexp(lid, dim=1)
+            lse_neg = torch.logsumexp(
+                base[:, k:].reshape(-1, self.n_groups, self.group_len), dim=-1
+            )
+            self.s_nl[sl] = torch.sigmoid(lse_id[:, None] - lse_neg).mean(dim=1).numpy()
+            self.pred[sl] = lid.argmax(dim=1).numpy()
+            self.lse_id[sl] = lse_id
+
+    def step(self, batch: int, sl: slice, x: torch.Tensor) -> dict[str, Any]:
+        cfg = self.cfg
+        # 1. S_nl and predictions (from the static pass) join the history
+        s_nl = torch.from_numpy(self.s_nl[sl])
+        lse_id = self.lse_id[sl]
+        self.counts.update(self.pred[sl].tolist())
+        # 2. NIM
+        threshold_used = self.threshold
+        mined = np.zeros(x.shape[0], dtype=bool)
+        if self.ens_updates < cfg.ens_max_updates:
+            mined = self.s_nl[sl].astype(np.float64) < self.threshold
+            self.cache_pos.extend((np.flatnonzero(mined) + sl.start).tolist())
+        # 3. ENS
+        ens_update = (
+            self.ens_updates < cfg.ens_max_updates and len(self.cache_pos) > cfg.ens_trigger_size
+        )
+        if ens_update:
+            self._ens_update(batch, sl.stop)
+        # 4. VSNL
+        vsnl_update = batch >= cfg.vsnl_start and (batch - cfg.vsnl_start) % cfg.vsnl_interval == 0
+        if vsnl_update:
+            self._vsnl_update(batch)
+        # 5. scores with the banks as they now are
+        n_e, n_v = self.ens.size, self.vsnl.size
+        if n_e + n_v and self.bank_t is None:
+            self.bank_t = torch.cat(
+                [b.feats for b in (self.ens, self.vsnl) if b.feats is not None]
+            ).T.contiguous()
+        bank_logit = (x @ self.bank_t) / cfg.tau if n_e + n_v else None
+        if n_e:
+            le = bank_logit[:, :n_e]
+            s_ens = self.ens.score(lse_id, le, cfg.group_size)
+            s_ens_bal = self.ens.score(lse_id, le, self.balanced_size)
+            if cfg.activation_aware_ens:
+                s_ens = self._activation(lse_id, le, s_ens)
+        else:
+            s_ens = s_ens_bal = s_nl
+        if n_v:
+            lv = bank_logit[:, n_e:]
+            s_vsnl = self.vsnl.score(lse_id, lv, cfg.group_size)
+            s_vsnl_bal = self.vsnl.score(lse_id, lv, self.balanced_size, cfg.balanced_tiling)
+        else:
+            s_vsnl = s_vsnl_bal = s_nl
+        # 6. lambda
+        if cfg.lambda_stats == "code":
+            self.sum_a += float(s_ens_bal.double().sum())
+            self.sum_b += float(s_vsnl_bal.double().sum())
+            self.count_ab += x.shape[0]
+        elif mined.any():
+            m = torch.from_numpy(mined)
+            self.sum_a += float(s_ens[m].double().sum())
+            self.sum_b += float(s_vsnl[m].double().sum())
+            self.count_ab += int(mined.sum())
+        lam = (
+            adaptive_weight(self.sum_a / self.count_ab, self.sum_b / self.count_ab)
+            if self.count_ab
+            else 0.5
+        )
+        s_ada = lam * s_ens + (1.0 - lam) * s_vsnl
+        return {
+            "s_nl": s_nl,
+            "far_only": s_ens,
+            "near_only": s_vsnl,
+            "ada": s_ada,
+            "threshold": threshold_used,
+            "n_candidates": len(self.cache_pos),
+            "ens_update": ens_update,
+            "vsnl_update": vsnl_update,
+            "ens_size": n_e,
+            "vsnl_size": n_v,
+            "lam": lam,
+        }
+
+    def _activation(
+        self, lse_id: torch.Tensor, le: torch.Tensor, reference: torch.Tensor
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        self.activation_queue = np.concatenate([self.activation_queue, reference.numpy()])[
+            -cfg.activation_queue :
+        ]
+        t = activation_threshold(self.activation_queue)
+        out = activation_selected_score(
+            lse_id,
+            le,
+            reference,
+            t,
+            gap=cfg.activation_gap,
+            top=cfg.activation_top,
+            step=cfg.activation_step,
+        )
+        return reference if out is None else out
+
+
+def _check_strings(
+    values: Sequence[Any] | None, n: int, name: str, *, optional: bool = False
+) -> None:
+    if values is None:
+        if optional:
+            return
+        raise ValueError(f"{name} is required")
+    if isinstance(values, (str, bytes)) or len(values) != n:
+        got = "a string" if isinstance(values, (str, bytes)) else f"{len(values)} entries"
+        raise ValueError(f"{name} must be a sequence of {n} strings (one per sample), got {got}")
+
+
+def run_ants(
+    *,
+    image_features: Any,
+    items: Sequence[str],
+    id_text_features: Any,
+    negative_features: Any,
+    class_names: Sequence[str],
+    encode_text: EncodeText | None,
+    answerer: Answerer,
+    config: AntsConfig | str | Mapping[str, Any] | None = None,
+    batch_size: int = 256,
+    item_sha256: Sequence[str | None] | None = None,
+    progress: bool = False,
+) -> AntsResult:
+    """Run ANTS over one stream (features in stream order; batches of ``batch_size`` from 1).
+
+    * ``items``: per sample, the image path (or item id) put in ENS queries; ``item_sha256``
+      optionally the image content hash;
+    * ``id_text_features`` ``(K, d)`` and ``class_names`` (K): the ID labels;
+    * ``negative_features`` ``(M, d)``: the mined negative labels (group size ``s``);
+    * ``encode_text(texts, template)``: CLIP text encoder, L2-normalised rows (ENS sentences
+      with ``config.ens_template`` = "{}", VSNL labels with "The nice {}.");
+    * ``answerer``: list[Query] -> list[Answer], called synchronously once per ENS update (all
+      cached images) and once per VSNL event with new classes.
+
+    Returns scores (``config.in_score``) and every variant in ``variants``, predictions (argmax
+    of the ID logits) and an :class:`AntsTrace`.
+    """
+    cfg = ants_config(config)
+    img = as_features(image_features, "image_features")
+    n, d = img.shape
+    idt = as_features(id_text_features, "id_text_features", dim=d)
+    neg = as_features(negative_features, "negative_features", dim=d)
+    _check_strings(items, n, "items")
+    _check_strings(item_sha256, n, "item_sha256", optional=True)
+    _check_strings(class_names, idt.shape[0], "class_names")
+    run = _AntsRun(
+        cfg,
+        n=n,
+        idt=idt,
+        neg=neg,
+        items=items,
+        sha256=item_sha256,
+        class_names=class_names,
+        encode_text=encode_text,
+        answerer=answerer,
+    )
+    out = {name: np.empty(n, dtype=np.float32) for name in ("ada", "far_only", "near_only")}
+    per_batch: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "threshold",
+            "n_candidates",
+            "ens_update",
+            "vsnl_update",
+            "ens_size",
+            "vsnl_size",
+            "lam",
+        )
+    }
+    slices = list(batch_slices(n, batch_size))
+    with torch.no_grad():
+        run.static_pass(img, STATIC_CHUNK, progress)
+        for b, sl in tqdm(slices, desc="ANTS stream", unit="batch", disable=not progress):
+            r = run.step(b, sl, img[sl])
+            for name in out:
+                out[name][sl] = r[name].numpy()
+            for key, values in per_batch.items():
+                values.append(r[key])
+    out["s_nl"] = run.s_nl
+    trace = AntsTrace(
+        batch=np.arange(1, len(slices) + 1, dtype=np.int64),
+        threshold=np.asarray(per_batch["threshold"], dtype=np.float64),
+        n_candidates=np.asarray(per_batch["n_candidates"], dtype=np.int64),
+        ens_update=np.asarray(per_batch["ens_update"], dtype=bool),
+        vsnl_update=np.asarray(per_batch["vsnl_update"], dtype=bool),
+        ens_size=np.asarray(per_batch["ens_size"], dtype=np.int64),
+        vsnl_size=np.asarray(per_batch["vsnl_size"], dtype=np.int64),
+        lam=np.asarray(per_batch["lam"], dtype=np.float64),
+        queries=run.queries,
+        ens_sentences=list(run.ens.texts),
+        vsnl_labels=list(run.vsnl.texts),
+    )
+    return AntsResult(
+        method="ants",
+        scores=out[cfg.in_score].copy(),
+        predictions=run.pred,
+        variants=out,
+        trace=trace,
+        config=cfg,
+    )

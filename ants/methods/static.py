@@ -1,0 +1,77 @@
+"""Static zero-shot detectors: MCM and NegLabel (METHOD.md section 2).
+
+Neither keeps state across samples, so a sample's score does not depend on the stream order:
+these run on all features at once (chunked inside :mod:`ants.scores`). Scores: higher = more
+in-distribution; predictions: argmax over the K ID cosines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ants.methods import MethodResult, as_features
+from ants.scores import DEFAULT_TAU, mcm, negative_label, predict
+
+__all__ = ["NEGLABEL_GROUPS", "run_mcm", "run_neglabel"]
+
+#: NegLabel's ImageNet setting: 100 groups of the mined negatives.
+NEGLABEL_GROUPS = 100
+
+
+def run_mcm(
+    *, image_features: Any, id_text_features: Any, temperature: float = 1.0
+) -> MethodResult:
+    """MCM: ``max_i softmax_i(cos(v, t_i) / T)`` (T = 1 in the MCM paper; OpenOOD-VLM uses 0.01)."""
+    img = as_features(image_features, "image_features")
+    idt = as_features(id_text_features, "id_text_features", dim=img.shape[1])
+    scores = mcm(img.numpy(), idt.numpy(), temperature=temperature)
+    return MethodResult(
+        method="mcm",
+        scores=np.asarray(scores, dtype=np.float32),
+        predictions=np.asarray(predict(img.numpy(), idt.numpy()), dtype=np.int64),
+    )
+
+
+def run_neglabel(
+    *,
+    image_features: Any,
+    id_text_features: Any,
+    negative_features: Any,
+    n_groups: int | None = None,
+    group_size: int | None = None,
+    tau: float = DEFAULT_TAU,
+    seed: int = 0,
+) -> MethodResult:
+    """NegLabel: the grouped negative-label score.
+
+    Grouping by count (``n_groups``; NegLabel's default G = 100 when neither is given) or by
+    size (``group_size``; ANTS's s = 100), with the fixed seed-0 permutation of
+    :func:`ants.scores.group_layout`. ``n_groups=1`` is the plain score.
+    """
+    if n_groups is not None and group_size is not None:
+        raise ValueError("give at most one of n_groups or group_size")
+    if n_groups is None and group_size is None:
+        n_groups = NEGLABEL_GROUPS
+    img = as_features(image_features, "image_features")
+    idt = as_features(id_text_features, "id_text_features", dim=img.shape[1])
+    neg = as_features(negative_features, "negative_features", dim=img.shape[1])
+    if n_groups is not None and n_groups > neg.shape[0]:
+        raise ValueError(
+            f"n_groups={n_groups} exceeds the {neg.shape[0]} negatives; use fewer groups or a larger bank"
+        )
+    scores = negative_label(
+        img.numpy(),
+        idt.numpy(),
+        neg.numpy(),
+        tau=tau,
+        n_groups=n_groups,
+        group_size=group_size,
+        seed=seed,
+    )
+    return MethodResult(
+        method="neglabel",
+        scores=np.asarray(scores, dtype=np.float32),
+        predictions=np.asarray(predict(img.numpy(), idt.numpy()), dtype=np.int64),
+    )
