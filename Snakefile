@@ -1,0 +1,39 @@
+# ANTS reproduction workflow. One Snakefile of includes; one topic per workflow/rules/*.smk.
+#   snakemake --cores 2 all        build everything out of date (params.yaml = the config)
+#   snakemake -n                   what would run
+# params.yaml is validated against workflow/schemas/params.schema.yaml before any job runs.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/negatives.smk"
+include: "workflow/rules/streams.smk"
+include: "workflow/rules/mllm.smk"
+include: "workflow/rules/score.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/metrics.json",
+        metric_tables(),
+        "reports/index.html",
+        report_figures(),
+
+
+onstart:
+    announce()
+
+
+onsuccess:
+    announce("Done. Metrics: results/metrics.json; report: reports/index.html.")

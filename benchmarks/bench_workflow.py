@@ -1,0 +1,119 @@
+"""Workflow figures: demo wall time, `snakemake -n` with nothing to do, re-runs after a change.
+
+Runs on a copy of the repository's workflow (Snakefile, workflow/, ants/, params.yaml) in a
+temporary folder, with the shipped params.yaml (the offline demo), and prints:
+
+* the wall time of the whole demo DAG from scratch (``snakemake --cores N all``);
+* the wall time of ``snakemake -n`` when nothing is out of date (the cost of asking);
+* the jobs Snakemake re-runs after a scoring-only change (AdaNeg's lambda; an ANTS lambda
+  rule) and after an MLLM prompt change, per rule, from its own dry-run job table.
+
+    python benchmarks/bench_workflow.py [--cores 2] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPIED = ("Snakefile", "params.yaml", "workflow", "ants")
+NOTHING = "Nothing to be done"
+
+
+def _env() -> dict:
+    e = dict(os.environ)
+    e.update(PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
+             TRANSFORMERS_OFFLINE="1")
+    return e
+
+
+def _snakemake(cwd: Path, cores: int, *args: str) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(BIN / "snakemake"), "--cores", str(cores), *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return seconds, proc.stdout + proc.stderr
+
+
+def _jobs(text: str) -> dict[str, int]:
+    if NOTHING in text:
+        return {}
+    jobs = {}
+    for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        jobs[m[1]] = int(m[2])
+    jobs.pop("total", None)
+    return jobs
+
+
+def _edit(workdir: Path, edit) -> None:
+    path = workdir / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--keep", help="run in this (new) folder and keep it")
+    args = ap.parse_args()
+
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ants-bench-"))
+    work = base / "workflow-copy"
+    for rel in COPIED:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, work / rel, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    try:
+        print(f"workflow copy: {work} (cores: {args.cores}, CPUs on this machine: {os.cpu_count()})")
+        full, out = _snakemake(work, args.cores, "all")
+        n_jobs = len(re.findall(r"^Finished jobid", out, flags=re.M))
+        print(f"demo DAG from scratch:             {full:7.1f} s  ({n_jobs} jobs)")
+
+        dry = [_snakemake(work, args.cores, "-n", "all") for _ in range(3)]
+        assert all(NOTHING in text for _, text in dry), "the second run was not a no-op"
+        print(f"snakemake -n, nothing to do:       {min(s for s, _ in dry):7.2f} s  (best of 3)")
+
+        changes = [
+            ("AdaNeg lambda 0.1 -> 0.2 (scoring only)",
+             lambda p: p["methods"]["adaneg"]["config"].update(lam=0.2)),
+            ("ANTS (paper) lambda statistics paper -> code (scoring only)",
+             lambda p: p["methods"]["ants_paper"]["config"].update(lambda_stats="code")),
+            ("MLLM ENS prompt changed",
+             lambda p: p["mllm"].update(prompts={"ens": "Describe this picture briefly. Not {c}."})),
+        ]
+        for label, edit in changes:
+            _edit(work, edit)
+            _, text = _snakemake(work, args.cores, "-n", "all")
+            jobs = _jobs(text)
+            seconds, _ = _snakemake(work, args.cores, "all")
+            heavy = {r: n for r, n in jobs.items() if r in ("embed_images", "embed_labels", "plan", "answer")}
+            print(f"after {label}:")
+            print(f"    re-run jobs: {sum(jobs.values())} {jobs}")
+            print(f"    embedding / plan / answer jobs among them: {heavy or 'none'}; re-run time {seconds:.1f} s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

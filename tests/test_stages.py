@@ -1,0 +1,304 @@
+"""The workflow's stage functions (ants.stages) and the `ants` command (ants.cli), on small files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from ants import stages
+from ants.cli import main
+from ants.datasets import build_manifest, write_manifest
+from ants.embeddings import read_embeddings, write_embeddings
+from ants.mllm.answering import answer_records, read_answer_log, write_answer_log
+from ants.mllm.base import Answer, Query
+
+TINY = {"model": "tiny", "seed": 0}
+ENCODING = {"device": "cpu", "precision": "fp32", "image_batch_size": 4, "text_batch_size": 64, "num_workers": 0}
+
+
+def unit_rows(rng, n, d=64):
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------------
+# bad images: fail naming them, or skip and record them
+
+
+@pytest.fixture
+def manifest_with_a_bad_image(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"ok{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
+    entries = [("ok0.png", 0), ("broken.png", 1), ("ok1.png", 1), ("ok2.png", 0)]
+    frame = build_manifest("toy", entries, tmp_path, progress=False)
+    return write_manifest(tmp_path / "toy.parquet", frame, {"dataset": "toy"}), tmp_path
+
+
+def test_bad_image_fails_the_embedding_job_naming_it(manifest_with_a_bad_image, tmp_path):
+    manifest, _ = manifest_with_a_bad_image
+    with pytest.raises(stages.StageError, match=r"dataset 'toy': 1 image\(s\) cannot be decoded: .*broken\.png "
+                                                r"\(UnidentifiedImageError.*set data\.on_bad_image: skip"):
+        stages.embed_images(manifest, TINY, ENCODING, tmp_path / "e.parquet", on_bad_image="fail", progress=False)
+    assert not (tmp_path / "e.parquet").exists()
+
+
+def test_bad_image_is_skipped_and_recorded(manifest_with_a_bad_image, tmp_path, tiny_clip):
+    manifest, root = manifest_with_a_bad_image
+    meta = stages.embed_images(manifest, TINY, ENCODING, tmp_path / "e.parquet", on_bad_image="skip", progress=False)
+    feats, rows, stored = read_embeddings(tmp_path / "e.parquet")
+    assert rows["id"].tolist() == ["toy/ok0.png", "toy/ok1.png", "toy/ok2.png"]
+    assert rows["label"].tolist() == [0, 1, 0]
+    assert [s["id"] for s in stored["skipped"]] == ["toy/broken.png"] == [s["id"] for s in meta["skipped"]]
+    direct = tiny_clip.encode_images([root / f"ok{i}.png" for i in range(3)], progress=False).features
+    np.testing.assert_allclose(feats, direct, atol=1e-6)
+
+
+def test_image_broken_after_the_manifest_fails_naming_it(tmp_path):
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "a.png")
+    frame = build_manifest("toy", [("a.png", 0)], tmp_path, check_images=False, progress=False)
+    manifest = write_manifest(tmp_path / "m.parquet", frame, {"dataset": "toy"})
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    with pytest.raises(stages.StageError, match=r"cannot read image .*a\.png.*data\.on_bad_image: skip"):
+        stages.embed_images(manifest, TINY, ENCODING, tmp_path / "e.parquet", progress=False)
+
+
+# ------------------------------------------------------------------------------------------
+# streams and static scores
+
+
+@pytest.fixture
+def toy_benchmark(tmp_path):
+    """Embedding files of a 12-image ID set (3 classes) and an 8-image OOD set, text files."""
+    rng = np.random.default_rng(1)
+    files = {}
+    for name, n, labels in (("id", 12, np.arange(12) % 3), ("ood", 8, np.full(8, -1))):
+        rows = pd.DataFrame({"id": [f"{name}/{i}" for i in range(n)], "path": [f"/img/{name}/{i}.png" for i in range(n)],
+                             "label": labels.astype(np.int64), "sha256": [f"{name}{i:062d}" for i in range(n)]})
+        files[name] = write_embeddings(tmp_path / f"{name}.parquet", unit_rows(rng, n), rows, {"dataset": name})
+    text_rows = pd.DataFrame({"class_index": np.tile(np.arange(3), 2), "class_name": ["cat", "dog", "fox"] * 2,
+                              "prompt": ["nice"] * 3 + ["photo"] * 3, "template": [""] * 6})
+    files["text"] = write_embeddings(tmp_path / "text.parquet", unit_rows(rng, 6), text_rows, {})
+    from ants.mining import MinedNegatives
+
+    neg = MinedNegatives(pd.DataFrame({"label": [f"n{i}" for i in range(40)], "kind": "noun",
+                                       "stat": np.zeros(40), "max_id_cos": np.zeros(40)}), unit_rows(rng, 40), {})
+    files["negatives"] = neg.save(tmp_path / "neg.parquet")
+    files["stream"] = tmp_path / "stream.parquet"
+    stages.make_stream_file(files["id"], files["ood"], seed=3, batch_size=4, out=files["stream"])
+    return files
+
+
+def test_stream_file_follows_make_stream(toy_benchmark):
+    from ants.streams import make_stream
+
+    frame, meta = stages.read_table(toy_benchmark["stream"])
+    s = make_stream(12, 8, seed=3, batch_size=4)
+    assert meta["n_id"] == 12 and meta["n_ood"] == 8 and meta["ood_dataset"] == "ood"
+    expected_ids = [f"ood/{i}" for i in range(8)] + [f"id/{i}" for i in range(12)]
+    assert frame["id"].tolist() == [expected_ids[i] for i in s.order]
+    assert frame["batch"].tolist() == s.batch_of().tolist()
+    assert (frame["label"][frame["is_ood"]] == -1).all()
+    assert frame.loc[~frame["is_ood"], "label"].tolist() == [int(i.split("/")[1]) % 3
+                                                             for i in frame.loc[~frame["is_ood"], "id"]]
+
+
+def test_static_scores_are_computed_on_features_in_stream_order(toy_benchmark, tmp_path):
+    from ants.scores import mcm
+
+    f = toy_benchmark
+    method = {"method": "mcm", "temperature": 0.5, "batch_size": 4}
+    out = stages.score_stream(f["stream"], f["id"], f["ood"], f["text"], f["negatives"], method=method,
+                              out=tmp_path / "s.parquet", stream_name="toy/mcm/ood/seed3")
+    stream, _ = stages.read_table(f["stream"])
+    fid, _, _ = read_embeddings(f["id"])
+    food, _, _ = read_embeddings(f["ood"])
+    in_order = np.stack([food[s] if o else fid[s] for o, s in zip(stream["is_ood"], stream["source"], strict=True)])
+    idt, names = stages.read_id_text(f["text"], "photo")
+    np.testing.assert_array_equal(out["score"].to_numpy(), mcm(in_order, idt, temperature=0.5))
+    assert names == ["cat", "dog", "fox"]
+    written, meta = stages.read_table(tmp_path / "s.parquet")
+    assert written.equals(out) and meta["stream_id"] == "toy/mcm/ood/seed3"
+
+
+# ------------------------------------------------------------------------------------------
+# plan -> answer -> replay through the files equals an online ANTS run
+
+
+class FakeMLLM:
+    """Deterministic answers: ENS describes by item, VSNL lists five made-up names."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, queries):
+        self.calls += 1
+        out = []
+        for q in queries:
+            if q.kind == "ens":
+                word = q.image.rsplit("/", 1)[-1].split(".")[0]
+                out.append(Answer(raw_text=f"a blue object number {word}", negatives=(f"a blue object number {word}",)))
+            else:
+                names = tuple(f"{q.class_name} cousin {i}" for i in range(5))
+                out.append(Answer(raw_text="\n".join(f"{i + 1}. {n}" for i, n in enumerate(names)), negatives=names))
+        return out
+
+
+ANTS_CFG = {"preset": "authors_code", "initial_threshold": 0.99, "ens_trigger_size": 3, "ens_max_updates": 2,
+            "vsnl_start": 1, "vsnl_interval": 2, "near_top_k": 2, "group_size": 10}
+
+
+def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tmp_path, tiny_clip):
+    from ants.methods.ants_tta import run_ants
+
+    f = toy_benchmark
+    plan = {"config": ANTS_CFG, "batch_size": 4}
+    planned = stages.plan_stream(f["stream"], f["id"], f["ood"], f["text"], f["negatives"], plan=plan,
+                                 stream_name="toy/ants/ood/seed3", out=tmp_path / "plan.parquet")
+    assert set(planned["kind"]) == {"ens", "vsnl"}
+    assert planned["image"][planned["kind"] == "vsnl"].isna().all()
+
+    fake = FakeMLLM()
+    stats = stages.answer_plans([tmp_path / "plan.parquet"], {}, cache=tmp_path / "c.sqlite",
+                                out=tmp_path / "answers.parquet", progress=False, answerer=fake)
+    assert fake.calls == 1 and isinstance(stats, dict)
+    log = read_answer_log(tmp_path / "answers.parquet")
+    assert len(log) == len(planned) and (log["stream_id"] == "toy/ants/ood/seed3").all()
+
+    method = {"method": "ants", "config": ANTS_CFG, "in_score": "ada", "batch_size": 4}
+    replayed = stages.score_stream(f["stream"], f["id"], f["ood"], f["text"], f["negatives"], method=method,
+                                   out=tmp_path / "s.parquet", answers=tmp_path / "answers.parquet",
+                                   stream_name="toy/ants/ood/seed3", backbone=TINY, encoding=ENCODING)
+
+    stream, _ = stages.read_table(f["stream"])
+    fid, _, _ = read_embeddings(f["id"])
+    food, _, _ = read_embeddings(f["ood"])
+    feats = np.stack([food[s] if o else fid[s] for o, s in zip(stream["is_ood"], stream["source"], strict=True)])
+    idt, names = stages.read_id_text(f["text"], "nice")
+    online = run_ants(image_features=feats, items=stream["path"].tolist(), id_text_features=idt,
+                      negative_features=stages._negative_features(f["negatives"]), class_names=names,
+                      encode_text=lambda t, tpl: tiny_clip.encode_texts(list(t), template=tpl),
+                      answerer=FakeMLLM(), config={**ANTS_CFG, "in_score": "ada"}, batch_size=4,
+                      item_sha256=stream["sha256"].tolist())
+    assert online.trace.ens_update.any() and online.trace.vsnl_update.any()
+    np.testing.assert_array_equal(replayed["score"].to_numpy(), online.scores)
+    np.testing.assert_array_equal(replayed["v_near_only"].to_numpy(), online.variants["near_only"])
+    _, meta = stages.read_table(tmp_path / "s.parquet")
+    assert meta["trace"]["lambda"] == pytest.approx(online.trace.lam.tolist())
+
+
+# ------------------------------------------------------------------------------------------
+# metrics: mean and std over seeds, split averages
+
+
+def _score_file(path, id_scores, ood_scores, pred=None, label=None):
+    n_id, n_ood = len(id_scores), len(ood_scores)
+    frame = pd.DataFrame({
+        "position": np.arange(n_id + n_ood), "id": [f"i{k}" for k in range(n_id + n_ood)],
+        "batch": np.ones(n_id + n_ood, np.int64), "is_ood": [False] * n_id + [True] * n_ood,
+        "label": np.r_[label if label is not None else np.zeros(n_id, np.int64), -np.ones(n_ood, np.int64)],
+        "pred": np.r_[pred if pred is not None else np.zeros(n_id, np.int64), np.zeros(n_ood, np.int64)],
+        "score": np.r_[id_scores, ood_scores].astype(np.float32),
+    })
+    return stages.write_table(path, frame, {})
+
+
+def test_metrics_mean_std_and_split_average_match_sklearn(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    files, aurocs = {}, {}
+    for ood in ("farA", "farB"):
+        for seed in (0, 1):
+            ids, oods = rng.normal(1, 1, 30), rng.normal(0, 1, 20)
+            files[("b", "m", ood, seed)] = _score_file(tmp_path / f"{ood}{seed}.parquet", ids, oods,
+                                                       pred=np.arange(30) % 2, label=np.zeros(30, np.int64))
+            y = np.r_[np.ones(30), np.zeros(20)]
+            aurocs[(ood, seed)] = roc_auc_score(y, np.r_[ids, oods].astype(np.float32)) * 100
+    view = {"run": {"methods": ["m"]}, "methods": {"m": {"label": "M", "method": "mcm"}},
+            "benchmarks": {"b": {"ood": {"far": ["farA", "farB"]}}}, "metrics": {"recall_level": 0.95}}
+    nested = stages.compute_metrics(files, params=view, out_json=tmp_path / "m.json", out_dir=tmp_path / "csv")
+    a = nested["b"]["m"]["farA"]
+    assert a["auroc"] == pytest.approx(np.mean([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
+    assert a["auroc_std"] == pytest.approx(np.std([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
+    assert a["acc"] == pytest.approx(50.0) and a["acc_std"] == 0 and a["n_seeds"] == 2
+    avg = nested["b"]["m"]["far_average"]
+    per_seed = [(aurocs[("farA", s)] + aurocs[("farB", s)]) / 2 for s in (0, 1)]
+    assert avg["auroc"] == pytest.approx(np.mean(per_seed))
+    assert avg["auroc_std"] == pytest.approx(np.std(per_seed))
+    assert json.loads((tmp_path / "m.json").read_text()) == nested
+    csv = pd.read_csv(tmp_path / "csv" / "b.csv")
+    assert csv["dataset"].tolist() == ["farA", "farB", "far_average"]
+    assert csv["label"].tolist() == ["M"] * 3
+
+
+# ------------------------------------------------------------------------------------------
+# the `ants` command
+
+
+@pytest.fixture
+def answer_log(tmp_path):
+    queries = [Query(kind="ens", class_name="cat", image="/img/a.png", image_sha256="a" * 64),
+               Query(kind="vsnl", class_name="cat"), Query(kind="ens", class_name="dog", image="/img/b.png")]
+    answers = [Answer(raw_text="a red roof", negatives=("a red roof",), cache_key="k1",
+                      extra={"prompt": "Describe this image.", "backend": "demo", "model_id": "m", "revision": "r1"}),
+               Answer(raw_text="1. lynx\n2. puma", negatives=("lynx", "puma"), cache_key="k2",
+                      extra={"prompt": "Give five classes like cat.", "backend": "demo", "model_id": "m",
+                             "revision": "r1", "from_cache": True}),
+               Answer(raw_text="", status="failed", reason="timeout", cache_key="k3")]
+    records = answer_records(queries, answers, stream_id=["s/1", "s/1", "s/2"], batch_index=[3, 5, 3])
+    return write_answer_log(tmp_path / "demo.parquet", records)
+
+
+def test_answers_show_prints_what_was_asked_and_answered(answer_log, capsys):
+    assert main(["answers", "show", "--log", str(answer_log), "--stream", "s/1", "--kind", "vsnl"]) == 0
+    out = capsys.readouterr().out
+    assert "[batch 5] VSNL about class 'cat'" in out
+    assert "asked:    Give five classes like cat." in out
+    assert "answered: '1. lynx\\n2. puma'  [ok; from cache]" in out
+    assert "negatives: ['lynx', 'puma']" in out
+    assert "ENS" not in out
+    assert main(["answers", "show", "--log", str(answer_log.parent), "--stream", "s/2", "--batch", "3"]) == 0
+    assert "answered: (nothing)  [failed: timeout]" in capsys.readouterr().out
+
+
+def test_answers_cli_errors_name_what_exists(answer_log, capsys):
+    assert main(["answers", "show", "--log", str(answer_log), "--stream", "nope"]) == 2
+    assert "no stream 'nope' in the log; streams: s/1, s/2" in capsys.readouterr().err
+    assert main(["answers", "show", "--log", str(answer_log), "--stream", "s/1", "--batch", "9"]) == 2
+    assert "batches with queries: [3, 5]" in capsys.readouterr().err
+    assert main(["answers", "streams", "--log", str(answer_log)]) == 0
+    out = capsys.readouterr().out
+    assert "s/1" in out and "s/2" in out
+    assert main(["answers", "show", "--log", "/nonexistent/x.parquet", "--stream", "s"]) == 2
+    assert "negatives log not found: /nonexistent/x.parquet" in capsys.readouterr().err
+
+
+def test_stage_command_bad_json_and_config_check(tmp_path, capsys):
+    assert main(["-q", "demo-data", "--demo-json", "{not json", "--out", str(tmp_path)]) == 2
+    assert "--demo-json: not valid JSON" in capsys.readouterr().err
+    bad = tmp_path / "p.yaml"
+    bad.write_text("run: {}\n")
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "run.benchmarks: required key is missing" in err and "stream: required key is missing" in err
+
+
+# ------------------------------------------------------------------------------------------
+# the report's published numbers
+
+
+def test_paper_rows_map_our_names_to_the_published_table():
+    from ants.report import paper_rows
+
+    (row,) = paper_rows("mos4", "neglabel", "far_average")
+    assert (row["dataset"], row["fpr95"], row["auroc"], row["fpr95_convention"]) == ("average", 25.40, 94.21, "id")
+    (row,) = paper_rows("openood_v15", "ants", "near_average")
+    assert (row["fpr95"], row["auroc"]) == (60.98, 82.15)
+    assert [r["source"].split()[0] for r in paper_rows("mos4", "ants", "inaturalist")] == ["ANTS", "ANTS"]
+    assert paper_rows("demo", "mcm", "demo_far") == []

@@ -1,0 +1,20 @@
+# Image embeddings: CLIP runs once per image, one job per (backbone, dataset). Every later
+# stage is arithmetic on these Parquet tables.
+
+
+rule embed_images:
+    input:
+        "results/manifests/{dataset}.parquet",
+    output:
+        "results/embeddings/{backbone}/{dataset}.parquet",
+    params:
+        backbone=backbone_json,
+        encoding=encoding_json("device", "precision", "image_batch_size", "num_workers"),
+        on_bad_image=PARAMS["data"]["on_bad_image"],
+    log:
+        "results/logs/embed_images/{backbone}/{dataset}.log",
+    conda:
+        "../envs/ants.yaml"
+    shell:
+        "ants -q embed-images --manifest {input:q} --backbone-json {params.backbone:q}"
+        " --encoding-json {params.encoding:q} --on-bad-image {params.on_bad_image} --out {output:q} > {log:q} 2>&1"
