@@ -1,6 +1,7 @@
-"""Atomic file writes: a temporary file beside the target, renamed over it on success.
+"""File plumbing shared by every stage: atomic writes, content digests, Parquet with metadata.
 
-A reader (or a re-run after a killed job) therefore sees either the old file or the complete
+Atomic writes go to a temporary file beside the target that is fsynced and renamed over it on
+success, so a reader (or a re-run after a killed job) sees either the old file or the complete
 new one, never a partial write. The file gets the usual permissions (``0o666 & ~umask``, like
 ``open``), not ``mkstemp``'s private ``0o600``.
 """
@@ -8,12 +9,26 @@ new one, never a partial write. The file gets the usual permissions (``0o666 & ~
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path"]
+__all__ = [
+    "METADATA_KEY",
+    "atomic_path",
+    "file_digest",
+    "json_default",
+    "read_table",
+    "write_json",
+    "write_table",
+]
+
+#: Schema-metadata key under which ants stores a Parquet file's JSON metadata.
+METADATA_KEY = b"ants"
 
 
 def _umask() -> int:
@@ -22,12 +37,26 @@ def _umask() -> int:
     return mask
 
 
+def _fsync(path: Path, *, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:  # e.g. directories cannot be opened on some platforms
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path``.
 
-    The folder is created if needed. On an exception the temporary file is removed and
-    ``path`` is left untouched.
+    The folder is created if needed. The temporary file is fsynced before the rename and the
+    folder after it. On an exception the temporary file is removed and ``path`` is left
+    untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +65,77 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        _fsync(Path(tmp))
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, read in chunks (``sha256`` or ``md5``)."""
+    if algorithm not in ("sha256", "md5"):
+        raise ValueError(f"unknown checksum algorithm {algorithm!r}; valid: sha256, md5")
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays, paths and sets."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Pretty, key-sorted JSON, written atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, default=json_default)
+        fh.write("\n")
+    return path
+
+
+def write_table(path: str | os.PathLike, frame, metadata: Mapping | None = None, *, schema=None) -> Path:
+    """Write a DataFrame (index dropped) to Parquet with JSON ``metadata`` in its schema; atomic.
+
+    ``schema``: an optional ``pyarrow.Schema`` to cast the columns to.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), schema=schema, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(dict(metadata or {}), sort_keys=True, default=json_default).encode("utf-8")
+    table = table.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_table(path: str | os.PathLike, *, what: str = "file"):
+    """``(frame, metadata)`` of a file written by :func:`write_table`.
+
+    ``what`` names the kind of file in the error when it is missing (e.g. ``"manifest"``).
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
+    return table.to_pandas(), json.loads(raw)

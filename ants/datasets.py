@@ -32,7 +32,6 @@ Downloads (:func:`fetch_archive`) stream to a temporary file, check the configur
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -43,11 +42,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ants._io import atomic_path
+from ants._io import atomic_path, file_digest, read_table, write_table
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -57,7 +54,6 @@ __all__ = [
     "check_image",
     "extract_archive",
     "fetch_archive",
-    "file_checksum",
     "list_class_folders",
     "list_flat",
     "read_image_list",
@@ -66,7 +62,6 @@ __all__ = [
 ]
 
 MANIFEST_COLUMNS = ("id", "path", "label", "class_name", "sha256", "readable", "error")
-_META_KEY = b"ants_manifest"
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -80,17 +75,6 @@ class ChecksumError(DatasetError):
 
 # --------------------------------------------------------------------------------------------
 # hashing and image checks
-
-
-def file_checksum(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes (``sha256`` or ``md5``)."""
-    if algorithm not in ("sha256", "md5"):
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}; valid: sha256, md5")
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_image(path: str | os.PathLike) -> str:
@@ -214,7 +198,7 @@ def build_manifest(
             "path": path.as_posix(),
             "label": int(label),
             "class_name": class_names[label] if (label >= 0 and class_names is not None) else "",
-            "sha256": file_checksum(path),
+            "sha256": file_digest(path),
             "readable": not error,
             "error": error,
         })
@@ -229,34 +213,19 @@ def build_manifest(
 
 def write_manifest(path: str | os.PathLike, frame: pd.DataFrame, metadata: Mapping | None = None) -> Path:
     """Write a manifest atomically (temporary file, then rename); metadata as JSON in the schema."""
-    import json
-
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}")
-    path = Path(path)
-    table = pa.Table.from_pandas(frame[list(MANIFEST_COLUMNS)].reset_index(drop=True), preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[_META_KEY] = json.dumps(dict(metadata or {}), sort_keys=True).encode("utf-8")
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
+    return write_table(path, frame[list(MANIFEST_COLUMNS)], metadata)
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     """``(frame, metadata)`` of a manifest written by :func:`write_manifest`."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest not found: {path}")
-    table = pq.read_table(path)
-    missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
+    frame, meta = read_table(path, what="manifest")
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(f"{path} is not a manifest: missing columns {missing}")
-    raw = (table.schema.metadata or {}).get(_META_KEY, b"{}")
-    return table.to_pandas(), json.loads(raw)
+    return frame, meta
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,11 +262,11 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, *,
     """
     algorithm, expected = parse_checksum(checksum)
     dest = Path(dest)
-    if dest.is_file() and file_checksum(dest, algorithm) == expected:
+    if dest.is_file() and file_digest(dest, algorithm) == expected:
         return dest
     with atomic_path(dest) as tmp:
         (downloader or _urllib_download)(url, tmp)
-        actual = file_checksum(tmp, algorithm)
+        actual = file_digest(tmp, algorithm)
         if actual != expected:
             raise ChecksumError(
                 f"{url}: {algorithm} checksum mismatch: expected {expected}, got {actual} "

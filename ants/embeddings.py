@@ -17,10 +17,8 @@ Layout
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ants._io import atomic_path
 
 __all__ = [
     "EMBEDDING_COLUMN",
@@ -74,20 +74,6 @@ def _encode_metadata(metadata: Mapping[str, Any]) -> bytes:
         raise ValueError(f"metadata must be JSON-serialisable (str/number/bool/None/list/dict): {exc}") from exc
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; not possible on every platform (e.g. Windows), so best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_embeddings(
     path: str | os.PathLike,
     features: Any,
@@ -127,20 +113,8 @@ def write_embeddings(
     schema_meta[METADATA_KEY] = meta_bytes
     table = table.replace_schema_metadata(schema_meta)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return path
 
 

@@ -56,6 +56,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 import ants
+from ants._io import file_digest, json_default
 
 __all__ = [
     "ARCHITECTURES",
@@ -223,17 +224,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def _jsonable(value: Any) -> Any:
     """Tuples -> lists, numpy scalars -> Python, so the value survives a JSON round trip."""
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+    return json.loads(json.dumps(value, default=json_default))
 
 
 def _merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -263,14 +254,6 @@ def _is_torchscript_archive(path: str) -> bool:
             return any(name.endswith("constants.pkl") for name in zf.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def _sha256(path: str, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _offline_note() -> str:
@@ -614,7 +597,7 @@ class ClipEncoder:
         """
         weights_file = self._provenance.get("weights_file")
         if weights_file and self._weights_sha256 is None:
-            self._weights_sha256 = _sha256(weights_file)
+            self._weights_sha256 = file_digest(weights_file)
         cfg = dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})
         return _jsonable({
             "model": self.spec.model,

@@ -122,7 +122,7 @@ def _histograms(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ants.stages import read_table
+    from ants._io import read_table
 
     figures = []
     keys = sorted(score_files)

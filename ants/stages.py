@@ -30,14 +30,12 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ants._io import atomic_path
+from ants._io import METADATA_KEY, atomic_path, read_table, write_json, write_table
 
 log = logging.getLogger("ants")
 
@@ -54,64 +52,17 @@ __all__ = [
     "make_demo_data",
     "make_stream_file",
     "plan_stream",
-    "read_table",
     "score_stream",
     "stream_id",
-    "write_table",
 ]
 
 #: Prompt templates of the ID text features: NegLabel / AdaNeg / ANTS use "The nice {}."
 #: (the NegMining prompt), MCM "a photo of a {}.".
 ID_PROMPTS = {"nice": "The nice {}.", "photo": "a photo of a {}."}
-_META = b"ants"
 
 
 class StageError(RuntimeError):
     """A stage cannot produce its output; the message names the file or setting at fault."""
-
-
-# --------------------------------------------------------------------------------------------
-# small Parquet helpers
-
-
-def write_table(path: str | os.PathLike, frame: pd.DataFrame, metadata: Mapping | None = None) -> Path:
-    """Write ``frame`` (no index) with JSON ``metadata`` in the schema; atomic."""
-    path = Path(path)
-    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[_META] = json.dumps(dict(metadata or {}), sort_keys=True, default=_json_default).encode("utf-8")
-    table = table.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return path
-
-
-def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """``(frame, metadata)`` of a file written by :func:`write_table`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(_META, b"{}")
-    return table.to_pandas(), json.loads(raw)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def _write_json(path: str | os.PathLike, obj: Any) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True, default=_json_default)
-        fh.write("\n")
-    return path
 
 
 def _write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
@@ -601,7 +552,7 @@ def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
                              "split": split, **stats})
         bench_rows = [r for r in rows if r["benchmark"] == bench]
         _write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(bench_rows))
-    _write_json(out_json, nested)
+    write_json(out_json, nested)
     return nested
 
 
@@ -609,7 +560,7 @@ def trace_table(score_files: Mapping[tuple[str, str, str, int], str | os.PathLik
     """Per-batch ANTS state (threshold, lambda, bank sizes) of every ANTS score file."""
     rows = []
     for (bench, method, ood, seed), path in sorted(score_files.items()):
-        meta = json.loads((pq.read_schema(path).metadata or {}).get(_META, b"{}"))
+        meta = json.loads((pq.read_schema(path).metadata or {}).get(METADATA_KEY, b"{}"))
         trace = meta.get("trace")
         if not trace:
             continue

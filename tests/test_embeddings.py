@@ -107,7 +107,8 @@ def test_overwrite_replaces_the_file(tmp_path, table):
 
 
 def _half_write_then_fail(table, where, **kwargs):
-    where.write(b"PAR1 partial bytes")
+    with open(where, "wb") as fh:
+        fh.write(b"PAR1 partial bytes")
     raise OSError("disk full (simulated)")
 
 

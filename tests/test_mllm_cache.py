@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from ants._io import file_digest
 from ants.mllm.answering import (
     LOG_COLUMNS,
     CachedAnswerer,
     answer_all,
     answer_records,
-    file_sha256,
     read_answer_log,
     write_answer_log,
 )
@@ -298,7 +298,7 @@ def test_moved_image_and_duplicates_are_hits(tmp_path, images):
     )
     assert [len(c) for c in backend.calls] == [1]
     assert len({a.cache_key for a in answers}) == 1
-    assert answers[0].extra["image_sha256"] == file_sha256(images[0])
+    assert answers[0].extra["image_sha256"] == file_digest(images[0])
     copy = tmp_path / "moved" / "renamed.png"
     copy.parent.mkdir()
     shutil.copy(images[0], copy)
@@ -379,7 +379,7 @@ def test_answer_log_round_trip(tmp_path, images):
     df = answer_records(queries, answers, stream_id="inat-seed0", batch_index=[3, 3, 10])
     assert tuple(df.columns) == LOG_COLUMNS
     assert df["kind"].tolist() == ["ens", "ens", "vsnl"]
-    assert df["image_sha256"].tolist()[:2] == [file_sha256(images[0]), file_sha256(images[1])]
+    assert df["image_sha256"].tolist()[:2] == [file_digest(images[0]), file_digest(images[1])]
     assert df["negatives"].tolist()[2] == ["carp twin", "carp cousin"]
     assert df["backend"].unique().tolist() == ["fake"]
     assert (
@@ -405,8 +405,8 @@ def test_answer_log_errors(tmp_path):
         read_answer_log(tmp_path / "missing.parquet")
 
 
-def test_file_sha256_matches_hashlib(tmp_path):
+def test_file_digest_matches_hashlib(tmp_path):
     p = tmp_path / "blob.bin"
     data = np.random.default_rng(1).integers(0, 256, 3 * 1024 + 5, dtype=np.uint8).tobytes()
     p.write_bytes(data)
-    assert file_sha256(p, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+    assert file_digest(p, chunk_size=1000) == hashlib.sha256(data).hexdigest()

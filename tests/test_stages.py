@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from ants import stages
+from ants._io import read_table, write_table
 from ants.cli import main
 from ants.datasets import build_manifest, write_manifest
 from ants.embeddings import read_embeddings, write_embeddings
@@ -97,7 +98,7 @@ def toy_benchmark(tmp_path):
 def test_stream_file_follows_make_stream(toy_benchmark):
     from ants.streams import make_stream
 
-    frame, meta = stages.read_table(toy_benchmark["stream"])
+    frame, meta = read_table(toy_benchmark["stream"])
     s = make_stream(12, 8, seed=3, batch_size=4)
     assert meta["n_id"] == 12 and meta["n_ood"] == 8 and meta["ood_dataset"] == "ood"
     expected_ids = [f"ood/{i}" for i in range(8)] + [f"id/{i}" for i in range(12)]
@@ -115,14 +116,14 @@ def test_static_scores_are_computed_on_features_in_stream_order(toy_benchmark, t
     method = {"method": "mcm", "temperature": 0.5, "batch_size": 4}
     out = stages.score_stream(f["stream"], f["id"], f["ood"], f["text"], f["negatives"], method=method,
                               out=tmp_path / "s.parquet", stream_name="toy/mcm/ood/seed3")
-    stream, _ = stages.read_table(f["stream"])
+    stream, _ = read_table(f["stream"])
     fid, _, _ = read_embeddings(f["id"])
     food, _, _ = read_embeddings(f["ood"])
     in_order = np.stack([food[s] if o else fid[s] for o, s in zip(stream["is_ood"], stream["source"], strict=True)])
     idt, names = stages.read_id_text(f["text"], "photo")
     np.testing.assert_array_equal(out["score"].to_numpy(), mcm(in_order, idt, temperature=0.5))
     assert names == ["cat", "dog", "fox"]
-    written, meta = stages.read_table(tmp_path / "s.parquet")
+    written, meta = read_table(tmp_path / "s.parquet")
     assert written.equals(out) and meta["stream_id"] == "toy/mcm/ood/seed3"
 
 
@@ -175,7 +176,7 @@ def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tm
                                    out=tmp_path / "s.parquet", answers=tmp_path / "answers.parquet",
                                    stream_name="toy/ants/ood/seed3", backbone=TINY, encoding=ENCODING)
 
-    stream, _ = stages.read_table(f["stream"])
+    stream, _ = read_table(f["stream"])
     fid, _, _ = read_embeddings(f["id"])
     food, _, _ = read_embeddings(f["ood"])
     feats = np.stack([food[s] if o else fid[s] for o, s in zip(stream["is_ood"], stream["source"], strict=True)])
@@ -188,7 +189,7 @@ def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tm
     assert online.trace.ens_update.any() and online.trace.vsnl_update.any()
     np.testing.assert_array_equal(replayed["score"].to_numpy(), online.scores)
     np.testing.assert_array_equal(replayed["v_near_only"].to_numpy(), online.variants["near_only"])
-    _, meta = stages.read_table(tmp_path / "s.parquet")
+    _, meta = read_table(tmp_path / "s.parquet")
     assert meta["trace"]["lambda"] == pytest.approx(online.trace.lam.tolist())
 
 
@@ -205,7 +206,7 @@ def _score_file(path, id_scores, ood_scores, pred=None, label=None):
         "pred": np.r_[pred if pred is not None else np.zeros(n_id, np.int64), np.zeros(n_ood, np.int64)],
         "score": np.r_[id_scores, ood_scores].astype(np.float32),
     })
-    return stages.write_table(path, frame, {})
+    return write_table(path, frame, {})
 
 
 def test_metrics_mean_std_and_split_average_match_sklearn(tmp_path):

@@ -22,7 +22,6 @@ answering stage of plan -> answer -> replay:
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 import os
 import time
@@ -37,19 +36,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from ants._io import file_digest, write_table
 from ants.mllm.base import Answer, Backend, BackendError, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key, canonical_json
 from ants.mllm.parsing import parse_answer
 from ants.mllm.prompts import KINDS, Prompting
-
-
-def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's content, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> str:
@@ -100,7 +91,7 @@ class CachedAnswerer:
             return query  # not a file (a simulated item id): keyed by the id itself
         memo = (str(query.image), st.st_size, st.st_mtime_ns)
         if memo not in self._sha_memo:
-            self._sha_memo[memo] = file_sha256(query.image)
+            self._sha_memo[memo] = file_digest(query.image)
         return replace(query, image_sha256=self._sha_memo[memo])
 
     def prepare(self, query: Query) -> tuple[Query, str, dict, str]:
@@ -337,17 +328,7 @@ def write_answer_log(path: str | os.PathLike, df: pd.DataFrame) -> Path:
         raise ValueError(
             f"answer log for {str(path)!r} lacks column {missing[0]!r}; expected columns: {', '.join(LOG_COLUMNS)}"
         )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(df[list(LOG_COLUMNS)], schema=LOG_SCHEMA, preserve_index=False)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_table(path, df[list(LOG_COLUMNS)], schema=LOG_SCHEMA)
 
 
 def read_answer_log(path: str | os.PathLike) -> pd.DataFrame:
