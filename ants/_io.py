@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "METADATA_KEY",
+    "atomic_dir",
     "atomic_path",
     "file_digest",
     "json_default",
@@ -71,6 +72,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces the folder ``path``.
+
+    Whatever stood at ``path`` before is removed only once the new folder is complete, so an
+    interrupted run leaves either the old folder or the new one, never a partial one that looks
+    complete. On an exception the temporary folder is removed.
+    """
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:

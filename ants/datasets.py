@@ -33,9 +33,7 @@ Downloads (:func:`fetch_archive`) stream to a temporary file, check the configur
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,7 +42,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ants._io import atomic_path, file_digest, read_table, write_table
+from ants._io import atomic_dir, atomic_path, file_digest, read_table, write_table
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -294,9 +292,7 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
     archive, target = Path(archive), Path(target)
     if not archive.is_file():
         raise DatasetError(f"archive not found: {archive}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 _safe_members(zf.namelist(), tmp, archive)
@@ -311,10 +307,4 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Pa
                 tf.extractall(tmp, filter="data")
         else:
             raise DatasetError(f"{archive}: not a tar or zip archive")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target

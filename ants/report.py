@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ants._io import atomic_path
+from ants._io import atomic_dir, atomic_path
 
 __all__ = ["DEMO_BANNER", "PAPER_METHOD", "build_report", "is_demo", "paper_results", "paper_rows"]
 
@@ -221,16 +219,9 @@ def build_report(*, metrics_json: str | os.PathLike, score_files: Mapping[tuple[
         metrics = json.load(fh)
     report_cfg = view.get("report", {})
     fig_dir = out.parent / "figures"
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".figures.", dir=out.parent))
-    try:
+    with atomic_dir(fig_dir) as tmp_dir:
         figures = _histograms(score_files, view, tmp_dir, int(report_cfg.get("histogram_bins", 30)))
         figures += _trace_figures(score_files, view, tmp_dir)
-        if fig_dir.exists():
-            shutil.rmtree(fig_dir)
-        os.replace(tmp_dir, fig_dir)
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     paper = paper_results()
     env = Environment(loader=PackageLoader("ants", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -1,0 +1,62 @@
+"""ants._io: atomic files and folders, digests, Parquet with metadata."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ants._io import atomic_dir, atomic_path, file_digest, read_table, write_json, write_table
+
+
+def test_atomic_path_replaces_on_success_and_keeps_old_on_failure(tmp_path):
+    target = tmp_path / "sub" / "f.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("one")
+    assert target.read_text() == "one"
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert target.read_text() == "one"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
+
+
+def test_atomic_dir_replaces_whole_folder_and_keeps_old_on_failure(tmp_path):
+    target = tmp_path / "figs"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.png").write_bytes(b"a")
+    with atomic_dir(target) as tmp:
+        (tmp / "b.png").write_bytes(b"b")
+    assert sorted(p.name for p in target.iterdir()) == ["b.png"]  # a.png gone: replaced, not merged
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_dir(target) as tmp:
+            (tmp / "c.png").write_bytes(b"c")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in target.iterdir()) == ["b.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"]
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "md5"])
+def test_file_digest_matches_hashlib(tmp_path, algorithm):
+    data = np.random.default_rng(0).bytes(2500)
+    p = tmp_path / "blob"
+    p.write_bytes(data)
+    assert file_digest(p, algorithm, chunk_size=1000) == hashlib.new(algorithm, data).hexdigest()
+    with pytest.raises(ValueError, match="unknown checksum algorithm 'sha1'; valid: sha256, md5"):
+        file_digest(p, "sha1")
+
+
+def test_table_round_trip_with_metadata(tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b"], "score": [0.25, 0.5]}, index=[7, 9])
+    path = write_table(tmp_path / "t.parquet", frame, {"seed": np.int64(3), "arr": np.arange(2)})
+    back, meta = read_table(path)
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
+    assert meta == {"seed": 3, "arr": [0, 1]}
+    with pytest.raises(FileNotFoundError, match=r"manifest not found: .*nope.parquet"):
+        read_table(tmp_path / "nope.parquet", what="manifest")
+
+
+def test_write_json_is_sorted_and_handles_numpy(tmp_path):
+    p = write_json(tmp_path / "m.json", {"b": np.float32(0.5), "a": 1})
+    assert p.read_text() == '{\n  "a": 1,\n  "b": 0.5\n}\n'
