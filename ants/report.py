@@ -139,14 +139,22 @@ def _histograms(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int) -
                 ax.set_title(f"{ood}, seed {seed}", fontsize=9)
                 ax.set_xlabel("score (higher = more ID)")
                 ax.legend(fontsize=7)
-            label = view["methods"].get(method, {}).get("label", method)
-            fig.suptitle(f"{bench}: {label}", fontsize=10)
-            fig.tight_layout()
-            name = f"hist_{bench}_{method}.png"
-            fig.savefig(fig_dir / name, dpi=80, metadata={"Software": None})
-            plt.close(fig)
-            figures.append({"file": f"figures/{name}", "title": f"{bench}: {label} score histograms"})
+            figures.append(_save_figure(fig, fig_dir, "hist", bench, method, view, "score histograms"))
     return figures
+
+
+def _save_figure(fig, fig_dir: Path, kind: str, bench: str, method: str, view: Mapping,
+                 what: str) -> dict:
+    """Title, save (PNG, no timestamped metadata) and close ``fig``; its entry for the report."""
+    import matplotlib.pyplot as plt
+
+    label = view["methods"].get(method, {}).get("label", method)
+    fig.suptitle(f"{bench}: {label}", fontsize=10)
+    fig.tight_layout()
+    name = f"{kind}_{bench}_{method}.png"
+    fig.savefig(fig_dir / name, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return {"file": f"figures/{name}", "title": f"{bench}: {label} {what}"}
 
 
 def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[dict]:
@@ -169,13 +177,9 @@ def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[d
         for ax in axes:
             ax.set_xlabel("stream batch")
             ax.legend(fontsize=6)
-        label = view["methods"].get(method, {}).get("label", method)
-        fig.suptitle(f"{bench}: {label}", fontsize=10)
-        fig.tight_layout()
-        name = f"trace_{bench}_{method}.png"
-        fig.savefig(fig_dir / name, dpi=80, metadata={"Software": None})
-        plt.close(fig)
-        figures.append({"file": f"figures/{name}", "title": f"{bench}: {label} threshold and lambda over batches"})
+        figures.append(
+            _save_figure(fig, fig_dir, "trace", bench, method, view, "threshold and lambda over batches")
+        )
     return figures
 
 
