@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup test-deps demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,12 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check ants tests benchmarks workflow
 
-test: $(STAMP) lint
+# System packages and services the tests use (chromium, slurm, ...): each tests/setup/*.sh
+# installs what is missing and is safe to run again.
+test-deps: $(STAMP)
+	for f in tests/setup/*.sh; do [ -e "$$f" ] || continue; bash "$$f" || exit 1; done
+
+test: $(STAMP) lint test-deps
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""The workflow's parameters (``params.yaml``): load, validate, and the views the rules use.
+"""The workflow's parameters (``params.yaml``): load and validate.
 
 ``params.yaml`` is the single source of truth: Snakemake's configfile and DVC's params. It is
 validated in two steps, both before any job runs:
@@ -13,10 +13,8 @@ Every problem is reported on one line that starts with the key path (``run.seeds
 ``methods.adaneg.config.lam``) and says what the bad value is and what would be valid;
 :class:`ConfigError` carries them all.
 
-The views (``plan_config``, ``answer_config``, ...) select the subsets of the params that
-determine each stage's output. The Snakemake rules pass exactly these as ``params``, so
-Snakemake's params trigger re-runs a stage only when a setting that matters to it changes
-(e.g. an ANTS scoring switch re-runs scoring, not the MLLM plan or answers).
+The views the rules pass as ``params`` (the subset of the params each stage depends on) live
+in :mod:`ants.views`.
 """
 
 from __future__ import annotations
@@ -31,48 +29,20 @@ from typing import Any
 
 import yaml
 
+from ants.views import MLLM_WORKFLOW_KEYS
+
 __all__ = [
-    "ANTS_PLAN_KEYS",
-    "MLLM_BACKEND_KEYS",
-    "MLLM_WORKFLOW_KEYS",
+        "MLLM_BACKEND_KEYS",
     "SCHEMA_PATH",
     "ConfigError",
-    "ants_methods",
-    "backend_config",
     "check_references",
-    "dumps",
     "format_path",
     "load_params",
     "load_schema",
-    "metrics_view",
-    "method_config",
-    "ood_sets",
-    "plan_config",
-    "report_view",
     "validate_params",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
-
-#: ANTS switches that decide which MLLM queries a stream asks (METHOD.md section 6: queries
-#: depend only on S_nl, predictions and the stream order). Everything else (lambda
-#: statistics, output score, bank cap, templates, balanced scores, activation-aware ENS) only
-#: changes the scores, so it is left out of the plan's params.
-ANTS_PLAN_KEYS = (
-    "initial_threshold",
-    "threshold_rule",
-    "eta",
-    "near_subset",
-    "near_top_k",
-    "near_delta",
-    "ens_max_updates",
-    "ens_trigger_size",
-    "vsnl_start",
-    "vsnl_interval",
-    "group_size",
-    "tau",
-    "grouping_seed",
-)
 
 #: Backend-specific keys of the ``mllm`` section (the backends' ``CONFIG_KEYS``).
 MLLM_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
@@ -82,9 +52,6 @@ MLLM_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
                "concurrency", "extra_body"),
 }
 _MLLM_REQUIRED = {"demo": (), "transformers": ("model",), "openai": ("base_url", "model")}
-#: Keys of the ``mllm`` section that belong to the workflow, not to the backend.
-MLLM_WORKFLOW_KEYS = ("cache", "gpu")
-
 
 class ConfigError(ValueError):
     """``params.yaml`` is not valid. ``problems`` holds one line per problem, each starting
@@ -342,72 +309,3 @@ def check_references(params: Mapping) -> list[str]:
         if key not in mllm:
             out.append(f"mllm.{key}: required for backend {backend!r}")
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# views used by the rules (each the exact subset that determines a stage's output)
-
-
-def dumps(obj: Any) -> str:
-    """Canonical JSON (sorted keys): the form in which rules pass config subsets to ``ants``."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def ood_sets(params: Mapping, benchmark: str) -> list[tuple[str, str]]:
-    """``[(split, dataset), ...]`` of a benchmark, far before near, in the listed order."""
-    ood = params["benchmarks"][benchmark]["ood"]
-    return [(split, ds) for split in ("far", "near") for ds in ood.get(split, [])]
-
-
-def ants_methods(params: Mapping) -> list[str]:
-    """The active methods (run.methods) that are ANTS variants (they need plans and answers)."""
-    return [m for m in params["run"]["methods"] if params["methods"][m]["method"] == "ants"]
-
-
-def method_config(params: Mapping, method: str, split: str | None = None) -> dict:
-    """What the score job of ``method`` needs: its section, with ANTS's ``in_score`` resolved
-    for ``split`` (far / near) and the stream batch size."""
-    cfg = copy.deepcopy(dict(params["methods"][method]))
-    if cfg["method"] == "ants" and split is not None:
-        cfg["in_score"] = cfg["in_score"][split]
-    cfg["batch_size"] = params["stream"]["batch_size"]
-    return cfg
-
-
-def plan_config(params: Mapping, method: str) -> dict:
-    """The ANTS switches that decide the queries (:data:`ANTS_PLAN_KEYS`), plus the preset
-    (which fills in the switches not given), plus the stream batch size."""
-    cfg = params["methods"][method]
-    if cfg["method"] != "ants":
-        raise ValueError(f"methods.{method}: plans exist only for ANTS methods, not {cfg['method']!r}")
-    switches = cfg["config"]
-    return {
-        "config": {"preset": switches.get("preset", "authors_code"),
-                   **{k: switches[k] for k in ANTS_PLAN_KEYS if k in switches}},
-        "batch_size": params["stream"]["batch_size"],
-    }
-
-
-def backend_config(params: Mapping) -> dict:
-    """The ``mllm`` section without the workflow's own keys: what ``build_backend`` takes."""
-    return {k: copy.deepcopy(v) for k, v in params["mllm"].items() if k not in MLLM_WORKFLOW_KEYS}
-
-
-def metrics_view(params: Mapping) -> dict:
-    """What the metrics stage needs: active methods and their labels, the benchmarks' OOD
-    splits, and the ``metrics`` section."""
-    methods = params["run"]["methods"]
-    return {
-        "run": {"methods": list(methods), "benchmarks": list(params["run"]["benchmarks"])},
-        "methods": {m: {"label": params["methods"][m].get("label", m), "method": params["methods"][m]["method"]}
-                    for m in methods},
-        "benchmarks": {b: {"ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                           "backbone": params["benchmarks"][b]["backbone"]}
-                       for b in params["run"]["benchmarks"]},
-        "metrics": dict(params["metrics"]),
-    }
-
-
-def report_view(params: Mapping) -> dict:
-    """What the report needs: :func:`metrics_view` plus the ``report`` section."""
-    return {**metrics_view(params), "report": dict(params["report"])}

@@ -418,7 +418,7 @@ def score_stream(stream_file, id_embeddings, ood_embeddings, id_text, negatives,
                  progress: bool = False) -> pd.DataFrame:
     """Run one detector over one stream and write the per-sample scores.
 
-    ``method`` is :func:`ants.config.method_config` (its ``method`` key picks the detector).
+    ``method`` is :func:`ants.views.method_config` (its ``method`` key picks the detector).
     ANTS replays the negatives log ``answers`` (so it needs the backbone to encode the MLLM's
     negatives); the others need nothing but the features.
     """
@@ -512,8 +512,8 @@ def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
     deviation over the seeds (ddof=0). Writes ``out_json`` (nested benchmark -> method ->
     dataset or ``{split}_average`` -> metric) and ``{out_dir}/{benchmark}.csv``.
     """
-    from ants.config import ood_sets
     from ants.metrics import split_average
+    from ants.views import ood_sets
 
     recall = float(params["metrics"]["recall_level"])
     per: dict[tuple[str, str, str], dict[int, dict[str, float]]] = {}

@@ -11,16 +11,19 @@ import pytest
 import yaml
 
 from ants import config as cfgmod
+from ants import views
 from ants.config import (
-    ANTS_PLAN_KEYS,
     ConfigError,
-    backend_config,
     load_params,
     load_schema,
+    validate_params,
+)
+from ants.views import (
+    ANTS_PLAN_KEYS,
+    backend_config,
     method_config,
     metrics_view,
     plan_config,
-    validate_params,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,7 +308,7 @@ def test_mllm_backend_keys_match_the_backends():
         module = openai_http if name == "openai" else mllm._backend_module(name)
         assert set(module.CONFIG_KEYS) == set(keys), name
     schema_keys = set(load_schema()["properties"]["mllm"]["properties"])
-    all_keys = set(mllm.ANSWERING_KEYS) | set(cfgmod.MLLM_WORKFLOW_KEYS)
+    all_keys = set(mllm.ANSWERING_KEYS) | set(views.MLLM_WORKFLOW_KEYS)
     for keys in cfgmod.MLLM_BACKEND_KEYS.values():
         all_keys |= set(keys)
     assert schema_keys == all_keys

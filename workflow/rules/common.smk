@@ -9,18 +9,16 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ants.config import (
-    ConfigError,
+from ants.config import ConfigError, load_schema, validate_params
+from ants.views import (
     ants_methods,
     backend_config,
     dumps,
-    load_schema,
     method_config,
     metrics_view,
     ood_sets,
     plan_config,
     report_view,
-    validate_params,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
