@@ -12,13 +12,29 @@ The built-in ``imagenet1k`` set is CLIP's cleaned ImageNet class names as shippe
 (``open_clip.IMAGENET_CLASSNAMES``). It is used as is, so that index ``i`` is ImageNet class
 ``i``; note that it holds two exact duplicates ("missile" at indices 657 and 744, "sunglasses" at
 836 and 837), which the file reader would reject.
+
+The fine-grained ID sets the paper reports (``cub200``, ``stanford_cars``, ``food101``,
+``oxford_pets``) are class-name files shipped in ``ants/data/labels/`` (their sources are named
+in each file's header and in that folder's ``README.md``) and read with :func:`read_classnames`.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-__all__ = ["BUILTIN_LABEL_SETS", "imagenet_classnames", "load_label_set", "read_classnames"]
+__all__ = ["BUILTIN_LABEL_SETS", "LABEL_DIR", "imagenet_classnames", "load_label_set", "read_classnames"]
+
+#: Folder of the shipped class-name files.
+LABEL_DIR = Path(__file__).resolve().parent / "data" / "labels"
+
+#: Shipped fine-grained label sets: name -> (file in LABEL_DIR, number of classes).
+_FILE_SETS = {
+    "cub200": ("cub200.txt", 200),
+    "stanford_cars": ("stanford_cars.txt", 196),
+    "food101": ("food101.txt", 101),
+    "oxford_pets": ("oxford_pets.txt", 37),
+}
 
 
 def imagenet_classnames() -> list[str]:
@@ -34,8 +50,17 @@ def imagenet_classnames() -> list[str]:
     return names
 
 
+def _shipped(name: str) -> list[str]:
+    filename, expected = _FILE_SETS[name]
+    names = read_classnames(LABEL_DIR / filename)
+    if len(names) != expected:  # pragma: no cover - guards the shipped files
+        raise RuntimeError(f"{LABEL_DIR / filename} holds {len(names)} class names, expected {expected}")
+    return names
+
+
 #: Label sets known by name (``load_label_set`` accepts these or a path).
-BUILTIN_LABEL_SETS = {"imagenet1k": imagenet_classnames}
+BUILTIN_LABEL_SETS = {"imagenet1k": imagenet_classnames,
+                      **{name: partial(_shipped, name) for name in _FILE_SETS}}
 
 
 def read_classnames(path: str | Path) -> list[str]:
@@ -71,7 +96,8 @@ def read_classnames(path: str | Path) -> list[str]:
 
 
 def load_label_set(spec: str | Path) -> list[str]:
-    """Class names for ``spec``: a built-in name (``'imagenet1k'``) or the path of a text file."""
+    """Class names for ``spec``: a built-in name (``'imagenet1k'``, ``'cub200'``,
+    ``'stanford_cars'``, ``'food101'``, ``'oxford_pets'``) or the path of a text file."""
     if isinstance(spec, str) and spec in BUILTIN_LABEL_SETS:
         return BUILTIN_LABEL_SETS[spec]()
     path = Path(spec)

@@ -28,8 +28,34 @@ def test_load_label_set_builtin_and_path(tmp_path):
 
 
 def test_load_label_set_unknown():
-    with pytest.raises(ValueError, match=r"unknown label set 'imagenet': not a built-in label set \(imagenet1k\)"):
+    with pytest.raises(ValueError, match=r"unknown label set 'imagenet': not a built-in label set "
+                       r"\(cub200, food101, imagenet1k, oxford_pets, stanford_cars\)"):
         load_label_set("imagenet")
+
+
+@pytest.mark.parametrize(("name", "count", "first", "last", "probe"), [
+    ("cub200", 200, "Black footed Albatross", "Common Yellowthroat", (21, "Chuck will Widow")),
+    ("stanford_cars", 196, "AM General Hummer SUV 2000", "smart fortwo Convertible 2012",
+     (38, "Bentley Continental Supersports Conv. Convertible 2012")),
+    ("food101", 101, "apple pie", "waffles", (55, "hot dog")),
+    ("oxford_pets", 37, "Abyssinian", "yorkshire terrier", (12, "american bulldog")),
+])
+def test_fine_grained_label_sets(name, count, first, last, probe):
+    names = load_label_set(name)
+    assert len(names) == count == len({n.casefold() for n in names})
+    assert names[0] == first and names[-1] == last
+    assert names[probe[0]] == probe[1]
+    assert not any(n.startswith("#") for n in names)  # the source headers are comments
+
+
+def test_fine_grained_orders_match_sorted_folder_names():
+    """A class_folders layout indexes classes by sorted folder name: the shipped orders agree."""
+    # Food-101 folders are the names with '_' for ' '; CUB folders are 'NNN.Name'
+    food = load_label_set("food101")
+    folders = sorted(n.replace(" ", "_") for n in food)
+    assert [f.replace("_", " ") for f in folders] == food
+    pets = load_label_set("oxford_pets")
+    assert sorted(n.replace(" ", "_") for n in pets) == [n.replace(" ", "_") for n in pets]
 
 
 def test_read_classnames_strips_and_skips_comments(tmp_path):
