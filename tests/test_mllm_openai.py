@@ -3,8 +3,10 @@
 import base64
 import io
 import json
+import random
 import threading
 import time
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -14,7 +16,18 @@ from PIL import Image
 from ants.mllm.answering import CachedAnswerer, answer_records, write_answer_log
 from ants.mllm.base import BackendError, Query
 from ants.mllm.cache import AnswerCache
-from ants.mllm.openai_http import OpenAIBackend
+from ants.mllm.openai_http import (
+    DEFAULT_BACKOFF_S,
+    DEFAULT_MAX_BACKOFF_S,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_WAIT_S,
+    OpenAIBackend,
+    backoff_bounds,
+    backoff_delay,
+    backoff_schedule,
+    from_config,
+    parse_retry_after,
+)
 from ants.mllm.prompts import Prompting
 
 KEY = "sk-test-THE-SECRET-0123456789"
@@ -24,14 +37,19 @@ FAST = {"timeout_s": 0.4, "max_retries": 2, "backoff_s": 0.01}
 
 class Handler(BaseHTTPRequestHandler):
     """Behaviour chosen by a tag in the prompt: [ok] [flaky] [down] [slow] [slowonce] [close]
-    [closeonce] [badjson] [badjsononce] [nochoices] [wait]."""
+    [closeonce] [badjson] [badjsononce] [nochoices] [wait]; rate limits [limited] (429 with
+    Retry-After: 1, once), [busydate] (503 with a Retry-After HTTP-date 2 s ahead, once),
+    [limitedlong] (429, Retry-After: 3600), [limitednohdr] (429 without the header, once);
+    tricklers [trickle] (the body, one byte every 0.3 s) and [trickleheaders] (the headers)."""
 
     def log_message(self, *args):  # keep the test output clean
         pass
 
-    def _send(self, code, payload, raw=None):
+    def _send(self, code, payload, raw=None, headers=()):
         body = raw if raw is not None else json.dumps(payload).encode()
         self.send_response(code)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -39,6 +57,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorised(self):
         st = self.server.state
+        if self.path.startswith("http://"):  # asked as a proxy: note the target, serve it
+            st["proxied"].append(self.path)
+            self.path = "/" + self.path.split("/", 3)[3]
         st["auth"].append(self.headers.get("Authorization"))
         if st["key"] is not None and self.headers.get("Authorization") != f"Bearer {st['key']}":
             self._send(401, {"error": {"message": "Incorrect API key provided"}})
@@ -76,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
         )
         tag = text[text.index("[") + 1 : text.index("]")] if "[" in text else "ok"
         with st["lock"]:
+            st["times"].setdefault(tag, []).append(time.monotonic())
             st["bodies"].append(body)
             st["counts"][tag] = n = st["counts"].get(tag, 0) + 1
             st["in_flight"] += 1
@@ -107,10 +129,38 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"id": "x"})
         elif tag == "forbidden":
             self._send(400, {"error": "bad request"})
+        elif tag == "limited" and n == 1:
+            self._send(429, {"error": "rate limited"}, headers=[("Retry-After", "1")])
+        elif tag == "busydate" and n == 1:
+            when = formatdate(time.time() + 2, usegmt=True)
+            self._send(503, {"error": "overloaded"}, headers=[("Retry-After", when)])
+        elif tag == "limitedlong":
+            self._send(429, {"error": "rate limited"}, headers=[("Retry-After", "3600")])
+        elif tag == "limitednohdr" and n == 1:
+            self._send(429, {"error": "rate limited"})
+        elif tag in ("trickle", "trickleheaders"):
+            self._trickle(tag, json.dumps(ok).encode())
         else:
             if tag == "wait":
                 time.sleep(0.15)
             self._send(200, ok)
+
+    def _trickle(self, tag, body):
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        if tag == "trickle":
+            self.wfile.write(head)
+            self.wfile.flush()
+            slow = body
+        else:
+            slow = head + body
+        for i in range(len(slow)):  # ~ 0.3 s a byte: far longer than any timeout here
+            self.wfile.write(slow[i : i + 1])
+            self.wfile.flush()
+            time.sleep(0.3)
+        self.close_connection = True
 
 
 @pytest.fixture
@@ -124,6 +174,8 @@ def server():
         "counts": {},
         "bodies": [],
         "auth": [],
+        "times": {},
+        "proxied": [],
         "lock": threading.Lock(),
         "in_flight": 0,
         "max_in_flight": 0,
@@ -318,3 +370,177 @@ def test_api_key_absent_from_records_and_cache(server, key_env, tmp_path):
     files = [p for p in tmp_path.iterdir() if p.name.startswith("answers.sqlite")]
     assert files and all(secret not in p.read_bytes() for p in files)
     assert server.state["auth"][-1] == f"Bearer {KEY}"  # it was used, though
+
+
+# -- rate limits, back-off and the total timeout ----------------------------------------------
+
+
+def test_429_retry_after_seconds_is_honoured(server, key_env):
+    backend = _backend(server, key_env, backoff_s=0.01)  # the back-off alone would be ~10 ms
+    out = _ask(backend, ["limited"])
+    assert out == ["answer to [limited] q0"]
+    first, second = server.state["times"]["limited"]
+    assert 0.95 <= second - first < 3.0  # waited the asked second, not the 10 ms back-off
+
+
+def test_503_retry_after_http_date_is_honoured(server, key_env):
+    out = _ask(_backend(server, key_env, backoff_s=0.01), ["busydate"])
+    assert out == ["answer to [busydate] q0"]
+    first, second = server.state["times"]["busydate"]
+    # the date is 2 s ahead at a 1 s resolution: between 1 and 2 s left when it is read
+    assert 0.95 <= second - first < 3.5
+
+
+def test_429_without_retry_after_backs_off(server, key_env):
+    out = _ask(_backend(server, key_env, backoff_s=0.01), ["limitednohdr"])
+    assert out == ["answer to [limitednohdr] q0"]
+    assert server.state["counts"]["limitednohdr"] == 2
+
+
+def test_retry_after_beyond_the_wait_budget_gives_up_at_once(server, key_env):
+    backend = _backend(server, key_env, max_retries=5, max_wait_s=60)
+    t0 = time.monotonic()
+    (out,) = _ask(backend, ["limitedlong"])
+    assert time.monotonic() - t0 < 2.0
+    assert isinstance(out, Exception)
+    assert str(out) == (
+        'HTTP 429: {"error": "rate limited"} (gave up after 1 try: the server asked to retry '
+        "after 3600 s, beyond what is left of max_wait_s=60 s)"
+    )
+    assert server.state["counts"]["limitedlong"] == 1
+
+
+@pytest.mark.parametrize("tag", ["trickle", "trickleheaders"])
+def test_timeout_is_total_not_per_read(server, key_env, tag):
+    # one byte every 0.3 s: a per-read timeout of 1.5 s would never fire (the body alone
+    # would take ~20 s); the total deadline cuts it at 1.5 s
+    backend = _backend(server, key_env, timeout_s=1.5, max_retries=0)
+    t0 = time.monotonic()
+    (out,) = _ask(backend, [tag])
+    elapsed = time.monotonic() - t0
+    assert isinstance(out, Exception)
+    assert "timed out after 1.5 s" in str(out) and "gave up after 1 try" in str(out)
+    assert 1.4 <= elapsed < 1.5 + 1.0
+
+
+def test_models_answer_but_every_chat_request_times_out(server, key_env):
+    backend = _backend(server, key_env, timeout_s=0.3, max_retries=1, concurrency=4)
+    backend.check()  # /models answers
+    out = _ask(backend, ["slow"] * 4)
+    assert all(isinstance(o, Exception) for o in out)
+    assert all("timed out after 0.3 s" in str(o) and "gave up after 2 tries" in str(o) for o in out)
+
+
+def test_backoff_delay_formula_and_jitter():
+    assert [backoff_delay(k, 1.0, 60.0) for k in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff_delay(5000, 1.0, 60.0) == 60.0  # no float overflow
+    a = backoff_schedule(8, 1.0, 60.0, random.Random(1))
+    b = backoff_schedule(8, 1.0, 60.0, random.Random(2))
+    assert a != b  # the jitter differs between two sequences
+    assert a == backoff_schedule(8, 1.0, 60.0, random.Random(1))  # seeded: reproducible
+    for seq in (a, b):
+        for k, delay in enumerate(seq):
+            d = min(2.0**k, 60.0)
+            assert d / 2 <= delay <= d
+    with pytest.raises(ValueError, match="expected retry >= 0"):
+        backoff_delay(-1, 1.0, 60.0)
+
+
+def test_backends_jitter_differs_unless_seeded():
+    def schedule(backend):
+        return [backend.retry_delay(k) for k in range(8)]
+
+    url = "http://127.0.0.1:9/v1"
+    assert schedule(OpenAIBackend(url, "m")) != schedule(OpenAIBackend(url, "m"))  # OS-seeded
+    assert schedule(OpenAIBackend(url, "m", jitter_seed=3)) == schedule(
+        OpenAIBackend(url, "m", jitter_seed=3)
+    )
+    backend = OpenAIBackend(url, "m", backoff_s=0.01)
+    assert backend.retry_delay(0, retry_after=1.0) == 1.0  # Retry-After wins when longer
+    assert 2.56 <= backend.retry_delay(9, retry_after=0.0) <= 5.12  # else 0.01 * 2**9, jittered
+
+
+def test_default_schedule_outlasts_a_one_minute_rate_limit():
+    # computed, not slept: the least the default back-off can add up to, whatever the jitter
+    assert (DEFAULT_MAX_RETRIES, DEFAULT_BACKOFF_S, DEFAULT_MAX_BACKOFF_S) == (8, 1.0, 60.0)
+    assert DEFAULT_MAX_WAIT_S == 300.0
+    least, most = backoff_bounds()
+    assert (least, most) == (
+        (1 + 2 + 4 + 8 + 16 + 32 + 60 + 60) / 2,
+        1 + 2 + 4 + 8 + 16 + 32 + 60 + 60,
+    )
+    assert least > 60
+    draws = [sum(backoff_schedule(rng=random.Random(s))) for s in range(50)]
+    assert all(least <= t <= most for t in draws) and min(draws) > 60
+    backend = OpenAIBackend("http://127.0.0.1:9/v1", "m")  # the defaults the backend uses
+    assert (backend.max_retries, backend.backoff_s, backend.max_backoff_s, backend.max_wait_s) == (
+        8, 1.0, 60.0, 300.0,
+    )  # fmt: skip
+    assert sum(backend.retry_delay(k) for k in range(backend.max_retries)) > 60
+
+
+def test_the_retries_sleep_the_schedule(server, key_env):
+    backend = _backend(server, key_env, max_retries=3, backoff_s=2.0, jitter_seed=7)
+    slept = []
+    backend._sleep = slept.append
+    (out,) = _ask(backend, ["down"])
+    assert "gave up after 4 tries" in str(out)
+    assert slept == backoff_schedule(3, 2.0, 60.0, random.Random(7))
+
+
+def test_the_wait_budget_caps_the_back_off(server, key_env):
+    backend = _backend(server, key_env, max_retries=8, backoff_s=1.0, max_wait_s=5.0)
+    slept = []
+    backend._sleep = slept.append
+    (out,) = _ask(backend, ["down"])
+    assert sum(slept) <= 5.0 and len(slept) in (2, 3)  # 1+2 fit; the 3rd fits if jitter allows
+    assert "beyond what is left of max_wait_s=5 s" in str(out)
+    assert server.state["counts"]["down"] == len(slept) + 1
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1", 1.0),
+        (" 120 ", 120.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_parse_retry_after(value, seconds):
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    assert parse_retry_after(value, now=now) == seconds
+
+
+def test_config_defaults_and_bad_values():
+    backend = from_config({"base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    assert (backend.timeout_s, backend.max_retries, backend.max_wait_s) == (120.0, 8, 300.0)
+    backend = from_config(
+        {"base_url": "http://h:1/v1", "model": "m", "max_backoff_s": 5, "max_wait_s": 10}
+    )
+    assert (backend.max_backoff_s, backend.max_wait_s) == (5.0, 10.0)
+    with pytest.raises(ValueError, match=r"^mllm.timeout_s: expected a number, got 'soon'$"):
+        from_config({"base_url": "http://h:1/v1", "model": "m", "timeout_s": "soon"})
+    with pytest.raises(ValueError, match=r"max_wait_s >= 0; got .*max_wait_s=-1"):
+        from_config({"base_url": "http://h:1/v1", "model": "m", "max_wait_s": -1})
+
+
+def test_environment_proxy_is_used_unless_no_proxy(server, key_env, monkeypatch):
+    port = server.server_address[1]
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{port}")  # the fake server proxies too
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    backend = OpenAIBackend(
+        "http://models.invalid:8000/v1", "served-model", api_key_env=key_env, **FAST
+    )
+    assert _ask(backend, ["ok"]) == ["answer to [ok] q0"]
+    assert server.state["proxied"] == ["http://models.invalid:8000/v1/chat/completions"]
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert _ask(_backend(server, key_env), ["ok"]) == ["answer to [ok] q0"]
+    assert len(server.state["proxied"]) == 1  # direct this time

@@ -6,9 +6,11 @@ Config (the ``mllm`` section, ``backend: openai``)::
     model: llava-hf/llava-1.5-7b-hf      # required; the served model name
     api_key_env: OPENAI_API_KEY          # optional: NAME of the environment variable with the key
     revision: ""                         # optional: pins the served weights in the cache key
-    timeout_s: 120                       # per request
-    max_retries: 4                       # retries after the first try
-    backoff_s: 1.0                       # first retry delay; doubles each retry, capped at 30 s
+    timeout_s: 120                       # TOTAL per request: connect + send + the whole answer
+    max_retries: 8                       # retries after the first try
+    backoff_s: 1.0                       # base of the exponential back-off (seconds)
+    max_backoff_s: 60                    # cap of one back-off delay
+    max_wait_s: 300                      # cap of the time slept between the tries of one request
     concurrency: 8                       # requests in flight at once (a thread pool)
     extra_body: {}                       # merged into each request (e.g. {seed: 0})
 
@@ -20,28 +22,56 @@ the backend is built, sent only in the ``Authorization`` header, and never appea
 ``identity()``, ``repr()``, error messages, cache keys or records. Neither does ``base_url``
 (the same model behind another address gives the same answers).
 
-**Failures.** 5xx and 429 responses, timeouts, reset or refused connections and malformed JSON
-are retried with exponential backoff; when the retries are spent, that query's answer is
-recorded as failed (with the reason) and the run goes on. Other 4xx responses fail the query at
-once. :meth:`OpenAIBackend.check` runs before any answering: a wrong key (401/403), an unknown
-model (missing from ``/models``, or 404) or an unreachable server raise one
+**Timeouts.** ``timeout_s`` bounds the WHOLE exchange (connecting, sending the request, reading
+the status, headers and body), not each socket read: a watchdog shuts the socket down at the
+deadline, so a server that trickles one byte every few seconds is cut off after ``timeout_s``
+(reason ``"timed out after N s"``).
+
+**Retries.** 5xx, 408 and 429 responses, timeouts, reset or refused connections and malformed
+JSON are retried, at most ``max_retries`` times. Before retry ``k`` (``k = 0, 1, ...``) the
+backend sleeps ``d_k = min(backoff_s * 2**k, max_backoff_s)`` with "equal jitter": a uniform
+draw in ``[d_k / 2, d_k]`` (:func:`backoff_delay`), so parallel jobs that hit a limit together
+do not retry in lockstep. The jitter comes from ``random.Random(jitter_seed)``: seeded from the
+OS by default (``jitter_seed=None``), reproducible when a seed is given. A 429 or 503 response
+with a ``Retry-After`` header (seconds, or an HTTP-date) is never retried sooner than it asks:
+the delay is ``max(Retry-After, back-off)``. The delays of one request may add up to at most
+``max_wait_s``; a ``Retry-After`` beyond what is left of it gives up at once (with that reason).
+With the defaults the back-off sleeps at least 91.5 s and at most 183 s in all
+(:func:`backoff_bounds`), so a rate limit of a minute is waited out. When the retries are
+spent, that query's answer is recorded as failed (with the reason) and the run goes on. Other
+4xx responses fail the query at once.
+
+**Check.** :meth:`OpenAIBackend.check` runs before any answering: a wrong key (401/403), an
+unknown model (missing from ``/models``, or 404) or an unreachable server raise one
 :class:`~ants.mllm.base.BackendError`.
+
+Proxies come from the usual environment variables (``http_proxy``, ``https_proxy``,
+``no_proxy``), as with :mod:`urllib`.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import http.client
 import io
 import json
+import logging
+import math
 import os
+import random
+import socket
+import threading
 import time
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ants.mllm.base import BackendError, Query
+
+logger = logging.getLogger(__name__)
 
 CONFIG_KEYS = (
     "base_url",
@@ -51,10 +81,20 @@ CONFIG_KEYS = (
     "timeout_s",
     "max_retries",
     "backoff_s",
+    "max_backoff_s",
+    "max_wait_s",
     "concurrency",
     "extra_body",
 )
-MAX_BACKOFF_S = 30.0
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_RETRIES = 8
+DEFAULT_BACKOFF_S = 1.0
+DEFAULT_MAX_BACKOFF_S = 60.0
+DEFAULT_MAX_WAIT_S = 300.0
+DEFAULT_CONCURRENCY = 8
+#: statuses whose ``Retry-After`` header is honoured
+RETRY_AFTER_STATUSES = (429, 503)
+_CHUNK = 65536
 
 
 class RequestFailed(RuntimeError):
@@ -62,7 +102,9 @@ class RequestFailed(RuntimeError):
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class _HTTPStatus(Exception):
@@ -70,6 +112,82 @@ class _HTTPStatus(Exception):
         super().__init__(f"HTTP {code}: {body}")
         self.code = code
         self.body = body
+
+
+# -- back-off -----------------------------------------------------------------------------------
+
+
+def backoff_delay(
+    retry: int, backoff_s: float, max_backoff_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds to sleep before retry number ``retry`` (0 = the first retry).
+
+    ``d = min(backoff_s * 2**retry, max_backoff_s)``, then "equal jitter": uniform in
+    ``[d / 2, d]`` drawn from ``rng`` (``rng=None``: no jitter, ``d`` itself).
+    """
+    if retry < 0 or backoff_s < 0 or max_backoff_s < 0:
+        raise ValueError(
+            f"backoff_delay: expected retry >= 0, backoff_s >= 0 and max_backoff_s >= 0; got "
+            f"retry={retry}, backoff_s={backoff_s}, max_backoff_s={max_backoff_s}"
+        )
+    # 2**retry overflows a float past ~1023 retries; the cap has long been reached by then
+    d = max_backoff_s if retry > 1000 else min(backoff_s * 2.0**retry, max_backoff_s)
+    if rng is None:
+        return d
+    return rng.uniform(d / 2, d)
+
+
+def backoff_schedule(
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+    rng: random.Random | None = None,
+) -> list[float]:
+    """The ``max_retries`` delays :func:`backoff_delay` gives, in order (no ``Retry-After``)."""
+    return [backoff_delay(k, backoff_s, max_backoff_s, rng) for k in range(max_retries)]
+
+
+def backoff_bounds(
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+    max_wait_s: float = DEFAULT_MAX_WAIT_S,
+) -> tuple[float, float]:
+    """(least, most) seconds one request can sleep in back-off before it gives up, whatever
+    the jitter draws: the sum of the ``d_k / 2`` and of the ``d_k``, each capped at
+    ``max_wait_s``. With the defaults: (91.5, 183.0)."""
+    full = sum(backoff_schedule(max_retries, backoff_s, max_backoff_s))
+    return min(full / 2, max_wait_s), min(full, max_wait_s)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header -> seconds to wait (>= 0), or None when absent or unreadable.
+
+    The header is either a number of seconds (``"120"``) or an HTTP-date
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``), measured from ``now`` (a :func:`time.time` value;
+    default: the current time). A date in the past means 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+# -- images -------------------------------------------------------------------------------------
 
 
 def _encode_image(
@@ -98,6 +216,9 @@ def _encode_image(
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+# -- the backend --------------------------------------------------------------------------------
+
+
 class OpenAIBackend:
     """Chat completions over HTTP with bounded concurrency, retries and a clear up-front check."""
 
@@ -110,31 +231,74 @@ class OpenAIBackend:
         *,
         api_key_env: str | None = None,
         revision: str = "",
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        concurrency: int = 8,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+        max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        concurrency: int = DEFAULT_CONCURRENCY,
         extra_body: Mapping | None = None,
+        jitter_seed: int | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(
                 f"mllm.base_url: expected an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
             )
+        parsed = urllib.parse.urlsplit(base_url)
+        if not parsed.hostname:
+            raise ValueError(
+                f"mllm.base_url: no host in {base_url!r}; expected e.g. http://localhost:8000/v1"
+            )
         if not isinstance(model, str) or not model:
             raise ValueError(f"mllm.model: expected the served model name, got {model!r}")
-        if timeout_s <= 0 or max_retries < 0 or backoff_s < 0 or int(concurrency) < 1:
+        numbers = {
+            "timeout_s": timeout_s,
+            "max_retries": max_retries,
+            "backoff_s": backoff_s,
+            "max_backoff_s": max_backoff_s,
+            "max_wait_s": max_wait_s,
+            "concurrency": concurrency,
+        }
+        for key, value in numbers.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                raise ValueError(f"mllm.{key}: expected a number, got {value!r}")
+        if (
+            timeout_s <= 0
+            or max_retries < 0
+            or backoff_s < 0
+            or max_backoff_s < 0
+            or max_wait_s < 0
+        ):
             raise ValueError(
-                "mllm: timeout_s must be > 0, max_retries >= 0, backoff_s >= 0 and concurrency >= 1; got "
-                f"timeout_s={timeout_s}, max_retries={max_retries}, backoff_s={backoff_s}, concurrency={concurrency}"
+                "mllm: timeout_s must be > 0; max_retries, backoff_s, max_backoff_s and max_wait_s >= 0; got "
+                f"timeout_s={timeout_s}, max_retries={max_retries}, backoff_s={backoff_s}, "
+                f"max_backoff_s={max_backoff_s}, max_wait_s={max_wait_s}"
+            )
+        if int(concurrency) < 1 or int(max_retries) != max_retries:
+            raise ValueError(
+                f"mllm: concurrency must be an integer >= 1 and max_retries an integer; got "
+                f"concurrency={concurrency}, max_retries={max_retries}"
             )
         self.base_url = base_url.rstrip("/")
+        self._scheme = parsed.scheme
+        self._host = parsed.hostname
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._path = parsed.path.rstrip("/")
         self.model = model
         self.revision = revision
         self.timeout_s = float(timeout_s)
         self.max_retries = int(max_retries)
         self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.max_wait_s = float(max_wait_s)
         self.concurrency = int(concurrency)
         self.extra_body = dict(extra_body or {})
+        self._rng = random.Random(jitter_seed)
+        self._sleep = time.sleep  # tests may replace it
         self.api_key_env = api_key_env
         self._api_key: str | None = None
         if api_key_env:
@@ -162,32 +326,113 @@ class OpenAIBackend:
             text = text.replace(self._api_key, "***")
         return text
 
+    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str, dict]:
+        """(connection, request target, extra headers), through a proxy when the environment
+        names one for this scheme and ``no_proxy`` does not exempt the host."""
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        target = self._path
+        proxy = urllib.request.getproxies().get(self._scheme)
+        if proxy and urllib.request.proxy_bypass(f"{self._host}:{self._port}"):
+            proxy = None
+        if not proxy:
+            return cls(self._host, self._port, timeout=timeout), target, {}
+        p = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        auth = {}
+        if p.username:
+            cred = f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}"
+            auth = {"Proxy-Authorization": "Basic " + base64.b64encode(cred.encode()).decode()}
+        pport = p.port or (443 if p.scheme == "https" else 80)
+        if self._scheme == "https":  # a CONNECT tunnel through the proxy
+            conn = http.client.HTTPSConnection(p.hostname, pport, timeout=timeout)
+            conn.set_tunnel(self._host, self._port, headers=auth)
+            return conn, target, {}
+        pcls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
+        return (
+            pcls(p.hostname, pport, timeout=timeout),
+            f"http://{self._host}:{self._port}{target}",
+            auth,
+        )
+
+    def _exchange(self, method: str, path: str, data: bytes | None, headers: dict):
+        """One HTTP exchange within ``timeout_s`` in all -> (status, headers, body bytes).
+
+        A watchdog timer shuts the socket down at the deadline; every socket operation also
+        gets the time left as its own timeout. Raises :class:`_Retryable` on a timeout or a
+        connection error.
+        """
+        start = time.monotonic()
+        deadline = start + self.timeout_s
+        timed_out = threading.Event()
+        holder: dict = {}
+        lock = threading.Lock()
+
+        def cut() -> None:
+            with lock:
+                timed_out.set()
+                sock = holder.get("sock")
+                if sock is not None:
+                    try:  # the plain socket's shutdown, also for TLS: it wakes a blocked recv/send
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        conn = None
+        try:
+            conn, target, extra = self._connection(self.timeout_s)
+            conn.connect()
+            with lock:
+                holder["sock"] = conn.sock
+                if timed_out.is_set():
+                    raise TimeoutError
+            conn.request(method, target + path, body=data, headers={**headers, **extra})
+            resp = conn.getresponse()
+            chunks = []
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or timed_out.is_set():
+                    raise TimeoutError
+                holder["sock"].settimeout(left)
+                chunk = resp.read1(_CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            if timed_out.is_set():  # the watchdog's shutdown looks like the end of the body
+                raise TimeoutError
+            if resp.length:  # Content-Length promised more than came
+                raise http.client.IncompleteRead(b"".join(chunks), resp.length)
+            return resp.status, resp.headers, b"".join(chunks)
+        except Exception as err:
+            if timed_out.is_set() or isinstance(err, TimeoutError):
+                raise _Retryable(
+                    f"timed out after {self.timeout_s:g} s (the whole request: connect, send, read)"
+                ) from None
+            if isinstance(err, (OSError, http.client.HTTPException)):
+                text = self._scrub(f"{type(err).__name__}: {err}")
+                raise _Retryable(f"connection error: {text}") from None
+            raise
+        finally:
+            watchdog.cancel()
+            if conn is not None:
+                conn.close()
+
     def _request(self, method: str, path: str, body: Mapping | None = None):
         """One HTTP exchange -> parsed JSON. Raises _HTTPStatus, _Retryable."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        req = urllib.request.Request(
-            self.base_url + path, data=data, headers=headers, method=method
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as err:
-            text = self._scrub(err.read().decode("utf-8", "replace")[:300])
-            if err.code >= 500 or err.code in (408, 429):
-                raise _Retryable(f"HTTP {err.code}: {text}") from None
-            raise _HTTPStatus(err.code, text) from None
-        except TimeoutError as err:
-            raise _Retryable(f"timed out after {self.timeout_s:g} s") from err
-        except urllib.error.URLError as err:
-            reason = err.reason
-            if isinstance(reason, TimeoutError):
-                raise _Retryable(f"timed out after {self.timeout_s:g} s") from err
-            raise _Retryable(f"connection error: {reason}") from err
-        except (ConnectionError, http.client.HTTPException, OSError) as err:
-            raise _Retryable(f"connection error: {type(err).__name__}: {err}") from err
+        status, resp_headers, raw = self._exchange(method, path, data, headers)
+        if status >= 400:
+            text = self._scrub(raw[:300].decode("utf-8", "replace"))
+            if status >= 500 or status in (408, 429):
+                retry_after = None
+                if status in RETRY_AFTER_STATUSES:
+                    retry_after = parse_retry_after(resp_headers.get("Retry-After"))
+                raise _Retryable(f"HTTP {status}: {text}", retry_after)
+            raise _HTTPStatus(status, text)
         try:
             return json.loads(raw)
         except ValueError:
@@ -195,16 +440,38 @@ class OpenAIBackend:
                 f"malformed JSON in the response: {self._scrub(raw[:100].decode('utf-8', 'replace'))!r}"
             ) from None
 
-    def _with_retries(self, method: str, path: str, body: Mapping | None = None):
-        delay = self.backoff_s
+    def retry_delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds before retry number ``retry``: the jittered back-off, or the server's
+        ``Retry-After`` when that is longer."""
+        delay = backoff_delay(retry, self.backoff_s, self.max_backoff_s, self._rng)
+        return delay if retry_after is None else max(delay, retry_after)
+
+    def _with_retries(self, method: str, path: str, body: Mapping | None = None, log=logger.debug):
+        waited = 0.0
         for attempt in range(self.max_retries + 1):
             try:
                 return self._request(method, path, body)
             except _Retryable as err:
+                tries = f"{attempt + 1} tr{'y' if attempt == 0 else 'ies'}"
                 if attempt == self.max_retries:
-                    raise RequestFailed(f"{err} (gave up after {attempt + 1} tries)") from None
-                time.sleep(min(delay, MAX_BACKOFF_S))
-                delay *= 2
+                    raise RequestFailed(f"{err} (gave up after {tries})") from None
+                delay = self.retry_delay(attempt, err.retry_after)
+                if waited + delay > self.max_wait_s:
+                    asked = (
+                        f"the server asked to retry after {err.retry_after:g} s"
+                        if err.retry_after is not None and err.retry_after >= delay
+                        else f"the next back-off is {delay:.1f} s"
+                    )
+                    raise RequestFailed(
+                        f"{err} (gave up after {tries}: {asked}, beyond what is left of "
+                        f"max_wait_s={self.max_wait_s:g} s)"
+                    ) from None
+                log(
+                    "mllm %s %s%s: %s; retry %d/%d in %.1f s",
+                    method, self.base_url, path, err, attempt + 1, self.max_retries, delay,
+                )  # fmt: skip
+                self._sleep(delay)
+                waited += delay
         raise AssertionError("unreachable")
 
     # -- check --------------------------------------------------------------------------------
@@ -221,7 +488,7 @@ class OpenAIBackend:
     def check(self) -> None:
         """Fail early, with one clear :class:`BackendError`, on a wrong key or an unknown model."""
         try:
-            listing = self._with_retries("GET", "/models")
+            listing = self._with_retries("GET", "/models", log=logger.warning)
         except _HTTPStatus as err:
             if err.code in (401, 403):
                 raise self._key_error(err.code) from None
@@ -251,7 +518,7 @@ class OpenAIBackend:
             "temperature": 0,
         }
         try:
-            self._with_retries("POST", "/chat/completions", body)
+            self._with_retries("POST", "/chat/completions", body, log=logger.warning)
         except _HTTPStatus as err:
             if err.code in (401, 403):
                 raise self._key_error(err.code) from None
@@ -324,7 +591,8 @@ class OpenAIBackend:
 
 
 def from_config(config: Mapping) -> OpenAIBackend:
-    """Build from the ``mllm`` config section (``backend: openai``)."""
+    """Build from the ``mllm`` config section (``backend: openai``); absent keys take the
+    module's ``DEFAULT_*`` values."""
     for key in ("base_url", "model"):
         if key not in config:
             raise ValueError(f"mllm.{key}: required for backend 'openai'")
@@ -332,10 +600,12 @@ def from_config(config: Mapping) -> OpenAIBackend:
         str(config["base_url"]),
         str(config["model"]),
         api_key_env=config.get("api_key_env"),
-        revision=str(config.get("revision", "")),
-        timeout_s=float(config.get("timeout_s", 120.0)),
-        max_retries=int(config.get("max_retries", 4)),
-        backoff_s=float(config.get("backoff_s", 1.0)),
-        concurrency=int(config.get("concurrency", 8)),
+        revision=str(config.get("revision") or ""),
+        timeout_s=config.get("timeout_s", DEFAULT_TIMEOUT_S),
+        max_retries=config.get("max_retries", DEFAULT_MAX_RETRIES),
+        backoff_s=config.get("backoff_s", DEFAULT_BACKOFF_S),
+        max_backoff_s=config.get("max_backoff_s", DEFAULT_MAX_BACKOFF_S),
+        max_wait_s=config.get("max_wait_s", DEFAULT_MAX_WAIT_S),
+        concurrency=config.get("concurrency", DEFAULT_CONCURRENCY),
         extra_body=config.get("extra_body"),
     )
