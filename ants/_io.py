@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "canonical_json",
     "METADATA_KEY",
     "atomic_dir",
     "atomic_path",
@@ -80,13 +81,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     Whatever stood at ``path`` before is removed only once the new folder is complete, so an
     interrupted run leaves either the old folder or the new one, never a partial one that looks
-    complete. On an exception the temporary folder is removed.
+    complete. On an exception the temporary folder is removed. The folder gets the usual
+    permissions (``0o777 & ~umask``, like ``mkdir``), not ``mkdtemp``'s private ``0o700``.
     """
     import shutil
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():
@@ -163,3 +166,9 @@ def read_table(path: str | os.PathLike, *, what: str = "file"):
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(METADATA_KEY, b"{}")
     return table.to_pandas(), json.loads(raw)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys, no insignificant whitespace and no NaN: the one canonical form
+    of the package (cache keys, digests, the config subsets the rules pass)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

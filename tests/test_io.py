@@ -37,6 +37,26 @@ def test_atomic_dir_replaces_whole_folder_and_keeps_old_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"]
 
 
+def test_atomic_dir_and_path_get_the_umask_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f.txt").write_text("x")
+        with atomic_path(tmp_path / "g.txt") as tmp:
+            tmp.write_text("y")
+        os.umask(0o027)
+        with atomic_dir(tmp_path / "e"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0o700
+    assert (tmp_path / "d" / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "e").stat().st_mode & 0o777 == 0o750
+
+
 @pytest.mark.parametrize("algorithm", ["sha256", "md5"])
 def test_file_digest_matches_hashlib(tmp_path, algorithm):
     data = np.random.default_rng(0).bytes(2500)
