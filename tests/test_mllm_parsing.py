@@ -4,13 +4,15 @@ import pytest
 
 from ants.mllm.base import Query
 from ants.mllm.parsing import (
+    MAX_NEGATIVE_CHARS,
+    PARSE_STYLES,
     normalise_sentences,
     parse_answer,
     parse_ens_answer,
     parse_numbered_list,
     parse_vsnl_answer,
 )
-from ants.mllm.prompts import Prompting, generation_settings, prompt_for
+from ants.mllm.prompts import Prompting, generation_settings, prompt_for, validate_prompting
 
 # -- prompts ----------------------------------------------------------------------------------
 
@@ -81,11 +83,12 @@ def test_prompt_overrides_and_braces_in_class_names():
         ),
         (
             lambda: prompt_for(Query("vsnl", "x"), "llava", {"ensx": "a"}),
-            r"prompts: unknown query kind 'ensx'",
+            r"mllm.prompts.ensx: unknown query kind 'ensx'; valid kinds: ens, vsnl",
         ),
         (
-            lambda: generation_settings("ens", "llava", {"ens": {"temperature": 0.7}}),
-            r"generation.ens: unknown setting 'temperature'; valid settings: max_new_tokens, image_size",
+            lambda: generation_settings("ens", "llava", {"ens": {"top_p": 0.7}}),
+            r"mllm.generation.ens.top_p: unknown setting 'top_p'; "
+            r"valid settings: max_new_tokens, image_size, temperature",
         ),
         (
             lambda: generation_settings("ens", "llava", {"ens": {"max_new_tokens": 0}}),
@@ -249,3 +252,285 @@ def test_parse_answer_dispatch():
     assert parse_answer("vsnl", "1. carp", "tench").negatives == ("carp",)
     with pytest.raises(ValueError, match="unknown query kind 'x'; valid kinds: ens, vsnl"):
         parse_answer("x", "", "tench")
+
+
+# -- parsing styles: the authors' labels.py (METHOD.md section 6) next to the lenient parser --
+
+
+def test_parse_styles_and_unknown_style():
+    assert PARSE_STYLES == ("lenient", "authors")
+    for call in (
+        lambda: normalise_sentences(["a"], style="strict"),
+        lambda: parse_answer("vsnl", "1. a", "x", style="strict"),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"unknown answer parsing style 'strict'; valid styles: lenient, authors",
+        ):
+            call()
+
+
+def test_normalise_authors_strips_every_trailing_dot():
+    texts = ["Blue sky..", "  blue  sky . ", "Ellipsis...", "...", "", None, "A\ncar."]
+    assert normalise_sentences(texts, style="authors") == ["Blue sky", "Ellipsis", "A car"]
+    # the lenient style drops one dot only, so "Blue sky." and "blue sky" differ
+    assert normalise_sentences(texts) == ["Blue sky.", "blue sky", "Ellipsis..", "..", "A car"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "authors", "lenient"),
+    [
+        # the examples of METHOD.md, both styles
+        ("3 - Jaguar", [], ["Jaguar"]),
+        ("1. Snow leopard: spotted", ["Snow leopard: spotted"], ["Snow leopard"]),
+        ("1. a 2. b 3. c", ["a 2. b 3. c"], ["a", "b", "c"]),
+        ("- 1. lynx", [], ["lynx"]),
+        ("1. Blue sky..", ["Blue sky"], ["Blue sky."]),
+        # a number immediately followed by . ) : or - ; the whole rest is the label
+        (
+            "1) goldfish\n2: carp\n3-koi\n4 . pike\n**5.** perch",
+            ["goldfish", "carp", "koi"],
+            ["goldfish", "carp", "koi", "pike", "perch"],
+        ),
+        # no de-duplication of the queried class in the authors' style; at most 5 after de-dup
+        (
+            "1. Tench\n2. carp\n3. CARP.\n4. koi\n5. pike\n6. perch\n7. bream",
+            ["Tench", "carp", "koi", "pike", "perch"],
+            ["carp", "koi", "pike", "perch", "bream"],
+        ),
+        ("  12.   wooden   spoon  ", ["wooden spoon"], ["wooden spoon"]),
+    ],
+)
+def test_vsnl_authors_vs_lenient(raw, authors, lenient):
+    assert parse_numbered_list(raw, class_name="tench", style="authors") == authors
+    assert parse_numbered_list(raw, class_name="tench") == lenient
+    a = parse_answer("vsnl", raw, "tench", style="authors")
+    assert list(a.negatives) == authors
+    assert a.status == ("ok" if authors else "unparsable")
+
+
+def test_authors_style_statuses():
+    assert parse_vsnl_answer("Leopard, lynx.", "cat", style="authors").reason == (
+        "no numbered line (a number followed directly by . ) : or -, like '1. name') in the answer"
+    )
+    a = parse_vsnl_answer("1. ...\n2. .", "cat", style="authors")
+    assert (a.status, a.negatives, a.reason) == (
+        "empty",
+        (),
+        "no class name left after removing blanks",
+    )
+    # the queried class is kept (their code does not drop it), also as a whole ENS answer
+    assert parse_vsnl_answer("1. cat\n2. Cat", "cat", style="authors").negatives == ("cat",)
+    assert parse_ens_answer("Tench..", "tench", style="authors").negatives == ("Tench",)
+    assert parse_ens_answer("Tench.", "tench").status == "empty"
+    assert parse_ens_answer("  ..  ", "tench", style="authors").reason == "the answer is empty"
+
+
+# -- length limit on parsed negatives -----------------------------------------------------------
+
+
+def test_long_vsnl_class_name_is_rejected_with_a_reason():
+    assert MAX_NEGATIVE_CHARS == 200
+    monster = "x" * 5000
+    raw = f"1. {monster}\n2. lynx\n3. puma"
+    for style in PARSE_STYLES:
+        a = parse_vsnl_answer(raw, "cat", style=style)
+        assert a.status == "ok" and a.negatives == ("lynx", "puma"), style
+        assert a.reason == (
+            "dropped 1 class name longer than 200 characters (max_negative_chars; the longest has 5000)"
+        )
+        assert a.raw_text == raw  # the raw text is kept intact
+    only = parse_vsnl_answer(f"1. {monster}\n2. {monster}y", "cat")
+    assert only.status == "empty" and only.negatives == ()
+    assert only.reason == (
+        "no class name left: dropped 2 class names longer than 200 characters "
+        "(max_negative_chars; the longest has 5001)"
+    )
+    # the limit is applied before the max_items cut, so the 6th name comes in
+    six = "\n".join([f"1. {monster}"] + [f"{i}. n{i}" for i in range(2, 8)])
+    assert parse_numbered_list(six, class_name="cat") == ["n2", "n3", "n4", "n5", "n6"]
+    # a limit exactly at the length keeps it; None disables the limit
+    assert parse_numbered_list("1. abcde", max_negative_chars=5) == ["abcde"]
+    assert parse_numbered_list("1. abcdef", max_negative_chars=5) == []
+    assert parse_numbered_list(f"1. {monster}", max_negative_chars=None) == [monster]
+    with pytest.raises(ValueError, match="max_negative_chars: expected a positive int or None"):
+        parse_answer("ens", "a", "b", max_negative_chars=0)
+
+
+def test_long_ens_sentence_is_rejected():
+    a = parse_ens_answer("word " * 100, "tench")
+    assert a.status == "empty" and a.negatives == ()
+    assert a.reason == (
+        "dropped 1 sentence longer than 200 characters (max_negative_chars; the longest has 499)"
+    )
+    assert parse_ens_answer("word " * 100, "tench", max_negative_chars=499).status == "ok"
+
+
+# -- validate_prompting: every problem, one line each, naming its key -------------------------
+
+
+def test_validate_prompting_accepts_the_defaults_and_valid_overrides():
+    assert validate_prompting("llava", {}, {}) == []
+    assert validate_prompting("qwen2vl", None, None) == []
+    ok = validate_prompting(
+        "llava",
+        {"ens": "Describe it without {c}.", "vsnl": "Like {c}?"},
+        {
+            "ens": {"max_new_tokens": 8, "temperature": 0, "image_size": [56, 56]},
+            "vsnl": {"blank_image_size": None},
+        },
+    )
+    assert ok == []
+    # temperature 0 is accepted and dropped: it changes no cache key
+    assert generation_settings("ens", "llava", {"ens": {"temperature": 0.0}}) == {
+        "max_new_tokens": 30,
+        "image_size": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("family", "prompts", "generation", "expected"),
+    [
+        (
+            "llava",
+            {"ens": "Describe {x}"},
+            {},
+            "mllm.prompts.ens: unknown placeholder {x} in 'Describe {x}'; "
+            "valid placeholders: {c} (the class name)",
+        ),
+        (
+            "llava",
+            {"vsnl": "Five classes."},
+            {},
+            "mllm.prompts.vsnl: the template must contain {c} (the class name), got 'Five classes.'",
+        ),
+        (
+            "llava",
+            {"ens": 3},
+            {},
+            "mllm.prompts.ens: a prompt template must be a non-empty string, got 3",
+        ),
+        (
+            "llava",
+            {"nes": "a"},
+            {},
+            "mllm.prompts.nes: unknown query kind 'nes'; valid kinds: ens, vsnl",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"max_tokens": 5}},
+            "mllm.generation.ens.max_tokens: unknown setting 'max_tokens'; "
+            "valid settings: max_new_tokens, image_size, temperature",
+        ),
+        (
+            "llava",
+            {},
+            {"vsnl": {"image_size": [56, 56]}},
+            "mllm.generation.vsnl.image_size: unknown setting 'image_size'; "
+            "valid settings: max_new_tokens, blank_image_size, temperature",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"max_new_tokens": 32.0}},
+            "mllm.generation.ens.max_new_tokens: expected a positive int, got 32.0 "
+            "(32.0 is not a whole number; write 32)",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"max_new_tokens": 2.5}},
+            "mllm.generation.ens.max_new_tokens: expected a positive int, got 2.5 (not a whole number)",
+        ),
+        (
+            "llava",
+            {},
+            {"vsnl": {"max_new_tokens": -3}},
+            "mllm.generation.vsnl.max_new_tokens: expected a positive int, got -3 (not positive)",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"max_new_tokens": True}},
+            "mllm.generation.ens.max_new_tokens: expected a positive int, got True",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"temperature": float("nan")}},
+            "mllm.generation.ens.temperature: expected a finite number, got nan; "
+            "generation is greedy: use 0 or leave it out",
+        ),
+        (
+            "llava",
+            {},
+            {"vsnl": {"temperature": float("inf")}},
+            "mllm.generation.vsnl.temperature: expected a finite number, got inf; "
+            "generation is greedy: use 0 or leave it out",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"temperature": 0.7}},
+            "mllm.generation.ens.temperature: generation is always greedy (answers are cached as "
+            "deterministic); only 0 is allowed (or leave it out), got 0.7",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": {"image_size": [56, 0]}},
+            "mllm.generation.ens.image_size: expected null or [width, height] of positive ints, "
+            "got [56, 0]",
+        ),
+        (
+            "llava",
+            {},
+            {"ens": 5},
+            "mllm.generation.ens: expected a mapping of settings, got 5",
+        ),
+        (
+            "gpt",
+            {},
+            {},
+            "mllm.family: unknown MLLM prompt family 'gpt'; valid families: llava, qwen2vl",
+        ),
+        (
+            "llava",
+            "Describe it",
+            {},
+            "mllm.prompts: expected a mapping of query kind -> template, got 'Describe it'",
+        ),
+    ],
+)
+def test_validate_prompting_one_line_per_problem(family, prompts, generation, expected):
+    assert validate_prompting(family, prompts, generation) == [expected]
+    with pytest.raises(ValueError) as err:
+        Prompting.from_config({"family": family, "prompts": prompts, "generation": generation})
+    assert str(err.value) == expected
+
+
+def test_validate_prompting_reports_every_problem():
+    problems = validate_prompting(
+        "qwen2vl",
+        {"ens": "Describe {x} and {y}", "vsnl": "Five."},
+        {"ens": {"max_new_tokens": 0, "top_k": 1}, "vsnl": {"temperature": float("nan")}},
+    )
+    assert [p.split(":")[0] for p in problems] == [
+        "mllm.prompts.ens",
+        "mllm.prompts.ens",
+        "mllm.generation.ens.top_k",
+        "mllm.generation.ens.max_new_tokens",
+        "mllm.prompts.vsnl",
+        "mllm.generation.vsnl.temperature",
+    ]
+    with pytest.raises(ValueError, match=r"unknown placeholder \{x\}.* \(and 5 more problems\)$"):
+        Prompting(
+            "qwen2vl",
+            {"ens": "Describe {x} and {y}", "vsnl": "Five."},
+            {"ens": {"max_new_tokens": 0, "top_k": 1}, "vsnl": {"temperature": float("nan")}},
+        )
+    # an unknown family still gets its overrides checked (no defaults to merge with)
+    assert validate_prompting("gpt", {}, {"ens": {"max_new_tokens": "8"}})[1] == (
+        "mllm.generation.ens.max_new_tokens: expected a positive int, got '8'"
+    )

@@ -1,25 +1,46 @@
-"""Turn raw MLLM text into negatives: ENS sentences and VSNL class names.
+r"""Turn raw MLLM text into negatives: ENS sentences and VSNL class names.
 
-Conventions (decided here, used everywhere):
+Two parsing **styles** (:data:`PARSE_STYLES`), chosen per run; the ANTS ``paper`` preset uses
+``"lenient"`` and the ``authors_code`` preset uses ``"authors"``:
 
-* **Case is kept** as the model wrote it (that is what the negatives log shows), and
-  de-duplication is case-insensitive (``str.casefold``), keeping the first occurrence. CLIP's
-  tokenizer lower-cases text anyway, so case never changes a text feature.
-* :func:`normalise_sentences` is METHOD.md's normalisation: strip, drop ONE trailing ``"."``,
-  collapse internal whitespace (newlines included), de-duplicate, drop empties. (The authors'
-  code strips every trailing dot; the two differ only for answers ending in ``".."``.)
-* An ENS answer is the whole generated text as one sentence (as the authors do; a newline
-  becomes a space).
-* A VSNL answer is a numbered list. Each line like ``1. leopard``, ``2) cheetah``,
-  ``3 - jaguar``, ``**4.** Snow leopard``, ``- 5. lynx`` gives one name; markdown bullets and
-  emphasis are removed, and so is an explanation after the name (``1. Leopard: spotted coat``,
-  ``2. Lynx - short tail``, ``3. Ocelot (Leopardus pardalis)`` give ``Leopard``, ``Lynx``,
-  ``Ocelot``). A list written on one line (``1. leopard 2. cheetah``) is split at the numbers.
-  The queried class itself is dropped; at most ``max_items`` (5) names are kept.
+``"lenient"`` (the default; tolerant of chatty models)
+    * normalisation (:func:`normalise_sentences`): strip, drop ONE trailing ``"."``, collapse
+      internal whitespace (newlines included), drop empties, de-duplicate case-insensitively;
+    * VSNL: each line like ``1. leopard``, ``2) cheetah``, ``3 - jaguar``, ``**4.** Snow
+      leopard``, ``- 5. lynx`` gives one name; markdown bullets and emphasis are removed, and so
+      is an explanation after the name (``1. Leopard: spotted coat``, ``2. Lynx - short tail``,
+      ``3. Ocelot (Leopardus pardalis)`` give ``Leopard``, ``Lynx``, ``Ocelot``). A list written
+      on one line (``1. leopard 2. cheetah``) is split at the numbers;
+    * the queried class itself is dropped (VSNL), and an ENS answer that is nothing but the
+      predicted class name is ``"empty"``.
 
-Statuses (:class:`ants.mllm.base.Answer`): ``"ok"`` with at least one negative; ``"empty"``
-when the text is blank or nothing usable is left (reason says why); ``"unparsable"`` when a
-VSNL answer has no numbered line at all.
+``"authors"`` (exactly the authors' current ``openood/postprocessors/ants/labels.py``, METHOD.md
+section 6, "Answer normalisation and parsing")
+    * normalisation: strip, strip EVERY trailing ``"."``, collapse whitespace, drop empties,
+      de-duplicate case-insensitively (first kept);
+    * VSNL: read line by line; a line counts only if it matches
+      ``^\s*\d+[.):-]\s*(.+?)\s*$`` (a number IMMEDIATELY followed by one of ``. ) : -``); the
+      whole rest of the line is the label. So ``"3 - Jaguar"`` is dropped, ``"1. Snow leopard:
+      spotted"`` gives ``"Snow leopard: spotted"``, ``"1. a 2. b 3. c"`` gives ONE label
+      ``"a 2. b 3. c"`` and ``"- 1. lynx"`` gives nothing;
+    * the queried class is NOT dropped: METHOD.md describes no such step in their code (and
+      their VSNL prompt for LLaVA asks the model to exclude it), so neither do we.
+
+Both styles: case is kept as the model wrote it (that is what the negatives log shows);
+de-duplication uses ``str.casefold`` and keeps the first spelling (CLIP's tokenizer lower-cases
+text anyway, so case never changes a text feature). An ENS answer is the whole generated text as
+one sentence (a newline becomes a space). At most ``max_items`` (5) VSNL names are kept, counted
+after cleaning and de-duplication.
+
+**Length limit** (both styles): a parsed negative longer than ``max_negative_chars``
+(:data:`MAX_NEGATIVE_CHARS` = 200 characters by default; ``None`` = no limit) is not accepted --
+it is dropped and the answer's ``reason`` says so. A real ENS sentence (under eight words) or
+class name is far shorter; the limit only catches a model that rambles. The raw text itself is
+never shortened (it is stored intact in the cache and the log).
+
+Statuses (:class:`ants.mllm.base.Answer`): ``"ok"`` with at least one negative (``reason`` is
+empty unless something was dropped for its length); ``"empty"`` when the text is blank or nothing
+usable is left (reason says why); ``"unparsable"`` when a VSNL answer has no numbered line at all.
 """
 
 from __future__ import annotations
@@ -29,9 +50,14 @@ from collections.abc import Iterable
 
 from ants.mllm.base import Answer
 
+PARSE_STYLES = ("lenient", "authors")
+#: a parsed negative longer than this many characters is dropped (None: no limit)
+MAX_NEGATIVE_CHARS = 200
+
 _WS = re.compile(r"\s+")
 
-# one numbered line: optional bullet, optional emphasis, a 1-2 digit number, a separator, the rest
+# -- lenient style: one numbered line: optional bullet, optional emphasis, a 1-2 digit number,
+# a separator, the rest
 _NUMBERED_LINE = re.compile(
     r"""^\s*
         (?:[-*+\u2022]\s+)?          # markdown bullet
@@ -48,22 +74,60 @@ _INLINE_ITEM = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+(.+?)(?=\s+\d{1,2}[.)]\
 _EXPLANATION = re.compile(r"\s*(?::|\s[-\u2013\u2014]\s|\().*$")
 _EMPHASIS = re.compile(r"[*_`]+")
 
+# -- authors' style: the regular expression of their labels.py
+_AUTHORS_LINE = re.compile(r"^\s*\d+[.):-]\s*(.+?)\s*$")
 
-def normalise_sentences(texts: Iterable[str | None]) -> list[str]:
-    """Strip, drop one trailing '.', collapse whitespace, de-duplicate (case-insensitive), drop empties.
+
+def check_style(style: str) -> str:
+    """``style`` if it is one of :data:`PARSE_STYLES`, else ValueError listing the valid ones."""
+    if style not in PARSE_STYLES:
+        raise ValueError(
+            f"unknown answer parsing style {style!r}; valid styles: {', '.join(PARSE_STYLES)}"
+        )
+    return style
+
+
+def _check_limit(max_negative_chars: int | None) -> int | None:
+    if max_negative_chars is None:
+        return None
+    if (
+        not isinstance(max_negative_chars, int)
+        or isinstance(max_negative_chars, bool)
+        or max_negative_chars < 1
+    ):
+        raise ValueError(
+            f"max_negative_chars: expected a positive int or None (no limit), got {max_negative_chars!r}"
+        )
+    return max_negative_chars
+
+
+def _clean(text: str, style: str) -> str:
+    s = str(text).strip()
+    if style == "authors":
+        s = s.rstrip(".")  # every trailing dot
+    elif s.endswith("."):
+        s = s[:-1]  # one trailing dot
+    return _WS.sub(" ", s).strip()
+
+
+def normalise_sentences(texts: Iterable[str | None], style: str = "lenient") -> list[str]:
+    """Clean, drop empties, de-duplicate case-insensitively (first spelling kept).
+
+    Cleaning is strip, drop the trailing ``"."`` (``"lenient"``: one; ``"authors"``: every one),
+    collapse whitespace. ``None`` entries are skipped.
 
     >>> normalise_sentences(["  A red  car. ", "a red car", "", "Blue sky.."])
     ['A red car', 'Blue sky.']
+    >>> normalise_sentences(["Blue sky..", "blue sky"], style="authors")
+    ['Blue sky']
     """
+    check_style(style)
     out: list[str] = []
     seen: set[str] = set()
     for text in texts:
         if text is None:
             continue
-        s = str(text).strip()
-        if s.endswith("."):
-            s = s[:-1]
-        s = _WS.sub(" ", s).strip()
+        s = _clean(text, style)
         if not s:
             continue
         key = s.casefold()
@@ -73,22 +137,52 @@ def normalise_sentences(texts: Iterable[str | None]) -> list[str]:
     return out
 
 
-def parse_ens_answer(raw: str | None, class_name: str) -> Answer:
+def _split_long(items: list[str], limit: int | None) -> tuple[list[str], list[str]]:
+    if limit is None:
+        return items, []
+    return [s for s in items if len(s) <= limit], [s for s in items if len(s) > limit]
+
+
+def _too_long_reason(dropped: list[str], limit: int | None, what: str) -> str:
+    if not dropped:
+        return ""
+    longest = max(len(s) for s in dropped)
+    n = len(dropped)
+    return (
+        f"dropped {n} {what}{'s' if n > 1 else ''} longer than {limit} characters "
+        f"(max_negative_chars; the longest has {longest})"
+    )
+
+
+def parse_ens_answer(
+    raw: str | None,
+    class_name: str,
+    style: str = "lenient",
+    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+) -> Answer:
     """One ENS answer -> an :class:`Answer` with at most one negative sentence.
 
-    ``status="empty"`` when the text is blank after normalisation, or when it is nothing but
-    the predicted ID class name (that would be a positive, not a negative).
+    ``status="empty"`` when the text is blank after normalisation, when the sentence is longer
+    than ``max_negative_chars``, or (``"lenient"`` only) when it is nothing but the predicted ID
+    class name (that would be a positive, not a negative).
     """
+    check_style(style)
+    limit = _check_limit(max_negative_chars)
     raw = "" if raw is None else str(raw)
-    sentences = normalise_sentences([raw])
+    sentences = normalise_sentences([raw], style)
     if not sentences:
         return Answer(raw_text=raw, status="empty", reason="the answer is empty")
     sentence = sentences[0]
-    if sentence.casefold() == str(class_name).strip().casefold():
+    if style == "lenient" and sentence.casefold() == str(class_name).strip().casefold():
         return Answer(
             raw_text=raw,
             status="empty",
             reason=f"the answer is only the ID class name {class_name!r}",
+        )
+    kept, dropped = _split_long([sentence], limit)
+    if not kept:
+        return Answer(
+            raw_text=raw, status="empty", reason=_too_long_reason(dropped, limit, "sentence")
         )
     return Answer(raw_text=raw, negatives=(sentence,))
 
@@ -99,65 +193,114 @@ def _clean_name(text: str) -> str:
     return text.strip().strip("\"'").rstrip(",;").strip()
 
 
-def _numbered_items(raw: str) -> list[str]:
+def _numbered_items(raw: str, style: str = "lenient") -> list[str]:
+    """The text of each numbered item, before normalisation."""
+    if style == "authors":
+        items = []
+        for line in raw.splitlines():
+            m = _AUTHORS_LINE.match(line)
+            if m:
+                items.append(m.group(1))
+        return items
     items = []
     for line in raw.splitlines():
         m = _NUMBERED_LINE.match(line)
         if m:
-            items.append(m.group("rest"))
+            items.append(_clean_name(m.group("rest")))
     if len(items) <= 1:
         # maybe the whole list is on one line: "1. leopard 2. cheetah 3. jaguar"
         for line in raw.splitlines():
             inline = [m.group(2) for m in _INLINE_ITEM.finditer(line.strip())]
             if len(inline) > 1:
-                return inline
+                return [_clean_name(x) for x in inline]
     return items
 
 
+def _names(
+    raw: str, class_name: str | None, style: str, limit: int | None
+) -> tuple[list[str], list[str]]:
+    """(accepted names, names dropped for their length), before the ``max_items`` cut."""
+    names = normalise_sentences(_numbered_items(raw, style), style)
+    if class_name is not None and style == "lenient":
+        own = str(class_name).strip().casefold()
+        names = [n for n in names if n.casefold() != own]
+    return _split_long(names, limit)
+
+
 def parse_numbered_list(
-    raw: str | None, max_items: int = 5, class_name: str | None = None
+    raw: str | None,
+    max_items: int = 5,
+    class_name: str | None = None,
+    style: str = "lenient",
+    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
 ) -> list[str]:
     """Class names from a numbered-list answer, cleaned and de-duplicated, at most ``max_items``.
 
-    ``class_name`` (the queried class) is removed from the result when given.
+    ``"lenient"``: ``class_name`` (the queried class) is removed from the result when given;
+    ``"authors"``: it is kept (see the module docstring). Names longer than
+    ``max_negative_chars`` are dropped before the ``max_items`` cut.
 
     >>> parse_numbered_list("1. Leopard\\n2) cheetah\\n3 - **Jaguar**: spots\\n4. tiger", 3, "Tiger")
     ['Leopard', 'cheetah', 'Jaguar']
+    >>> parse_numbered_list("1. Leopard\\n2) cheetah\\n3 - Jaguar\\n4. tiger", 3, "Tiger", style="authors")
+    ['Leopard', 'cheetah', 'tiger']
     """
+    check_style(style)
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
-    names = normalise_sentences(_clean_name(item) for item in _numbered_items(raw or ""))
-    if class_name is not None:
-        own = str(class_name).strip().casefold()
-        names = [n for n in names if n.casefold() != own]
+    names, _ = _names(raw or "", class_name, style, _check_limit(max_negative_chars))
     return names[:max_items]
 
 
-def parse_vsnl_answer(raw: str | None, class_name: str, max_items: int = 5) -> Answer:
+def parse_vsnl_answer(
+    raw: str | None,
+    class_name: str,
+    max_items: int = 5,
+    style: str = "lenient",
+    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+) -> Answer:
     """One VSNL answer -> an :class:`Answer` whose negatives are the parsed class names."""
+    check_style(style)
+    if max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {max_items}")
+    limit = _check_limit(max_negative_chars)
     raw = "" if raw is None else str(raw)
     if not raw.strip():
         return Answer(raw_text=raw, status="empty", reason="the answer is empty")
-    if not _numbered_items(raw):
-        return Answer(
-            raw_text=raw,
-            status="unparsable",
-            reason="no numbered line like '1. name' in the answer",
+    if not _numbered_items(raw, style):
+        expected = (
+            "numbered line (a number followed directly by . ) : or -, like '1. name')"
+            if style == "authors"
+            else "numbered line like '1. name'"
         )
-    names = parse_numbered_list(raw, max_items=max_items, class_name=class_name)
+        return Answer(raw_text=raw, status="unparsable", reason=f"no {expected} in the answer")
+    names, dropped = _names(raw, class_name, style, limit)
+    too_long = _too_long_reason(dropped, limit, "class name")
     if not names:
-        return Answer(
-            raw_text=raw,
-            status="empty",
-            reason=f"no class name left after removing the queried class {class_name!r} and blanks",
-        )
-    return Answer(raw_text=raw, negatives=tuple(names))
+        if too_long:
+            reason = f"no class name left: {too_long}"
+        elif style == "lenient":
+            reason = (
+                f"no class name left after removing the queried class {class_name!r} and blanks"
+            )
+        else:
+            reason = "no class name left after removing blanks"
+        return Answer(raw_text=raw, status="empty", reason=reason)
+    return Answer(raw_text=raw, negatives=tuple(names[:max_items]), reason=too_long)
 
 
-def parse_answer(kind: str, raw: str | None, class_name: str, max_items: int = 5) -> Answer:
-    """Dispatch on the query kind ("ens" or "vsnl")."""
+def parse_answer(
+    kind: str,
+    raw: str | None,
+    class_name: str,
+    max_items: int = 5,
+    style: str = "lenient",
+    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+) -> Answer:
+    """Dispatch on the query kind ("ens" or "vsnl"); ``style`` is one of :data:`PARSE_STYLES`."""
+    check_style(style)
     if kind == "ens":
-        return parse_ens_answer(raw, class_name)
+        return parse_ens_answer(raw, class_name, style, max_negative_chars)
     if kind == "vsnl":
-        return parse_vsnl_answer(raw, class_name, max_items=max_items)
+        return parse_vsnl_answer(raw, class_name, max_items, style, max_negative_chars)
     raise ValueError(f"unknown query kind {kind!r}; valid kinds: ens, vsnl")

@@ -18,12 +18,20 @@ Generation is always greedy (no sampling). The settings of one query kind are a 
   authors still pass a black image of 28 x 28 pixels, which is the default here. ``None`` sends
   the prompt without any image.
 
+* ``temperature``: accepted only as ``0`` (configs written for other tools say so) and then
+  dropped; anything else is an error, since answers are cached as deterministic.
+
 These settings are part of every cache key (:func:`ants.mllm.cache.cache_key`).
+
+Validation is strict and complete: :func:`validate_prompting` returns one line per problem, each
+starting with its key path (``mllm.prompts.ens: ...``, ``mllm.generation.ens.max_new_tokens:
+...``); the config checker shows them all, and :class:`Prompting` raises the first.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,89 +70,203 @@ GENERATION: dict[str, dict[str, dict]] = {
 }
 
 SETTING_KEYS = {
-    "ens": ("max_new_tokens", "image_size"),
-    "vsnl": ("max_new_tokens", "blank_image_size"),
+    "ens": ("max_new_tokens", "image_size", "temperature"),
+    "vsnl": ("max_new_tokens", "blank_image_size", "temperature"),
 }
+#: the only placeholder of a prompt template
+PLACEHOLDERS = {"c": "the class name"}
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
+_VALID_PLACEHOLDERS = ", ".join(f"{{{k}}} ({v})" for k, v in PLACEHOLDERS.items())
 
 
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(
-            f"unknown MLLM prompt family {family!r}; valid families: {', '.join(FAMILIES)}"
-        )
+def _family_problem(family, prefix: str) -> list[str]:
+    if isinstance(family, str) and family in FAMILIES:
+        return []
+    return [
+        f"{prefix}.family: unknown MLLM prompt family {family!r}; valid families: {', '.join(FAMILIES)}"
+    ]
 
 
-def _check_kind_keys(mapping: Mapping, what: str) -> None:
-    bad = [k for k in mapping if k not in KINDS]
-    if bad:
-        raise ValueError(f"{what}: unknown query kind {bad[0]!r}; valid kinds: {', '.join(KINDS)}")
+def _kind_problems(mapping, key: str) -> list[str]:
+    return [
+        f"{key}.{k}: unknown query kind {k!r}; valid kinds: {', '.join(KINDS)}"
+        for k in mapping
+        if k not in KINDS
+    ]
+
+
+def template_problems(template, kind: str, prefix: str = "mllm") -> list[str]:
+    """Problems of one prompt template (empty list: valid).
+
+    A template is a non-empty string whose only ``{...}`` field is ``{c}``; a VSNL template must
+    contain ``{c}`` (the question is about that class).
+    """
+    key = f"{prefix}.prompts.{kind}"
+    if not isinstance(template, str) or not template.strip():
+        return [f"{key}: a prompt template must be a non-empty string, got {template!r}"]
+    fields = set(_FIELD.findall(template))
+    out = [
+        f"{key}: unknown placeholder {{{bad}}} in {template!r}; valid placeholders: {_VALID_PLACEHOLDERS}"
+        for bad in sorted(fields - set(PLACEHOLDERS))
+    ]
+    if kind == "vsnl" and "c" not in fields:
+        out.append(f"{key}: the template must contain {{c}} (the class name), got {template!r}")
+    return out
 
 
 def check_template(template: str, kind: str) -> str:
-    """Validate a prompt template: a non-empty string whose only field is ``{c}``.
-
-    A VSNL template must contain ``{c}`` (the question is about that class).
-    """
-    if not isinstance(template, str) or not template.strip():
-        raise ValueError(
-            f"prompts.{kind}: a prompt template must be a non-empty string, got {template!r}"
-        )
-    fields = set(_FIELD.findall(template))
-    if fields - {"c"}:
-        bad = sorted(fields - {"c"})[0]
-        raise ValueError(
-            f"prompts.{kind}: unknown placeholder {{{bad}}} in {template!r}; the only placeholder is {{c}} "
-            "(the class name)"
-        )
-    if kind == "vsnl" and "c" not in fields:
-        raise ValueError(
-            f"prompts.vsnl: the template must contain {{c}} (the class name), got {template!r}"
-        )
+    """``template`` if valid (:func:`template_problems`), else ValueError with the first problem."""
+    problems = template_problems(template, kind)
+    if problems:
+        raise ValueError(_joined(problems))
     return template
 
 
-def _check_size(value, key: str, kind: str):
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _size_problems(value, key: str) -> list[str]:
     if value is None:
-        return None
+        return []
     ok = (
         isinstance(value, (list, tuple))
         and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        and all(_is_int(v) and v > 0 for v in value)
     )
-    if not ok:
-        raise ValueError(
-            f"generation.{kind}.{key}: expected null or [width, height] of positive ints, got {value!r}"
+    if ok:
+        return []
+    return [f"{key}: expected null or [width, height] of positive ints, got {value!r}"]
+
+
+def _max_new_tokens_problems(value, key: str) -> list[str]:
+    if _is_int(value):
+        return (
+            [] if value > 0 else [f"{key}: expected a positive int, got {value!r} (not positive)"]
         )
-    return [int(value[0]), int(value[1])]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return [f"{key}: expected a positive int, got {value!r} (not a finite number)"]
+        if value != int(value):
+            return [f"{key}: expected a positive int, got {value!r} (not a whole number)"]
+        return [
+            f"{key}: expected a positive int, got {value!r} ({value!r} is not a whole number; "
+            f"write {int(value)})"
+        ]
+    return [f"{key}: expected a positive int, got {value!r}"]
 
 
-def _check_settings(settings: Mapping, kind: str) -> dict:
+def _temperature_problems(value, key: str) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return [f"{key}: expected a number, got {value!r}"]
+    if not math.isfinite(value):
+        return [
+            f"{key}: expected a finite number, got {value!r}; generation is greedy: use 0 or leave it out"
+        ]
+    if value != 0:
+        return [
+            f"{key}: generation is always greedy (answers are cached as deterministic); "
+            f"only 0 is allowed (or leave it out), got {value!r}"
+        ]
+    return []
+
+
+def settings_problems(
+    settings, kind: str, prefix: str = "mllm", *, complete: bool = True
+) -> list[str]:
+    """Problems of the generation settings of one kind (``complete``: ``max_new_tokens`` required)."""
+    key = f"{prefix}.generation.{kind}"
+    if not isinstance(settings, Mapping):
+        return [f"{key}: expected a mapping of settings, got {settings!r}"]
     valid = SETTING_KEYS[kind]
-    bad = [k for k in settings if k not in valid]
-    if bad:
-        raise ValueError(
-            f"generation.{kind}: unknown setting {bad[0]!r}; valid settings: {', '.join(valid)}"
-        )
-    out = dict(settings)
-    n = out.get("max_new_tokens")
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"generation.{kind}.max_new_tokens: expected a positive int, got {n!r}")
-    for key in ("image_size", "blank_image_size"):
-        if key in out:
-            out[key] = _check_size(out[key], key, kind)
+    out = [
+        f"{key}.{k}: unknown setting {k!r}; valid settings: {', '.join(valid)}"
+        for k in settings
+        if k not in valid
+    ]
+    if "max_new_tokens" in settings:
+        out += _max_new_tokens_problems(settings["max_new_tokens"], f"{key}.max_new_tokens")
+    elif complete:
+        out.append(f"{key}.max_new_tokens: required (a positive int)")
+    for size_key in ("image_size", "blank_image_size"):
+        if size_key in settings and size_key in valid:
+            out += _size_problems(settings[size_key], f"{key}.{size_key}")
+    if "temperature" in settings:
+        out += _temperature_problems(settings["temperature"], f"{key}.temperature")
     return out
+
+
+def validate_prompting(
+    family, prompts: Mapping | None, generation: Mapping | None, prefix: str = "mllm"
+) -> list[str]:
+    """Every problem of a prompting configuration, one line each, starting with its key path.
+
+    ``family`` is ``mllm.family``, ``prompts`` the template overrides (``mllm.prompts``: kind ->
+    template), ``generation`` the setting overrides (``mllm.generation``: kind -> settings). An
+    empty list means :class:`Prompting` accepts them. Checked: the family; query kinds; templates
+    (non-empty strings, no placeholder but ``{c}``, ``{c}`` in a VSNL template); setting names;
+    ``max_new_tokens`` a positive int (``32.0`` is not one); image sizes ``null`` or ``[w, h]``;
+    ``temperature`` only 0 (generation is greedy; NaN and inf are rejected).
+
+    >>> validate_prompting("llava", {"ens": "Describe {x}"}, {"ens": {"max_new_tokens": 32.0}})[1]
+    'mllm.generation.ens.max_new_tokens: expected a positive int, got 32.0 (32.0 is not a whole number; write 32)'
+    """
+    out = _family_problem(family, prefix)
+    prompts = {} if prompts is None else prompts
+    generation = {} if generation is None else generation
+    if not isinstance(prompts, Mapping):
+        out.append(
+            f"{prefix}.prompts: expected a mapping of query kind -> template, got {prompts!r}"
+        )
+        prompts = {}
+    if not isinstance(generation, Mapping):
+        out.append(
+            f"{prefix}.generation: expected a mapping of query kind -> settings, got {generation!r}"
+        )
+        generation = {}
+    out += _kind_problems(prompts, f"{prefix}.prompts")
+    out += _kind_problems(generation, f"{prefix}.generation")
+    known_family = not _family_problem(family, prefix)
+    for kind in KINDS:
+        if kind in prompts:
+            out += template_problems(prompts[kind], kind, prefix)
+        extra = generation.get(kind)
+        if extra is None:
+            continue
+        if not isinstance(extra, Mapping):
+            out.append(f"{prefix}.generation.{kind}: expected a mapping of settings, got {extra!r}")
+            continue
+        merged = {**GENERATION[family][kind], **extra} if known_family else dict(extra)
+        out += settings_problems(merged, kind, prefix, complete=known_family)
+    return out
+
+
+def _joined(problems: list[str]) -> str:
+    more = len(problems) - 1
+    return problems[0] + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _check_family(family: str) -> None:
+    problems = _family_problem(family, "mllm")
+    if problems:
+        raise ValueError(problems[0])
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown query kind {kind!r}; valid kinds: {', '.join(KINDS)}")
 
 
 def prompt_template(kind: str, family: str, overrides: Mapping[str, str] | None = None) -> str:
     """The template for ``kind`` ("ens"/"vsnl") of ``family``, or its override."""
     _check_family(family)
-    if kind not in KINDS:
-        raise ValueError(f"unknown query kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    overrides = overrides or {}
-    _check_kind_keys(overrides, "prompts")
-    return check_template(overrides.get(kind, PROMPTS[family][kind]), kind)
+    _check_kind(kind)
+    overrides = {} if overrides is None else overrides
+    problems = validate_prompting(family, overrides, None)
+    if problems:
+        raise ValueError(_joined(problems))
+    return overrides.get(kind, PROMPTS[family][kind])
 
 
 def prompt_for(query: Query, family: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -159,18 +281,24 @@ def prompt_for(query: Query, family: str, overrides: Mapping[str, str] | None = 
 def generation_settings(
     kind: str, family: str, overrides: Mapping[str, Mapping] | None = None
 ) -> dict:
-    """Greedy generation settings for ``kind`` of ``family``, updated by ``overrides[kind]``."""
+    """Greedy generation settings for ``kind`` of ``family``, updated by ``overrides[kind]``.
+
+    A ``temperature`` override (only 0 is valid) is dropped: generation is greedy anyway, and the
+    settings enter the cache key.
+    """
     _check_family(family)
-    if kind not in KINDS:
-        raise ValueError(f"unknown query kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    overrides = overrides or {}
-    _check_kind_keys(overrides, "generation")
+    _check_kind(kind)
+    overrides = {} if overrides is None else overrides
+    problems = validate_prompting(family, None, overrides)
+    if problems:
+        raise ValueError(_joined(problems))
     settings = copy.deepcopy(GENERATION[family][kind])
-    extra = overrides.get(kind) or {}
-    if not isinstance(extra, Mapping):
-        raise ValueError(f"generation.{kind}: expected a mapping of settings, got {extra!r}")
-    settings.update(extra)
-    return _check_settings(settings, kind)
+    settings.update(copy.deepcopy(dict(overrides.get(kind) or {})))
+    settings.pop("temperature", None)
+    for key in ("image_size", "blank_image_size"):
+        if settings.get(key) is not None:
+            settings[key] = [int(v) for v in settings[key]]
+    return settings
 
 
 @dataclass(frozen=True)
@@ -190,17 +318,22 @@ class Prompting:
 
     def __post_init__(self) -> None:
         # validate everything up front, so a bad config fails before any answering
-        for kind in KINDS:
-            prompt_template(kind, self.family, self.prompts)
-            generation_settings(kind, self.family, self.generation)
+        problems = validate_prompting(self.family, self.prompts, self.generation)
+        if problems:
+            raise ValueError(_joined(problems))
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> Prompting:
         config = dict(config or {})
+        prompts = config.get("prompts") or {}
+        generation = config.get("generation") or {}
+        problems = validate_prompting(config.get("family", "llava"), prompts, generation)
+        if problems:
+            raise ValueError(_joined(problems))
         return cls(
             family=config.get("family", "llava"),
-            prompts=dict(config.get("prompts") or {}),
-            generation={k: dict(v or {}) for k, v in (config.get("generation") or {}).items()},
+            prompts=dict(prompts),
+            generation={k: dict(v or {}) for k, v in generation.items()},
         )
 
     def prompt(self, query: Query) -> str:
