@@ -22,12 +22,22 @@ Where the weights come from
 Every failure to build the model raises one :class:`ClipLoadError` whose message names the
 model, the tag or the file, and what to change.
 
+Hub weights are fetched by open_clip into the Hugging Face cache (``HF_HOME`` /
+``HF_HUB_CACHE``, or ``load_clip(..., cache_dir=...)``); a cached snapshot is reused offline.
+:meth:`ClipEncoder.identity` records the model id, the pretrained tag and a ``revision``: the
+hub commit of the downloaded snapshot when the file came from the hub cache, else
+``"sha256:<hex>"`` of the weights file (local files, URL downloads); ``None`` for random weights.
+
 Encoding conventions
 --------------------
 * Outputs are numpy float32 arrays of shape ``(n, d)`` with unit L2 norm per row
   (normalised in float32 after the forward pass), so cosines are dot products.
-* Images go through open_clip's own eval transform (for the paper's model: resize the
-  shorter side to 224, bicubic, center crop 224, CLIP mean/std) in a torch ``DataLoader``.
+* Images are decoded by :func:`ants.images.open_rgb` (the same code as the manifest check:
+  huge images refused before decoding, 16-bit / float images scaled to 8 bits) and go through
+  open_clip's own eval transform (for the paper's model: resize the shorter side to 224,
+  bicubic, center crop 224, CLIP mean/std) in a torch ``DataLoader``.
+* Long encodings show progress (:mod:`ants.progress`): a bar on a terminal, log lines in a
+  log file.
 * The model is in eval mode and runs under ``torch.inference_mode()``; on CPU with fp32 the
   result is deterministic (same inputs and batch size give bit-identical features).
 * Precision: ``fp32`` everywhere; ``fp16``/``bf16`` are autocast around the forward pass with
@@ -52,11 +62,11 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from tqdm.auto import tqdm
 
 import ants
 from ants._io import file_digest, json_default
+from ants.images import DEFAULT_MAX_PIXELS, ImageError, open_rgb
+from ants.progress import progress as _progress
 
 __all__ = [
     "ARCHITECTURES",
@@ -268,11 +278,28 @@ class _DropRandomInitNotice(logging.Filter):
         return "initialized randomly" not in record.getMessage()
 
 
-def _fetch_tag(model: str, tag: str, tag_cfg: Mapping[str, Any]) -> str:
+def _hub_source(tag_cfg: Mapping[str, Any]) -> str:
+    hub = tag_cfg.get("hf_hub")
+    if hub:
+        return f"the Hugging Face hub ({hub.rstrip('/')})"
+    return tag_cfg.get("url") or "?"
+
+
+def _snapshot_revision(path: str) -> str | None:
+    """The commit hash of a file in a Hugging Face cache (``.../snapshots/<commit>/<file>``)."""
+    parts = os.path.normpath(path).split(os.sep)
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i - 1] == "snapshots" and len(parts[i]) == 40 and all(c in string.hexdigits for c in parts[i]):
+            return parts[i]
+    return None
+
+
+def _fetch_tag(model: str, tag: str, tag_cfg: Mapping[str, Any], cache_dir: str | None = None) -> str:
     """Download (or find in the hub cache) the checkpoint of a hub tag; one clear error if not."""
-    source = tag_cfg.get("hf_hub") or tag_cfg.get("url") or "?"
+    source = _hub_source(tag_cfg)
+    where = f" into the cache {cache_dir}" if cache_dir else ""
     try:
-        path = open_clip.download_pretrained(dict(tag_cfg))
+        path = open_clip.download_pretrained(dict(tag_cfg), cache_dir=cache_dir)
     except Exception as exc:  # noqa: BLE001 - every download failure becomes one error
         path, reason = "", f"{type(exc).__name__}: {str(exc).rstrip('. ')}"
     else:
@@ -280,7 +307,7 @@ def _fetch_tag(model: str, tag: str, tag_cfg: Mapping[str, Any]) -> str:
     if not path or not os.path.isfile(path):
         raise ClipLoadError(
             f"could not fetch the weights of CLIP model {model!r} with pretrained tag {tag!r} "
-            f"(from {source}){_offline_note()}: {reason}. To use a checkpoint already on disk, "
+            f"from {source}{where}{_offline_note()}: {reason}. To use a checkpoint already on disk, "
             f"set weights_path to the local file (keep pretrained={tag!r} so its preprocessing "
             f"is used), e.g. clip: {{model: {model}, pretrained: {tag}, weights_path: /path/to/weights.bin}}."
         )
@@ -297,11 +324,12 @@ def _load_weights(model: torch.nn.Module, path: str, what: str) -> None:
         ) from exc
 
 
-def _build(spec: ClipSpec):
+def _build(spec: ClipSpec, cache_dir: str | None = None):
     """(model on CPU in fp32, eval transform, tokenizer, provenance dict)."""
     name = spec.model
     overrides = dict(spec.overrides or {})
-    provenance: dict[str, Any] = {"weights_file": None, "quick_gelu_from_tag": False}
+    provenance: dict[str, Any] = {"weights_file": None, "quick_gelu_from_tag": False, "weights_source": None,
+                                  "hub_revision": None, "cache_dir": cache_dir}
 
     if spec.weights_path is not None and not os.path.isfile(spec.weights_path):
         raise ClipLoadError(
@@ -312,12 +340,13 @@ def _build(spec: ClipSpec):
     quiet = _DropRandomInitNotice()
     logging.getLogger().addFilter(quiet)
     try:
-        return _build_seeded(spec, name, overrides, provenance)
+        return _build_seeded(spec, name, overrides, provenance, cache_dir)
     finally:
         logging.getLogger().removeFilter(quiet)
 
 
-def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenance: dict[str, Any]):
+def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenance: dict[str, Any],
+                  cache_dir: str | None = None):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if name.startswith(("hf-hub:", "local-dir:")):
@@ -378,7 +407,11 @@ def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenan
 
         weights_file = spec.weights_path
         if weights_file is None and spec.pretrained:
-            weights_file = _fetch_tag(name, spec.pretrained, tag_cfg)
+            weights_file = _fetch_tag(name, spec.pretrained, tag_cfg, cache_dir)
+            hub = tag_cfg.get("hf_hub")
+            provenance["hub_revision"] = _snapshot_revision(weights_file)
+            provenance["weights_source"] = (f"hf-hub:{hub.rstrip('/')}" if hub and provenance["hub_revision"]
+                                            else tag_cfg.get("url") or None)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 config_name,
@@ -413,10 +446,15 @@ def load_clip(
     spec: ClipSpec | Mapping[str, Any] | str,
     device: str | torch.device = "auto",
     precision: Precision = "fp32",
+    *,
+    cache_dir: str | os.PathLike | None = None,
 ) -> ClipEncoder:
     """Build the CLIP model of ``spec`` on ``device`` and wrap it in a :class:`ClipEncoder`.
 
     ``spec`` may also be a config mapping or string (see :meth:`ClipSpec.from_config`).
+    ``cache_dir``: where hub weights are downloaded to and looked up (default: the Hugging
+    Face cache, ``HF_HUB_CACHE`` or ``$HF_HOME/hub``); it does not change the features, so it
+    is not part of :meth:`ClipEncoder.identity`.
     Weights are created on the CPU (so random weights do not depend on the device) and then
     moved. Raises :class:`ClipLoadError` when the model cannot be built, ``ValueError`` for a
     bad ``device`` / ``precision`` (including ``fp16`` on CPU).
@@ -431,7 +469,7 @@ def load_clip(
             "precision 'fp16' is not supported on CPU (half-precision autocast needs a GPU); "
             "use precision 'fp32' or 'bf16' on CPU"
         )
-    model, preprocess, tokenizer, provenance = _build(spec)
+    model, preprocess, tokenizer, provenance = _build(spec, os.fspath(cache_dir) if cache_dir is not None else None)
     model = model.to(dev).eval()
     for param in model.parameters():
         param.requires_grad_(False)
@@ -443,11 +481,13 @@ def load_clip(
 
 
 class _ImageFiles(torch.utils.data.Dataset):
-    """Opens, decodes and transforms one image; failures are returned, not raised."""
+    """Opens, decodes (:func:`ants.images.open_rgb`) and transforms one image; failures are
+    returned, not raised."""
 
-    def __init__(self, paths: Sequence[str], transform):
+    def __init__(self, paths: Sequence[str], transform, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.paths = paths
         self.transform = transform
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -455,10 +495,10 @@ class _ImageFiles(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         path = self.paths[index]
         try:
-            with Image.open(path) as img:
-                img.load()
-                tensor = self.transform(img.convert("RGB"))
-        except Exception as exc:  # noqa: BLE001 - recorded per file
+            tensor = self.transform(open_rgb(path, max_pixels=self.max_pixels))
+        except ImageError as exc:  # recorded per file
+            return index, None, exc.reason
+        except Exception as exc:  # noqa: BLE001 - a transform failure, recorded per file
             return index, None, f"{type(exc).__name__}: {exc}"
         return index, tensor, None
 
@@ -508,11 +548,13 @@ class ClipEncoder:
         num_workers: int = 0,
         progress: bool = True,
         on_error: Literal["raise", "skip"] = "raise",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> EncodedImages:
         """Encode image files into unit float32 rows.
 
-        Files are read with PIL (converted to RGB) and transformed by open_clip's eval
-        transform in a ``DataLoader`` (``num_workers`` processes). A file that cannot be
+        Files are read with :func:`ants.images.open_rgb` (8-bit RGB; more than ``max_pixels``
+        pixels refused before decoding) and transformed by open_clip's eval transform in a
+        ``DataLoader`` (``num_workers`` processes). A file that cannot be
         read or decoded raises :class:`ImageReadError` naming it (``on_error='raise'``, the
         default; nothing is returned) or is left out and listed in ``failures``
         (``on_error='skip'``). Returns :class:`EncodedImages` ``(features, ok, failures)``.
@@ -531,14 +573,14 @@ class ClipEncoder:
         failures: list[ImageFailure] = []
         if n:
             loader = torch.utils.data.DataLoader(
-                _ImageFiles(paths, self.preprocess),
+                _ImageFiles(paths, self.preprocess, max_pixels),
                 batch_size=batch_size,
                 shuffle=False,
                 num_workers=num_workers,
                 collate_fn=_collate,
                 pin_memory=self.device.type == "cuda",
             )
-            with tqdm(total=n, desc="encoding images", unit="img", disable=not progress) as bar, \
+            with _progress(total=n, desc="encoding images", unit="img", enabled=progress) as bar, \
                     torch.inference_mode(), self._autocast():
                 for indices, pixels, bad in loader:
                     for index, message in bad:
@@ -579,7 +621,7 @@ class ClipEncoder:
         if not prompts:
             return np.empty((0, self.dim), dtype=np.float32)
         chunks = []
-        with tqdm(total=len(prompts), desc="encoding texts", unit="text", disable=not progress) as bar, \
+        with _progress(total=len(prompts), desc="encoding texts", unit="text", enabled=progress) as bar, \
                 torch.inference_mode(), self._autocast():
             for start in range(0, len(prompts), batch_size):
                 batch = prompts[start:start + batch_size]
@@ -591,16 +633,25 @@ class ClipEncoder:
     def identity(self) -> dict[str, Any]:
         """Everything that determines the features, as a JSON-ready dict.
 
-        Used as Parquet metadata and in cache keys: model, tag, weights file and its sha256,
-        overrides, seed (meaningful only for random weights), precision, preprocessing and
-        the versions of ants, torch and open_clip.
+        Used as Parquet metadata and in cache keys: model (``model_id``), pretrained tag,
+        ``revision`` (the hub commit of the cached snapshot the weights came from, else
+        ``"sha256:<hex>"`` of the weights file, None for random weights), where the weights
+        came from (``weights_source``: ``hf-hub:<repo>``, a URL or None), weights file and its
+        sha256, overrides, seed (meaningful only for random weights), precision,
+        preprocessing and the versions of ants, torch and open_clip.
         """
         weights_file = self._provenance.get("weights_file")
         if weights_file and self._weights_sha256 is None:
             self._weights_sha256 = file_digest(weights_file)
         cfg = dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})
+        hub_revision = self._provenance.get("hub_revision")
+        revision = hub_revision or (f"sha256:{self._weights_sha256}" if self._weights_sha256 else None)
         return _jsonable({
             "model": self.spec.model,
+            "model_id": self.spec.model,
+            "revision": revision,
+            "weights_source": self._provenance.get("weights_source")
+            or ("local file" if self.spec.weights_path else None),
             "architecture": ARCHITECTURES.get(self.spec.model),
             "pretrained": self.spec.pretrained,
             "weights_path": self.spec.weights_path,

@@ -171,7 +171,7 @@ def open_rgb(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PI
         raise ImageError(path, f"image exceeds the limit of {max_pixels:,} pixels (max_pixels); refused "
                                f"before decoding (Pillow: {exc})") from exc
     except FileNotFoundError as exc:
-        raise ImageError(path, "file not found") from exc
+        raise ImageError(path, "FileNotFoundError: file not found") from exc
     except Exception as exc:  # noqa: BLE001 - every decoding failure names the file
         raise ImageError(path, f"{type(exc).__name__}: {exc}") from exc
     return out

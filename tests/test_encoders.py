@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -358,3 +359,70 @@ def test_spec_from_config():
         ClipSpec("tiny", seed=1.5)
     with pytest.raises(ValueError, match="ClipSpec.overrides must be a mapping"):
         ClipSpec("tiny", overrides=[("embed_dim", 3)])
+
+
+# ---------------------------------------------------------------- hub cache, revision, images
+
+
+def _fake_hub_snapshot(cache: Path, repo: str, filename: str, state_dict, commit: str = "a" * 40):
+    """A Hugging Face cache holding ``repo``@``commit`` with one weights file (hub layout)."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    snap = folder / "snapshots" / commit
+    snap.mkdir(parents=True)
+    torch.save(state_dict, snap / filename)
+    return snap / filename
+
+
+def test_hub_tag_is_read_from_the_cache_and_records_the_snapshot_revision(tmp_path, offline_empty_hub, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    plain = load_clip(ClipSpec("ViT-B-16", overrides=SMALL, seed=3), device="cpu")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    cache = tmp_path / "my-cache"
+    weights = _fake_hub_snapshot(cache, "timm/vit_base_patch16_clip_224.openai", "open_clip_pytorch_model.bin",
+                                 plain.model.state_dict(), commit)
+    spec = ClipSpec("ViT-B-16", pretrained="openai", overrides=SMALL)
+    enc = load_clip(spec, device="cpu", cache_dir=cache)  # offline: found in the given cache
+    ident = enc.identity()
+    assert ident["model_id"] == "ViT-B-16" and ident["pretrained"] == "openai"
+    assert ident["revision"] == commit
+    assert ident["weights_source"] == "hf-hub:timm/vit_base_patch16_clip_224.openai"
+    assert ident["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # the default cache (HF_HOME / HF_HUB_CACHE) is honoured the same way
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    assert load_clip(spec, device="cpu").identity()["revision"] == commit
+    # a local file instead: the revision is its content hash
+    local = tmp_path / "w.bin"
+    local.write_bytes(weights.read_bytes())
+    ident_local = load_clip(ClipSpec("ViT-B-16", pretrained="openai", weights_path=str(local), overrides=SMALL),
+                            device="cpu").identity()
+    assert ident_local["revision"] == "sha256:" + ident["weights_sha256"]
+    assert ident_local["weights_source"] == "local file"
+    assert load_clip(ClipSpec.tiny(), device="cpu").identity()["revision"] is None
+
+
+def test_failed_hub_fetch_names_model_source_cache_and_the_way_out(tmp_path, offline_empty_hub):
+    with pytest.raises(ClipLoadError) as info:
+        load_clip(ClipSpec("ViT-B-16", pretrained="openai", overrides=SMALL), device="cpu",
+                  cache_dir=tmp_path / "empty-cache")
+    msg = str(info.value)
+    assert msg.startswith("could not fetch the weights of CLIP model 'ViT-B-16' with pretrained tag 'openai' "
+                          "from the Hugging Face hub (timm/vit_base_patch16_clip_224.openai) into the cache ")
+    assert "empty-cache (HF_HUB_OFFLINE is set, so nothing can be downloaded)" in msg
+    assert "set weights_path to the local file (keep pretrained='openai'" in msg
+    assert "\n" not in msg
+
+
+def test_encoder_decodes_16bit_images_like_8bit_and_refuses_huge_ones(tiny_clip, tmp_path):
+    g8 = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))
+    Image.fromarray(g8).save(tmp_path / "g8.png")
+    Image.fromarray(g8.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    feats = tiny_clip.encode_images([tmp_path / "g8.png", tmp_path / "g16.png"], progress=False).features
+    np.testing.assert_array_equal(feats[0], feats[1])  # identical pixels after scaling
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(big)
+    with pytest.raises(ImageReadError, match=r"cannot read image .*big\.png: .*100 x 100 = 10,000 pixels exceeds "
+                                             r"the limit of 5,000 pixels"):
+        tiny_clip.encode_images([big], progress=False, max_pixels=5000)

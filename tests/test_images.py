@@ -130,5 +130,5 @@ def test_other_modes_and_broken_files(tmp_path):
     cut.write_bytes(good.read_bytes()[:400])
     with pytest.raises(ImageError, match=r"cut\.png: OSError: .*truncated"):
         open_rgb(cut)
-    with pytest.raises(ImageError, match=r"missing\.png: file not found"):
+    with pytest.raises(ImageError, match=r"missing\.png: FileNotFoundError: file not found"):
         open_rgb(tmp_path / "missing.png")
