@@ -19,6 +19,7 @@ include: "workflow/rules/streams.smk"
 include: "workflow/rules/mllm.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -1,26 +1,39 @@
-"""The HTML report (``reports/index.html``): plain Jinja, static figures, no JavaScript.
+"""The HTML report (``reports/index.html``): one self-contained page, no JavaScript, no network.
 
-Sections:
+Every figure and thumbnail is inlined (``data:`` URIs), so the HTML file works when copied
+alone; the same figures are also written to ``reports/figures/`` (PNG; the sensitivity figures
+also as SVG) for ``dvc plots`` and for papers. Sections, in order:
 
-* a banner when any model is random-weight (the offline demo): the numbers carry no meaning;
-* per benchmark, a metric table (percentages, mean ± std over the stream seeds) per method and
-  OOD set with the split averages, and the published numbers (``ants/data/paper-results.csv``,
-  a copy of the spec's table) beside ours where the benchmark has them;
-* figures (matplotlib, PNG under ``reports/figures/``): score histograms (ID vs OOD) of every
-  method on every OOD set (first seed), and ANTS's NIM threshold and adaptive weight lambda
-  over the stream batches;
-* samples of the negatives: the mined negative labels (lowest 95th-percentile similarity
-  first) and what the MLLM generated (ENS sentences, VSNL class names).
+1. the demo banner whenever a model has random weights (the numbers then carry no meaning);
+2. the paper-shaped tables (:mod:`ants.tables`): per benchmark, methods x OOD sets, FPR95 in
+   both named conventions and AUROC, mean ± std over seeds, the published value and the
+   difference beside; the preset behind every ANTS / AdaNeg row; then ANTS's variants;
+3. per OOD set, the ROC curves of every method (first seed) and the score distributions;
+4. the stream traces of ANTS (NIM threshold, ENS and VSNL bank sizes, lambda);
+5. the sensitivity figures (``results/sweeps/*.csv``, when the workflow ran sweeps);
+6. the MLLM negatives: per stream and ENS update, thumbnails of the images described beside the
+   sentence generated; per VSNL event, each class beside the labels proposed; every failed /
+   empty / unparsable answer with its reason. A size budget (``report.answers_per_update``,
+   ``report.seeds_shown``, ``report.thumbnail_px``) keeps the page small at paper scale; what is
+   left out is named with the ``ants answers show`` command that lists it;
+7. provenance: git commit and dirty flag, params digest, package versions, model ids and
+   revisions, dataset image counts, time of each stage (``results/benchmarks/``), MLLM calls made
+   vs taken from the cache.
 
-Everything here reads files the workflow wrote; nothing is recomputed.
+Every answer is text to Jinja's autoescape: an answer holding ``<script>`` shows as text.
+Everything here reads files the workflow wrote; metrics come from :mod:`ants.metrics` through the
+metric files and :mod:`ants.tables`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -28,218 +41,531 @@ import numpy as np
 import pandas as pd
 
 from ants._io import atomic_dir, atomic_path
+from ants.tables import PAPER_METHOD, TABLE_METRICS, paper_results
 
-__all__ = ["DEMO_BANNER", "PAPER_METHOD", "build_report", "is_demo", "paper_results", "paper_rows"]
+__all__ = ["DEMO_BANNER", "PAPER_METHOD", "REPORT_DEFAULTS", "build_report", "is_demo", "paper_results", "paper_rows",
+           "provenance", "sweep_figures"]
 
 DEMO_BANNER = (
     "Offline demo: the CLIP model and/or the MLLM have random weights and the images are generated "
     "shapes. The numbers below carry no meaning; they only show that every stage runs."
 )
-#: Our method kinds -> the method names of paper-results.csv.
-PAPER_METHOD = {"mcm": "MCM", "neglabel": "NegLabel", "adaneg": "AdaNeg", "ants": "ANTS"}
-#: Our split-average rows -> the dataset names of paper-results.csv, per benchmark.
-_PAPER_AVERAGE = {"mos4": {"far_average": "average"}, "openood_v15": {"far_average": "far", "near_average": "near"}}
-METRIC_LABELS = {
-    "auroc": "AUROC ↑",
-    "fpr95_id": "FPR95 (ID conv.) ↓",
-    "fpr95_ood": "FPR95 (OOD conv.) ↓",
-    "aupr_in": "AUPR-In ↑",
-    "aupr_out": "AUPR-Out ↑",
-    "acc": "ID acc. ↑",
-}
-
-
-def paper_results() -> pd.DataFrame:
-    """The published numbers shipped with the package (percentages)."""
-    with resources.files("ants").joinpath("data/paper-results.csv").open(encoding="utf-8") as fh:
-        return pd.read_csv(fh)
+#: report settings used when params.yaml's ``report`` section does not give them
+REPORT_DEFAULTS = {"title": "ANTS reproduction", "negatives_shown": 20, "histogram_bins": 30,
+                   "answers_per_update": 6, "seeds_shown": 1, "thumbnail_px": 64, "failed_shown": 50}
+PACKAGES = ("ants", "numpy", "pandas", "torch", "open_clip_torch", "transformers", "scikit-learn", "matplotlib",
+            "snakemake", "dvc", "jinja2", "pyarrow")
 
 
 def paper_rows(benchmark: str, method_kind: str, dataset: str, table: pd.DataFrame | None = None) -> list[dict]:
-    """Published rows for (benchmark, our method kind, our dataset or split-average name)."""
+    """Every published row for (benchmark, our method kind, our dataset or split-average name),
+    the paper's and the authors' scripts' (:func:`ants.tables.published_for` picks one)."""
+    from ants.tables import PAPER_AVERAGE
+
     table = paper_results() if table is None else table
     name = PAPER_METHOD.get(method_kind)
-    ds = _PAPER_AVERAGE.get(benchmark, {}).get(dataset, dataset)
+    ds = PAPER_AVERAGE.get(benchmark, {}).get(dataset, dataset)
     sel = table[(table["benchmark"] == benchmark) & (table["dataset"] == ds)
                 & table["method"].astype(str).str.startswith(name or "\0")]
     return sel.to_dict("records")
 
 
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _thumbnail(path: str | None, px: int) -> str | None:
+    """A JPEG/PNG thumbnail of an image file as a data URI (None when unreadable)."""
+    if not path:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((px, px))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
+        return _data_uri(buf.getvalue(), "image/png")
+    except Exception:  # noqa: BLE001 - a missing or unreadable image: shown as its path
+        return None
+
+
 def is_demo(embedding_files: Sequence[str | os.PathLike], answer_logs: Sequence[str | os.PathLike]) -> bool:
     """True when an encoder had random weights or the MLLM was the demo model."""
-    import pyarrow.parquet as pq
-
     from ants.embeddings import read_embeddings_metadata
+    from ants.inspection import read_logs
 
     for path in embedding_files:
         if (read_embeddings_metadata(path).get("encoder") or {}).get("random_init"):
             return True
     for path in answer_logs:
-        backends = pq.read_table(path, columns=["backend"]).column("backend").to_pylist()
-        if "demo" in backends:
+        if "demo" in set(read_logs(path)["backend"].dropna()):
             return True
     return False
 
 
-def _fmt(mean: float, std: float) -> str:
-    return f"{mean:.2f} ± {std:.2f}"
+def _figure_out(fig, fig_dir: Path, name: str, title: str, *, svg: bool = False) -> dict:
+    """Save ``fig`` as ``name``.png (and .svg), close it; its report entry (inlined PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    png = fig_dir / f"{name}.png"
+    fig.savefig(png, dpi=80, metadata={"Software": None})
+    if svg:
+        fig.savefig(fig_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return {"file": f"figures/{name}.png", "title": title, "src": _data_uri(png.read_bytes(), "image/png"),
+            "svg": f"figures/{name}.svg" if svg else None}
 
 
-def _tables(metrics: Mapping, view: Mapping, paper: pd.DataFrame) -> list[dict]:
-    out = []
-    for bench, methods in metrics.items():
-        splits = view["benchmarks"].get(bench, {}).get("ood", {})
-        datasets = [ds for s in ("far", "near") for ds in splits.get(s, [])]
-        # a split average is shown when the split has several datasets (else it repeats one)
-        columns = datasets + [f"{s}_average" for s in ("far", "near") if len(splits.get(s, [])) > 1]
-        rows = []
-        order = [m for m in view["run"]["methods"] if m in methods] + sorted(set(methods) - set(view["run"]["methods"]))
-        for method in order:
-            entries = methods[method]
-            kind = view["methods"].get(method, {}).get("method", method)
-            label = view["methods"].get(method, {}).get("label", method)
-            cells = []
-            for col in columns:
-                m = entries.get(col)
-                cells.append(None if m is None else {k: _fmt(m[k], m[f"{k}_std"]) for k in METRIC_LABELS}
-                             | {"n_seeds": m["n_seeds"]})
-            published = []
-            for col in columns:
-                recs = paper_rows(bench, kind, col, paper)
-                published.append([{"method": r["method"], "auroc": r["auroc"], "fpr95": r["fpr95"],
-                                   "convention": r["fpr95_convention"], "source": r["source"]} for r in recs])
-            rows.append({"method": method, "label": label, "cells": cells, "published": published,
-                         "has_published": any(published)})
-        out.append({"benchmark": bench, "columns": columns, "rows": rows})
-    return out
-
-
-def _histograms(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int) -> list[dict]:
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["svg.hashsalt"] = "ants-report"  # reproducible SVG ids
+    return plt
+
+
+def _label(view: Mapping, method: str) -> str:
+    return view["methods"].get(method, {}).get("label", method)
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def _score_figures(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int) -> tuple[list, list]:
+    """Per benchmark and method: score histograms (ID vs OOD) per set; per benchmark: ROC curves."""
+    from sklearn.metrics import roc_curve
+
     from ants._io import read_table
 
-    figures = []
+    plt = _plt()
+    hists, rocs = [], []
     keys = sorted(score_files)
+    methods_all = list(view["run"]["methods"])
     for bench in sorted({k[0] for k in keys}):
-        for method in [m for m in view["run"]["methods"] if any(k[:2] == (bench, m) for k in keys)]:
-            oods = sorted({k[2] for k in keys if k[:2] == (bench, method)})
+        methods = [m for m in methods_all if any(k[:2] == (bench, m) for k in keys)]
+        oods = sorted({k[2] for k in keys if k[0] == bench})
+        first = {}
+        for m in methods:
+            for ood in oods:
+                seeds = sorted(k[3] for k in keys if k[:3] == (bench, m, ood))
+                if seeds:
+                    first[(m, ood)] = (seeds[0], read_table(score_files[(bench, m, ood, seeds[0])])[0])
+        fig, axes = plt.subplots(1, len(oods), figsize=(4.2 * len(oods), 3.4), squeeze=False)
+        for ax, ood in zip(axes[0], oods, strict=True):
+            for m in methods:
+                if (m, ood) not in first:
+                    continue
+                seed, frame = first[(m, ood)]
+                is_ood = frame["is_ood"].to_numpy().astype(bool)
+                # ID is the positive class (score: higher = more ID)
+                fpr, tpr, _ = roc_curve(~is_ood, frame["score"].to_numpy(np.float64), drop_intermediate=False)
+                ax.plot(fpr, tpr, label=_label(view, m), lw=1.2)
+            ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
+            ax.set_title(f"{ood} (seed {min(s for (_, o), (s, _) in first.items() if o == ood)})", fontsize=9)
+            ax.set_xlabel("FPR (OOD accepted as ID)")
+            ax.set_ylabel("TPR (ID accepted)")
+            ax.legend(fontsize=6, loc="lower right")
+        fig.suptitle(f"{bench}: ROC curves, ID positive", fontsize=10)
+        rocs.append(_figure_out(fig, fig_dir, f"roc_{bench}", f"{bench}: ROC curves per OOD set"))
+        for m in methods:
             fig, axes = plt.subplots(1, len(oods), figsize=(4 * len(oods), 3), squeeze=False)
             for ax, ood in zip(axes[0], oods, strict=True):
-                seed = min(k[3] for k in keys if k[:3] == (bench, method, ood))
-                frame, _ = read_table(score_files[(bench, method, ood, seed)])
+                if (m, ood) not in first:
+                    ax.set_axis_off()
+                    continue
+                seed, frame = first[(m, ood)]
                 s = frame["score"].to_numpy(np.float64)
-                is_ood = frame["is_ood"].to_numpy()
+                is_ood = frame["is_ood"].to_numpy().astype(bool)
                 edges = np.histogram_bin_edges(s, bins=bins)
                 ax.hist(s[~is_ood], bins=edges, alpha=0.6, label="ID", color="tab:blue")
                 ax.hist(s[is_ood], bins=edges, alpha=0.6, label=f"OOD ({ood})", color="tab:red")
                 ax.set_title(f"{ood}, seed {seed}", fontsize=9)
                 ax.set_xlabel("score (higher = more ID)")
                 ax.legend(fontsize=7)
-            figures.append(_save_figure(fig, fig_dir, "hist", bench, method, view, "score histograms"))
-    return figures
-
-
-def _save_figure(fig, fig_dir: Path, kind: str, bench: str, method: str, view: Mapping,
-                 what: str) -> dict:
-    """Title, save (PNG, no timestamped metadata) and close ``fig``; its entry for the report."""
-    import matplotlib.pyplot as plt
-
-    label = view["methods"].get(method, {}).get("label", method)
-    fig.suptitle(f"{bench}: {label}", fontsize=10)
-    fig.tight_layout()
-    name = f"{kind}_{bench}_{method}.png"
-    fig.savefig(fig_dir / name, dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return {"file": f"figures/{name}", "title": f"{bench}: {label} {what}"}
+            fig.suptitle(f"{bench}: {_label(view, m)}", fontsize=10)
+            hists.append(_figure_out(fig, fig_dir, f"hist_{bench}_{m}", f"{bench}: {_label(view, m)} score histograms"))
+    return rocs, hists
 
 
 def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[dict]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ants.stages import trace_table
 
+    plt = _plt()
     trace = trace_table(score_files)
     figures = []
+    panels = (("threshold", "NIM threshold"), ("ens_size", "ENS bank size"), ("vsnl_size", "VSNL bank size"),
+              ("lambda", "lambda (weight of S_ens)"))
     for (bench, method), group in trace.groupby(["benchmark", "method"], sort=True):
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+        fig, axes = plt.subplots(1, 4, figsize=(14, 3))
         for (ood, seed), g in group.groupby(["ood", "seed"], sort=True):
-            axes[0].plot(g["batch"], g["threshold"], marker=".", label=f"{ood} s{seed}")
-            axes[1].plot(g["batch"], g["lambda"], marker=".", label=f"{ood} s{seed}")
-        axes[0].set_title("NIM threshold", fontsize=9)
-        axes[1].set_title("lambda (weight of S_ens)", fontsize=9)
-        for ax in axes:
+            for ax, (col, _) in zip(axes, panels, strict=True):
+                ax.plot(g["batch"], g[col], marker=".", ms=3, lw=1, label=f"{ood} s{seed}")
+        for ax, (_, title) in zip(axes, panels, strict=True):
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("stream batch")
-            ax.legend(fontsize=6)
-        figures.append(
-            _save_figure(fig, fig_dir, "trace", bench, method, view, "threshold and lambda over batches")
-        )
+        axes[-1].legend(fontsize=6)
+        fig.suptitle(f"{bench}: {_label(view, method)}", fontsize=10)
+        figures.append(_figure_out(fig, fig_dir, f"trace_{bench}_{method}",
+                                   f"{bench}: {_label(view, method)}: threshold, bank sizes and lambda over batches"))
     return figures
 
 
-def _negative_samples(negatives: Sequence[str | os.PathLike], answer_logs: Sequence[str | os.PathLike],
-                      n: int) -> dict[str, Any]:
-    from ants.mining import MinedNegatives
-    from ants.mllm.answering import read_answer_log
+def _numeric_or_none(values) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
 
+
+def sweep_figures(sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.PathLike) -> list[dict]:
+    """One figure per sweep (``results/sweeps/{sweep}.csv``): FPR95 (OOD-positive) and AUROC of
+    each method against the swept value, ± std bands, the default value marked with a star.
+
+    Rows used: the split averages (``{split}_average``; one line per method and split when the
+    benchmark has both), else the single OOD set. Writes ``sweep_{name}.png`` and ``.svg``.
+    """
+    plt = _plt()
+    fig_dir = Path(fig_dir)
+    out = []
+    for path in sweep_csvs:
+        frame = pd.read_csv(path)
+        need = {"sweep", "value", "is_default", "benchmark", "method", "dataset", "auroc", "fpr95_ood"}
+        missing = sorted(need - set(frame.columns))
+        if missing:
+            raise ValueError(f"{path}: a sweep table needs column(s) {', '.join(missing)}")
+        name = str(frame["sweep"].iloc[0]) if len(frame) else Path(path).stem
+        avg = frame[frame["dataset"].astype(str).str.endswith("_average")]
+        frame = avg if len(avg) else frame
+        setting = str(frame["setting"].iloc[0]) if "setting" in frame and len(frame) else name
+        values = list(dict.fromkeys(frame["value"].tolist()))
+        numeric = _numeric_or_none(values)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for (bench, method, ds), g in frame.groupby(["benchmark", "method", "dataset"], sort=False):
+            g = g.drop_duplicates("value")
+            xs = _numeric_or_none(g["value"]) if numeric is not None else [values.index(v) for v in g["value"]]
+            order = np.argsort(xs)
+            x = np.asarray(xs)[order]
+            label = str(g["label"].iloc[0]) if "label" in g else method
+            label += f" ({ds})" if frame["dataset"].nunique() > 1 else ""
+            label += f" [{bench}]" if frame["benchmark"].nunique() > 1 else ""
+            for ax, col in zip(axes, ("fpr95_ood", "auroc"), strict=True):
+                y = g[col].to_numpy(np.float64)[order]
+                line, = ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
+                if f"{col}_std" in g:
+                    sd = g[f"{col}_std"].to_numpy(np.float64)[order]
+                    ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
+                d = g["is_default"].astype(str).str.lower().isin(["true", "1"]).to_numpy()[order]
+                if d.any():
+                    ax.plot(x[d], y[d], marker="*", ms=11, color=line.get_color(), ls="none")
+        for ax, title in zip(axes, ("FPR95, OOD-positive (%) ↓", "AUROC (%) ↑"), strict=True):
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel(setting + ("  (★ = default)"))
+            if numeric is None:
+                ax.set_xticks(range(len(values)), [str(v) for v in values], fontsize=7)
+        axes[1].legend(fontsize=6)
+        fig.suptitle(f"sensitivity: {name}", fontsize=10)
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        out.append(_figure_out(fig, fig_dir, f"sweep_{safe}", f"sweep {name}: {setting}", svg=True))
+    return out
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+
+def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list[dict]:
+    from ants.tables import paper_table, read_metric_rows, variant_metrics
+
+    paper = paper_results()
+    out = []
+    has_ants = any(v["method"] == "ants" for v in view["methods"].values())
+    variants = variant_metrics(score_files, view, metrics_dir) if has_ants else None
+    for bench in view["run"]["benchmarks"]:
+        try:
+            main = read_metric_rows(metrics_dir, bench)
+        except FileNotFoundError:
+            continue
+        blocks = [("Methods", paper_table(bench, main, view, paper))]
+        if variants is not None and len(variants):
+            blocks.append(("ANTS variants (ada = adaptive; far_only = S_ens; near_only = S_vsnl; oracle = far_only "
+                           "on far sets, near_only on near sets)", paper_table(bench, main, view, paper,
+                                                                              variants=variants)))
+        tables = []
+        for title, long in blocks:
+            datasets = list(dict.fromkeys(long["dataset"]))
+            rows = []
+            for r in dict.fromkeys(long["row"]):
+                part = long[long["row"] == r]
+                cells = []
+                for ds in datasets:
+                    for metric in TABLE_METRICS:
+                        hit = part[(part["dataset"] == ds) & (part["metric"] == metric)]
+                        h = hit.iloc[0] if len(hit) else None
+                        ok = h is not None and not pd.isna(h["mean"])
+                        pub = None if h is None or pd.isna(h["published"]) else float(h["published"])
+                        cells.append({
+                            "ours": f"{h['mean']:.2f} ± {h['std']:.2f}" if ok else "–",
+                            "pub": None if pub is None else f"{pub:.2f}",
+                            "diff": None if pub is None or not ok else f"{h['mean'] - pub:+.2f}",
+                            "source": "" if h is None else f"{h['published_method']}: {h['published_source']}",
+                        })
+                rows.append({"label": r, "cells": cells})
+            tables.append({"title": title, "datasets": datasets, "metrics": list(TABLE_METRICS.values()),
+                           "rows": rows})
+        out.append({"benchmark": bench, "tables": tables})
+    return out
+
+
+# -- negatives -----------------------------------------------------------------------------------
+
+
+def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Mapping) -> dict:
+    from ants.inspection import read_logs
+    from ants.mining import MinedNegatives
+
+    n_mined = int(settings["negatives_shown"])
     mined = []
     for path in negatives:
         neg = MinedNegatives.load(path)
-        table = neg.table.head(n)
         mined.append({"file": str(path), "count": len(neg),
-                      "rows": [{"label": r.label, "kind": r.kind, "stat": f"{r.stat:.3f}"} for r in table.itertuples()]})
-    generated = []
-    for path in answer_logs:
-        frame = read_answer_log(path)
-        ok = frame[frame["status"] == "ok"]
-        for kind in ("ens", "vsnl"):
-            part = ok[ok["kind"] == kind].drop_duplicates("cache_key").head(n)
-            generated.append({
-                "file": str(path), "kind": kind,
-                "asked": int((frame["kind"] == kind).sum()),
-                "ok": int((ok["kind"] == kind).sum()),
-                "rows": [{"about": (r.class_name if kind == "vsnl" else f"{Path(str(r.image)).name} ({r.class_name})"),
-                          "stream": r.stream_id, "batch": r.batch_index, "raw": r.raw_text,
-                          "negatives": ", ".join(r.negatives)} for r in part.itertuples()],
-            })
-    return {"mined": mined, "generated": generated}
+                      "rows": [{"label": r.label, "kind": r.kind, "stat": f"{r.stat:.3f}"}
+                               for r in neg.table.head(n_mined).itertuples()]})
+    frames = [read_logs(p) for p in answer_logs]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    per_update = int(settings["answers_per_update"])
+    px = int(settings["thumbnail_px"])
+    seeds_shown = int(settings["seeds_shown"])
+    streams = []
+    hidden_streams = []
+    if len(frame):
+        ids = sorted(frame["stream_id"].dropna().unique())
+        seeds = sorted({s.rsplit("seed", 1)[-1] for s in ids if "seed" in s}, key=lambda x: int(x) if x.isdigit() else 0)
+        keep_seeds = set(seeds[:seeds_shown]) if seeds_shown > 0 else set(seeds)
+        for sid in ids:
+            if sid.rsplit("seed", 1)[-1] not in keep_seeds:
+                hidden_streams.append(sid)
+                continue
+            g = frame[frame["stream_id"] == sid]
+            ens_updates = []
+            for b, part in g[g["kind"] == "ens"].groupby("batch_index", sort=True):
+                ok = part[part["status"] == "ok"]
+                shown = ok.drop_duplicates("cache_key").head(per_update)
+                ens_updates.append({
+                    "batch": int(b), "asked": len(part), "ok": len(ok),
+                    "entries": [{"thumb": _thumbnail(r.image, px), "image": str(r.image), "class_name": r.class_name,
+                               "sentence": " | ".join(r.negatives) or (r.raw_text or "")} for r in shown.itertuples()],
+                    "more": len(ok.drop_duplicates("cache_key")) - len(shown),
+                    "command": f"ants answers show --stream {sid} --batch {int(b)} --kind ens --limit {len(part)}",
+                })
+            vsnl_events = []
+            for b, part in g[g["kind"] == "vsnl"].groupby("batch_index", sort=True):
+                vsnl_events.append({
+                    "batch": int(b),
+                    "entries": [{"class_name": r.class_name, "labels": ", ".join(r.negatives), "status": r.status}
+                              for r in part.head(per_update * 4).itertuples()],
+                    "more": max(0, len(part) - per_update * 4),
+                    "command": f"ants answers show --stream {sid} --batch {int(b)} --kind vsnl --limit {len(part)}",
+                })
+            streams.append({"id": sid, "ens": ens_updates, "vsnl": vsnl_events,
+                            "command": f"ants negatives --stream {sid} --batch N"})
+        bad = frame[frame["status"] != "ok"]
+        failed_rows = [{"stream": r.stream_id, "batch": r.batch_index, "kind": r.kind, "status": r.status,
+                        "reason": r.reason or "", "raw": r.raw_text or "",
+                        "about": r.class_name if r.kind == "vsnl" else f"{r.image} ({r.class_name})"}
+                       for r in bad.head(int(settings["failed_shown"])).itertuples()]
+        n_bad = len(bad)
+    else:
+        failed_rows, n_bad = [], 0
+    return {"mined": mined, "streams": streams, "hidden_streams": hidden_streams, "failed": failed_rows,
+            "n_failed": n_bad, "n_failed_hidden": max(0, n_bad - len(failed_rows)),
+            "counts": ({} if not len(frame) else
+                       {f"{k}:{s}": int(n) for (k, s), n in frame.groupby(["kind", "status"]).size().items()})}
+
+
+# -- provenance ----------------------------------------------------------------------------------
+
+
+def _git(*args: str, cwd: str | os.PathLike | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=20, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _stage_times(results_dir: Path) -> list[dict]:
+    """Per rule: jobs, total and max wall seconds, peak RSS, from Snakemake ``benchmark:`` files."""
+    root = results_dir / "benchmarks"
+    if not root.is_dir():
+        return []
+    per: dict[str, list] = {}
+    for tsv in sorted(root.rglob("*.tsv")):
+        rule = tsv.relative_to(root).parts[0]
+        try:
+            frame = pd.read_csv(tsv, sep="\t")
+        except Exception:  # noqa: BLE001 - a malformed file is skipped, not fatal
+            continue
+        if "s" not in frame:
+            continue
+        per.setdefault(rule, []).append((float(frame["s"].iloc[-1]),
+                                         float(frame["max_rss"].iloc[-1]) if "max_rss" in frame and
+                                         pd.notna(frame["max_rss"].iloc[-1]) else None))
+    rows = []
+    for rule, vals in sorted(per.items()):
+        secs = [v[0] for v in vals]
+        rss = [v[1] for v in vals if v[1] is not None]
+        rows.append({"rule": rule, "jobs": len(vals), "total_s": f"{sum(secs):.1f}", "max_s": f"{max(secs):.1f}",
+                     "max_rss_mb": f"{max(rss):.0f}" if rss else "–"})
+    return rows
+
+
+def _mllm_calls(answer_logs: Sequence) -> dict:
+    from ants.inspection import list_logs, read_logs, sidecar_path
+
+    if not answer_logs:
+        return {}
+    frame = pd.concat([read_logs(p) for p in answer_logs], ignore_index=True)
+    stats: dict[str, int] = {}
+    for p in answer_logs:
+        for log in list_logs(p):
+            side = sidecar_path(log)
+            if side is None:
+                continue
+            try:
+                data = json.loads(side.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            for k, v in (data.get("stats") or {}).items() if isinstance(data, Mapping) else ():
+                if isinstance(v, (int, float)):
+                    stats[k] = stats.get(k, 0) + int(v)
+    distinct = frame.drop_duplicates("cache_key")
+    out = {"queries": len(frame), "distinct": len(distinct)}
+    fc = distinct["from_cache"]
+    if fc.notna().any():
+        out["from_cache"] = int((fc == True).sum())  # noqa: E712 - object column of bools / None
+        out["generated"] = int((fc == False).sum())  # noqa: E712
+    if stats:
+        out["answering_stats"] = stats
+    return out
+
+
+def provenance(*, results_dir: Path, embeddings: Sequence, answer_logs: Sequence, view: Mapping,
+               params_file: str | os.PathLike = "params.yaml") -> dict:
+    """What produced this report (see the module docstring, section 7)."""
+    from ants.embeddings import read_embeddings_metadata
+    from ants.inspection import read_logs
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
+    pfile = Path(params_file)
+    models, datasets = [], []
+    seen = set()
+    for path in embeddings:
+        meta = read_embeddings_metadata(path)
+        enc = meta.get("encoder") or {}
+        key = (enc.get("model"), enc.get("pretrained"), enc.get("weights_sha256"), enc.get("random_init"))
+        if key not in seen:
+            seen.add(key)
+            models.append({"role": "CLIP", "id": f"{enc.get('model')}"
+                           + (f" / {enc.get('pretrained')}" if enc.get("pretrained") else ""),
+                           "revision": enc.get("weights_sha256") or enc.get("revision") or "–",
+                           "note": f"RANDOM WEIGHTS (seed {enc.get('seed')})" if enc.get("random_init") else ""})
+        datasets.append({"dataset": meta.get("dataset", Path(path).stem), "images": meta.get("n_images"),
+                         "skipped": len(meta.get("skipped") or []), "file": str(path)})
+    for p in answer_logs:
+        f = read_logs(p)
+        for (b, m, r), _ in f.groupby(["backend", "model_id", "revision"], dropna=False):
+            models.append({"role": "MLLM", "id": f"{b}: {m}", "revision": r or "–",
+                           "note": "random-weight demo model" if b == "demo" else ""})
+    models = list({json.dumps(x, sort_keys=True): x for x in models}.values())
+    return {
+        "commit": commit or "not a git checkout", "dirty": dirty,
+        "params_file": str(pfile), "params_sha256": hashlib.sha256(pfile.read_bytes()).hexdigest()
+        if pfile.is_file() else "–",
+        "view_sha256": hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest(),
+        "versions": _versions(), "models": models, "datasets": datasets,
+        "stages": _stage_times(results_dir), "mllm": _mllm_calls(answer_logs),
+    }
+
+
+# -- the page --------------------------------------------------------------------------------------
 
 
 def build_report(*, metrics_json: str | os.PathLike, score_files: Mapping[tuple[str, str, str, int], Any],
                  answer_logs: Sequence[str | os.PathLike], negatives: Sequence[str | os.PathLike],
-                 embeddings: Sequence[str | os.PathLike], view: Mapping, out: str | os.PathLike) -> Path:
-    """Write ``out`` (HTML) and its figures in ``<out's folder>/figures`` (replaced whole)."""
+                 embeddings: Sequence[str | os.PathLike], view: Mapping, out: str | os.PathLike,
+                 sweeps: Sequence[str | os.PathLike] | None = None,
+                 results_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``out`` (one self-contained HTML file) and its figures in ``<out's folder>/figures``
+    (replaced whole). ``sweeps``: sweep CSVs (default: ``{results_dir}/sweeps/*.csv``);
+    ``results_dir``: default the folder of ``metrics_json`` (metric tables, benchmarks)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(metrics_json, encoding="utf-8") as fh:
-        metrics = json.load(fh)
-    report_cfg = view.get("report", {})
+    results_dir = Path(results_dir) if results_dir is not None else Path(metrics_json).parent
+    settings = {**REPORT_DEFAULTS, **dict(view.get("report") or {})}
+    if "in_score" not in next(iter(view["methods"].values()), {"in_score": None}):
+        view = _complete_view(view)
+    if sweeps is None:
+        sweeps = sorted((results_dir / "sweeps").glob("*.csv")) if (results_dir / "sweeps").is_dir() else []
     fig_dir = out.parent / "figures"
     with atomic_dir(fig_dir) as tmp_dir:
-        figures = _histograms(score_files, view, tmp_dir, int(report_cfg.get("histogram_bins", 30)))
-        figures += _trace_figures(score_files, view, tmp_dir)
-    paper = paper_results()
+        rocs, hists = _score_figures(score_files, view, tmp_dir, int(settings["histogram_bins"]))
+        traces = _trace_figures(score_files, view, tmp_dir)
+        sweep_figs = sweep_figures(sweeps, tmp_dir)
     env = Environment(loader=PackageLoader("ants", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     html = env.get_template("report.html.j2").render(
-        title=report_cfg.get("title", "ANTS reproduction"),
+        title=settings["title"],
         demo=is_demo(embeddings, answer_logs),
         banner=DEMO_BANNER,
-        metric_labels=METRIC_LABELS,
-        tables=_tables(metrics, view, paper),
-        figures=figures,
-        samples=_negative_samples(negatives, answer_logs, int(report_cfg.get("negatives_shown", 20))),
-        paper=paper.to_dict("records"),
+        benchmarks=_html_tables(results_dir / "metrics", score_files, view),
+        rocs=rocs, hists=hists, traces=traces, sweeps=sweep_figs,
+        negatives=_negatives_section(answer_logs, negatives, settings),
+        prov=provenance(results_dir=results_dir, embeddings=embeddings, answer_logs=answer_logs, view=view),
+        paper=paper_results().to_dict("records"),
         seeds=sorted({k[3] for k in score_files}),
+        settings=settings,
     )
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return out
+
+
+def _complete_view(view: Mapping) -> dict:
+    """A :func:`ants.views.report_view` lacking presets: read them from params.yaml when it is here."""
+    view = json.loads(json.dumps(view))
+    try:
+        import yaml
+
+        params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - no params.yaml: rows without presets
+        params = {}
+    for m, info in view["methods"].items():
+        cfg = (params.get("methods") or {}).get(m) or {}
+        info.setdefault("preset", (cfg.get("config") or {}).get("preset"))
+        info.setdefault("in_score", cfg.get("in_score"))
+        if info["method"] == "ants" and not info.get("in_score"):
+            info["in_score"] = {"far": "far_only", "near": "near_only"}
+    return view

@@ -1,15 +1,26 @@
-# The HTML report: metric tables (mean ± std over seeds) beside the published numbers, score
-# histograms, the ANTS threshold and lambda over batches, samples of the generated negatives.
+# The HTML report (ants.report): one self-contained page (figures and thumbnails inlined) with the
+# paper-shaped tables first, ROC curves and score distributions, ANTS's stream traces, the
+# sensitivity figures (results/sweeps/*.csv when sweeps ran), the MLLM negatives (thumbnails beside
+# sentences, VSNL labels, failed answers) and the provenance. Figures also go to reports/figures/.
+#   snakemake --cores 2 report
+
+from ants.tables import tables_view
+
+
+def report_view_full():
+    """ants.views.report_view plus each method's preset and ANTS's in_score (ants.tables.tables_view)."""
+    return {**report_view(PARAMS), **tables_view(PARAMS)}
 
 
 rule report:
     input:
         unpack(report_inputs),
+        tables=table_files(),
     output:
         html="reports/index.html",
         figures=report_figures(),
     params:
-        view=as_param(report_view(PARAMS)),
+        view=as_param(report_view_full()),
     log:
         "results/logs/report.log",
     conda:

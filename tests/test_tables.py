@@ -1,0 +1,151 @@
+"""ants.tables: published numbers matched to our rows, the paper-shaped tables, the ANTS variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _report_fixtures import shared_run
+from sklearn.metrics import roc_auc_score
+
+from ants.tables import (
+    latex_table,
+    markdown_table,
+    paper_results,
+    paper_table,
+    published_for,
+    read_metric_rows,
+    tables_view,
+    variant_metrics,
+    write_tables,
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+def test_shipped_paper_results_equal_the_spec_copy():
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[2] / "shared" / "spec" / "paper-results.csv"
+    if not spec.is_file():
+        pytest.skip("the spec folder is not beside this checkout")
+    assert paper_results().equals(pd.read_csv(spec))
+
+
+def test_published_rows_follow_the_score_variant_and_the_split_average_names():
+    p = paper_results()
+    # far_only on mos4: the authors' script log row; ada: the paper / README row
+    assert published_for(p, "mos4", "ants", "far_average", "far_only")["fpr95"] == 15.27
+    assert published_for(p, "mos4", "ants", "far_average", "ada")["fpr95"] == 11.20
+    assert published_for(p, "mos4", "ants", "sun", None)["auroc"] == 98.77
+    assert published_for(p, "openood_v15", "adaneg", "near_average")["fpr95"] == 67.51
+    assert published_for(p, "openood_v15", "ants", "far_average", "far_only")["fpr95"] == 15.38  # no script row
+    assert published_for(p, "demo", "mcm", "demo_far") is None
+    assert published_for(p, "mos4", "csp", "far_average")["fpr95"] == 17.51
+
+
+def _view(ants_preset="authors_code"):
+    return {"run": {"methods": ["neglabel", "ants_x"], "benchmarks": ["mos4"]},
+            "methods": {"neglabel": {"label": "NegLabel", "method": "neglabel", "preset": None, "in_score": None},
+                        "ants_x": {"label": "ANTS", "method": "ants", "preset": ants_preset,
+                                   "in_score": {"far": "far_only", "near": "near_only"}}},
+            "benchmarks": {"mos4": {"ood": {"far": ["inaturalist", "sun"]}}}}
+
+
+def _metric_rows(values):
+    rows = []
+    for (method, ds), (auroc, fid, food) in values.items():
+        rows.append({"benchmark": "mos4", "method": method, "label": method, "dataset": ds, "split": "far",
+                     "auroc": auroc, "auroc_std": 0.5, "fpr95_id": fid, "fpr95_id_std": 1.0, "fpr95_ood": food,
+                     "fpr95_ood_std": 2.0, "n_seeds": 3})
+    return pd.DataFrame(rows)
+
+
+def test_paper_table_puts_published_values_in_their_convention_and_the_difference():
+    main = _metric_rows({("neglabel", "inaturalist"): (99.0, 2.5, 3.0), ("neglabel", "sun"): (95.0, 20.0, 21.0),
+                         ("neglabel", "far_average"): (97.0, 11.25, 12.0),
+                         ("ants_x", "inaturalist"): (99.5, 1.0, 0.9), ("ants_x", "sun"): (98.0, 6.0, 5.0),
+                         ("ants_x", "far_average"): (98.75, 3.5, 2.95)})
+    t = paper_table("mos4", main, _view())
+    assert list(dict.fromkeys(t["dataset"])) == ["inaturalist", "sun", "far_average"]
+    neg = t[(t["method"] == "neglabel") & (t["dataset"] == "inaturalist")].set_index("metric")
+    # NegLabel's published FPR95 is ID-positive (1.91): it sits in fpr95_id only
+    assert neg.at["fpr95_id", "published"] == 1.91
+    assert neg.at["fpr95_id", "diff"] == pytest.approx(2.5 - 1.91)
+    assert pd.isna(neg.at["fpr95_ood", "published"])
+    assert neg.at["auroc", "published"] == 99.49
+    assert neg.at["fpr95_id", "convention"] == "ID-positive"
+    ants = t[(t["method"] == "ants_x") & (t["dataset"] == "far_average")].set_index("metric")
+    # authors_code reports far_only on far sets: the authors' script average (15.27, OOD-positive)
+    assert ants.at["fpr95_ood", "published"] == 15.27
+    assert ants.at["fpr95_ood", "diff"] == pytest.approx(2.95 - 15.27)
+    assert set(t.loc[t["method"] == "ants_x", "row"]) == {"ANTS [preset authors_code]"}
+    md = markdown_table(t, "mos4")
+    assert "| ANTS [preset authors_code] |" in md
+    assert "2.95 ± 2.00 [15.27, -12.32]" in md
+    tex = latex_table(t)
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"far\_average", r"2.95 $\pm$ 2.00 {[}15.27, -12.32{]}"):
+        assert piece in tex
+
+
+def test_variants_match_sklearn_and_the_main_score(run):
+    files, view = run["score_files"], run["view"]
+    var = variant_metrics(files, view)
+    assert set(var["variant"]) == {"ada", "far_only", "near_only", "oracle"}
+    # AUROC of the ada variant on fx_far, by scikit-learn, mean over the seeds
+    from ants._io import read_table
+
+    aucs = []
+    for seed in view["run"]["seeds"]:
+        f, _ = read_table(files[("fixture", "ants_code", "fx_far", seed)])
+        aucs.append(roc_auc_score(~f["is_ood"].to_numpy(bool), f["v_ada"].to_numpy(np.float64)) * 100)
+    got = var[(var["method"] == "ants_code") & (var["dataset"] == "fx_far") & (var["variant"] == "ada")]
+    assert got["auroc"].iloc[0] == pytest.approx(np.mean(aucs))
+    assert got["auroc_std"].iloc[0] == pytest.approx(np.std(aucs))
+    # oracle = far_only on the far set, near_only on the near set
+    def cell(ds, v, k="fpr95_ood"):
+        return var[(var["method"] == "ants_paper") & (var["dataset"] == ds) & (var["variant"] == v)][k].iloc[0]
+
+    assert cell("fx_far", "oracle") == cell("fx_far", "far_only")
+    assert cell("fx_near", "oracle") == cell("fx_near", "near_only")
+    # ants_code's main score IS far_only on far sets: the metrics CSV agrees with the variant
+    main = read_metric_rows(run["results"] / "metrics", "fixture")
+    m = main[(main["method"] == "ants_code") & (main["dataset"] == "fx_far")]
+    far_only = var[(var["method"] == "ants_code") & (var["dataset"] == "fx_far") & (var["variant"] == "far_only")]
+    assert m["auroc"].iloc[0] == pytest.approx(far_only["auroc"].iloc[0])
+    assert m["fpr95_ood"].iloc[0] == pytest.approx(far_only["fpr95_ood"].iloc[0])
+
+
+def test_variants_prefer_the_workflows_variants_csv(run, tmp_path):
+    fake = pd.DataFrame([{"benchmark": "fixture", "method": "ants_code", "label": "x", "dataset": "fx_far",
+                          "split": "far", "variant": "ada", "auroc": 12.5, "auroc_std": 0, "fpr95_id": 1,
+                          "fpr95_id_std": 0, "fpr95_ood": 2, "fpr95_ood_std": 0, "n_seeds": 1}])
+    fake.to_csv(tmp_path / "fixture_variants.csv", index=False)
+    var = variant_metrics(run["score_files"], run["view"], tmp_path)
+    assert var["auroc"].tolist() == [12.5]
+
+
+def test_write_tables_writes_csv_markdown_latex(run, tmp_path):
+    written = write_tables(run["view"], metrics_dir=run["results"] / "metrics", out_dir=tmp_path,
+                           score_files=run["score_files"])
+    assert sorted(p.name for p in written) == sorted(
+        f"{s}.{e}" for s in ("fixture", "fixture_ants_variants") for e in ("csv", "md", "tex"))
+    long = pd.read_csv(tmp_path / "fixture_ants_variants.csv")
+    assert set(long["variant"]) == {"ada", "far_only", "near_only", "oracle"}
+    assert "ANTS (paper) [preset paper] · oracle" in (tmp_path / "fixture_ants_variants.md").read_text()
+
+
+def test_tables_view_names_presets_and_defaults():
+    params = {"run": {"methods": ["a", "n", "c"], "benchmarks": ["b"]},
+              "methods": {"a": {"method": "ants", "config": {}, "in_score": {"far": "ada", "near": "ada"}},
+                          "n": {"method": "adaneg", "label": "AdaNeg", "config": {"preset": "authors_code"}},
+                          "c": {"method": "neglabel", "label": "CSP"}},
+              "benchmarks": {"b": {"ood": {"far": ["x"]}, "backbone": "t"}}}
+    v = tables_view(params)
+    assert v["methods"]["a"]["preset"] == "authors_code"  # ANTS's default preset
+    assert v["methods"]["n"]["preset"] == "authors_code"
+    assert v["methods"]["c"]["method"] == "csp"
+    assert v["methods"]["a"]["in_score"] == {"far": "ada", "near": "ada"}
