@@ -169,3 +169,18 @@ def test_downloaded_dataset_to_manifest_like_the_mos_sets(tmp_path, monkeypatch)
     assert frame["id"].tolist() == ["inat/a.jpg", "inat/b.jpg"]
     assert frame["path"][0] == "results/data/downloads/inat/extracted/iNaturalist/images/a.jpg"
     assert frame["label"].tolist() == [-1, -1] and frame["readable"].all()
+
+
+def test_manifest_uses_the_shared_image_rules(tmp_path):
+    """build_manifest decodes with ants.images: 16-bit PNGs are fine, huge ones are refused by name."""
+    Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).save(tmp_path / "deep.png")
+    png(tmp_path / "big.png")  # 8 x 8 = 64 pixels
+    frame = build_manifest("ds", [("deep.png", -1), ("big.png", -1)], tmp_path, progress=False, max_pixels=63)
+    assert frame["readable"].tolist() == [False, False]
+    assert frame["error"][1] == ("image of 8 x 8 = 64 pixels exceeds the limit of 63 pixels (max_pixels); "
+                                 "refused before decoding. Raise the limit if the file is genuine")
+    ok = build_manifest("ds", [("deep.png", -1), ("big.png", -1)], tmp_path, progress=False)
+    assert ok["readable"].tolist() == [True, True]
+    Image.fromarray(np.array([[0.0, 2.0]], dtype=np.float32)).save(tmp_path / "hdr.tif")
+    bad = build_manifest("ds", [("hdr.tif", -1)], tmp_path, progress=False)
+    assert bad["error"][0].startswith("float image (mode F) with values in [0, 2]")
