@@ -1,17 +1,29 @@
-"""The workflow's parameters (``params.yaml``): load and validate.
+"""The workflow's parameters (``params.yaml`` and the ready configs): load, merge, validate.
 
-``params.yaml`` is the single source of truth: Snakemake's configfile and DVC's params. It is
-validated in two steps, both before any job runs:
+``params.yaml`` is the single source of truth: Snakemake's configfile and DVC's params. A ready
+config (``configs/*.yaml``) is merged over it the way Snakemake merges ``--configfile`` files
+(:func:`merge_config`: mappings merge key by key, any other value, lists included, replaces).
+Everything is validated before any job runs, in these steps:
 
-1. against the JSON schema ``workflow/schemas/params.schema.yaml`` (types, ranges, allowed
-   values; every key required; unknown keys rejected);
-2. cross-references (:func:`check_references`): a benchmark names datasets, a label set and
-   a backbone that exist; datasets that an active benchmark needs have their paths set; group
-   counts fit the number of mined negatives; the MLLM backend has its required settings.
+1. reading: a YAML syntax error or a **duplicate key** (YAML would silently keep the last one)
+   is an error naming the file and line (:func:`read_yaml`);
+2. the JSON schema ``workflow/schemas/params.schema.yaml`` (types, ranges, allowed values; every
+   key required; unknown keys rejected). Stricter than plain JSON Schema: a whole number must be
+   written as one (``32.0`` is not an integer here), and NaN / inf are rejected everywhere;
+3. cross-references (:func:`check_references`): a benchmark names datasets, a label set and a
+   backbone that exist; group counts fit the mined negatives; the selected MLLM backend has its
+   required settings; prompt templates and generation settings are valid
+   (``ants.mllm.prompts.validate_prompting``); sweeps name existing methods, benchmarks and
+   settings, and each of their values is valid for its setting;
+4. data on disk (:func:`check_data`, skipped with ``check_files=False``): every dataset an
+   active benchmark needs (``run.benchmarks`` and the benchmarks of the selected sweeps) has its
+   root folder, image list and label file, ImageNet-style class folders match the label set,
+   and ``mllm.cache`` is not a folder. Downloaded datasets are fetched by a job and not checked.
 
 Every problem is reported on one line that starts with the key path (``run.seeds[1]``,
 ``methods.adaneg.config.lam``) and says what the bad value is and what would be valid;
-:class:`ConfigError` carries them all.
+:class:`ConfigError` carries them all. When several files were merged
+(:func:`load_config_files`), each line also names the file that set the key.
 
 The views the rules pass as ``params`` (the subset of the params each stage depends on) live
 in :mod:`ants.views`.
@@ -22,40 +34,52 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ants.views import MLLM_WORKFLOW_KEYS
-
 __all__ = [
-        "MLLM_BACKEND_KEYS",
+    "MLLM_BACKEND_KEYS",
+    "MLLM_REQUIRED_KEYS",
     "SCHEMA_PATH",
     "ConfigError",
+    "active_benchmarks",
+    "check_data",
     "check_references",
+    "check_sweeps",
     "format_path",
+    "load_config_files",
     "load_params",
     "load_schema",
+    "merge_config",
+    "read_yaml",
+    "selected_sweeps",
+    "sweep_targets",
     "validate_params",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
 
-#: Backend-specific keys of the ``mllm`` section (the backends' ``CONFIG_KEYS``).
+#: The settings of each MLLM backend (``mllm.backends.<name>``; the backends' ``CONFIG_KEYS``).
 MLLM_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "demo": ("seed", "model_dir", "device", "architecture"),
     "transformers": ("model", "revision", "model_id", "device", "dtype", "processor_kwargs"),
     "openai": ("base_url", "model", "api_key_env", "revision", "timeout_s", "max_retries", "backoff_s",
-               "concurrency", "extra_body"),
+               "max_backoff_s", "max_wait_s", "concurrency", "extra_body"),
 }
-_MLLM_REQUIRED = {"demo": (), "transformers": ("model",), "openai": ("base_url", "model")}
+#: The settings the selected backend cannot do without.
+MLLM_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"demo": (), "transformers": ("model",),
+                                                  "openai": ("base_url", "model")}
+
 
 class ConfigError(ValueError):
-    """``params.yaml`` is not valid. ``problems`` holds one line per problem, each starting
-    with the key path; the message lists them all."""
+    """The params are not valid. ``problems`` holds one line per problem, each starting with
+    the key path (or ``file:line`` for a reading problem); the message lists them all."""
 
     def __init__(self, problems: Iterable[str], source: str = "params.yaml") -> None:
         self.problems = list(problems)
@@ -66,13 +90,13 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# loading
+# reading and merging
 
 
 @lru_cache(maxsize=4)
 def _schema_at(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def load_schema(path: str | Path | None = None) -> dict:
@@ -83,28 +107,154 @@ def load_schema(path: str | Path | None = None) -> dict:
     return copy.deepcopy(_schema_at(str(path.resolve())))
 
 
-def load_params(path: str | Path = "params.yaml", *, schema: Mapping | None = None) -> dict:
-    """Read and validate a params file; raises :class:`ConfigError` naming every bad key."""
+def _duplicate_keys(node: yaml.Node, parts: list, source: str, out: list[str]) -> None:
+    """Walk a composed YAML node tree; one line per key that occurs twice in one mapping."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' may override on purpose
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                out.append(f"{format_path([*parts, key])}: duplicate key in {source} (line {seen[key]} and "
+                           f"line {line}); YAML would silently keep only the last one: remove one of them")
+            else:
+                seen[key] = line
+            _duplicate_keys(value_node, [*parts, key], source, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicate_keys(item, [*parts, i], source, out)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The content of a YAML (or JSON) file, with **duplicate keys rejected**.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`ConfigError` (source = the
+    file) for a syntax error or for keys that occur twice in one mapping, naming the key path
+    and both lines.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"params file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: faster
     try:
-        with open(path, encoding="utf-8") as fh:
-            params = yaml.safe_load(fh)
+        root = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise ConfigError([f"(file): not valid YAML: {exc}"], source=str(path)) from exc
-    return validate_params(params, schema=schema, source=str(path))
+    problems: list[str] = []
+    if root is not None:
+        _duplicate_keys(root, [], str(path), problems)
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return data
+
+
+def merge_config(base: Any, override: Any, *, source: str | None = None,
+                 provenance: dict[str, str] | None = None, _parts: tuple = ()) -> Any:
+    """``override`` merged over ``base`` as Snakemake merges config files (returns a new object).
+
+    A mapping merges key by key (recursively); any other value, a list included, replaces
+    what was there. So an empty mapping in ``override`` changes nothing, and a list replaces
+    the whole list. ``provenance`` (key path -> file), when given, records for every key that
+    ``override`` sets that ``source`` set it.
+    """
+    if provenance is not None and source is not None and _parts:
+        provenance[format_path(_parts)] = source
+    if not isinstance(override, Mapping):
+        return copy.deepcopy(override)
+    out = dict(base) if isinstance(base, Mapping) else {}
+    for key, value in override.items():
+        out[key] = merge_config(out.get(key), value, source=source, provenance=provenance, _parts=(*_parts, key))
+    return out
+
+
+def _plain(obj: Any) -> Any:
+    """Mappings (e.g. Snakemake's immutable ``--config`` map) as dicts, recursively."""
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _annotate(problems: Sequence[str], provenance: Mapping[str, str]) -> list[str]:
+    """Append to each problem line the file that set its key (longest known key-path prefix)."""
+    out = []
+    for line in problems:
+        path = line.split(": ", 1)[0]
+        where = None
+        while path:
+            if path in provenance:
+                where = provenance[path]
+                break
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        out.append(f"{line} (set in {where})" if where else line)
+    return out
+
+
+def load_params(path: str | os.PathLike = "params.yaml", *, schema: Mapping | None = None,
+                check_files: bool = True) -> dict:
+    """Read and validate one params file; raises :class:`ConfigError` naming every bad key."""
+    return validate_params(read_yaml(path), schema=schema, source=str(path), check_files=check_files)
+
+
+def load_config_files(paths: Sequence[str | os.PathLike], *, overrides: Mapping | None = None,
+                      schema: Mapping | None = None, check_files: bool = True) -> dict:
+    """Read ``paths`` (e.g. ``params.yaml`` then every ``--configfile``), merge them in that
+    order as Snakemake does (:func:`merge_config`), apply ``overrides`` (Snakemake's
+    ``--config KEY=VALUE`` settings) and validate the result (:func:`validate_params`).
+
+    Each file is read with duplicate keys rejected (:func:`read_yaml`). A problem in the merged
+    result names its key path and the file that set that key, e.g.
+    ``mllm.backends.openai.base_url: ... (set in configs/mos4.yaml)``; the error's source lists
+    every file. Returns the validated params.
+    """
+    if not paths and not overrides:
+        raise ConfigError(["(top level): no config file was given"], source="(no config files)")
+    provenance: dict[str, str] = {}
+    merged: Any = {}
+    reading: list[str] = []
+    for path in paths:
+        try:
+            data = read_yaml(path)
+        except FileNotFoundError:
+            reading.append(f"{path}: config file not found")
+            continue
+        except ConfigError as err:
+            reading += [p.replace("(file)", str(path), 1) if p.startswith("(file)") else p for p in err.problems]
+            continue
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            reading.append(f"{path}: (top level): expected a mapping of sections, got {_show(data)}")
+            continue
+        merged = merge_config(merged, data, source=str(path), provenance=provenance)
+    sources = [str(p) for p in paths]
+    if overrides:
+        merged = merge_config(merged, _plain(overrides), source="--config", provenance=provenance)
+        sources.append("--config")
+    source = " + ".join(sources)
+    if reading:
+        raise ConfigError(reading, source=source)
+    try:
+        return validate_params(merged, schema=schema, source=source, check_files=check_files)
+    except ConfigError as err:
+        raise ConfigError(_annotate(err.problems, provenance), source=source) from None
 
 
 # --------------------------------------------------------------------------------------------
-# validation
+# schema validation
 
 
 def format_path(parts: Iterable[Any]) -> str:
     """``['run', 'seeds', 1]`` -> ``'run.seeds[1]'``; the empty path is ``'(top level)'``."""
     out = ""
     for p in parts:
-        if isinstance(p, int):
+        if isinstance(p, int) and not isinstance(p, bool):
             out += f"[{p}]"
         else:
             out += f".{p}" if out else str(p)
@@ -116,6 +266,8 @@ def _join(path: str, key: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -153,6 +305,10 @@ def _schema_error_lines(error) -> list[str]:
     v, schema, inst = error.validator, error.schema, error.instance
     if "propertyNames" in error.absolute_schema_path:
         return [f"{path}: {inst!r} is not a valid name (use letters, digits, '_', '.', '-'; start with a letter or digit)"]
+    if v == "not" and isinstance(schema, Mapping) and "x-not-here" in schema:
+        parts = list(error.absolute_path)
+        method = parts[1] if len(parts) > 1 and parts[0] == "methods" else "<name>"
+        return [f"{path}: not allowed here; {schema['x-not-here'].replace('{method}', str(method))}"]
     if v == "additionalProperties" and isinstance(inst, Mapping):
         allowed = sorted((schema.get("properties") or {}).keys())
         extra = [k for k in inst if k not in allowed]
@@ -160,6 +316,10 @@ def _schema_error_lines(error) -> list[str]:
         for key in extra:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            owners = [b for b, keys in MLLM_BACKEND_KEYS.items() if key in keys] if path == "mllm" else []
+            if owners:
+                did = (f" (a setting of backend {' / '.join(owners)}: put it under "
+                       f"{' or '.join(f'mllm.backends.{b}' for b in owners)})")
             lines.append(f"{_join(path, str(key))}: unknown key{did}; allowed keys here: {', '.join(allowed)}")
         return lines
     if v == "required":
@@ -168,7 +328,10 @@ def _schema_error_lines(error) -> list[str]:
     if v == "type":
         types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         expected = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
-        return [f"{path}: {_show(inst)} has the wrong type; expected {expected}"]
+        hint = ""
+        if "integer" in types and isinstance(inst, float) and math.isfinite(inst) and inst.is_integer():
+            hint = f" (a whole number: write {int(inst)}, without the decimal point)"
+        return [f"{path}: {_show(inst)} has the wrong type; expected {expected}{hint}"]
     if v in ("enum", "const"):
         allowed = error.validator_value if v == "enum" else [error.validator_value]
         return [f"{path}: {_show(inst)} is not allowed; allowed values: {', '.join(_show(a) for a in allowed)}"]
@@ -193,19 +356,63 @@ def _schema_error_lines(error) -> list[str]:
     return [f"{path}: {error.message}"]
 
 
-def _schema_problems(params: Any, schema: Mapping) -> list[str]:
-    from jsonschema import Draft202012Validator
+@lru_cache(maxsize=1)
+def _validator_class():
+    """Draft 2020-12 with stricter types: an integer is an ``int`` (not ``32.0``, not a bool)
+    and a number is a finite ``int`` or ``float`` (not a bool, not NaN or inf)."""
+    from jsonschema import Draft202012Validator, validators
 
-    validator = Draft202012Validator(schema)
+    def is_integer(checker, instance):
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    def is_number(checker, instance):
+        if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+            return False
+        return not isinstance(instance, float) or math.isfinite(instance)
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
+    return validators.extend(Draft202012Validator, type_checker=checker)
+
+
+def _validator(schema: Mapping):
+    return _validator_class()(schema)
+
+
+def _nonfinite_paths(obj: Any, parts: tuple = ()) -> list[tuple]:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return [parts]
+    if isinstance(obj, Mapping):
+        return [p for k, v in obj.items() for p in _nonfinite_paths(v, (*parts, k))]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in _nonfinite_paths(v, (*parts, i))]
+    return []
+
+
+def _schema_problems(params: Any, validator) -> list[str]:
     errors = sorted(validator.iter_errors(params), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     lines: set[str] = set()
+    nonfinite = {format_path(p) for p in _nonfinite_paths(params)}
     for error in errors:
+        path = format_path(error.absolute_path)
+        if path in nonfinite and error.validator == "type":
+            inst, schema = error.instance, error.schema
+            rng = _range_text(schema)
+            allowed = "a finite number" + (f" {rng}" if rng != "in range" else "")
+            if isinstance(error.validator_value, list) and "null" in error.validator_value:
+                allowed += " or null"
+            lines.add(f"{path}: {_show(inst)} is not allowed; expected {allowed}")
+            nonfinite.discard(path)
+            continue
         lines.update(_schema_error_lines(error))
+    for path in nonfinite:  # NaN / inf where the schema has no number type (free-form mappings)
+        lines.add(f"{path}: NaN and infinite values are not allowed; expected a finite number")
     return sorted(lines)  # each line starts with its key path: sorted by key
 
 
-def validate_params(params: Any, *, schema: Mapping | None = None, source: str = "params.yaml") -> dict:
-    """Validate ``params`` (schema, then cross-references); return a deep copy.
+def validate_params(params: Any, *, schema: Mapping | None = None, source: str = "params.yaml",
+                    check_files: bool = True) -> dict:
+    """Validate ``params`` (schema, then cross-references and sweeps, then data on disk unless
+    ``check_files`` is false); return a deep copy.
 
     Raises :class:`ConfigError` listing every problem, each line naming its key path.
     Cross-references are checked only once the schema is satisfied.
@@ -213,13 +420,23 @@ def validate_params(params: Any, *, schema: Mapping | None = None, source: str =
     schema = schema if schema is not None else load_schema()
     if not isinstance(params, Mapping):
         raise ConfigError([f"(top level): expected a mapping of sections, got {_show(params)}"], source)
-    problems = _schema_problems(dict(params), schema)
+    params = dict(params)
+    validator = _validator(schema)
+    problems = _schema_problems(params, validator)
     if problems:
         raise ConfigError(problems, source)
     problems = check_references(params)
+    if not problems:
+        problems = check_sweeps(params, validator)
+    if check_files:
+        problems += check_data(params)
     if problems:
         raise ConfigError(problems, source)
-    return copy.deepcopy(dict(params))
+    return copy.deepcopy(params)
+
+
+# --------------------------------------------------------------------------------------------
+# cross-references
 
 
 def _defined(kind: str, names: Iterable[str]) -> str:
@@ -227,11 +444,28 @@ def _defined(kind: str, names: Iterable[str]) -> str:
     return f"defined {kind}: {', '.join(names)}" if names else f"no {kind} are defined"
 
 
+def _prompting_problems(mllm: Mapping) -> list[str]:
+    """Prompt templates and generation settings, checked by ``ants.mllm.prompts``."""
+    from ants.mllm import prompts as prompts_module
+
+    validate = getattr(prompts_module, "validate_prompting", None)
+    if validate is not None:
+        lines = list(validate(mllm["family"], mllm.get("prompts") or {}, mllm.get("generation") or {}))
+    else:  # older ants.mllm.prompts: the first problem, from constructing the Prompting
+        try:
+            prompts_module.Prompting(family=mllm["family"], prompts=dict(mllm.get("prompts") or {}),
+                                     generation={k: dict(v or {}) for k, v in (mllm.get("generation") or {}).items()})
+            lines = []
+        except ValueError as exc:
+            lines = [str(exc)]
+    return [line if line.startswith("mllm.") else f"mllm.{line}" for line in lines]
+
+
 def check_references(params: Mapping) -> list[str]:
     """Problems with cross-references in schema-valid params (empty list: all good)."""
     out: list[str] = []
     benchmarks, datasets, methods = params["benchmarks"], params["datasets"], params["methods"]
-    active = [b for b in params["run"]["benchmarks"]]
+    active = list(params["run"]["benchmarks"])
     for i, b in enumerate(active):
         if b not in benchmarks:
             out.append(f"run.benchmarks[{i}]: unknown benchmark {b!r}; {_defined('benchmarks', benchmarks)}")
@@ -260,28 +494,19 @@ def check_references(params: Mapping) -> list[str]:
                     out.append(f"{key}: {ds!r} is listed twice (also in {seen[ds]})")
                 seen.setdefault(ds, key)
 
-    # what an active benchmark needs
-    for b in active:
-        if b not in benchmarks:
-            continue
+    # what an active benchmark needs, beyond files on disk (check_data)
+    for b in active_benchmarks(params):
         bench = benchmarks[b]
-        used = [(bench["id"], "ID")] + [(ds, f"{split}-OOD") for split, names in bench["ood"].items() for ds in names]
-        for ds, role in used:
-            cfg = datasets.get(ds)
-            if cfg is None:
-                continue
-            why = f"run.benchmarks includes {b!r}, which uses dataset {ds!r} ({role})"
-            if cfg["source"] == "local":
-                if cfg.get("root") is None:
-                    out.append(f"datasets.{ds}.root: not set (null), but {why}; set it to the folder holding the images")
-                if cfg.get("layout") == "list" and cfg.get("list") is None:
-                    out.append(f"datasets.{ds}.list: not set (null), but {why}; set it to the image list file")
-            if role == "ID":
-                if cfg.get("layout") == "flat":
-                    out.append(f"datasets.{ds}.layout: 'flat' gives no class labels, but {why}; "
-                               f"use 'class_folders' or 'list'")
-                if cfg["source"] == "demo" and cfg.get("split") != "id":
-                    out.append(f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'")
+        cfg = datasets.get(bench["id"])
+        if cfg is None:
+            continue
+        ds = bench["id"]
+        why = f"{_why(params, b)}, which uses dataset {ds!r} (ID)"
+        if cfg.get("layout") == "flat":
+            out.append(f"datasets.{ds}.layout: 'flat' gives no class labels, but {why}; "
+                       f"use 'class_folders' or 'list'")
+        if cfg["source"] == "demo" and cfg.get("split") != "id":
+            out.append(f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'")
 
     # group counts must fit the mined bank
     mining = params["mining"]
@@ -295,17 +520,309 @@ def check_references(params: Mapping) -> list[str]:
                 out.append(f"{key}: {groups} groups exceed the {m} mined negatives (mining.n_negatives); "
                            f"expected a value <= {m}")
 
-    # the MLLM backend's own keys
+    # the MLLM: the selected backend's settings, prompts and generation settings
     mllm = params["mllm"]
     backend = mllm["backend"]
-    valid = set(MLLM_BACKEND_KEYS[backend])
-    common = {"backend", "family", "prompts", "generation", "batch_size", *MLLM_WORKFLOW_KEYS}
-    for key in mllm:
-        if key not in valid and key not in common:
-            owners = [b for b, keys in MLLM_BACKEND_KEYS.items() if key in keys]
-            out.append(f"mllm.{key}: not a setting of backend {backend!r} (it belongs to {', '.join(owners)}); "
-                       f"settings of {backend!r}: {', '.join(sorted(valid))}")
-    for key in _MLLM_REQUIRED[backend]:
-        if key not in mllm:
-            out.append(f"mllm.{key}: required for backend {backend!r}")
+    settings = mllm["backends"].get(backend)
+    if settings is None:
+        out.append(f"mllm.backends.{backend}: required, since mllm.backend is {backend!r} (its settings: "
+                   f"{', '.join(MLLM_BACKEND_KEYS[backend])})")
+    else:
+        for key in MLLM_REQUIRED_KEYS[backend]:
+            if key not in settings:
+                out.append(f"mllm.backends.{backend}.{key}: required for backend {backend!r}")
+    out += _prompting_problems(mllm)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# sweeps
+
+
+def selected_sweeps(params: Mapping) -> list[str]:
+    """The sweeps the ``sweeps`` target builds: ``run.sweeps``, or every defined sweep."""
+    sweeps = params.get("sweeps") or {}
+    chosen = params["run"].get("sweeps")
+    return [s for s in (chosen if chosen is not None else sweeps) if s in sweeps]
+
+
+def active_benchmarks(params: Mapping) -> list[str]:
+    """The benchmarks whose data must be present: ``run.benchmarks`` and those of the selected
+    sweeps (defined ones only, in first-seen order)."""
+    names = list(params["run"]["benchmarks"])
+    for s in selected_sweeps(params):
+        names += list(params["sweeps"][s]["benchmarks"])
+    return [b for i, b in enumerate(names) if b in params["benchmarks"] and b not in names[:i]]
+
+
+def _why(params: Mapping, benchmark: str) -> str:
+    if benchmark in params["run"]["benchmarks"]:
+        return f"run.benchmarks includes {benchmark!r}"
+    sweeps = [s for s in selected_sweeps(params) if benchmark in params["sweeps"][s]["benchmarks"]]
+    return f"sweep {sweeps[0]!r} uses benchmark {benchmark!r}"
+
+
+def sweep_targets(params: Mapping, sweep: str) -> list[tuple[str | None, str]]:
+    """``[(method or None, dotted setting path), ...]`` of a sweep: one per method when the
+    setting contains ``{method}``, else one entry with method None."""
+    sw = params["sweeps"][sweep]
+    setting = sw["setting"]
+    if "{method}" in setting:
+        return [(m, setting.replace("{method}", m)) for m in sw["methods"]]
+    return [(None, setting)]
+
+
+def _container(params: Mapping, path: str) -> tuple[Mapping | None, str, str]:
+    """Resolve ``a.b.c`` (names may contain dots): (the mapping holding the last key, that key,
+    '') or (None, '', why not)."""
+    parts = path.split(".")
+
+    def walk(node: Any, i: int, prefix: str) -> tuple[Mapping | None, str, str]:
+        if not isinstance(node, Mapping):
+            return None, "", f"{prefix} is {_show(node)}, not a mapping"
+        deeper = ""
+        # the last key may be absent (an optional setting): try the longest existing key first
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if j == len(parts):
+                if key in node or j == i + 1:
+                    return node, key, ""
+                continue
+            if key in node:
+                found = walk(node[key], j, f"{prefix}.{key}" if prefix else key)
+                if found[0] is not None:
+                    return found
+                deeper = deeper or found[2]
+        if deeper:
+            return None, "", deeper
+        keys = ", ".join(sorted(map(str, node))) or "(none)"
+        return None, "", f"{prefix or '(top level)'} has no key {parts[i]!r} (its keys: {keys})"
+
+    return walk(params, 0, "")
+
+
+def _section_validator(schema: Mapping, section: str):
+    """A validator of one top-level section (validating a sweep's trial values section by
+    section is much faster than validating the whole params each time)."""
+    sub = (schema.get("properties") or {}).get(section)
+    if sub is None:
+        return None
+    return _validator({"$defs": schema.get("$defs", {}), **sub})
+
+
+def _section_problems(trial: Mapping, section: str, section_validator, validator,
+                      method: str | None = None) -> list[str]:
+    if section_validator is None or section not in trial:
+        return _schema_problems(trial, validator)
+    part = trial[section]
+    if section == "methods" and method is not None and method in part:
+        part = {method: part[method]}  # the other methods are unchanged (and valid)
+    lines = _schema_problems(part, section_validator)
+    out = []
+    for line in lines:  # paths are relative to the section
+        head, _, rest = line.partition(": ")
+        head = section if head == "(top level)" else (f"{section}{head}" if head.startswith("[") else f"{section}.{head}")
+        out.append(f"{head}: {rest}")
+    return out
+
+
+def _set(params: Mapping, path: str, value: Any) -> dict:
+    out = copy.deepcopy(dict(params))
+    node, key, _ = _container(out, path)
+    node[key] = copy.deepcopy(value)
+    return out
+
+
+def check_sweeps(params: Mapping, validator=None) -> list[str]:
+    """Problems of ``sweeps`` and ``run.sweeps`` in otherwise valid params.
+
+    Checked: selected sweeps exist; a sweep's methods and benchmarks exist; ``labels`` has one
+    entry per value; ``default`` is one of the values; the setting exists for each method
+    (``{method}`` substituted); and every value is valid for that setting: the params with the
+    value put in are validated (files are not re-checked), a problem reported as
+    ``sweeps.<name>.values[i]: <the problem>``.
+    """
+    out: list[str] = []
+    sweeps = params.get("sweeps") or {}
+    chosen = params["run"].get("sweeps")
+    for i, s in enumerate(chosen or []):
+        if s not in sweeps:
+            out.append(f"run.sweeps[{i}]: unknown sweep {s!r}; {_defined('sweeps', sweeps)}")
+    validator = validator if validator is not None else _validator(load_schema())
+    for name, sw in sweeps.items():
+        where = f"sweeps.{name}"
+        bad_ref = False
+        for i, m in enumerate(sw["methods"]):
+            if m not in params["methods"]:
+                out.append(f"{where}.methods[{i}]: unknown method {m!r}; {_defined('methods', params['methods'])}")
+                bad_ref = True
+        for i, b in enumerate(sw["benchmarks"]):
+            if b not in params["benchmarks"]:
+                out.append(f"{where}.benchmarks[{i}]: unknown benchmark {b!r}; "
+                           f"{_defined('benchmarks', params['benchmarks'])}")
+        values = sw["values"]
+        if "labels" in sw and len(sw["labels"]) != len(values):
+            out.append(f"{where}.labels: {len(sw['labels'])} label(s) for {len(values)} value(s); "
+                       f"give one label per value")
+        if "default" in sw and sw["default"] not in values:
+            out.append(f"{where}.default: {_show(sw['default'])} is not one of the values {_show(values)}")
+        if bad_ref:
+            continue
+        for method, path in sweep_targets(params, name):
+            for_m = f" for method {method!r}" if method else ""
+            node, key, why = _container(params, path)
+            if node is None:
+                out.append(f"{where}.setting: {path!r}{for_m} does not exist: {why}")
+                continue
+            first = True
+            section = _section_validator(validator.schema, path.split(".")[0])
+            for i, value in enumerate(values):
+                trial = _set(params, path, value)
+                found = _section_problems(trial, path.split(".")[0], section, validator, method)
+                if not found:
+                    found = check_references(trial)
+                unknown = [p for p in found if p.startswith(f"{path}: unknown key")]
+                if unknown:
+                    if first:
+                        out.append(f"{where}.setting: {path!r}{for_m} is not a setting: {unknown[0]}")
+                    break
+                first = False
+                out += [f"{where}.values[{i}]: {p}" for p in found]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# data on disk
+
+
+class _Instructions:
+    """A dataset's ``instructions`` in full the first time, then a pointer to them (several
+    datasets of one source share the same text)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, ds: str, cfg: Mapping, default: str) -> str:
+        text = cfg.get("instructions")
+        if not text:
+            return default
+        if text in self.seen:
+            return f"{default} (see datasets.{self.seen[text]}.instructions)"
+        self.seen[text] = ds
+        return text
+
+
+#: Sizes of built-in label sets that are slow to load (open_clip's ImageNet names import torch).
+_BUILTIN_SIZES = {"imagenet1k": 1000}
+
+
+def _label_count(params: Mapping, label_set: str) -> int | None:
+    """The number of classes of a label set, or None when it cannot be known yet."""
+    cfg = params["label_sets"].get(label_set) or {}
+    from ants.labels import load_label_set
+
+    try:
+        if cfg.get("builtin") in _BUILTIN_SIZES:
+            return _BUILTIN_SIZES[cfg["builtin"]]
+        if "builtin" in cfg:
+            return len(load_label_set(cfg["builtin"]))
+        if "file" in cfg and Path(cfg["file"]).expanduser().is_file():
+            return len(load_label_set(Path(cfg["file"]).expanduser()))
+    except (OSError, ValueError):
+        return None  # a bad label file is reported by its own check / the embed_labels job
+    return None
+
+
+def _list_path(cfg: Mapping) -> Path:
+    """Where the manifest stage finds the image list: as given, else relative to root."""
+    lst = Path(cfg["list"]).expanduser()
+    if not lst.is_absolute() and not lst.exists() and cfg.get("root"):
+        return Path(cfg["root"]).expanduser() / lst
+    return lst
+
+
+def check_data(params: Mapping) -> list[str]:
+    """Files the active benchmarks need that are not where the params say (empty: all there).
+
+    For every dataset of an active benchmark (:func:`active_benchmarks`): a local dataset's
+    ``root`` must be set and be a folder (with class sub-folders for ``class_folders``; for an
+    ID set as many as its label set has classes), its image ``list`` must be set and exist; a
+    download's ``mirror`` / ``extracted`` folders, when given, must exist (downloads themselves
+    are made by a job). A label set given as a file must exist (unless the demo generates it).
+    ``mllm.cache`` must not be a folder. Each line names the key, the value and what to do
+    (the dataset's ``instructions`` when it has them).
+    """
+    out: list[str] = []
+    datasets = params["datasets"]
+    done: set[str] = set()
+    instructions = _Instructions()
+    for b in active_benchmarks(params):
+        bench = params["benchmarks"][b]
+        used = [(bench["id"], "ID")] + [(ds, f"{split}-OOD") for split, names in bench["ood"].items()
+                                        for ds in names]
+        for ds, role in used:
+            cfg = datasets.get(ds)
+            if cfg is None or ds in done:
+                continue
+            done.add(ds)
+            why = f"{_why(params, b)}, which uses dataset {ds!r} ({role})"
+            if cfg["source"] == "local":
+                out += _local_problems(params, ds, cfg, why, bench["label_set"] if role == "ID" else None,
+                                       instructions)
+            elif cfg["source"] == "download":
+                for key in ("mirror", "extracted"):
+                    folder = cfg.get(key)
+                    if folder is not None and not Path(folder).expanduser().is_dir():
+                        out.append(f"datasets.{ds}.{key}: {folder!r} is not a folder, but {why}; "
+                                   f"give an existing folder or null (then the archive is downloaded from "
+                                   f"datasets.{ds}.url)")
+        ls = bench["label_set"]
+        cfg = params["label_sets"].get(ls) or {}
+        id_cfg = datasets.get(bench["id"]) or {}
+        if "file" in cfg and ls not in done and id_cfg.get("source") != "demo":
+            done.add(ls)
+            if not Path(cfg["file"]).expanduser().is_file():
+                out.append(f"label_sets.{ls}.file: {cfg['file']!r} not found, but {_why(params, b)}, whose label "
+                           f"set it is; give a text file with one class name per line (line order = class index)")
+    cache = params["mllm"]["cache"]
+    if Path(cache).expanduser().is_dir():
+        out.append(f"mllm.cache: {cache!r} is a folder; expected the path of the SQLite answer cache file "
+                   f"(e.g. results/mllm-cache.sqlite)")
+    return out
+
+
+def _local_problems(params: Mapping, ds: str, cfg: Mapping, why: str, label_set: str | None,
+                    instructions: _Instructions) -> list[str]:
+    out = []
+    root = cfg.get("root")
+    layout = cfg["layout"]
+    todo = {"list": "the folder the image list's paths are relative to",
+            "class_folders": "a folder with one sub-folder per class",
+            "flat": "a folder holding the images"}[layout]
+    if root is None:
+        out.append(f"datasets.{ds}.root: not set (null), but {why}; "
+                   + instructions(ds, cfg, "set it to the folder holding the images"))
+    else:
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            state = "is a file, not a folder" if folder.exists() else "does not exist"
+            out.append(f"datasets.{ds}.root: {root!r} {state}, but {why}; "
+                       + instructions(ds, cfg, f"set it to {todo}"))
+        elif layout == "class_folders":
+            n = sum(1 for p in folder.iterdir() if p.is_dir())
+            k = _label_count(params, label_set) if label_set else None
+            if n == 0:
+                out.append(f"datasets.{ds}.root: {root!r} has no class sub-folders, but layout 'class_folders' "
+                           f"expects one sub-folder per class; " + instructions(ds, cfg, "fix the folder or the layout"))
+            elif k is not None and n != k:
+                out.append(f"datasets.{ds}.root: {root!r} has {n} class sub-folders, but its label set "
+                           f"{label_set!r} has {k} classes (class index = sorted folder order); "
+                           + instructions(ds, cfg, "give a folder with one sub-folder per class"))
+    if layout == "list":
+        if cfg.get("list") is None:
+            out.append(f"datasets.{ds}.list: not set (null), but {why}; "
+                       + instructions(ds, cfg, "set it to the image list file"))
+        elif root is not None and Path(root).expanduser().is_dir() and not _list_path(cfg).is_file():
+            out.append(f"datasets.{ds}.list: {cfg['list']!r} not found (neither as given nor relative to "
+                       f"datasets.{ds}.root), but {why}; " + instructions(ds, cfg, "set it to the image list file"))
     return out

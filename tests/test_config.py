@@ -8,12 +8,12 @@ import inspect
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ants import config as cfgmod
 from ants import views
 from ants.config import (
     ConfigError,
+    load_config_files,
     load_params,
     load_schema,
     validate_params,
@@ -63,13 +63,16 @@ def test_default_params_is_valid_and_is_the_demo(params):
     assert len(params["run"]["seeds"]) >= 2
 
 
-def test_paper_scale_params_is_valid_once_the_imagenet_path_is_given():
-    raw = yaml.safe_load((ROOT / "workflow" / "params" / "imagenet.yaml").read_text())
-    with pytest.raises(ConfigError, match=r"datasets\.imagenet_val\.root: not set \(null\), but run\.benchmarks "
-                                          r"includes 'mos4'"):
-        validate_params(raw)
-    raw["datasets"]["imagenet_val"]["root"] = "/data/imagenet/val"
-    p = validate_params(raw)
+def test_paper_scale_config_is_valid_once_the_imagenet_folder_is_there(tmp_path):
+    extra = tmp_path / "roots.yaml"
+    extra.write_text(f"datasets:\n  imagenet_val:\n    root: {tmp_path / 'val'}\n")
+    files = [ROOT / "params.yaml", ROOT / "configs" / "mos4.yaml", extra]
+    with pytest.raises(ConfigError, match=r"datasets\.imagenet_val\.root: '.*val' does not exist, but "
+                                          r"run\.benchmarks includes 'mos4'"):
+        load_config_files(files)
+    for i in range(1000):
+        (tmp_path / "val" / f"n{i:08d}").mkdir(parents=True)
+    p = load_config_files(files)
     assert p["mining"]["n_negatives"] == 10000 and p["stream"]["batch_size"] == 256
     assert p["methods"]["neglabel"]["n_groups"] == 100
 
@@ -97,8 +100,9 @@ def test_unknown_top_level_key(params):
 
 def test_unknown_nested_key_suggests_the_close_one(params):
     line = only_problem(params, lambda p: p["methods"]["adaneg"]["config"].update(lamda=0.2))
-    assert line == ("methods.adaneg.config.lamda: unknown key (did you mean 'lam'?); allowed keys here: beta, gap, "
-                    "grouping_seed, lam, memory_length, n_groups, proxy, tau, threshold")
+    assert line == ("methods.adaneg.config.lamda: unknown key (did you mean 'lam'?); allowed keys here: authors_slots, "
+                    "beta, gap, grouping_seed, lam, memory_length, n_groups, preset, proxy, tau, threshold, "
+                    "truncate_beta")
 
 
 def test_key_of_another_method_kind_is_unknown(params):
@@ -182,11 +186,11 @@ def test_several_problems_are_all_reported_sorted_by_key(params):
         "demo.seed: 'x' has the wrong type; expected an integer",
         "stream.batch_size: -1 is out of range; expected a value >= 1",
         "zzz: unknown key; allowed keys here: backbones, benchmarks, data, datasets, demo, encoding, label_sets, "
-        "methods, metrics, mining, mllm, report, run, stream",
+        "methods, metrics, mining, mllm, report, run, stream, sweeps",
     ]
     with pytest.raises(ConfigError, match=r"^params\.yaml is not valid \(3 problems\):\n  - demo\.seed"):
         validate_params({**copy.deepcopy(params), "zzz": 1, "demo": {**params["demo"], "seed": "x"},
-                         "stream": {"batch_size": -1}})
+                         "stream": {**params["stream"], "batch_size": -1}})
 
 
 # ------------------------------------------------------------------------------------------
@@ -208,16 +212,19 @@ def test_unknown_names_in_run_and_benchmarks(params):
 
 def test_active_benchmark_needs_its_paths_and_labels(params):
     found = problems(params, lambda p: p["run"].update(benchmarks=["openood_v15"]))
+    instructions = params["datasets"]["openood_imagenet_test"]["instructions"]
+    assert "OpenOOD" in instructions
     assert "datasets.openood_imagenet_test.root: not set (null), but run.benchmarks includes 'openood_v15', " \
-           "which uses dataset 'openood_imagenet_test' (ID); set it to the folder holding the images" in found
+           f"which uses dataset 'openood_imagenet_test' (ID); {instructions}" in found
     assert "datasets.ssb_hard.list: not set (null), but run.benchmarks includes 'openood_v15', which uses " \
-           "dataset 'ssb_hard' (near-OOD); set it to the image list file" in found
+           "dataset 'ssb_hard' (near-OOD); set it to the image list file (see " \
+           "datasets.openood_imagenet_test.instructions)" in found
     assert len(found) == 12  # root and list of 6 datasets
     # an inactive benchmark may leave its paths unset (the shipped params do)
     assert params["datasets"]["imagenet_val"]["root"] is None
 
     def flat_id(p):
-        p["datasets"]["demo_id"] = {"source": "local", "layout": "flat", "root": "/images"}
+        p["datasets"]["demo_id"] = {"source": "local", "layout": "flat", "root": str(ROOT)}
 
     assert only_problem(params, flat_id) == (
         "datasets.demo_id.layout: 'flat' gives no class labels, but run.benchmarks includes 'demo', which uses "
@@ -231,15 +238,36 @@ def test_group_counts_must_fit_the_mined_bank(params):
 
 
 def test_mllm_settings_must_belong_to_the_backend(params):
-    assert only_problem(params, lambda p: p["mllm"].update(dtype="fp16")) == (
-        "mllm.dtype: not a setting of backend 'demo' (it belongs to transformers); settings of 'demo': "
-        "architecture, device, model_dir, seed")
+    assert only_problem(params, lambda p: p["mllm"]["backends"]["demo"].update(dtype="fp16")) == (
+        "mllm.backends.demo.dtype: unknown key; allowed keys here: architecture, device, model_dir, seed")
+    # a backend that is not selected is still checked against its own schema
+    assert only_problem(params, lambda p: p["mllm"]["backends"]["openai"].update(base_url="localhost:8000")) == (
+        "mllm.backends.openai.base_url: 'localhost:8000' does not match the pattern '^https?://'")
+    # a backend setting at the top of mllm (the old layout) says where it belongs now
+    assert only_problem(params, lambda p: p["mllm"].update(seed=0)).startswith(
+        "mllm.seed: unknown key (a setting of backend demo: put it under mllm.backends.demo); allowed keys here: "
+        "backend, backends, batch_size, cache,")
 
     def transformers(p):
-        p["mllm"] = {k: v for k, v in p["mllm"].items() if k not in ("seed", "model_dir")}
         p["mllm"]["backend"] = "transformers"
+        del p["mllm"]["backends"]["transformers"]["model"]
 
-    assert only_problem(params, transformers) == "mllm.model: required for backend 'transformers'"
+    assert only_problem(params, transformers) == "mllm.backends.transformers.model: required for backend 'transformers'"
+
+    def missing(p):
+        p["mllm"]["backend"] = "openai"
+        del p["mllm"]["backends"]["openai"]
+
+    assert only_problem(params, missing) == ("mllm.backends.openai: required, since mllm.backend is 'openai' (its "
+                                             "settings: base_url, model, api_key_env, revision, timeout_s, "
+                                             "max_retries, backoff_s, max_backoff_s, max_wait_s, concurrency, "
+                                             "extra_body)")
+
+
+def test_switching_the_backend_keeps_the_others_settings_apart(params):
+    p = copy.deepcopy(params)
+    p["mllm"]["backend"] = "openai"
+    assert validate_params(p)["mllm"]["backends"]["demo"] == params["mllm"]["backends"]["demo"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -269,9 +297,20 @@ def test_method_config_resolves_the_score_per_split(params):
                                                    "batch_size": params["stream"]["batch_size"]}
 
 
-def test_backend_config_drops_the_workflow_keys(params):
+def test_backend_config_is_the_flat_dict_build_backend_takes(params):
+    """views.backend_config: the answering keys plus the selected backend's settings, nothing
+    of the workflow (cache, gpu, limits) or of the other backends."""
+    from ants import mllm
+
     b = backend_config(params)
-    assert "cache" not in b and b["backend"] == "demo"
+    answering = {k: params["mllm"][k] for k in mllm.ANSWERING_KEYS if k in params["mllm"]}
+    assert {"backend", "family", "prompts", "generation", "batch_size"} <= set(answering)
+    assert b == {**answering, **params["mllm"]["backends"]["demo"]}
+    assert set(b) <= set(mllm.ANSWERING_KEYS) | set(cfgmod.MLLM_BACKEND_KEYS["demo"])
+    p = copy.deepcopy(params)
+    p["mllm"]["backend"] = "transformers"
+    assert backend_config(p)["model"] == params["mllm"]["backends"]["transformers"]["model"]
+    assert "seed" not in backend_config(p)
     view = metrics_view(params)
     assert view["methods"]["ants_paper"] == {"label": "ANTS (paper)", "method": "ants"}
 
@@ -285,8 +324,12 @@ def test_schema_switches_match_the_method_configs():
     from ants.methods.ants_tta import AntsConfig
 
     schema = load_schema()["$defs"]
-    assert set(schema["ants_switches"]["properties"]) == {f.name for f in dataclasses.fields(AntsConfig)} | {"preset"}
-    assert set(schema["adaneg_switches"]["properties"]) == {f.name for f in dataclasses.fields(AdaNegConfig)}
+    # in_score is a field of AntsConfig but set per split by methods.<m>.in_score, never in config;
+    # answer_parser may be handled outside AntsConfig (the preset's default)
+    ants = set(schema["ants_switches"]["properties"]) - {"preset", "in_score", "answer_parser"}
+    assert ants == {f.name for f in dataclasses.fields(AntsConfig)} - {"in_score", "answer_parser"}
+    adaneg = set(schema["adaneg_switches"]["properties"]) - {"preset"}
+    assert adaneg == {f.name for f in dataclasses.fields(AdaNegConfig)} - {"preset"}
     assert set(ANTS_PLAN_KEYS) <= {f.name for f in dataclasses.fields(AntsConfig)}
 
 
@@ -304,11 +347,14 @@ def test_mllm_backend_keys_match_the_backends():
     from ants import mllm
     from ants.mllm import openai_http
 
+    schema = load_schema()
     for name, keys in cfgmod.MLLM_BACKEND_KEYS.items():
         module = openai_http if name == "openai" else mllm._backend_module(name)
         assert set(module.CONFIG_KEYS) == set(keys), name
-    schema_keys = set(load_schema()["properties"]["mllm"]["properties"])
-    all_keys = set(mllm.ANSWERING_KEYS) | set(views.MLLM_WORKFLOW_KEYS)
-    for keys in cfgmod.MLLM_BACKEND_KEYS.values():
-        all_keys |= set(keys)
-    assert schema_keys == all_keys
+        assert set(schema["$defs"][f"mllm_{name}"]["properties"]) == set(keys), name
+    assert set(schema["properties"]["mllm"]["properties"]["backends"]["properties"]) == set(mllm.BACKENDS)
+    top = set(schema["properties"]["mllm"]["properties"])
+    assert top == {"backend", "family", "prompts", "generation", "batch_size", "cache", "gpu", "max_failed_fraction",
+                   "max_answer_chars", "max_negative_chars", "backends"}
+    assert set(mllm.ANSWERING_KEYS) <= top
+    assert set(views.MLLM_WORKFLOW_KEYS) <= top - set(mllm.ANSWERING_KEYS)

@@ -1,0 +1,342 @@
+"""The ready configs (configs/*.yaml) merged over params.yaml: each validates, leaks nothing of
+the demo, fails before any job when its data is missing, and dry-runs its whole DAG.
+
+The data is a tiny fixture laid out like the real datasets, generated in a temporary folder:
+ImageNet-style wnid class folders (1,000 of them), OpenOOD image lists under
+``images_largescale``, fine-grained class folders and a Stanford Cars list, a custom folder
+dataset with its label file. An extra configfile written by the test points the roots there
+(downloads are dry-run only, so no server is needed).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ants.config import ConfigError, load_config_files, merge_config, read_yaml, validate_params
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+PNG = bytes.fromhex(  # a valid 1 x 1 RGB PNG
+    "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+    "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
+
+
+def test_every_issue_config_is_shipped():
+    assert set(CONFIGS) == {"mos4.yaml", "mos4_qwen2vl.yaml", "openood_v15.yaml", "finegrained.yaml",
+                            "custom.yaml"}
+    assert not (ROOT / "workflow" / "params").exists() or not list((ROOT / "workflow" / "params").glob("*.yaml"))
+
+
+# ------------------------------------------------------------------------------------------
+# fixture datasets laid out like the real ones
+
+
+def _images(folder: Path, n: int, prefix: str = "img", ext: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{prefix}_{i:03d}{ext}"
+        p.write_bytes(PNG)
+        paths.append(p)
+    return paths
+
+
+def _class_folders(root: Path, names: list[str], per_class: int = 1, ext: str = ".png") -> None:
+    for name in names:
+        _images(root / name, per_class, prefix=name.replace(".", "_"), ext=ext)
+
+
+def _image_list(root: Path, list_path: Path, subdir: str, n: int, labels: list[int] | None) -> None:
+    paths = _images(root / subdir, n, ext=".JPEG")
+    list_path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{p.relative_to(root).as_posix()} {labels[i % len(labels)] if labels else -1}"
+             for i, p in enumerate(paths)]
+    list_path.write_text("\n".join(lines) + "\n")
+
+
+def make_fixture_data(base: Path) -> dict:
+    """Generate the fixture datasets below ``base``; return the config that points at them."""
+    ds: dict = {}
+    # ImageNet-1k val: one folder per wnid (1,000), as after valprep.sh
+    _class_folders(base / "imagenet" / "val", [f"n{1440764 + i:08d}" for i in range(1000)], ext=".JPEG")
+    ds["imagenet_val"] = {"root": str(base / "imagenet" / "val")}
+    # OpenOOD v1.5: images_largescale/<set>/... and benchmark_imglist/imagenet/test_<set>.txt
+    large = base / "openood" / "images_largescale"
+    lists = base / "openood" / "benchmark_imglist" / "imagenet"
+    for name, setname, labels in [("openood_imagenet_test", "imagenet", [0, 1, 999]), ("ssb_hard", "ssb_hard", None),
+                                  ("ninco", "ninco", None), ("openood_inaturalist", "inaturalist", None),
+                                  ("openood_textures", "textures", None), ("openimage_o", "openimage_o", None)]:
+        sub = "imagenet_1k/val" if setname == "imagenet" else setname
+        _image_list(large, lists / f"test_{setname}.txt", sub, 3, labels)
+        ds[name] = {"root": str(large), "list": str(lists / f"test_{setname}.txt")}
+    # fine-grained ID sets: class folders (CUB-200, Food-101, Pets) and a list (Stanford Cars)
+    from ants.labels import load_label_set
+
+    for name, folder_names in [("cub200", [f"{i + 1:03d}.{c.replace(' ', '_')}" for i, c in
+                                           enumerate(load_label_set("cub200"))]),
+                               ("food101", [c.replace(" ", "_") for c in load_label_set("food101")]),
+                               ("oxford_pets", [c.replace(" ", "_") for c in load_label_set("oxford_pets")])]:
+        _class_folders(base / name / "test", folder_names)
+        ds[name] = {"root": str(base / name / "test")}
+    _image_list(base / "stanford_cars", base / "stanford_cars" / "test_list.txt", "cars_test", 4, [0, 195])
+    ds["stanford_cars"] = {"root": str(base / "stanford_cars"), "list": str(base / "stanford_cars" / "test_list.txt")}
+    # a custom dataset: class folders for ID, a flat folder for OOD, a label file
+    _class_folders(base / "custom" / "id", ["cat", "dog", "fox"], per_class=2, ext=".jpg")
+    _images(base / "custom" / "ood", 3, ext=".jpg")
+    (base / "custom" / "classnames.txt").write_text("cat\ndog\nfox\n")
+    ds["custom_id"] = {"root": str(base / "custom" / "id")}
+    ds["custom_ood"] = {"root": str(base / "custom" / "ood")}
+    return {"datasets": ds, "label_sets": {"custom": {"file": str(base / "custom" / "classnames.txt")}}}
+
+
+@pytest.fixture(scope="module")
+def fixture_config(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("data")
+    path = base / "fixture_roots.yaml"
+    path.write_text(yaml.safe_dump(make_fixture_data(base), sort_keys=False))
+    return path
+
+
+def _only_used(config: dict, params: dict) -> dict:
+    """The fixture config restricted to datasets / label sets the merged params define."""
+    return {"datasets": {k: v for k, v in config["datasets"].items() if k in params["datasets"]},
+            "label_sets": {k: v for k, v in config["label_sets"].items() if k in params["label_sets"]}}
+
+
+# ------------------------------------------------------------------------------------------
+# merged configs: valid with their data, failing by key without it, nothing leaking
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_merged_over_params_is_valid_with_its_data(name, fixture_config, tmp_path):
+    merged = read_yaml(ROOT / "params.yaml")
+    merged = merge_config(merged, read_yaml(ROOT / "configs" / name))
+    extra = tmp_path / "roots.yaml"
+    extra.write_text(yaml.safe_dump(_only_used(read_yaml(fixture_config), merged)))
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name, extra])
+    assert p["mllm"]["backend"] == "transformers" and p["mllm"]["gpu"] is True
+    for b in p["run"]["benchmarks"]:
+        assert p["benchmarks"][b]["backbone"] == "vit_b16"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_without_its_data_fails_naming_the_key_and_the_file(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs' relative data/ paths do not exist here
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=True)
+    problems = info.value.problems
+    assert problems and all(re.match(r"^(datasets|label_sets)\.[a-z0-9_]+\.(root|list|file): ", p) for p in problems)
+    assert all(f"(set in {ROOT / 'configs' / name})" in p for p in problems), problems
+    assert str(ROOT / "configs" / name) in str(info.value).splitlines()[0]
+    # without the file checks the merged whole is valid: only the data is missing
+    load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)
+
+
+def test_imagenet_missing_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", ROOT / "configs" / "mos4.yaml"])
+    (line,) = info.value.problems
+    assert line.startswith("datasets.imagenet_val.root: 'data/imagenet/val' does not exist, but run.benchmarks "
+                           "includes 'mos4', which uses dataset 'imagenet_val' (ID); ImageNet-1k val is "
+                           "registration-gated: sign in at https://image-net.org/download-images")
+    assert "one folder per wnid" in line and line.endswith(f"(set in {ROOT / 'configs' / 'mos4.yaml'})")
+
+
+PAPER_ANTS = {"near_delta": 0.08, "near_top_k": 40, "ens_max_updates": 10, "ens_trigger_size": 200,
+              "vsnl_start": 10, "vsnl_interval": 40, "group_size": 100}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_nothing_of_the_demo_leaks_into_a_paper_scale_config(name):
+    """Every demo-scale value of params.yaml is overridden: the ANTS switches are the presets'
+    own (AntsConfig's defaults), the MLLM settings are the selected backend's alone."""
+    from ants.methods.ants_tta import AntsConfig
+
+    demo = read_yaml(ROOT / "params.yaml")
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)
+    defaults = AntsConfig()
+    for key, value in PAPER_ANTS.items():
+        assert getattr(defaults, key) == value  # the table above is the code's default
+    for m in ("ants_paper", "ants_code"):
+        cfg = p["methods"][m]["config"]
+        for key, value in cfg.items():
+            if key in PAPER_ANTS:
+                assert value == PAPER_ANTS[key], (name, m, key)
+        assert set(demo["methods"][m]["config"]) - {"preset"} <= set(cfg) - {"preset"}
+    assert p["mining"]["n_negatives"] == 10000 and p["stream"]["batch_size"] == 256
+    assert p["methods"]["neglabel"]["n_groups"] == 100
+    from ants.views import backend_config
+
+    flat = backend_config(p)
+    if "backends" not in flat:  # views.backend_config already reads mllm.backends
+        assert set(flat) == {"backend", "family", "prompts", "generation", "batch_size",
+                             *p["mllm"]["backends"]["transformers"]}
+        assert "seed" not in flat and "model_dir" not in flat  # the demo backend's keys
+
+
+def test_the_qwen2vl_config_is_the_authors_released_setting():
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / "mos4_qwen2vl.yaml"], check_files=False)
+    assert p["mllm"]["family"] == "qwen2vl"
+    assert p["mllm"]["backends"]["transformers"]["model"] == "Qwen/Qwen2-VL-2B-Instruct"
+    code = p["methods"]["ants_code"]
+    assert code["config"]["preset"] == "authors_code" and code["in_score"]["far"] == "far_only"
+    assert "ants_code" in p["run"]["methods"] and "ants_paper" not in p["run"]["methods"]
+    from ants.mllm.prompts import PROMPTS
+
+    ens = p["sweeps"]["ens_words"]
+    assert ens["default"] == PROMPTS["qwen2vl"]["ens"] and ens["default"] in ens["values"]
+
+
+def test_finegrained_config_uses_the_builtin_label_sets_and_the_mos_far_sets():
+    from ants.labels import load_label_set
+
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / "finegrained.yaml"], check_files=False)
+    sizes = {"cub200": 200, "stanford_cars": 196, "food101": 101, "oxford_pets": 37}
+    assert sorted(p["run"]["benchmarks"]) == sorted(sizes)
+    for b, k in sizes.items():
+        bench = p["benchmarks"][b]
+        assert p["label_sets"][bench["label_set"]] == {"builtin": b}
+        assert len(load_label_set(b)) == k
+        assert bench["ood"] == {"far": ["inaturalist", "sun", "places", "textures"]}
+
+
+def test_class_folders_must_match_the_label_set(fixture_config, tmp_path):
+    base = tmp_path / "few"
+    _class_folders(base, ["a", "b"])
+    extra = tmp_path / "x.yaml"
+    extra.write_text(yaml.safe_dump({"datasets": {"imagenet_val": {"root": str(base)}}}))
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", ROOT / "configs" / "mos4.yaml", extra])
+    (line,) = info.value.problems
+    assert line.startswith(f"datasets.imagenet_val.root: '{base}' has 2 class sub-folders, but its label set "
+                           f"'imagenet1k' has 1000 classes (class index = sorted folder order); ")
+    assert line.endswith(f"(set in {extra})")
+
+
+def test_an_invalid_merged_result_names_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mllm:\n  backend: openai\n  backends:\n    openai:\n      base_url: ftp://x\n"
+                   "stream:\n  order: random\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", bad])
+    assert info.value.problems == [
+        "mllm.backends.openai.base_url: 'ftp://x' does not match the pattern '^https?://' "
+        f"(set in {bad})",
+        "stream.order: 'random' is not allowed; allowed values: 'shuffled', 'id_first', 'ood_first' "
+        f"(set in {bad})",
+    ]
+    assert str(info.value).startswith(f"{ROOT / 'params.yaml'} + {bad} is not valid (2 problems):")
+
+
+# ------------------------------------------------------------------------------------------
+# the whole DAG of every config, dry-run through Snakemake
+
+
+def _env() -> dict:
+    e = dict(os.environ)
+    e.update(PATH=f"{SNAKEMAKE.parent}{os.pathsep}{e.get('PATH', '')}", HF_HUB_OFFLINE="1",
+             TRANSFORMERS_OFFLINE="1", DVC_NO_ANALYTICS="1")
+    return e
+
+
+def _dry_run(workdir: Path, *configfiles: Path, target: str = "all") -> subprocess.CompletedProcess:
+    (workdir / "params.yaml").write_bytes((ROOT / "params.yaml").read_bytes())
+    args = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-n", "--cores", "8", target]
+    if configfiles:
+        args += ["--configfile", *map(str, configfiles)]
+    return subprocess.run(args, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's "Job stats" table."""
+    counts: dict[str, int] = {}
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "Job stats:":
+            for row in lines[i + 3:]:
+                m = re.match(r"^(\S+)\s+(\d+)\s*$", row)
+                if not m:
+                    break
+                counts[m.group(1)] = int(m.group(2))
+            break
+    return counts
+
+
+def _has_rule(name: str) -> bool:
+    text = (ROOT / "Snakefile").read_text() + "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    return re.search(rf"^rule {name}:", text, re.M) is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path):
+    merged = merge_config(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "configs" / name))
+    extra = tmp_path / "roots.yaml"
+    extra.write_text(yaml.safe_dump(_only_used(read_yaml(fixture_config), merged)))
+    work = tmp_path / "work"
+    work.mkdir()
+    targets = ["all"] + (["sweeps"] if _has_rule("sweeps") and merged["run"].get("sweeps") else [])
+    for target in targets:
+        proc = _dry_run(work, ROOT / "configs" / name, extra, target=target)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        counts = job_counts(proc.stdout + proc.stderr)
+        print(f"\n{name} ({target}): {sum(v for k, v in counts.items() if k != 'total')} jobs: "
+              + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "total"))
+        if target == "all":
+            for rule in ("manifest", "embed_images", "embed_labels", "metrics", "report"):
+                assert counts.get(rule, 0) > 0, (rule, counts)
+            assert any(counts.get(r, 0) > 0 for r in ("score", "score_ants")), counts
+            downloads = {ds for b in merged["run"]["benchmarks"] for ds in merged["benchmarks"][b]["ood"].get("far", [])
+                         if merged["datasets"][ds]["source"] == "download"}
+            assert counts.get("download", 0) == len(downloads)
+
+
+@pytest.mark.slow
+def test_dry_run_with_a_missing_root_fails_before_any_job_naming_the_key(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    extra = tmp_path / "roots.yaml"
+    extra.write_text(yaml.safe_dump({"datasets": {"imagenet_val": {"root": str(tmp_path / "nowhere")}}}))
+    proc = _dry_run(work, ROOT / "configs" / "mos4.yaml", extra)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"datasets.imagenet_val.root: '{tmp_path / 'nowhere'}' does not exist, but run.benchmarks includes 'mos4'" in out
+    assert "registration-gated" in out and "Job stats" not in out
+
+
+@pytest.mark.slow
+def test_dry_run_rejects_duplicate_keys(tmp_path):
+    if "load_config_files" not in (ROOT / "workflow" / "rules" / "common.smk").read_text():
+        pytest.skip("workflow/rules/common.smk does not re-load the config files with ants.config yet")
+    work = tmp_path / "work"
+    work.mkdir()
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("stream:\n  batch_size: 8\n  batch_size: 16\n")
+    proc = _dry_run(work, dup)
+    assert proc.returncode != 0
+    assert f"stream.batch_size: duplicate key in {dup} (line 2 and line 3)" in proc.stdout + proc.stderr
+
+
+def test_fixture_helpers_parse_job_stats():
+    text = "Building DAG of jobs...\nJob stats:\njob          count\n---------  -------\nall            1\n" \
+           "manifest       7\ntotal          8\n\nReasons:\n"
+    assert job_counts(text) == {"all": 1, "manifest": 7, "total": 8}
+
+
+def test_validate_params_of_a_config_copy_is_independent():
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / "mos4.yaml"], check_files=False)
+    q = validate_params(p, check_files=False)
+    q["methods"]["mcm"]["temperature"] = 2.0
+    assert p["methods"]["mcm"]["temperature"] == 1.0
+    assert copy.deepcopy(p) == p
