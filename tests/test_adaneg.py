@@ -127,7 +127,7 @@ def test_memory_insert_and_replace_by_hand():
     assert mem.slots(0).shape == (0, 3)
     # the Gram matrix of [text; slots] used for the proxy norms
     full = np.stack([np.eye(3)[1], f[0], f[2]])
-    np.testing.assert_allclose(mem.gram[mem.row_of[1]], full @ full.T)
+    np.testing.assert_allclose(mem.gram_of(1), full @ full.T)
 
 
 def test_memory_grows_past_its_initial_capacity():

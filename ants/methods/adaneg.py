@@ -1,7 +1,8 @@
 """AdaNeg (NeurIPS 2024), the test-time baseline of METHOD.md section 5.
 
 Labels are the K ID classes followed by the M negatives (``C = K + M``). Each label owns a
-memory of ``1 + L`` slots: slot 0 is its text feature, slots 1..L hold test image features.
+memory: slot 0 is its text feature, the image slots (``AdaNegConfig.image_slots`` of them)
+hold test image features.
 
 Per batch (batches of the stream, numbered from 1), in the order of the authors' code:
 
@@ -17,23 +18,40 @@ Per batch (batches of the stream, numbered from 1), in the order of the authors'
    entropy is ``-sum p log(p + 1e-8)`` as in the authors' code;
 3. proxies from the memory AFTER this batch's caching (the authors' convention: a batch is
    scored with the memory that already holds its own confident samples):
-   * ``task``: ``p_c = normalise(sum of the label's filled slots)``;
-   * ``sample`` (default, AdaNeg's): ``p_c(v) = normalise(sum_l exp(-beta (1 - cos(v, m_cl))) m_cl)``;
+   * ``task``: ``p_c = normalise(text + sum of the label's filled image slots)``;
+   * ``sample``: ``p_c(v) = normalise(sum_l exp(-beta (1 - cos(v, m_cl))) m_cl)`` over slot 0
+     (the text) and the filled image slots;
 4. ``S_ada`` = grouped score (G groups, same layout) with logits ``cos(v, p_c)/tau``;
    ``S = S_ada + lambda S_nl`` (higher = more in-distribution).
 
 Predictions follow the authors: argmax over the ID labels of
 ``softmax(vanilla logits) + lambda softmax(adaptive logits)`` (softmax over all C labels).
 
-Differences from the authors' code, on purpose: all L image slots are used (their code treats a
-label as full after L - 1 images), and ``beta`` stays 5.5 (their code truncates it to int).
+Presets (``adaneg_config({"preset": ...})``; no preset = ``paper``), each difference a switch:
+
+============== ========================== ==========================================
+switch         ``paper`` (the default)    ``authors_code``
+============== ========================== ==========================================
+authors_slots  False: ``memory_length``   True: ``memory_length - 1`` image slots (their
+               (10) image slots           code treats a label as full after L - 1 images)
+truncate_beta  False: beta = 5.5          True: ``int(beta)`` = 5
+proxy          ``sample``                 ``task`` (what their ImageNet script reports)
+============== ========================== ==========================================
+
+The published AdaNeg numbers come from the authors' code, i.e. the ``authors_code`` preset.
+
+Speed: the memory keeps labels in buckets by their number of filled image slots (only
+labels that received images are stored), so each batch multiplies the batch only with the
+filled slots; the per-label slot Gram matrices (which give the proxy norms) and the task
+proxies are updated when a slot changes, and the per-sample work runs in float32 on small
+reused chunk buffers (see ``benchmarks/bench_adaneg.py``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -41,25 +59,47 @@ import torch
 from tqdm.auto import tqdm
 
 from ants.methods import MethodResult, as_features, batch_slices
-from ants.scores import group_layout, id_mass_from_logits
+from ants.scores import group_layout
 
 __all__ = [
+    "DEFAULT_PRESET",
+    "PRESETS",
     "PROXIES",
     "AdaNegConfig",
     "AdaNegMemory",
     "adaneg_config",
     "adaptive_cosines",
+    "adaptive_cosines_t",
     "entropy",
     "run_adaneg",
 ]
 
 PROXIES = ("sample", "task")
-_CLASS_CHUNK = 2048
+
+#: Switch values of the two presets (METHOD.md section 5); every other setting is shared.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"authors_slots": False, "truncate_beta": False, "proxy": "sample"},
+    "authors_code": {"authors_slots": True, "truncate_beta": True, "proxy": "task"},
+}
+#: The preset of a config that names none.
+DEFAULT_PRESET = "paper"
+
+#: float32 elements of one chunk buffer of the sample-adaptive pass ((rows, slots, batch)).
+_CHUNK_ELEMS = 1 << 19
 
 
 @dataclass(frozen=True)
 class AdaNegConfig:
-    """AdaNeg's settings (ImageNet defaults of METHOD.md section 5)."""
+    """AdaNeg's settings: ImageNet values of METHOD.md section 5, switches of the ``paper``
+    preset (the defaults). :meth:`preset` gives ``authors_code``.
+
+    * ``memory_length`` (L): image slots per label; with ``authors_slots`` only ``L - 1`` of
+      them are filled (the authors' code); :attr:`image_slots` is the number used;
+    * ``beta``: sharpness of the sample-adaptive weights; with ``truncate_beta`` it is used as
+      ``int(beta)`` (the authors' code); :attr:`effective_beta` is the value used;
+    * ``proxy``: ``sample`` (sample-adaptive, paper) or ``task`` (task-adaptive; the one the
+      authors' released ImageNet script reports).
+    """
 
     n_groups: int = 5
     memory_length: int = 10  # L image slots per label
@@ -70,6 +110,8 @@ class AdaNegConfig:
     proxy: str = "sample"  # 'sample' | 'task'
     tau: float = 0.01
     grouping_seed: int = 0
+    authors_slots: bool = False  # True: a label is full after memory_length - 1 images
+    truncate_beta: bool = False  # True: beta is used as int(beta) (5.5 -> 5)
 
     def __post_init__(self) -> None:
         for name in ("n_groups", "memory_length"):
@@ -95,6 +137,25 @@ class AdaNegConfig:
             raise ValueError(
                 f"AdaNegConfig.proxy={self.proxy!r} is not valid; valid values: {', '.join(PROXIES)}"
             )
+        for name in ("authors_slots", "truncate_beta"):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"AdaNegConfig.{name} must be true or false, got {v!r}")
+        if self.authors_slots and self.memory_length < 2:
+            raise ValueError(
+                f"AdaNegConfig.memory_length must be >= 2 with authors_slots=True (the authors' "
+                f"code fills memory_length - 1 image slots), got {self.memory_length}"
+            )
+
+    @property
+    def image_slots(self) -> int:
+        """Image slots per label: ``memory_length``, or ``memory_length - 1`` with ``authors_slots``."""
+        return int(self.memory_length) - (1 if self.authors_slots else 0)
+
+    @property
+    def effective_beta(self) -> float:
+        """The beta used: ``beta``, or ``int(beta)`` with ``truncate_beta``."""
+        return float(int(self.beta)) if self.truncate_beta else float(self.beta)
 
     @property
     def high_cut(self) -> float:
@@ -106,24 +167,44 @@ class AdaNegConfig:
         """Cache under a negative label below this ``S_nl``: ``gamma - g gamma``."""
         return self.threshold - self.gap * self.threshold
 
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> AdaNegConfig:
+        """The ``paper`` or ``authors_code`` preset, with optional setting overrides."""
+        return adaneg_config({"preset": name, **overrides})
 
-def adaneg_config(config: AdaNegConfig | Mapping[str, Any] | None = None) -> AdaNegConfig:
-    """An :class:`AdaNegConfig` from a config or a mapping of settings (unknown keys: error)."""
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def adaneg_config(config: AdaNegConfig | str | Mapping[str, Any] | None = None) -> AdaNegConfig:
+    """An :class:`AdaNegConfig` from a config, a preset name, or a mapping of settings.
+
+    A mapping may name a ``preset`` (``paper`` when absent: :data:`DEFAULT_PRESET`) and
+    override any setting; an unknown key or preset is an error that lists the valid ones.
+    """
     if config is None:
         return AdaNegConfig()
     if isinstance(config, AdaNegConfig):
         return config
+    if isinstance(config, str):
+        config = {"preset": config}
     if not isinstance(config, Mapping):
         raise TypeError(
-            f"an AdaNeg config must be an AdaNegConfig or a mapping, got {type(config).__name__}"
+            "an AdaNeg config must be an AdaNegConfig, a preset name or a mapping, "
+            f"got {type(config).__name__}"
         )
+    values = dict(config)
+    preset = values.pop("preset", DEFAULT_PRESET)
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"unknown AdaNeg preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     valid = [f.name for f in fields(AdaNegConfig)]
-    unknown = sorted(k for k in config if k not in valid)
+    unknown = sorted(k for k in values if k not in valid)
     if unknown:
         raise ValueError(
-            f"unknown AdaNeg setting(s) {', '.join(map(repr, unknown))}; valid settings: {', '.join(valid)}"
+            f"unknown AdaNeg setting(s) {', '.join(map(repr, unknown))}; valid settings: "
+            f"{', '.join(valid)}, preset"
         )
-    return replace(AdaNegConfig(), **dict(config))
+    return replace(AdaNegConfig(), **{**PRESETS[preset], **values})
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -132,74 +213,171 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p + 1e-8)).sum(dim=-1)
 
 
-class AdaNegMemory:
-    """Per-label image memory: ``L`` slots with their features and entropies.
+class _Bucket:
+    """The labels holding exactly ``j`` image features, as dense growable arrays.
 
-    Only labels that ever received an image are stored (rows, in first-touch order); every
-    other label's memory is just its text feature.
+    Per row: ``labels``; ``feats`` ``(j, d)`` float32 in slot order; ``ent`` ``(j,)``;
+    ``gram`` ``(j + 1, j + 1)`` float64 Gram matrix of ``[text; slots]``; ``proxy`` ``(d,)``
+    float32 = ``normalise(text + sum of slots)`` (the task-adaptive proxy).
     """
 
-    def __init__(self, text_features: torch.Tensor, length: int) -> None:
-        self.text = text_features  # (C, d)
-        self.length = int(length)
-        d = text_features.shape[1]
-        self.row_of: dict[int, int] = {}
-        self.labels = np.empty(0, dtype=np.int64)  # label of each row
-        self.feats = np.zeros((0, self.length, d), dtype=np.float32)
-        self.entropy = np.zeros((0, self.length), dtype=np.float64)
-        self.count = np.zeros(0, dtype=np.int64)
-        self.gram = np.zeros((0, self.length + 1, self.length + 1), dtype=np.float64)
+    __slots__ = ("ent", "feats", "gram", "j", "labels", "proxy", "size")
+    _ARRAYS = ("labels", "feats", "ent", "gram", "proxy")
 
-    def _row(self, label: int) -> int:
-        row = self.row_of.get(label)
-        if row is None:
-            row = len(self.row_of)
-            self.row_of[label] = row
-            if row == self.labels.size:  # grow by doubling
-                cap = max(16, 2 * row)
-                d = self.feats.shape[2]
-                self.labels = np.resize(self.labels, cap)
-                self.feats = np.concatenate(
-                    [self.feats, np.zeros((cap - row, self.length, d), np.float32)]
-                )
-                self.entropy = np.concatenate([self.entropy, np.zeros((cap - row, self.length))])
-                self.count = np.concatenate([self.count, np.zeros(cap - row, np.int64)])
-                self.gram = np.concatenate(
-                    [self.gram, np.zeros((cap - row, self.length + 1, self.length + 1))]
-                )
-            self.labels[row] = label
-        return row
+    def __init__(self, j: int, d: int) -> None:
+        self.j, self.size = j, 0
+        self.labels = np.zeros(0, np.int64)
+        self.feats = np.zeros((0, j, d), np.float32)
+        self.ent = np.zeros((0, j), np.float64)
+        self.gram = np.zeros((0, j + 1, j + 1), np.float64)
+        self.proxy = np.zeros((0, d), np.float32)
+
+    def new_row(self, label: int) -> int:
+        """Append a row for ``label`` (growing by doubling) and return its position."""
+        p = self.size
+        if p == self.labels.shape[0]:
+            cap = max(16, 2 * p)
+            for name in self._ARRAYS:
+                old = getattr(self, name)
+                new = np.zeros((cap, *old.shape[1:]), old.dtype)
+                new[:p] = old[:p]
+                setattr(self, name, new)
+        self.labels[p] = label
+        self.size = p + 1
+        return p
+
+    def remove(self, pos: int) -> int:
+        """Drop row ``pos`` by moving the last row into it; the moved label (-1 if none)."""
+        last = self.size - 1
+        self.size = last
+        if pos == last:
+            return -1
+        for name in self._ARRAYS:
+            a = getattr(self, name)
+            a[pos] = a[last]
+        return int(self.labels[pos])
+
+
+class AdaNegMemory:
+    """Per-label image memory: up to ``length`` image slots with their features and entropies.
+
+    Only labels that ever received an image are stored, grouped by their number of filled
+    slots (a label moves to the next bucket when it gains a slot; a full label's slot is
+    replaced in place), so scoring touches filled slots only. Slot order is the order of
+    insertion, a replacement keeping the slot's position. The slot Gram matrix (float64) and
+    the task proxy of a label are updated when one of its slots changes (only that row and
+    column of the Gram matrix are computed).
+    """
+
+    def __init__(self, text_features: Any, length: int) -> None:
+        text = text_features if isinstance(text_features, torch.Tensor) else torch.as_tensor(
+            np.asarray(text_features))
+        self.text = text.detach().to(torch.float32).contiguous()  # (C, d)
+        self._text_np = self.text.numpy()
+        if isinstance(length, bool) or int(length) != length or length < 1:
+            raise ValueError(f"AdaNegMemory length must be an integer >= 1, got {length!r}")
+        self.length = int(length)
+        c, d = self.text.shape
+        self.count_of = np.zeros(c, np.int64)  # filled image slots per label
+        self.pos_of = np.full(c, -1, np.int64)  # row in the bucket of its count
+        self.buckets = [_Bucket(j, d) for j in range(1, self.length + 1)]
+        self.n_rows = 0  # labels holding at least one image
+        self.n_filled = 0  # filled image slots over all labels
+        self._buffers: list[torch.Tensor] = []
 
     def insert(self, label: int, feature: np.ndarray, ent: float) -> str:
         """Offer ``feature`` with priority ``ent`` to ``label``: 'insert', 'replace' or 'skip'."""
-        row = self._row(int(label))
-        n = int(self.count[row])
-        if n < self.length:
-            slot, action = n, "insert"
-            self.count[row] = n + 1
-        else:
-            worst = int(np.argmax(self.entropy[row]))
-            if not ent < self.entropy[row, worst]:
+        label = int(label)
+        ent = float(ent)
+        j = int(self.count_of[label])
+        if j == self.length:  # full: replace the highest-entropy slot if the new one is lower
+            b = self.buckets[j - 1]
+            p = int(self.pos_of[label])
+            worst = int(np.argmax(b.ent[p]))
+            if not ent < b.ent[p, worst]:
                 return "skip"
-            slot, action = worst, "replace"
-        self.feats[row, slot] = feature
-        self.entropy[row, slot] = ent
-        full = np.concatenate(
-            [self.text[label].numpy()[None].astype(np.float64), self.feats[row].astype(np.float64)]
-        )
-        self.gram[row] = full @ full.T
-        return action
+            b.feats[p, worst] = feature
+            b.ent[p, worst] = ent
+            full = np.empty((j + 1, b.feats.shape[2]))
+            full[0] = self._text_np[label]
+            full[1:] = b.feats[p]
+            g = full @ full[worst + 1]
+            b.gram[p, worst + 1, :] = g
+            b.gram[p, :, worst + 1] = g
+            b.proxy[p] = _normalised(full.sum(axis=0))
+            return "replace"
+        # a free slot: the label moves from bucket j to bucket j + 1
+        nb = self.buckets[j]
+        q = nb.new_row(label)
+        full = np.empty((j + 2, nb.feats.shape[2]))
+        full[0] = self._text_np[label]
+        gram = nb.gram[q]
+        if j:
+            ob = self.buckets[j - 1]
+            p = int(self.pos_of[label])
+            nb.feats[q, :j] = ob.feats[p]
+            nb.ent[q, :j] = ob.ent[p]
+            gram[: j + 1, : j + 1] = ob.gram[p]
+            full[1 : j + 1] = ob.feats[p]
+            moved = ob.remove(p)
+            if moved >= 0:
+                self.pos_of[moved] = p
+        else:
+            gram[0, 0] = full[0] @ full[0]
+            self.n_rows += 1
+        nb.feats[q, j] = feature
+        nb.ent[q, j] = ent
+        full[j + 1] = nb.feats[q, j]
+        g = full @ full[j + 1]
+        gram[j + 1, :] = g
+        gram[:, j + 1] = g
+        nb.proxy[q] = _normalised(full.sum(axis=0))
+        self.pos_of[label] = q
+        self.count_of[label] = j + 1
+        self.n_filled += 1
+        return "insert"
 
-    @property
-    def n_rows(self) -> int:
-        return len(self.row_of)
+    def count(self, label: int) -> int:
+        """Number of filled image slots of ``label``."""
+        return int(self.count_of[int(label)])
+
+    def _where(self, label: int) -> tuple[_Bucket | None, int]:
+        j = int(self.count_of[int(label)])
+        return (None, -1) if j == 0 else (self.buckets[j - 1], int(self.pos_of[int(label)]))
 
     def slots(self, label: int) -> np.ndarray:
-        """The filled image slots of ``label``, ``(count, d)`` (for inspection and tests)."""
-        row = self.row_of.get(int(label))
-        if row is None:
+        """The filled image slots of ``label`` in slot order, ``(count, d)`` (a copy)."""
+        b, p = self._where(label)
+        if b is None:
             return np.zeros((0, self.text.shape[1]), np.float32)
-        return self.feats[row, : self.count[row]].copy()
+        return b.feats[p].copy()
+
+    def entropies(self, label: int) -> np.ndarray:
+        """The priorities (entropies) of the filled slots of ``label``, ``(count,)``."""
+        b, p = self._where(label)
+        return np.zeros(0) if b is None else b.ent[p].copy()
+
+    def gram_of(self, label: int) -> np.ndarray:
+        """Gram matrix of ``[text; filled slots]`` of ``label``, ``(count + 1, count + 1)`` float64."""
+        b, p = self._where(label)
+        if b is None:
+            t = self._text_np[int(label)].astype(np.float64)
+            return np.array([[t @ t]])
+        return b.gram[p].copy()
+
+    def filled_buckets(self) -> Iterator[_Bucket]:
+        """The non-empty buckets, by increasing slot count."""
+        return (b for b in self.buckets if b.size)
+
+    def buffers(self, elems: int) -> list[torch.Tensor]:
+        """Three reusable float32 work buffers of at least ``elems`` elements."""
+        if not self._buffers or self._buffers[0].numel() < elems:
+            self._buffers = [torch.empty(elems, dtype=torch.float32) for _ in range(3)]
+        return self._buffers
+
+
+def _normalised(v: np.ndarray) -> np.ndarray:
+    return v / max(math.sqrt(float(v @ v)), 1e-300)
 
 
 def adaptive_cosines(
@@ -207,37 +385,85 @@ def adaptive_cosines(
 ) -> torch.Tensor:
     """``cos(v, p_c)`` for every image ``v`` (rows of ``x``) and label ``c``, ``(n, C)`` float32.
 
-    ``text_cos`` = ``cos(v, t_c)``. A label without images has ``p_c = t_c``. For the others,
-    with slot cosines ``s_l`` (slot 0 = text) and weights ``w_l`` (``exp(-beta(1 - s_l))`` for
-    ``sample``, 1 for ``task``; 0 for empty slots), ``cos(v, p_c) = sum_l w_l s_l / ||sum_l w_l m_l||``
-    where the norm comes from the slots' Gram matrix. Computed in float64.
+    ``text_cos`` = ``cos(v, t_c)``, ``(n, C)``. A label without images has ``p_c = t_c``. The
+    label-major form :func:`adaptive_cosines_t` does the work.
     """
-    out = text_cos.clone()
-    rows = memory.n_rows
-    if rows == 0:
-        return out
-    length = memory.length
-    filled_all = np.arange(length)[None, :] < memory.count[:rows, None]
-    for start in range(0, rows, _CLASS_CHUNK):
-        stop = min(rows, start + _CLASS_CHUNK)
-        labels = torch.from_numpy(memory.labels[start:stop])
-        feats = torch.from_numpy(memory.feats[start:stop])  # (a, L, d)
-        a = stop - start
-        s_img = (x @ feats.reshape(a * length, -1).T).reshape(x.shape[0], a, length).double()
-        s = torch.cat([text_cos[:, labels].double().unsqueeze(-1), s_img], dim=-1)  # (n, a, 1+L)
-        mask = torch.cat(
-            [
-                torch.ones(a, 1, dtype=torch.float64),
-                torch.from_numpy(filled_all[start:stop]).double(),
-            ],
-            1,
-        )
-        w = torch.exp(-beta * (1.0 - s)) * mask if proxy == "sample" else mask.expand_as(s)
-        num = (w * s).sum(-1)
-        gram = torch.from_numpy(memory.gram[start:stop])
-        den2 = (torch.einsum("nal,alk->nak", w, gram) * w).sum(-1)
-        out[:, labels] = (num / den2.clamp_min(1e-300).sqrt()).float()
-    return out
+    out = adaptive_cosines_t(x, text_cos.T.contiguous(), memory, beta=beta, proxy=proxy,
+                             inplace=True)
+    return out.T.contiguous()
+
+
+def adaptive_cosines_t(
+    x: torch.Tensor,
+    text_cos_t: torch.Tensor,
+    memory: AdaNegMemory,
+    *,
+    beta: float,
+    proxy: str,
+    inplace: bool = False,
+) -> torch.Tensor:
+    """Label-major ``cos(v, p_c)``: ``(C, n)`` float32 from ``text_cos_t`` = ``cos(v, t_c)`` ``(C, n)``.
+
+    Rows of labels without images keep their text cosine (``p_c = t_c``); the rows of the
+    other labels are overwritten (in ``text_cos_t`` itself with ``inplace``).
+
+    * ``task``: ``p_c`` is kept by the memory; one product of its proxies with the batch.
+    * ``sample``: with slot cosines ``s_l`` (slot 0 = text) and weights
+      ``w_l = exp(-beta (1 - s_l))`` over the filled slots,
+      ``cos(v, p_c) = sum_l w_l s_l / sqrt(w^T G w)`` with ``G`` the label's slot Gram matrix.
+      Per bucket of labels with ``j`` filled slots, in chunks of rows whose ``(rows, j, n)``
+      temporaries live in three reused float32 buffers: the product of the slots with the
+      batch, then the weights, numerators and the quadratic form (a batched product with the
+      per-label Gram matrices), all in float32.
+    """
+    if proxy not in PROXIES:
+        raise ValueError(f"proxy={proxy!r} is not valid; valid values: {', '.join(PROXIES)}")
+    out_t = text_cos_t if inplace else text_cos_t.clone()
+    if memory.n_rows == 0:
+        return out_t
+    n, d = x.shape
+    xt = x.T
+    if proxy == "task":
+        for b in memory.filled_buckets():
+            labels = torch.from_numpy(b.labels[: b.size])
+            out_t[labels] = torch.from_numpy(b.proxy[: b.size]) @ xt
+        return out_t
+    beta = float(beta)
+    sbuf, wbuf, ubuf = memory.buffers(max(_CHUNK_ELEMS, memory.length * n))
+    for b in memory.filled_buckets():
+        j, r = b.j, b.size
+        rows = max(1, _CHUNK_ELEMS // (j * n))
+        feats = torch.from_numpy(b.feats[:r])
+        grams = torch.from_numpy(b.gram[:r])
+        labels = torch.from_numpy(b.labels[:r])
+        for a in range(0, r, rows):
+            c = min(r, a + rows)
+            m, size = c - a, (c - a) * j * n
+            s = sbuf[:size].view(m * j, n)
+            torch.mm(feats[a:c].reshape(m * j, d), xt, out=s)
+            s = s.view(m, j, n)
+            lab = labels[a:c]
+            t = out_t[lab]  # (m, n) text cosines
+            w = wbuf[:size].view(m, j, n)
+            torch.mul(s, beta, out=w)
+            w.sub_(beta).exp_()  # exp(-beta (1 - s))
+            w0 = torch.exp((t - 1.0) * beta)
+            g = grams[a:c].to(torch.float32)
+            u = ubuf[:size].view(m, j, n)
+            torch.bmm(g[:, 1:, 1:], w, out=u)
+            cross = torch.bmm(g[:, :1, 1:], w)[:, 0]  # (m, n): sum_l G_0l w_l
+            den2 = u.mul_(w).sum(dim=1)
+            den2 += w0 * (2.0 * cross + g[:, 0, :1] * w0)
+            num = s.mul_(w).sum(dim=1)
+            num += w0 * t
+            out_t[lab] = num / den2.clamp_min_(1e-30).sqrt_()
+    return out_t
+
+
+def _entropy_t(logits_t: torch.Tensor) -> torch.Tensor:
+    """:func:`entropy` of each COLUMN of ``logits_t``."""
+    p = torch.softmax(logits_t, dim=0)
+    return -(p * torch.log(p + 1e-8)).sum(dim=0)
 
 
 def run_adaneg(
@@ -246,13 +472,18 @@ def run_adaneg(
     id_text_features: Any,
     negative_features: Any,
     batch_size: int = 256,
-    config: AdaNegConfig | Mapping[str, Any] | None = None,
+    config: AdaNegConfig | str | Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> MethodResult:
     """AdaNeg over one stream (features in stream order; state reset at the start).
 
+    ``config``: an :class:`AdaNegConfig`, a preset name or a mapping (see :func:`adaneg_config`).
     ``variants``: ``adaneg`` (= the score), ``s_ada``, ``s_nl``. ``trace``: per batch, the
     numbers of inserts / replacements / skips (dict of ``(n_batches,)`` arrays).
+
+    Internally the labels are reordered once, ``[ID | group 1 | ... | group G | dropped]``, so
+    every group is a contiguous block of the label-major ``(C, n)`` logits (no gathers);
+    argmax ties among negatives still go to the first label in stored order.
     """
     cfg = adaneg_config(config)
     img = as_features(image_features, "image_features")
@@ -262,12 +493,30 @@ def run_adaneg(
     k, m = idt.shape[0], neg.shape[0]
     if cfg.n_groups > m:
         raise ValueError(f"n_groups={cfg.n_groups} exceeds the {m} negatives")
-    text = torch.cat([idt, neg])
-    text_t = text.T.contiguous()
-    # the negatives' grouped layout, as column indices among the C = K + M labels
-    layout = group_layout(m, n_groups=cfg.n_groups, seed=cfg.grouping_seed) + k
-    memory = AdaNegMemory(text, cfg.memory_length)
-    high, low = cfg.high_cut, cfg.low_cut
+    n_labels = k + m
+    layout = group_layout(m, n_groups=cfg.n_groups, seed=cfg.grouping_seed)  # (G, per)
+    n_grp, per = layout.shape
+    kept = layout.reshape(-1)
+    dropped = torch.ones(m, dtype=torch.bool)
+    dropped[kept] = False
+    order = torch.cat([torch.arange(k), k + kept, k + torch.nonzero(dropped).flatten()])
+    inv = torch.empty_like(order)
+    inv[order] = torch.arange(n_labels)
+    neg_stored = order[k:] - k  # stored index of each reordered negative
+    text = torch.cat([idt, neg])[order].contiguous()
+    memory = AdaNegMemory(text, cfg.image_slots)
+    high, low, beta, tau, lam = cfg.high_cut, cfg.low_cut, cfg.effective_beta, cfg.tau, cfg.lam
+    end = k + n_grp * per
+
+    def grouped(logit_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grouped score ``(n,)`` and the log-sum-exp over all C labels ``(n,)``."""
+        lse_id = torch.logsumexp(logit_t[:k], dim=0)
+        lse_g = torch.logsumexp(logit_t[k:end].view(n_grp, per, -1), dim=1)  # (G, n)
+        score = torch.sigmoid(lse_id - lse_g).mean(dim=0)
+        parts = [lse_id[None], lse_g]
+        if end < n_labels:
+            parts.append(torch.logsumexp(logit_t[end:], dim=0)[None])
+        return score, torch.logsumexp(torch.cat(parts), dim=0)
 
     s_all = np.empty(n, np.float32)
     s_ada_all = np.empty(n, np.float32)
@@ -275,42 +524,47 @@ def run_adaneg(
     pred_all = np.empty(n, np.int64)
     trace: dict[str, list[int]] = {"insert": [], "replace": [], "skip": []}
 
-    def grouped(logit: torch.Tensor) -> torch.Tensor:
-        return id_mass_from_logits(logit[:, :k], logit[:, layout]).mean(dim=1)
-
     slices = list(batch_slices(n, batch_size))
     with torch.no_grad():
         for _, sl in tqdm(slices, desc="AdaNeg stream", unit="batch", disable=not progress):
             x = img[sl]
-            cos = x @ text_t
-            logit = cos / cfg.tau
-            s_nl = grouped(logit)
+            cos_t = torch.mm(text, x.T)  # (C, n) label-major
+            logit_t = cos_t / tau
+            s_nl, lse_van = grouped(logit_t)
             # caching: ID pass, then negative pass, each in stream order
             counts = dict.fromkeys(trace, 0)
             s_nl64 = s_nl.double()
-            for sel, part, offset in (
-                (s_nl64 > high, logit[:, :k], 0),
-                (s_nl64 < low, logit[:, k:], k),
-            ):
+            for sel, negative in ((s_nl64 > high, False), (s_nl64 < low, True)):
                 idx = torch.nonzero(sel).flatten()
                 if idx.numel() == 0:
                     continue
-                labels = (part[idx].argmax(dim=1) + offset).tolist()
-                ents = entropy(part[idx]).double().tolist()
+                if negative:
+                    part = logit_t[k:].index_select(1, idx)  # (M, n_sel)
+                    best, arg = part.max(dim=0, keepdim=True)
+                    labels = (k + arg[0]).tolist()
+                    ties = torch.nonzero((part == best).sum(dim=0) > 1).flatten().tolist()
+                    for col in ties:  # the first maximal negative in STORED order
+                        stored = neg_stored[part[:, col] == best[0, col]].min()
+                        labels[col] = int(inv[k + stored])
+                else:
+                    part = logit_t[:k].index_select(1, idx)
+                    labels = part.argmax(dim=0).tolist()
+                ents = _entropy_t(part).double().tolist()
                 feats = x[idx].numpy()
                 for j, (lab, ent) in enumerate(zip(labels, ents, strict=True)):
                     counts[memory.insert(lab, feats[j], ent)] += 1
             for key, value in counts.items():
                 trace[key].append(value)
             # adaptive score with the memory after this batch's caching
-            ada_logit = adaptive_cosines(x, cos, memory, beta=cfg.beta, proxy=cfg.proxy) / cfg.tau
-            s_ada = grouped(ada_logit)
-            s_all[sl] = (s_ada + cfg.lam * s_nl).numpy()
+            ada_t = adaptive_cosines_t(x, cos_t, memory, beta=beta, proxy=cfg.proxy, inplace=True)
+            ada_t.div_(tau)
+            s_ada, lse_ada = grouped(ada_t)
+            s_all[sl] = (s_ada + lam * s_nl).numpy()
             s_ada_all[sl] = s_ada.numpy()
             s_nl_all[sl] = s_nl.numpy()
-            p_van = torch.exp(logit[:, :k] - torch.logsumexp(logit, dim=1, keepdim=True))
-            p_ada = torch.exp(ada_logit[:, :k] - torch.logsumexp(ada_logit, dim=1, keepdim=True))
-            pred_all[sl] = (p_van + cfg.lam * p_ada).argmax(dim=1).numpy()
+            p_van = torch.exp(logit_t[:k] - lse_van)
+            p_ada = torch.exp(ada_t[:k] - lse_ada)
+            pred_all[sl] = (p_van + lam * p_ada).argmax(dim=0).numpy()
     return MethodResult(
         method="adaneg",
         scores=s_all,
