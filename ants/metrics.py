@@ -10,8 +10,19 @@ Conventions (METHOD.md section 8)
 * ``fpr95_ood`` (OpenOOD v1.5, used by the AdaNeg and ANTS code): OOD is the positive class,
   scored by ``-S``. Lower the threshold on ``-S`` until 95 % of OOD samples are caught; the
   FPR is the fraction of ID samples flagged as OOD at that threshold.
-  Both equal ``fpr[argmax(tpr >= 0.95)]`` of the full ROC curve (every distinct threshold,
-  i.e. scikit-learn's ``roc_curve(..., drop_intermediate=False)``).
+  Both equal ``fpr[argmax(tpr >= 0.95)]`` of a ROC curve. Which points the curve has is the
+  ``roc_points`` option of :func:`fpr95_id`, :func:`fpr95_ood` and :func:`ood_metrics`:
+
+  - ``"all"`` (the DEFAULT of both FPR95 metrics): every distinct threshold, i.e.
+    scikit-learn's ``roc_curve(..., drop_intermediate=False)``;
+  - ``"openood"``: the points of scikit-learn's ``roc_curve`` with its default
+    ``drop_intermediate=True``, as OpenOOD computes it (the published AdaNeg / ANTS numbers):
+    a point whose fp and tp counts both have a zero second difference with its neighbours
+    (a collinear, "intermediate" point) is dropped, which on runs of alternating ID/OOD ties
+    can move the first point with TPR >= 0.95 to a higher FPR. Implemented here (no
+    scikit-learn at run time).
+
+  AUROC and the AUPRs do not depend on it (dropped points are collinear).
 * ``aupr_in``: area under the precision-recall curve with ID positive and score ``S``;
   ``aupr_out``: OOD positive, score ``-S``. As OpenOOD, the curve (with its final point at
   recall 0, precision 1) is integrated with the trapezoid rule.
@@ -20,13 +31,26 @@ Conventions (METHOD.md section 8)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["METRIC_NAMES", "accuracy", "ood_metrics", "split_average"]
+__all__ = [
+    "METRIC_NAMES",
+    "ROC_POINTS",
+    "accuracy",
+    "fpr95_id",
+    "fpr95_ood",
+    "fpr_at_tpr",
+    "ood_metrics",
+    "roc_points_of",
+    "seed_summary",
+    "split_average",
+]
 
 METRIC_NAMES = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
+#: Which ROC points the FPR95 metrics look at ("all" is the default; see the module doc).
+ROC_POINTS = ("all", "openood")
 
 
 def _scores(x, name: str) -> np.ndarray:
@@ -61,11 +85,76 @@ def _binary_curve(pos: np.ndarray, neg: np.ndarray):
     return tps.astype(np.float64), fps.astype(np.float64)
 
 
-def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, level: float) -> float:
-    tps, fps = _binary_curve(pos, neg)
+def _check_roc_points(roc_points: str) -> None:
+    if roc_points not in ROC_POINTS:
+        raise ValueError(f"roc_points={roc_points!r} is not valid; valid values: {', '.join(ROC_POINTS)}")
+
+
+def roc_points_of(tps: np.ndarray, fps: np.ndarray, roc_points: str = "all"):
+    """The ROC points kept from cumulative ``(tps, fps)`` at distinct thresholds (high to low).
+
+    ``"all"`` keeps every one; ``"openood"`` drops, as scikit-learn's ``roc_curve`` with
+    ``drop_intermediate=True``, each inner point where the second differences of both ``fps``
+    and ``tps`` are zero (only when there are more than two points). The ``(0, 0)`` start is
+    NOT included.
+    """
+    _check_roc_points(roc_points)
+    tps, fps = np.asarray(tps), np.asarray(fps)
+    if roc_points == "openood" and fps.size > 2:
+        keep = np.r_[True, (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), True]
+        tps, fps = tps[keep], fps[keep]
+    return tps, fps
+
+
+def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, level: float, roc_points: str = "all") -> float:
+    tps, fps = roc_points_of(*_binary_curve(pos, neg), roc_points)
     tpr = np.r_[0.0, tps / pos.size]
     fpr = np.r_[0.0, fps / neg.size]
     return float(fpr[np.argmax(tpr >= level)])
+
+
+def _check_level(recall_level: float) -> None:
+    if not 0.0 < recall_level <= 1.0:
+        raise ValueError(f"recall_level must be in (0, 1], got {recall_level}")
+
+
+def fpr_at_tpr(positive_scores, negative_scores, *, recall_level: float = 0.95,
+               roc_points: str = "all") -> float:
+    """FPR at the first ROC point with TPR >= ``recall_level``; positives score HIGHER.
+
+    A sample is called positive when its score is >= the threshold. ``roc_points``: ``"all"``
+    (default, every distinct threshold) or ``"openood"`` (scikit-learn's default
+    ``drop_intermediate=True`` points, as OpenOOD).
+    """
+    _check_level(recall_level)
+    _check_roc_points(roc_points)
+    pos = _scores(positive_scores, "positive_scores")
+    neg = _scores(negative_scores, "negative_scores")
+    return _fpr_at_tpr(pos, neg, recall_level, roc_points)
+
+
+def fpr95_id(id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all") -> float:
+    """``fpr95_id`` (ID positive, score ``S``): fraction of OOD accepted when 95 % of ID are.
+
+    Scores: higher = more ID. ``roc_points`` defaults to ``"all"``.
+    """
+    _check_level(recall_level)
+    _check_roc_points(roc_points)
+    id_s, ood_s = _scores(id_scores, "id_scores"), _scores(ood_scores, "ood_scores")
+    return _fpr_at_tpr(id_s, ood_s, recall_level, roc_points)
+
+
+def fpr95_ood(id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all") -> float:
+    """``fpr95_ood`` (OOD positive, score ``-S``): fraction of ID flagged when 95 % of OOD are.
+
+    Scores: higher = more ID. ``roc_points`` defaults to ``"all"``; ``"openood"`` gives
+    OpenOOD v1.5's number exactly (``roc_curve(ood_indicator, -S)`` with its default
+    ``drop_intermediate=True``).
+    """
+    _check_level(recall_level)
+    _check_roc_points(roc_points)
+    id_s, ood_s = _scores(id_scores, "id_scores"), _scores(ood_scores, "ood_scores")
+    return _fpr_at_tpr(-ood_s, -id_s, recall_level, roc_points)
 
 
 def _aupr(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -91,20 +180,23 @@ def _auroc(id_s: np.ndarray, ood_s: np.ndarray) -> float:
     return float(u / (n_id * n_ood))
 
 
-def ood_metrics(id_scores, ood_scores, *, recall_level: float = 0.95) -> dict[str, float]:
+def ood_metrics(id_scores, ood_scores, *, recall_level: float = 0.95,
+                roc_points: str = "all") -> dict[str, float]:
     """AUROC, both FPR@95 conventions and both AUPRs for one (ID, OOD) pair.
 
     ``id_scores`` and ``ood_scores`` are 1-D arrays of finite scores where higher means more
     in-distribution. Returns fractions in [0, 1] under the keys of :data:`METRIC_NAMES`.
+    ``roc_points`` (``"all"``, the default, or ``"openood"``) chooses the ROC points of both
+    FPR95 metrics (see the module doc); the other metrics do not depend on it.
     """
-    if not 0.0 < recall_level <= 1.0:
-        raise ValueError(f"recall_level must be in (0, 1], got {recall_level}")
+    _check_level(recall_level)
+    _check_roc_points(roc_points)
     id_s = _scores(id_scores, "id_scores")
     ood_s = _scores(ood_scores, "ood_scores")
     return {
         "auroc": _auroc(id_s, ood_s),
-        "fpr95_id": _fpr_at_tpr(id_s, ood_s, recall_level),
-        "fpr95_ood": _fpr_at_tpr(-ood_s, -id_s, recall_level),
+        "fpr95_id": _fpr_at_tpr(id_s, ood_s, recall_level, roc_points),
+        "fpr95_ood": _fpr_at_tpr(-ood_s, -id_s, recall_level, roc_points),
         "aupr_in": _aupr(id_s, ood_s),
         "aupr_out": _aupr(-ood_s, -id_s),
     }
@@ -144,3 +236,43 @@ def split_average(per_dataset: Mapping[str, Mapping[str, float]]) -> dict[str, f
                 f"dataset {ds!r} reports metrics {sorted(keys)} but {first!r} reports {sorted(names)}"
             )
     return {k: float(np.mean([per_dataset[ds][k] for ds in per_dataset])) for k in sorted(names)}
+
+
+def seed_summary(
+    values_by_seed: Mapping[int, Mapping[str, float]],
+    keys: Sequence[str] | None = None,
+    *,
+    percent: bool = False,
+) -> dict[str, float | int]:
+    """Mean and population standard deviation (ddof=0) over seeds of each metric.
+
+    ``values_by_seed`` maps a seed to its metric dict; ``keys`` are the metrics to summarise
+    (default: every key of the first seed, in its order; each seed must have them all).
+    Returns ``{key: mean, f"{key}_std": std, ..., "n_seeds": number of seeds}``; with
+    ``percent`` the values are multiplied by 100 first (reports' convention).
+    """
+    if not values_by_seed:
+        raise ValueError("seed_summary needs the metrics of at least one seed")
+    seeds = list(values_by_seed)
+    if keys is None:
+        keys = list(values_by_seed[seeds[0]])
+    elif isinstance(keys, str):
+        keys = [keys]
+    out: dict[str, float | int] = {}
+    for key in keys:
+        vals = []
+        for seed in seeds:
+            m = values_by_seed[seed]
+            if key not in m:
+                raise ValueError(
+                    f"seed {seed!r} has no metric {key!r}; it reports {sorted(m)}"
+                )
+            v = float(m[key])
+            if not np.isfinite(v):
+                raise ValueError(f"seed {seed!r}: metric {key!r} is {v}, expected a finite number")
+            vals.append(v)
+        a = np.asarray(vals, dtype=np.float64) * (100.0 if percent else 1.0)
+        out[key] = float(a.mean())
+        out[f"{key}_std"] = float(a.std(ddof=0))
+    out["n_seeds"] = len(seeds)
+    return out

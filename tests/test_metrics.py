@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ants.metrics import accuracy, ood_metrics, split_average
+from ants.metrics import (
+    accuracy,
+    fpr95_id,
+    fpr95_ood,
+    fpr_at_tpr,
+    ood_metrics,
+    roc_points_of,
+    seed_summary,
+    split_average,
+)
 
 
 def sklearn_reference(id_s, ood_s):
@@ -114,3 +123,131 @@ def test_split_average_is_unweighted_mean():
         split_average({"a": {"auroc": 1.0, "fpr95_id": 0.0}, "b": {"auroc": 1.0}})
     with pytest.raises(ValueError, match="at least one dataset"):
         split_average({})
+
+
+# ------------------------------------------------------------------------------------------
+# FPR95 as OpenOOD computes it (roc_curve with drop_intermediate=True)
+
+
+def openood_reference(id_s, ood_s):
+    """Both FPR95s from scikit-learn's roc_curve with its DEFAULT drop_intermediate=True."""
+    y_id = np.r_[np.ones(len(id_s)), np.zeros(len(ood_s))]
+    s = np.r_[id_s, ood_s]
+    fpr_i, tpr_i, _ = skm.roc_curve(y_id, s)
+    fpr_o, tpr_o, _ = skm.roc_curve(1 - y_id, -s)  # OpenOOD: OOD positive, score -conf
+    return fpr_i[np.argmax(tpr_i >= 0.95)], fpr_o[np.argmax(tpr_o >= 0.95)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_openood_roc_points_match_sklearn_default_on_tie_heavy_scores(seed):
+    rng = np.random.default_rng(200 + seed)
+    n_id, n_ood = rng.integers(50, 400, size=2)
+    levels = int(rng.integers(3, 12))
+    id_s = rng.integers(0, levels, size=n_id).astype(float)
+    ood_s = rng.integers(0, max(2, levels - 2), size=n_ood).astype(float)
+    ref_id, ref_ood = openood_reference(id_s, ood_s)
+    got = ood_metrics(id_s, ood_s, roc_points="openood")
+    assert got["fpr95_id"] == ref_id and got["fpr95_ood"] == ref_ood
+    assert fpr95_id(id_s, ood_s, roc_points="openood") == ref_id
+    assert fpr95_ood(id_s, ood_s, roc_points="openood") == ref_ood
+    # the other metrics do not depend on the points
+    full = ood_metrics(id_s, ood_s)
+    for k in ("auroc", "aupr_in", "aupr_out"):
+        assert got[k] == full[k]
+
+
+def test_openood_roc_points_match_sklearn_on_alternating_tie_runs():
+    # runs of ID/OOD ties: many collinear ROC points for drop_intermediate to remove
+    rng = np.random.default_rng(7)
+    differ = 0
+    for _ in range(20):
+        levels = np.arange(40, dtype=float)
+        id_s = np.repeat(levels, rng.integers(0, 4, size=40))
+        ood_s = np.repeat(levels - rng.integers(0, 8), rng.integers(0, 4, size=40))
+        if id_s.size == 0 or ood_s.size == 0:
+            continue
+        ref_id, ref_ood = openood_reference(id_s, ood_s)
+        got = ood_metrics(id_s, ood_s, roc_points="openood")
+        assert (got["fpr95_id"], got["fpr95_ood"]) == (ref_id, ref_ood)
+        full = ood_metrics(id_s, ood_s)
+        differ += (full["fpr95_id"] != ref_id) + (full["fpr95_ood"] != ref_ood)
+    assert differ > 0  # the dropped points mattered somewhere
+
+
+def alternating_ties_case():
+    """OOD positive (score -S): 94 OOD alone at the top, then two levels each holding one
+    OOD and one ID (collinear steps), then a level of 5 ID, then the rest."""
+    ood_s = np.r_[np.full(94, -10.0), -9.0, -8.0, np.full(4, 0.0)]  # 100 OOD
+    id_s = np.r_[-9.0, -8.0, np.full(5, -7.0), np.full(193, 10.0)]  # 200 ID
+    return id_s, ood_s
+
+
+def test_the_two_roc_point_sets_differ_on_alternating_ties():
+    id_s, ood_s = alternating_ties_case()
+    # every point: (fp, tp) = (0, 94), (1, 95), (2, 96), ... -> TPR 0.95 first at fp = 1
+    assert fpr95_ood(id_s, ood_s) == pytest.approx(0.0050, abs=1e-15)
+    # OpenOOD: (1, 95) is collinear with (0, 94) and (2, 96) and is dropped -> fp = 2
+    assert fpr95_ood(id_s, ood_s, roc_points="openood") == pytest.approx(0.0100, abs=1e-15)
+    assert openood_reference(id_s, ood_s)[1] == pytest.approx(0.0100, abs=1e-15)
+    assert sklearn_reference(id_s, ood_s)["fpr95_ood"] == pytest.approx(0.0050, abs=1e-15)
+    assert ood_metrics(id_s, ood_s, roc_points="openood")["fpr95_ood"] == pytest.approx(0.01)
+
+
+def test_roc_points_of_by_hand_and_bad_values():
+    tps = np.array([94, 95, 96, 96, 100])
+    fps = np.array([0, 1, 2, 7, 200])
+    k_tps, k_fps = roc_points_of(tps, fps, "openood")
+    assert k_tps.tolist() == [94, 96, 96, 100] and k_fps.tolist() == [0, 2, 7, 200]
+    assert roc_points_of(tps, fps)[0].tolist() == tps.tolist()
+    # two points or fewer: nothing dropped
+    assert roc_points_of(tps[:2], fps[:2], "openood")[0].tolist() == [94, 95]
+    with pytest.raises(ValueError, match=r"roc_points='sklearn' is not valid; valid values: all, openood"):
+        ood_metrics([1.0], [0.0], roc_points="sklearn")
+    with pytest.raises(ValueError, match=r"roc_points='x' is not valid"):
+        fpr95_ood([1.0], [0.0], roc_points="x")
+    with pytest.raises(ValueError, match=r"recall_level must be in \(0, 1\], got 1.5"):
+        fpr_at_tpr([1.0], [0.0], recall_level=1.5)
+
+
+def test_fpr_at_tpr_is_the_generic_form():
+    id_s, ood_s = alternating_ties_case()
+    assert fpr_at_tpr(-ood_s, -id_s) == fpr95_ood(id_s, ood_s)
+    assert fpr_at_tpr(id_s, ood_s, roc_points="openood") == fpr95_id(id_s, ood_s, roc_points="openood")
+    with pytest.raises(ValueError, match=r"positive_scores contains 1 NaN"):
+        fpr_at_tpr([np.nan], [0.0])
+
+
+# ------------------------------------------------------------------------------------------
+# mean / std over seeds
+
+
+def test_seed_summary_by_hand():
+    per_seed = {
+        0: {"auroc": 0.90, "fpr95_id": 0.30},
+        1: {"auroc": 0.80, "fpr95_id": 0.50},
+        2: {"auroc": 0.70, "fpr95_id": 0.40},
+    }
+    got = seed_summary(per_seed, ["auroc", "fpr95_id"])
+    # auroc: mean 0.8, population std sqrt(((0.1)^2 + 0 + (0.1)^2) / 3) = sqrt(0.02 / 3)
+    assert got["auroc"] == pytest.approx(0.8)
+    assert got["auroc_std"] == pytest.approx(np.sqrt(0.02 / 3))
+    assert got["fpr95_id"] == pytest.approx(0.4)
+    assert got["fpr95_id_std"] == pytest.approx(np.sqrt(0.02 / 3))
+    assert got["n_seeds"] == 3
+    assert list(got) == ["auroc", "auroc_std", "fpr95_id", "fpr95_id_std", "n_seeds"]
+    pct = seed_summary(per_seed, ["auroc"], percent=True)
+    assert pct == pytest.approx({"auroc": 80.0, "auroc_std": 100 * np.sqrt(0.02 / 3), "n_seeds": 3})
+    # two seeds 0.2 and 0.6: mean 0.4, population std 0.2 (the sample std would be 0.283)
+    two = seed_summary({5: {"acc": 0.2}, 9: {"acc": 0.6}})
+    assert two == pytest.approx({"acc": 0.4, "acc_std": 0.2, "n_seeds": 2})
+    one = seed_summary({0: {"acc": 0.25}}, "acc")
+    assert one == {"acc": 0.25, "acc_std": 0.0, "n_seeds": 1}
+
+
+def test_seed_summary_errors():
+    with pytest.raises(ValueError, match="at least one seed"):
+        seed_summary({}, ["auroc"])
+    with pytest.raises(ValueError, match=r"seed 1 has no metric 'auroc'; it reports \['acc'\]"):
+        seed_summary({0: {"auroc": 0.5}, 1: {"acc": 0.5}}, ["auroc"])
+    with pytest.raises(ValueError, match=r"seed 0: metric 'auroc' is nan, expected a finite number"):
+        seed_summary({0: {"auroc": float("nan")}}, ["auroc"])
