@@ -705,6 +705,12 @@ class _Instructions:
     def __call__(self, ds: str, cfg: Mapping, default: str) -> str:
         text = cfg.get("instructions")
         if not text:
+            try:  # the dataset registry's instructions for the benchmark datasets
+                from ants.datasets import KNOWN_DATASETS
+            except ImportError:
+                KNOWN_DATASETS = {}
+            text = (KNOWN_DATASETS.get(ds) or {}).get("instructions")
+        if not text:
             return default
         if text in self.seen:
             return f"{default} (see datasets.{self.seen[text]}.instructions)"
@@ -776,6 +782,10 @@ def check_data(params: Mapping) -> list[str]:
                         out.append(f"datasets.{ds}.{key}: {folder!r} is not a folder, but {why}; "
                                    f"give an existing folder or null (then the archive is downloaded from "
                                    f"datasets.{ds}.url)")
+                    elif key == "extracted" and folder is not None and \
+                            not (Path(folder).expanduser() / cfg["root"]).is_dir():
+                        out.append(f"datasets.{ds}.extracted: {folder!r} has no {cfg['root']!r} (datasets.{ds}.root), "
+                                   f"but {why}; point it at the folder the archive extracts into")
         ls = bench["label_set"]
         cfg = params["label_sets"].get(ls) or {}
         id_cfg = datasets.get(bench["id"]) or {}

@@ -16,6 +16,8 @@ from ants.config import (
     load_config_files,
     load_params,
     load_schema,
+    merge_config,
+    read_yaml,
     validate_params,
 )
 from ants.views import (
@@ -358,3 +360,346 @@ def test_mllm_backend_keys_match_the_backends():
                    "max_answer_chars", "max_negative_chars", "backends"}
     assert set(mllm.ANSWERING_KEYS) <= top
     assert set(views.MLLM_WORKFLOW_KEYS) <= top - set(mllm.ANSWERING_KEYS)
+
+
+# ------------------------------------------------------------------------------------------
+# issue 9.3: what `ants config check` used to call valid
+
+
+def test_prompt_template_with_an_unknown_placeholder(params):
+    (line,) = problems(params, lambda p: p["mllm"]["prompts"].update(ens="Describe {x}"))
+    assert line.startswith("mllm.prompts.ens: ") and "{x}" in line and "{c}" in line
+
+
+def test_generation_settings_with_unknown_keys_or_negative_budget(params):
+    found = problems(params, lambda p: p["mllm"]["generation"].update(ens={"max_new_tokens": -5, "top_p": 0.9}))
+    assert len(found) == 2, found
+    assert any(p.startswith("mllm.generation.ens.max_new_tokens: ") and "-5" in p for p in found)
+    assert any(p.startswith("mllm.generation.ens.top_p: ") and "max_new_tokens" in p for p in found)
+    (line,) = problems(params, lambda p: p["mllm"]["generation"].update(vsnl={"max_new_tokens": 32.0}))
+    assert line.startswith("mllm.generation.vsnl.max_new_tokens: ") and "32.0" in line
+
+
+@pytest.mark.parametrize(("path", "value"), [(("stream", "batch_size"), 32.0), (("mining", "n_negatives"), 500.0),
+                                             (("methods", "neglabel", "n_groups"), 5.0)])
+def test_a_float_where_a_whole_number_is_needed(params, path, value):
+    def mutate(p):
+        node = p
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+
+    key = ".".join(path)
+    assert only_problem(params, mutate) == (f"{key}: {value} has the wrong type; expected an integer (a whole number: "
+                                            f"write {int(value)}, without the decimal point)")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("methods", "adaneg", "config", "lam"), float("nan"),
+         "methods.adaneg.config.lam: nan is not allowed; expected a finite number >= 0"),
+        (("mining", "percentile"), float("inf"),
+         "mining.percentile: inf is not allowed; expected a finite number in [0, 100]"),
+        (("metrics", "recall_level"), float("nan"),
+         "metrics.recall_level: nan is not allowed; expected a finite number in (0, 1]"),
+        (("methods", "mcm", "temperature"), float("-inf"),
+         "methods.mcm.temperature: -inf is not allowed; expected a finite number > 0"),
+        (("methods", "ants_code", "config", "fixed_lambda"), float("nan"),
+         "methods.ants_code.config.fixed_lambda: nan is not allowed; expected a finite number in [0, 1] or null"),
+    ],
+)
+def test_nan_and_inf_are_rejected(params, path, value, expected):
+    def mutate(p):
+        node = p
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+
+    assert only_problem(params, mutate) == expected
+
+
+def test_nan_in_a_free_form_setting_is_rejected_too(params):
+    found = problems(params, lambda p: p["mllm"]["generation"].update(ens={"temperature": float("nan")}))
+    assert found and all(p.startswith("mllm.generation.ens.temperature: ") for p in found)
+    assert "NaN and infinite values are not allowed; expected a finite number" in found[0] or "nan" in found[0]
+
+
+def test_nan_written_in_yaml_is_caught_by_load_params(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("  recall_level: 0.95", "  recall_level: .nan")
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_params(tmp_path / "p.yaml", check_files=False)
+    assert info.value.problems == ["metrics.recall_level: nan is not allowed; expected a finite number in (0, 1]"]
+
+
+def test_the_answer_cache_must_not_be_a_folder(params, tmp_path):
+    assert only_problem(params, lambda p: p["mllm"].update(cache=str(tmp_path))) == (
+        f"mllm.cache: '{tmp_path}' is a folder; expected the path of the SQLite answer cache file "
+        "(e.g. results/mllm-cache.sqlite)")
+
+
+def test_in_score_inside_an_ants_config_is_rejected_by_name(params):
+    assert only_problem(params, lambda p: p["methods"]["ants_code"]["config"].update(in_score="ada")) == (
+        "methods.ants_code.config.in_score: not allowed here; set methods.ants_code.in_score: "
+        "{far: ..., near: ...} (the score per OOD split)")
+
+
+def test_new_settings_have_their_allowed_values(params):
+    assert params["stream"]["order"] == "shuffled" and params["metrics"]["fpr95_roc"] == "all"
+    assert (params["mllm"]["max_failed_fraction"], params["mllm"]["max_answer_chars"],
+            params["mllm"]["max_negative_chars"]) == (0, 20000, 200)
+    assert only_problem(params, lambda p: p["metrics"].update(fpr95_roc="sklearn")) == \
+        "metrics.fpr95_roc: 'sklearn' is not allowed; allowed values: 'all', 'openood'"
+    assert only_problem(params, lambda p: p["mllm"].update(max_failed_fraction=1.5)) == \
+        "mllm.max_failed_fraction: 1.5 is out of range; expected a value in [0, 1]"
+    assert only_problem(params, lambda p: p["mllm"].update(max_answer_chars=0)) == \
+        "mllm.max_answer_chars: 0 is out of range; expected a value >= 1"
+    assert only_problem(params, lambda p: p["methods"]["ants_paper"]["config"].update(answer_parser="strict")) == \
+        "methods.ants_paper.config.answer_parser: 'strict' is not allowed; allowed values: 'lenient', 'authors'"
+    assert only_problem(params, lambda p: p["methods"]["ants_paper"]["config"].update(fixed_lambda=1.2)) == \
+        "methods.ants_paper.config.fixed_lambda: 1.2 is out of range; expected a value in [0, 1]"
+    assert only_problem(params, lambda p: p["methods"]["adaneg"]["config"].update(preset="code")) == \
+        "methods.adaneg.config.preset: 'code' is not allowed; allowed values: 'paper', 'authors_code'"
+    ok = copy.deepcopy(params)
+    ok["methods"]["ants_paper"]["config"].update(answer_parser="authors", fixed_lambda=None)
+    ok["methods"]["adaneg"]["config"]["preset"] = "authors_code"
+    ok["stream"]["order"] = "ood_first"
+    validate_params(ok)
+
+
+# ------------------------------------------------------------------------------------------
+# reading: duplicate keys; merging config files as Snakemake does
+
+
+def test_duplicate_keys_name_the_file_the_key_and_both_lines(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("methods:\n  adaneg:\n    config:\n      lam: 0.1\n      beta: 5\n      lam: 0.3\n"
+                    "run:\n  seeds: [0]\nrun:\n  seeds: [1]\nlist:\n  - {a: 1, a: 2}\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert info.value.problems == [
+        f"methods.adaneg.config.lam: duplicate key in {path} (line 4 and line 6); YAML would silently keep only "
+        "the last one: remove one of them",
+        f"run: duplicate key in {path} (line 7 and line 9); YAML would silently keep only the last one: remove "
+        "one of them",
+        f"list[0].a: duplicate key in {path} (line 12 and line 12); YAML would silently keep only the last one: "
+        "remove one of them",
+    ]
+    assert str(info.value).startswith(f"{path} is not valid (3 problems):")
+    # the same through load_params and load_config_files
+    with pytest.raises(ConfigError, match=r"methods\.adaneg\.config\.lam: duplicate key"):
+        load_params(path)
+    with pytest.raises(ConfigError, match=r"methods\.adaneg\.config\.lam: duplicate key"):
+        load_config_files([ROOT / "params.yaml", path])
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  x: 3\n")
+    assert read_yaml(path) == {"base": {"x": 1, "y": 2}, "other": {"x": 3, "y": 2}}
+
+
+def test_merge_config_is_snakemakes_update_config():
+    from snakemake.utils import update_config
+
+    base = {"a": {"b": 1, "c": [1, 2], "d": {"e": 1}}, "f": 1, "g": {"h": 1}}
+    over = {"a": {"c": [3], "d": {"x": 2}}, "f": {"now": "a mapping"}, "g": {}, "new": [1]}
+    expected = copy.deepcopy(base)
+    update_config(expected, copy.deepcopy(over))
+    merged = merge_config(base, over)
+    assert merged == expected
+    assert merged == {"a": {"b": 1, "c": [3], "d": {"e": 1, "x": 2}}, "f": {"now": "a mapping"}, "g": {"h": 1},
+                      "new": [1]}
+    assert base["a"]["c"] == [1, 2]  # inputs are not modified
+
+
+def test_load_config_files_merges_in_order_and_names_the_file(tmp_path, params):
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text("stream: {batch_size: 8}\nrun: {seeds: [5, 6]}\n")
+    two.write_text("stream: {batch_size: 4}\n")
+    p = load_config_files([ROOT / "params.yaml", one, two])
+    assert p["stream"] == {"batch_size": 4, "order": "shuffled"} and p["run"]["seeds"] == [5, 6]
+    assert p["run"]["methods"] == params["run"]["methods"]
+    p = load_config_files([ROOT / "params.yaml", one], overrides={"stream": {"batch_size": 2}})
+    assert p["stream"]["batch_size"] == 2
+    two.write_text("stream: {batch_size: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", one, two])
+    assert info.value.problems == [f"stream.batch_size: 0 is out of range; expected a value >= 1 (set in {two})"]
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml"], overrides={"run": {"seeds": "0"}})
+    assert info.value.problems == ["run.seeds: '0' has the wrong type; expected a list (set in --config)"]
+    with pytest.raises(ConfigError) as info:
+        load_config_files([ROOT / "params.yaml", tmp_path / "nope.yaml"])
+    assert info.value.problems == [f"{tmp_path / 'nope.yaml'}: config file not found"]
+
+
+# ------------------------------------------------------------------------------------------
+# sweeps
+
+
+def test_shipped_sweeps_are_small_and_cover_the_ablations(params):
+    sweeps = params["sweeps"]
+    settings = {s["setting"] for s in sweeps.values()}
+    assert settings == {"methods.{method}.config.near_top_k", "methods.{method}.config.near_delta",
+                        "methods.{method}.config.ens_max_updates", "methods.{method}.config.eta",
+                        "methods.{method}.config.initial_threshold", "mllm.prompts.ens",
+                        "methods.{method}.config.fixed_lambda", "stream.order"}
+    assert all(2 <= len(s["values"]) <= 4 for s in sweeps.values())
+    assert sweeps["fixed_lambda"]["values"] == [None, 0.25, 0.5, 0.75]
+    assert sweeps["fixed_lambda"]["labels"][0] == "adaptive"
+    assert sweeps["ens_words"]["labels"] == [4, 8, 12]
+    assert sweeps["stream_order"]["values"] == ["shuffled", "id_first", "ood_first"]
+    from ants.mllm.prompts import PROMPTS
+
+    assert sweeps["ens_words"]["default"] == PROMPTS["llava"]["ens"]
+    assert cfgmod.selected_sweeps(params) == list(sweeps)  # run.sweeps absent: all of them
+    assert cfgmod.sweep_targets(params, "eta") == [("ants_paper", "methods.ants_paper.config.eta"),
+                                                   ("ants_code", "methods.ants_code.config.eta")]
+
+
+def test_sweep_cross_references(params):
+    assert only_problem(params, lambda p: p["run"].update(sweeps=["eta", "nope"])) == (
+        "run.sweeps[1]: unknown sweep 'nope'; defined sweeps: ens_updates, ens_words, eta, fixed_lambda, "
+        "nim_threshold, stream_order, vsnl_delta, vsnl_top_k")
+    assert only_problem(params, lambda p: p["sweeps"]["eta"].update(methods=["ants_code", "knn"])).startswith(
+        "sweeps.eta.methods[1]: unknown method 'knn'; defined methods: adaneg,")
+    assert only_problem(params, lambda p: p["sweeps"]["eta"].update(benchmarks=["cifar"])) == (
+        "sweeps.eta.benchmarks[0]: unknown benchmark 'cifar'; defined benchmarks: demo, mos4, openood_v15")
+    assert only_problem(params, lambda p: p["sweeps"]["fixed_lambda"].update(labels=["a", "b"])) == (
+        "sweeps.fixed_lambda.labels: 2 label(s) for 4 value(s); give one label per value")
+    assert only_problem(params, lambda p: p["sweeps"]["eta"].update(default=0.4)) == (
+        "sweeps.eta.default: 0.4 is not one of the values [0.3, 0.5, 0.7]")
+    assert only_problem(params, lambda p: p["sweeps"]["eta"].update(values=[0.3, 0.3])) == (
+        "sweeps.eta.values: the list [0.3, 0.3] has duplicate items")
+
+
+def test_sweep_setting_must_exist_for_each_method(params):
+    assert only_problem(params, lambda p: p["sweeps"]["vsnl_top_k"].update(methods=["adaneg"])) == (
+        "sweeps.vsnl_top_k.setting: 'methods.adaneg.config.near_top_k' for method 'adaneg' is not a setting: "
+        "methods.adaneg.config.near_top_k: unknown key; allowed keys here: authors_slots, beta, gap, grouping_seed, "
+        "lam, memory_length, n_groups, preset, proxy, tau, threshold, truncate_beta")
+    assert only_problem(params, lambda p: p["sweeps"]["eta"].update(methods=["mcm"])) == (
+        "sweeps.eta.setting: 'methods.mcm.config.eta' for method 'mcm' does not exist: methods.mcm has no key "
+        "'config' (its keys: label, method, temperature)")
+    assert only_problem(params, lambda p: p["sweeps"]["stream_order"].update(setting="stream.shuffle")) == (
+        "sweeps.stream_order.setting: 'stream.shuffle' is not a setting: stream.shuffle: unknown key; allowed "
+        "keys here: batch_size, order")
+    # an optional setting absent from params.yaml is fine (fixed_lambda is not set there)
+    assert "fixed_lambda" not in params["methods"]["ants_code"]["config"]
+
+
+def test_every_sweep_value_is_validated_for_its_setting(params):
+    def bad_values(p):
+        p["sweeps"]["eta"]["values"] = [0.5, 1.5]
+        p["sweeps"]["ens_words"]["values"] = ["Describe {x}", "Fine {c}.", "Also fine."]
+        p["sweeps"]["ens_words"].pop("default")
+        p["sweeps"]["stream_order"]["values"] = ["shuffled", "random"]
+        p["sweeps"]["stream_order"]["default"] = "shuffled"
+
+    found = problems(params, bad_values)
+    assert found[0] == "sweeps.eta.values[1]: methods.ants_paper.config.eta: 1.5 is out of range; expected a value in [0, 1]"
+    assert found[1] == "sweeps.eta.values[1]: methods.ants_code.config.eta: 1.5 is out of range; expected a value in [0, 1]"
+    assert found[2].startswith("sweeps.ens_words.values[0]: mllm.prompts.ens: ") and "{x}" in found[2]
+    assert found[3] == ("sweeps.stream_order.values[1]: stream.order: 'random' is not allowed; allowed values: "
+                        "'shuffled', 'id_first', 'ood_first'")
+    assert len(found) == 4
+
+
+def test_benchmarks_of_selected_sweeps_need_their_data(params):
+    def sweep_on_mos4(p):
+        p["sweeps"]["eta"]["benchmarks"] = ["mos4"]
+        p["run"]["sweeps"] = ["eta"]
+
+    found = problems(params, sweep_on_mos4)
+    assert found[0].startswith("datasets.imagenet_val.root: not set (null), but sweep 'eta' uses benchmark 'mos4', "
+                               "which uses dataset 'imagenet_val' (ID); ImageNet-1k val is registration-gated")
+    p = copy.deepcopy(params)
+    p["sweeps"]["eta"]["benchmarks"] = ["mos4"]
+    p["run"]["sweeps"] = ["ens_updates"]  # not selected: its benchmark's data is not needed
+    assert cfgmod.active_benchmarks(p) == ["demo"]
+    validate_params(p)
+
+
+# ------------------------------------------------------------------------------------------
+# data on disk, checked before any job
+
+
+def _local(p, name, **cfg):
+    p["datasets"][name] = {"source": "local", **cfg}
+    p["benchmarks"]["demo"]["ood"]["far"] = [name]
+
+
+def test_missing_or_wrong_local_data_is_named(params, tmp_path):
+    missing = tmp_path / "nowhere"
+    assert only_problem(params, lambda p: _local(p, "mine", layout="flat", root=str(missing))) == (
+        f"datasets.mine.root: '{missing}' does not exist, but run.benchmarks includes 'demo', which uses dataset "
+        "'mine' (far-OOD); set it to a folder holding the images")
+    afile = tmp_path / "a.txt"
+    afile.write_text("x")
+    assert only_problem(params, lambda p: _local(p, "mine", layout="flat", root=str(afile))).startswith(
+        f"datasets.mine.root: '{afile}' is a file, not a folder, but run.benchmarks includes 'demo'")
+    (tmp_path / "imgs").mkdir()
+    assert only_problem(params, lambda p: _local(p, "mine", layout="class_folders", root=str(tmp_path / "imgs"))) == (
+        f"datasets.mine.root: '{tmp_path / 'imgs'}' has no class sub-folders, but layout 'class_folders' expects one "
+        "sub-folder per class; fix the folder or the layout")
+    assert only_problem(params, lambda p: _local(p, "mine", layout="list", root=str(tmp_path / "imgs"),
+                                                 list="test.txt")) == (
+        "datasets.mine.list: 'test.txt' not found (neither as given nor relative to datasets.mine.root), but "
+        "run.benchmarks includes 'demo', which uses dataset 'mine' (far-OOD); set it to the image list file")
+    (tmp_path / "imgs" / "test.txt").write_text("a.png\n")  # relative to root: found
+    p = copy.deepcopy(params)
+    _local(p, "mine", layout="list", root=str(tmp_path / "imgs"), list="test.txt", instructions="get it from X")
+    validate_params(p)
+    assert only_problem(params, lambda p: _local(p, "mine", layout="flat", root=str(missing),
+                                                 instructions="get it from X")).endswith("(far-OOD); get it from X")
+    # not checked for a dataset no active benchmark uses, nor without check_files
+    p = copy.deepcopy(params)
+    p["datasets"]["mine"] = {"source": "local", "layout": "flat", "root": str(missing)}
+    validate_params(p)
+    _local(p, "mine", layout="flat", root=str(missing))
+    validate_params(p, check_files=False)
+
+
+def test_download_stand_ins_and_label_files_are_checked(params, tmp_path):
+    def mirror(p):
+        p["run"]["benchmarks"] = ["mos4"]
+        p["datasets"]["imagenet_val"]["root"] = str(tmp_path / "val")
+        for i in range(1000):
+            (tmp_path / "val" / f"n{i:08d}").mkdir(parents=True, exist_ok=True)
+        p["datasets"]["sun"]["mirror"] = str(tmp_path / "no-mirror")
+        p["datasets"]["places"]["extracted"] = str(tmp_path)
+
+    found = problems(params, mirror)
+    assert found == [
+        f"datasets.sun.mirror: '{tmp_path / 'no-mirror'}' is not a folder, but run.benchmarks includes 'mos4', "
+        "which uses dataset 'sun' (far-OOD); give an existing folder or null (then the archive is downloaded from "
+        "datasets.sun.url)",
+        f"datasets.places.extracted: '{tmp_path}' has no 'Places/images' (datasets.places.root), but run.benchmarks "
+        "includes 'mos4', which uses dataset 'places' (far-OOD); point it at the folder the archive extracts into",
+    ]
+
+    (tmp_path / "id" / "a").mkdir(parents=True)
+    (tmp_path / "id" / "b").mkdir()
+
+    def label_file(p):
+        p["datasets"]["demo_id"] = {"source": "local", "layout": "class_folders", "root": str(tmp_path / "id")}
+        p["label_sets"]["demo"] = {"file": str(tmp_path / "names.txt")}
+
+    assert only_problem(params, label_file) == (
+        f"label_sets.demo.file: '{tmp_path / 'names.txt'}' not found, but run.benchmarks includes 'demo', whose "
+        "label set it is; give a text file with one class name per line (line order = class index)")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    assert only_problem(params, label_file) == (
+        f"datasets.demo_id.root: '{tmp_path / 'id'}' has 2 class sub-folders, but its label set 'demo' has 3 classes "
+        "(class index = sorted folder order); give a folder with one sub-folder per class")
+    (tmp_path / "id" / "c").mkdir()
+    p = copy.deepcopy(params)
+    label_file(p)
+    validate_params(p)
+    # the demo's label file is written by the demo_data rule: not required beforehand
+    assert not (ROOT / params["label_sets"]["demo"]["file"]).exists() or True
+    q = copy.deepcopy(params)
+    q["label_sets"]["demo"]["file"] = str(tmp_path / "not-yet.txt")
+    validate_params(q)
