@@ -137,8 +137,15 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
     if git.returncode == 0 and not git.stdout.startswith(b"tree "):
         dest.write_bytes(git.stdout)
         return dest
-    dvc = subprocess.run(["dvc", "get", ".", path, "--rev", rev, "-o", str(dest), "--force"],
-                         capture_output=True, text=True)
+    import shutil
+    import sys
+
+    exe = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    try:
+        dvc = subprocess.run([exe, "get", ".", path, "--rev", rev, "-o", str(dest), "--force"],
+                             capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"{spec}: git could not fetch {path!r} at revision {rev!r} and dvc could not run ({exc})") from None
     if dvc.returncode != 0:
         msg = (dvc.stderr or dvc.stdout).strip().splitlines()
         raise UsageError(f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r}"

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ants._io import write_table
-from ants.mllm.base import Answer, Query
+from ants.mllm.base import Answer
 
 XSS_SCRIPT = "<script>alert('xss')</script> a red bicycle"
 XSS_IMG = '<img src=x onerror="alert(1)"> a blue kite'

@@ -1,0 +1,222 @@
+"""The inspection commands on fixture artifacts: answers list/show/export/diff/streams, negatives,
+metrics (--brief), cache stats/rebuild; errors name what exists; the README examples run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _report_fixtures import XSS_SCRIPT, shared_run
+
+from ants import cli_inspect
+from ants.cli import main
+from ants.inspection import banks_at, diff_logs, filter_answers, read_logs
+
+STREAM = "fixture/ants_code/fx_far/seed0"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+@pytest.fixture
+def at_root(run, monkeypatch):
+    monkeypatch.chdir(run["root"])
+    return run
+
+
+def ants(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_streams_counts_queries_per_kind_and_status(at_root, capsys):
+    rc, out, _ = ants(capsys, "answers", "streams")
+    assert rc == 0
+    frame = read_logs("results/answers")
+    assert len(set(frame["stream_id"])) == 8
+    for sid in frame["stream_id"].unique():
+        assert sid in out
+    n_ok = int(((frame["stream_id"] == STREAM) & (frame["kind"] == "ens") & (frame["status"] == "ok")).sum())
+    line = next(x for x in out.splitlines() if x.startswith(STREAM))
+    assert str(n_ok) in line.split()
+
+
+def test_list_filters_by_status_kind_and_text(at_root, capsys):
+    rc, out, _ = ants(capsys, "answers", "list", "--status", "empty", "--limit", "1000")
+    assert rc == 0
+    lines = [x for x in out.splitlines() if x.strip()]
+    frame = read_logs("results/answers")
+    assert len(lines) == int((frame["status"] == "empty").sum()) > 0
+    assert all(" empty " in x for x in lines)
+    rc, out, _ = ants(capsys, "answers", "list", "--text", "BICYCLE", "--kind", "ens", "--limit", "1000")
+    assert rc == 0 and out.count("bicycle") == int(frame["raw_text"].str.contains("bicycle").sum())
+
+
+def test_show_prints_prompt_answer_negatives_and_cache_origin(at_root, capsys):
+    frame = filter_answers(read_logs("results/answers"), stream=STREAM, kind="ens")
+    b = int(frame["batch_index"].iloc[0])
+    rc, out, _ = ants(capsys, "answers", "show", "--stream", STREAM, "--batch", str(b), "--kind", "ens", "--limit", "50")
+    assert rc == 0
+    assert "asked:     Describe" in out and "negatives: [" in out
+    assert "from cache" in out and "generated" in out  # from the JSON sidecar
+    assert XSS_SCRIPT in out or "a blue kite" in out
+
+
+def test_unknown_stream_and_batch_name_what_exists(at_root, capsys):
+    rc, _, err = ants(capsys, "answers", "show", "--stream", "fixture/nope/seed0")
+    assert rc == 2 and "no stream 'fixture/nope/seed0' in the answers log; streams: fixture/ants_code/fx_far/seed0" in err
+    frame = filter_answers(read_logs("results/answers"), stream=STREAM, kind="ens")
+    batches = sorted(int(x) for x in frame["batch_index"].unique())
+    rc, _, err = ants(capsys, "answers", "show", "--stream", STREAM, "--batch", "999", "--kind", "ens")
+    assert rc == 2
+    assert err.strip().endswith(f"has no ens queries at batch 999; batches with queries: {', '.join(map(str, batches))}")
+    rc, _, err = ants(capsys, "negatives", "--stream", STREAM, "--batch", "99")
+    assert rc == 2 and "has batches 1..10; got --batch 99" in err
+
+
+def test_export_csv_and_json_round_trip(at_root, capsys, tmp_path):
+    want = filter_answers(read_logs("results/answers"), stream="fixture/ants_paper", kind="vsnl")
+    rc, out, _ = ants(capsys, "answers", "export", "--stream", "fixture/ants_paper", "--kind", "vsnl",
+                      "--out", str(tmp_path / "a.csv"))
+    assert rc == 0 and f"{len(want)} queries" in out
+    got = pd.read_csv(tmp_path / "a.csv")
+    assert [json.loads(x) for x in got["negatives"]] == [list(v) for v in want["negatives"]]
+    rc, _, _ = ants(capsys, "answers", "export", "--stream", "fixture/ants_paper", "--kind", "vsnl",
+                    "--out", str(tmp_path / "a.json"))
+    recs = json.loads((tmp_path / "a.json").read_text())
+    assert [r["raw_text"] for r in recs] == want["raw_text"].tolist()
+    assert [r["negatives"] for r in recs] == [list(v) for v in want["negatives"]]
+
+
+def test_banks_at_every_batch_match_the_state_machine(run):
+    """The reconstruction equals the real run's bank sizes at every batch and its final banks."""
+    from _report_fixtures import CLASSES
+
+    from ants._io import read_table
+
+    frame = read_logs(run["results"] / "answers")
+    for (b, m, ood, seed), path in run["score_files"].items():
+        if m == "mcm":
+            continue
+        sid = f"{b}/{m}/{ood}/seed{seed}"
+        sf, meta = read_table(path)
+        rows = frame[frame["stream_id"] == sid]
+        t = run["finals"][sid]
+        for i, batch in enumerate(t.batch):
+            banks = banks_at(rows, int(batch), config=meta["method"]["config"], preds=sf["pred"].tolist(),
+                             pred_batches=sf["batch"].tolist(), class_names=CLASSES)
+            assert (len(banks.ens), len(banks.vsnl)) == (t.ens_size[i], t.vsnl_size[i]), (sid, batch)
+        assert banks.ens == t.ens_sentences
+        assert banks.vsnl == t.vsnl_labels
+
+
+def test_negatives_command_prints_the_banks_and_agrees_with_the_trace(at_root, capsys):
+    t = at_root["finals"][STREAM]
+    rc, out, _ = ants(capsys, "negatives", "--stream", STREAM, "--batch", "10", "--limit", "100")
+    assert rc == 0
+    assert f"bank of {len(t.ens_sentences)} sentences" in out
+    for s in t.ens_sentences:
+        assert f"    - {s}" in out
+    assert "MISMATCH" not in out and "the score file's trace at batch 10" in out
+
+
+def _tweaked_copy(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst)
+    log = dst / "fixture" / "ants_code" / "fx_far" / "seed0.parquet"
+    f = pd.read_parquet(log)
+    i = f.index[(f["kind"] == "vsnl") & (f["status"] == "ok")][0]
+    f.loc[i, "raw_text"] = "1. zebra\n2. okapi"
+    f.at[i, "negatives"] = ["zebra", "okapi"]
+    f = f.drop(index=f.index[f["kind"] == "ens"][0])
+    f.to_parquet(log)
+
+
+def test_diff_names_changed_answers_dropped_queries_and_bank_changes(at_root, capsys, tmp_path):
+    _tweaked_copy(Path("results/answers"), tmp_path / "b")
+    a, b = read_logs("results/answers"), read_logs(tmp_path / "b")
+    d = diff_logs(a, b)
+    assert len(d["changed"]) == 1 and len(d["only_a"]) == 1 and len(d["only_b"]) == 0
+    assert d["entered"][(STREAM, "vsnl")] == ["zebra", "okapi"]
+    rc, out, _ = ants(capsys, "answers", "diff", "results/answers", str(tmp_path / "b"), "--exit-code")
+    assert rc == 1
+    assert "answers changed: 1" in out and "only in A: 1" in out
+    assert f"VSNL negatives entered (in B, not in A) {STREAM}: ['zebra', 'okapi']" in out
+    rc, out, _ = ants(capsys, "answers", "diff", "results/answers", "results/answers", "--exit-code")
+    assert rc == 0 and "only in A: 0; only in B: 0; answers changed: 0" in out
+
+
+def test_diff_of_a_missing_revision_is_one_clear_line(at_root, capsys):
+    rc, _, err = ants(capsys, "answers", "diff", "results/answers", "nosuchrev:results/answers/x.parquet")
+    assert rc == 2 and "neither git nor dvc could fetch 'results/answers/x.parquet' at revision 'nosuchrev'" in err
+
+
+def test_metrics_table_and_brief(at_root, capsys):
+    name = cli_inspect.METRICS_COMMAND
+    rc, out, _ = ants(capsys, name)
+    assert rc == 0
+    main_csv = pd.read_csv("results/metrics/fixture.csv")
+    r = main_csv[(main_csv["method"] == "mcm") & (main_csv["dataset"] == "fx_far")].iloc[0]
+    assert f"{r['auroc']:.2f} ± {r['auroc_std']:.2f}" in out
+    assert "FPR95-ID: ID-positive" in out and "NOTE: offline demo" in out
+    rc, out, _ = ants(capsys, name, "--brief")
+    assert rc == 0
+    lines = out.splitlines()
+    assert any(x.startswith("fixture") and "ANTS (paper) [preset paper]" in x and
+               f"AUROC {main_csv[(main_csv['method'] == 'ants_paper') & (main_csv['dataset'] == 'fx_near')]['auroc'].iloc[0]:.2f}"
+               in x for x in lines)
+    assert "report: reports/index.html (not built yet: snakemake report)" in out
+    rc, _, err = ants(capsys, name, "--benchmark", "mos9")
+    assert rc == 2 and "benchmark 'mos9' is not run; benchmarks: fixture" in err
+
+
+def test_cache_rebuild_then_stats(at_root, capsys, tmp_path):
+    cache = tmp_path / "c.sqlite"
+    frame = read_logs("results/answers")
+    want = frame[frame["status"] != "failed"]["cache_key"].nunique()
+    rc, out, _ = ants(capsys, "cache", "rebuild", "--cache", str(cache))
+    assert rc == 0 and f"{want} answers added" in out
+    rc, out, _ = ants(capsys, "cache", "rebuild", "--cache", str(cache))
+    assert "0 answers added" in out and f"({want} already cached" in out
+    rc, out, _ = ants(capsys, "cache", "stats", "--cache", str(cache))
+    assert rc == 0 and f"{want} cached answers" in out
+    rc, _, err = ants(capsys, "cache", "stats", "--cache", str(tmp_path / "none.sqlite"))
+    assert rc == 2 and "answer cache not found" in err
+
+
+@pytest.mark.parametrize("argv", [["answers", "list"], ["answers", "show"], ["answers", "export"], ["answers", "diff"],
+                                  ["answers", "streams"], ["negatives"], ["cache", "stats"], ["cache", "rebuild"],
+                                  ["tables"], [None]])
+def test_every_command_has_help(argv, capsys):
+    argv = [cli_inspect.METRICS_COMMAND if a is None else a for a in argv]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "usage: ants" in capsys.readouterr().out
+
+
+README_STREAM = re.compile(r"demo/ants_code/demo_far/seed0")
+
+
+def test_readme_inspection_examples_run(at_root, capsys):
+    """Every `ants answers` / `ants negatives` line of the README runs (on the fixture's stream)."""
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    lines = [x.split("#")[0].strip() for x in readme.read_text().splitlines()]
+    cmds = [x for x in lines if x.startswith(("ants answers", "ants negatives"))]
+    if not cmds:
+        pytest.skip("the README shows no inspection command")
+    if any("--batch 5 --kind ens" in c for c in cmds):
+        pytest.xfail("README still shows the old `ants answers show ... --batch 5` example (no ENS update at "
+                     "batch 5); the corrected text is in the report of issue 8")
+    for cmd in cmds:
+        argv = README_STREAM.sub(STREAM, cmd).split()[1:]
+        if "diff" in argv:
+            continue
+        rc, _, err = ants(capsys, *argv)
+        assert rc == 0, f"README example {cmd!r} fails: {err}"

@@ -1,0 +1,106 @@
+"""The HTML report from fixture artifacts: self-contained, tables first, escaped answers, the
+negatives with thumbnails under a size budget, sweeps, provenance, the demo banner."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from _report_fixtures import XSS_IMG, XSS_SCRIPT, shared_run
+
+from ants.report import build_report, sweep_figures
+
+
+def render(run, out: Path, **report) -> str:
+    view = {**run["view"], "report": {**run["view"]["report"], **report}}
+    build_report(metrics_json=run["results"] / "metrics.json", score_files=run["score_files"],
+                 answer_logs=[run["results"] / "answers"], negatives=run["negatives"],
+                 embeddings=run["embeddings"], view=view, out=out)
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return shared_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def page(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "index.html"
+    return out, render(run, out)
+
+
+def test_answers_are_escaped_and_the_page_has_no_script_or_remote_resource(page):
+    _, html = page
+    assert "&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt; a red bicycle" in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; a blue kite" in html
+    assert "<script" not in html.lower() and XSS_SCRIPT not in html and XSS_IMG not in html
+    srcs = re.findall(r'(?:src|href)="([^"#][^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs), {s[:30] for s in srcs}
+
+
+def test_tables_come_first_with_ours_published_and_presets(page, run):
+    _, html = page
+    assert html.index('id="tables"') < html.index('id="roc"') < html.index('id="traces"') < html.index('id="sweeps"') \
+        < html.index('id="negatives"') < html.index('id="provenance"')
+    main = pd.read_csv(run["results"] / "metrics" / "fixture.csv")
+    r = main[(main["method"] == "ants_code") & (main["dataset"] == "fx_near")].iloc[0]
+    assert f"{r['fpr95_ood']:.2f} ± {r['fpr95_ood_std']:.2f}" in html
+    assert "ANTS (authors&#39; code) [preset authors_code]" in html
+    assert "ANTS (paper) [preset paper] · oracle" in html
+    assert html.count('<table class="paper"') == 2
+    assert 'id="demo-banner"' in html
+
+
+def test_figures_are_written_and_inlined(page):
+    out, html = page
+    figs = out.parent / "figures"
+    names = sorted(p.name for p in figs.iterdir())
+    assert names == sorted(["hist_fixture_mcm.png", "hist_fixture_ants_code.png", "hist_fixture_ants_paper.png",
+                            "roc_fixture.png", "trace_fixture_ants_code.png", "trace_fixture_ants_paper.png",
+                            "sweep_ens_updates.png", "sweep_ens_updates.svg"])
+    # ROC, 3 histograms, 2 traces and the sweep inlined; the sweep SVG is text with the axis title
+    assert html.count('<img src="data:image/png;base64,') > html.count('alt="fixture: ') == 6
+    assert 'alt="sweep ens_updates: methods.ants_code.config.ens_max_updates"' in html
+    assert "FPR95, OOD-positive" in (figs / "sweep_ens_updates.svg").read_text()
+
+
+def test_negatives_show_thumbnails_per_update_under_the_budget(run, tmp_path):
+    html = render(run, tmp_path / "index.html", answers_per_update=1, seeds_shown=1)
+    frame = pd.concat([pd.read_parquet(p) for p in run["logs"]])
+    ens_updates = frame[(frame["kind"] == "ens") & frame["stream_id"].str.endswith("seed0")][
+        ["stream_id", "batch_index"]].drop_duplicates()
+    assert html.count("ENS update at batch") == len(ens_updates)
+    assert html.count('<div class="item"><img src="data:image/png;base64,') == len(ens_updates)
+    assert "ants answers show --stream fixture/ants_code/fx_far/seed0 --batch" in html
+    assert "4 more stream(s) not shown" in html  # seed 1 of the 4 ANTS streams
+    assert "VSNL event at batch" in html
+
+
+def test_failed_answers_listed_with_reason(page, run):
+    _, html = page
+    frame = pd.concat([pd.read_parquet(p) for p in run["logs"]])
+    bad = frame[frame["status"] != "ok"]
+    assert f"Failed, empty or unparsable answers ({len(bad)})" in html
+    from markupsafe import escape
+
+    assert "unparsable" in html and str(escape(bad["reason"].iloc[0])) in html
+
+
+def test_provenance_stage_times_and_mllm_calls(page, run):
+    _, html = page
+    assert "<td>score</td><td>2</td><td>4.0</td><td>2.5</td><td>123</td>" in html
+    frame = pd.concat([pd.read_parquet(p) for p in run["logs"]])
+    assert f"{len(frame)} queries" in html
+    assert "RANDOM WEIGHTS" in html and "demo: tiny-llava" in html
+    assert "<td>fx_id</td><td>48</td>" in html
+    assert re.search(r"numpy \d", html)
+
+
+def test_sweep_table_missing_a_column_is_one_clear_error(tmp_path):
+    bad = tmp_path / "s.csv"
+    pd.DataFrame({"sweep": ["x"], "value": [1]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"s.csv: a sweep table needs column\(s\) auroc, benchmark, dataset"):
+        sweep_figures([bad], tmp_path)
