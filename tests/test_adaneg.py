@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from ants.methods import run_method
-from ants.methods.adaneg import AdaNegConfig, AdaNegMemory, adaneg_config, entropy, run_adaneg
+from ants.methods.adaneg import (
+    PRESETS,
+    AdaNegConfig,
+    AdaNegMemory,
+    adaneg_config,
+    adaptive_cosines,
+    entropy,
+    run_adaneg,
+)
 from ants.scores import negative_label
 
 D, K, M = 8, 4, 20
@@ -34,8 +42,15 @@ def _softmax(z):
     return e / e.sum()
 
 
-def direct_adaneg(x, idt, neg, batch_size, cfg):
-    """AdaNeg written out literally: per-label slot lists, explicit proxy vectors per sample."""
+def direct_adaneg(x, idt, neg, batch_size, cfg, *, slots=None, beta=None, proxy=None):
+    """AdaNeg written out literally: per-label slot lists, explicit proxy vectors per sample.
+
+    ``slots`` image slots per label, ``beta`` and ``proxy`` default to the config's
+    ``memory_length``, ``beta`` and ``proxy`` (the paper behaviour).
+    """
+    slots_per_label = cfg.memory_length if slots is None else slots
+    beta = cfg.beta if beta is None else beta
+    proxy = cfg.proxy if proxy is None else proxy
     k = len(idt)
     text = np.concatenate([idt, neg]).astype(np.float64)
     memory = [[] for _ in text]  # per label: [feature, entropy] in slot order
@@ -58,7 +73,7 @@ def direct_adaneg(x, idt, neg, batch_size, cfg):
                 p = _softmax(part)
                 ent = float(-(p * np.log(p + 1e-8)).sum())
                 slots = memory[label]
-                if len(slots) < cfg.memory_length:
+                if len(slots) < slots_per_label:
                     slots.append([xb[i], ent])
                     actions["insert"] += 1
                 else:
@@ -72,8 +87,8 @@ def direct_adaneg(x, idt, neg, batch_size, cfg):
             proxies = []
             for c in range(len(text)):
                 entries = [text[c]] + [f.astype(np.float64) for f, _ in memory[c]]
-                if cfg.proxy == "sample":
-                    w = [np.exp(-cfg.beta * (1 - v @ m)) for m in entries]
+                if proxy == "sample":
+                    w = [np.exp(-beta * (1 - v @ m)) for m in entries]
                 else:
                     w = [1.0] * len(entries)
                 p = sum(wi * m for wi, m in zip(w, entries, strict=True))
@@ -216,3 +231,157 @@ def test_run_method_and_group_count_check(world):
         run_adaneg(
             image_features=x, id_text_features=idt, negative_features=neg, config={"n_groups": 50}
         )
+
+
+# ------------------------------------------------------------------------------------------
+# presets: paper (10 slots, beta 5.5, sample proxy) and authors_code (L - 1 slots, int(beta),
+# task proxy), each against the direct loop with the values written out here
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides", "slots", "beta", "proxy"),
+    [
+        ("paper", {}, 3, 5.5, "sample"),
+        ("authors_code", {}, 2, 5.0, "task"),
+        # the authors' slots and truncated beta with the sample proxy: beta now matters
+        ("authors_code", {"proxy": "sample"}, 2, 5.0, "sample"),
+    ],
+)
+def test_presets_match_the_direct_loop(world, preset, overrides, slots, beta, proxy):
+    x, idt, neg = world
+    cfg = adaneg_config({"preset": preset, "memory_length": 3, "tau": 0.05, **overrides})
+    assert (cfg.image_slots, cfg.effective_beta, cfg.proxy) == (slots, beta, proxy)
+    got = run_adaneg(
+        image_features=x, id_text_features=idt, negative_features=neg, batch_size=8, config=cfg
+    )
+    ref = AdaNegConfig(memory_length=3, tau=0.05)  # beta 5.5 / sample unless told otherwise
+    scores, preds, memory, actions = direct_adaneg(
+        x, idt, neg, 8, ref, slots=slots, beta=beta, proxy=proxy
+    )
+    assert actions["replace"] > 0 and actions["skip"] > 0
+    assert max(len(m) for m in memory) == slots  # a label is full after `slots` images
+    assert {k: int(v.sum()) for k, v in got.trace.items()} == actions
+    np.testing.assert_allclose(got.scores, scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.predictions, preds)
+
+
+def test_presets_differ_measurably(world):
+    x, idt, neg = world
+    kw = dict(image_features=x, id_text_features=idt, negative_features=neg, batch_size=8)
+    base = {"memory_length": 3, "tau": 0.05}
+    paper = run_adaneg(config={"preset": "paper", **base}, **kw)
+    code = run_adaneg(config={"preset": "authors_code", **base}, **kw)
+    assert np.abs(paper.scores - code.scores).max() > 1e-2
+    # each switch on its own changes the result
+    slots_only = run_adaneg(config={**base, "authors_slots": True}, **kw)
+    assert slots_only.trace["insert"].sum() < paper.trace["insert"].sum()
+    assert np.abs(slots_only.scores - paper.scores).max() > 1e-3
+    beta_only = run_adaneg(config={**base, "truncate_beta": True}, **kw)
+    assert beta_only.trace["insert"].tolist() == paper.trace["insert"].tolist()
+    assert np.abs(beta_only.scores - paper.scores).max() > 1e-4
+    task_only = run_adaneg(config={**base, "proxy": "task"}, **kw)
+    assert np.abs(task_only.scores - paper.scores).max() > 1e-3
+    # the default (no preset) is the paper preset
+    default = run_adaneg(config=base, **kw)
+    assert default.scores.tobytes() == paper.scores.tobytes()
+
+
+def test_preset_settings():
+    assert PRESETS == {
+        "paper": {"authors_slots": False, "truncate_beta": False, "proxy": "sample"},
+        "authors_code": {"authors_slots": True, "truncate_beta": True, "proxy": "task"},
+    }
+    paper, code = adaneg_config(), adaneg_config("authors_code")
+    assert paper == adaneg_config({"preset": "paper"}) == AdaNegConfig.preset("paper")
+    assert (paper.memory_length, paper.image_slots, paper.effective_beta, paper.proxy) == (
+        10, 10, 5.5, "sample")
+    assert (code.memory_length, code.image_slots, code.effective_beta, code.proxy) == (
+        10, 9, 5.0, "task")
+    assert code.beta == 5.5  # the setting is kept; truncation is the switch
+    over = adaneg_config({"preset": "authors_code", "proxy": "sample", "beta": 7.9})
+    assert (over.authors_slots, over.proxy, over.effective_beta) == (True, "sample", 7.0)
+    assert AdaNegConfig.preset("authors_code", memory_length=4).image_slots == 3
+    assert code.to_dict()["authors_slots"] is True
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"preset": "authors"}, r"unknown AdaNeg preset 'authors'; valid presets: paper, authors_code"),
+        ("code", r"unknown AdaNeg preset 'code'; valid presets: paper, authors_code"),
+        (
+            {"preset": "authors_code", "memory_length": 1},
+            r"AdaNegConfig.memory_length must be >= 2 with authors_slots=True",
+        ),
+        ({"truncate_beta": "yes"}, r"AdaNegConfig.truncate_beta must be true or false, got 'yes'"),
+        ({"bogus": 1}, r"valid settings: n_groups, .*, authors_slots, truncate_beta, preset$"),
+    ],
+)
+def test_bad_preset_config(config, message):
+    with pytest.raises(ValueError, match=message):
+        adaneg_config(config)
+
+
+# ------------------------------------------------------------------------------------------
+# the bucketed memory and the float32 adaptive pass
+
+
+def test_memory_bookkeeping_against_plain_lists():
+    rng = np.random.default_rng(11)
+    c, d, length = 30, 6, 3
+    text = torch.from_numpy(_unit_rows(rng.standard_normal((c, d))))
+    mem = AdaNegMemory(text, length)
+    ref = [[] for _ in range(c)]
+    for _ in range(400):  # labels move between buckets in random order, with swaps
+        lab = int(rng.integers(0, c))
+        f = _unit_rows(rng.standard_normal(d))
+        ent = float(rng.random())
+        slots = ref[lab]
+        if len(slots) < length:
+            slots.append((f, ent))
+            expect = "insert"
+        else:
+            worst = int(np.argmax([e for _, e in slots]))
+            expect = "skip" if not ent < slots[worst][1] else "replace"
+            if expect == "replace":
+                slots[worst] = (f, ent)
+        assert mem.insert(lab, f, ent) == expect
+    assert mem.n_rows == sum(1 for s in ref if s)
+    assert mem.n_filled == sum(len(s) for s in ref)
+    for lab in range(c):
+        feats = np.array([f for f, _ in ref[lab]]).reshape(-1, d)
+        np.testing.assert_array_equal(mem.slots(lab), feats)
+        np.testing.assert_array_equal(mem.entropies(lab), [e for _, e in ref[lab]])
+        full = np.concatenate([text[lab].numpy()[None], feats]).astype(np.float64)
+        np.testing.assert_allclose(mem.gram_of(lab), full @ full.T, rtol=1e-12, atol=1e-12)
+        assert mem.count(lab) == len(ref[lab])
+
+
+@pytest.mark.parametrize("proxy", ["sample", "task"])
+def test_adaptive_cosines_float32_agree_with_float64(proxy):
+    rng = np.random.default_rng(5)
+    c, d, n, length = 200, 64, 40, 10
+    text = _unit_rows(rng.standard_normal((c, d)))
+    mem = AdaNegMemory(torch.from_numpy(text), length)
+    ref = [[] for _ in range(c)]
+    for _ in range(900):  # every fill level 0..10, some replacements
+        lab = int(rng.integers(0, 150))
+        f = _unit_rows(text[lab] + 0.7 * rng.standard_normal(d))
+        ent = float(rng.random())
+        if mem.insert(lab, f, ent) == "insert":
+            ref[lab].append(f)
+        elif len(ref[lab]) == length:
+            ref[lab] = [s.astype(np.float32) for s in mem.slots(lab)]
+    assert {len(r) for r in ref} == set(range(length + 1))
+    x = _unit_rows(text[rng.integers(0, c, n)] + 0.5 * rng.standard_normal((n, d)))
+    x64 = x.astype(np.float64)
+    text_cos = torch.from_numpy(x) @ torch.from_numpy(text).T
+    got = adaptive_cosines(torch.from_numpy(x), text_cos, mem, beta=5.5, proxy=proxy).numpy()
+    want = np.empty((n, c))
+    for lab in range(c):
+        m = np.concatenate([text[lab][None], np.array(ref[lab]).reshape(-1, d)]).astype(np.float64)
+        w = np.exp(-5.5 * (1 - x64 @ m.T)) if proxy == "sample" else np.ones((n, len(m)))
+        p = w @ m
+        want[:, lab] = np.sum(p * x64, axis=1) / np.linalg.norm(p, axis=1)
+    # float32 throughout: a few ulps of a cosine (logits are cos / 0.01: < 1e-4 there)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
