@@ -1,13 +1,20 @@
 """build_backend, the transformers backend and the offline demo model (tiny, built locally)."""
 
+import json
+import re
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ants.mllm import build_answerer, build_backend
 from ants.mllm.base import BackendError, Query
+from ants.mllm.cache import cache_key
 from ants.mllm.demo import ANSWER_WORDS, MARKER, build_demo_model, demo_backend, ensure_demo_model
-from ants.mllm.hf import TransformersBackend
+from ants.mllm.hf import TransformersBackend, local_model_revision, resolve_hub_revision
 from ants.mllm.parsing import parse_vsnl_answer
 from ants.mllm.prompts import Prompting
 
@@ -92,25 +99,124 @@ def test_missing_api_key_variable_is_a_backend_error(monkeypatch):
         )
 
 
-def test_transformers_load_failures_are_one_clear_error(tmp_path):
+def test_transformers_load_failures_are_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     missing = TransformersBackend(str(tmp_path / "no-such-folder"))
     with pytest.raises(BackendError, match="the local folder .*no-such-folder' does not exist"):
         missing.check()
     hub = build_backend(
         {"backend": "transformers", "model": "ants-test-org/no-such-mllm", "revision": "v0"}
     )
-    with pytest.raises(
-        BackendError,
-        match=r"(?s)cannot load the MLLM 'ants-test-org/no-such-mllm' \(revision 'v0'\).*local folder",
-    ):
-        hub.check()
-    # nothing is loaded until needed: identity works without the model
+    # nothing is loaded until needed: identity works without the model (an unresolvable
+    # revision name keys the answers by the name itself)
     assert hub.identity() == {
         "backend": "transformers",
         "model_id": "ants-test-org/no-such-mllm",
         "revision": "v0",
         "settings": {"dtype": "fp32"},
     }
+    with pytest.raises(BackendError) as err:
+        hub.check()
+    message = str(err.value)
+    assert message.startswith(
+        "cannot load the MLLM 'ants-test-org/no-such-mllm' from the Hugging Face hub "
+        f"(repo 'ants-test-org/no-such-mllm', revision 'v0'; hub cache {tmp_path / 'hf' / 'hub'}, "
+        f"HF_HOME={tmp_path / 'hf'}, offline (HF_HUB_OFFLINE is set)) with transformers: "
+    )
+    assert message.endswith(
+        "download it where there is some (`hf download ants-test-org/no-such-mllm --revision v0 "
+        "--local-dir DIR`), copy DIR here and point the setting at that local folder "
+        "(`mllm.model: /path/to/folder`)"
+    )
+    assert "\n" not in message
+    # a local folder that is not a model
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(BackendError) as err:
+        TransformersBackend(str(junk)).check()
+    assert str(err.value).startswith(
+        f"cannot load the MLLM 'junk' from the local folder {str(junk)!r} with transformers: "
+    )
+    assert str(err.value).endswith(
+        "must be a folder written by save_pretrained (config, weights, "
+        "processor and tokenizer files), or a hub id"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BackendError, match="holds no files"):
+        TransformersBackend(str(empty)).identity()
+
+
+# -- what keys a transformers model's answers -------------------------------------------------
+
+VSNL = Query("vsnl", "tench")
+VSNL_SETTINGS = {"max_new_tokens": 100, "blank_image_size": [28, 28]}
+
+
+def test_local_folder_is_keyed_by_its_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTS_CACHE_DIR", str(tmp_path / "ants-cache"))
+    folder = build_demo_model(tmp_path / "a" / "tiny-llava", seed=0)
+    ident = TransformersBackend(str(folder)).identity()
+    assert ident["model_id"] == "tiny-llava"
+    assert re.fullmatch(r"sha256-[0-9a-f]{64}", ident["revision"])
+    assert ident["revision"] == local_model_revision(folder, memo=False)
+    assert list((tmp_path / "ants-cache" / "file-digests").glob("*.sha256"))  # remembered
+    # the same content elsewhere (moved, copied) keeps the key; docs and hidden download
+    # metadata do not count
+    copy = Path(shutil.copytree(folder, tmp_path / "b" / "tiny-llava"))
+    (copy / "README.md").write_text("notes")
+    (copy / ".cache" / "huggingface").mkdir(parents=True)
+    (copy / ".cache" / "huggingface" / "model.safetensors.metadata").write_text("etag, time")
+    assert TransformersBackend(str(copy)).identity() == ident
+    # other weights rebuilt in the SAME folder: another revision, so another cache key
+    build_demo_model(folder, seed=1)
+    other = TransformersBackend(str(folder)).identity()
+    assert other["revision"] != ident["revision"] and other["model_id"] == "tiny-llava"
+    assert cache_key(other, "p", VSNL, VSNL_SETTINGS) != cache_key(ident, "p", VSNL, VSNL_SETTINGS)
+    # and so does a changed config (same weights)
+    config = json.loads((copy / "generation_config.json").read_text())
+    config["max_length"] = 77
+    (copy / "generation_config.json").write_text(json.dumps(config))
+    assert TransformersBackend(str(copy)).identity()["revision"] != ident["revision"]
+    # an explicit model_id names it
+    assert TransformersBackend(str(copy), model_id="mine").identity()["model_id"] == "mine"
+
+
+def test_hub_id_is_keyed_by_the_commit_in_the_local_cache(tmp_path, monkeypatch, demo_dir):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--ants-test--tiny-llava"
+    shutil.copytree(demo_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backend = TransformersBackend("ants-test/tiny-llava", device="cpu")
+    ident = backend.identity()
+    assert (ident["model_id"], ident["revision"]) == ("ants-test/tiny-llava", commit)
+    assert resolve_hub_revision("ants-test/tiny-llava", "main") == commit
+    # the pinned commit gives the same key as the branch that points at it
+    pinned = TransformersBackend("ants-test/tiny-llava", revision=commit).identity()
+    assert pinned == ident
+    # the commit that keyed the answers is the one loaded (offline, from that cache), even if
+    # the branch moves meanwhile
+    newer = "89abcdef0123456789abcdef0123456789abcdef"
+    build_demo_model(repo / "snapshots" / newer, seed=1)
+    (repo / "refs" / "main").write_text(newer)
+    backend.check()
+    assert backend.identity()["revision"] == commit
+    direct = TransformersBackend(str(demo_dir), device="cpu")
+    direct.check()
+    loaded, expected = backend._model.state_dict(), direct._model.state_dict()
+    assert list(loaded) == list(expected)
+    assert all(torch.equal(loaded[k], expected[k]) for k in expected)
+    assert TransformersBackend("ants-test/tiny-llava").identity()["revision"] == newer
+    # a ref that is not in the cache keys by its name; a 40-hex revision is already a commit
+    assert TransformersBackend("ants-test/tiny-llava", revision="v2").identity()["revision"] == "v2"
+    other = "f" * 40
+    assert TransformersBackend("ants-test/absent", revision=other).identity()["revision"] == other
 
 
 # -- the demo model ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import hashlib
 import multiprocessing as mp
 import os
+import re
 import shutil
 import sqlite3
 
@@ -15,14 +16,22 @@ from PIL import Image
 from ants._io import file_digest
 from ants.mllm.answering import (
     LOG_COLUMNS,
+    TIMING_COLUMNS,
     CachedAnswerer,
     answer_all,
     answer_records,
     read_answer_log,
     write_answer_log,
 )
-from ants.mllm.base import Answer, BackendError, Query
-from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
+from ants.mllm.base import Answer, AnswerFailureError, BackendError, Query
+from ants.mllm.cache import (
+    AnswerCache,
+    CachedAnswer,
+    CacheError,
+    cache_key,
+    cache_stats,
+    rebuild_cache,
+)
 from ants.mllm.openai_http import OpenAIBackend
 from ants.mllm.prompts import Prompting
 
@@ -131,12 +140,129 @@ def test_put_get_round_trip_and_failed_not_stored(tmp_path):
 
 
 def test_cache_path_errors(tmp_path):
-    with pytest.raises(ValueError, match="is a directory; give a file path"):
+    with pytest.raises(CacheError, match="is a directory; give a file path"):
         AnswerCache(tmp_path)
     bad = tmp_path / "not.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ValueError, match="cannot open the answer cache"):
+    with pytest.raises(ValueError, match="is not an SQLite database"):
         AnswerCache(bad)
+
+
+# -- damaged cache files: one line naming the file and the way out ---------------------------
+
+WAY_OUT = "; move it aside; `ants cache rebuild` rebuilds it from the answers logs"
+
+
+def _filled_cache(path, n=400):
+    cache = AnswerCache(path)
+    cache.put_many([_entry(i, "x" * 200) for i in range(n)])  # many pages
+    cache.close()
+    with sqlite3.connect(path) as conn:  # everything into the main file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def _damage(path, kind):
+    data = path.read_bytes() if path.exists() else b""
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("key,raw_text\nabc,1. leopard\n")
+    elif kind == "header-only":
+        path.write_bytes(data[:60])
+    elif kind == "mid-page":
+        path.write_bytes(data[: len(data) // 2 + 123])
+    elif kind == "whole-pages":
+        path.write_bytes(data[: 4096 * 3])
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
+        ("text", r"is not an SQLite database \(no SQLite header\)"),
+        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
+        ("mid-page", r"is truncated \(\d+ bytes, not a whole number of 4096-byte pages\)"),
+        ("whole-pages", r"is damaged \(.+\)"),
+    ],
+)
+def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
+    path = _filled_cache(tmp_path / "answers.sqlite")
+    assert path.stat().st_size > 4096 * 8
+    _damage(path, kind)
+    size = path.stat().st_size
+    with pytest.raises(CacheError) as err:
+        AnswerCache(path)
+    message = str(err.value)
+    assert re.fullmatch(
+        re.escape(f"answer cache {str(path)!r} ") + what + re.escape(WAY_OUT), message
+    ), message
+    assert "\n" not in message and isinstance(err.value, ValueError)
+    assert path.stat().st_size == size  # never replaced by a silent fresh cache
+    with pytest.raises(CacheError, match=re.escape(WAY_OUT)):
+        cache_stats(path)
+
+
+def test_foreign_sqlite_files_are_refused(tmp_path):
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER)")
+    with pytest.raises(
+        CacheError,
+        match=r"is an SQLite database but not an answer cache \(it has the tables runs, not 'answers'\)",
+    ):
+        AnswerCache(other)
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE answers (key TEXT, text TEXT)")
+    with pytest.raises(
+        CacheError, match=r"has an 'answers' table with the columns key, text, not key, kind"
+    ):
+        AnswerCache(old)
+    # an empty SQLite database (no tables) becomes a cache
+    blank = tmp_path / "blank.sqlite"
+    with sqlite3.connect(blank) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("DROP TABLE t")
+    assert len(AnswerCache(blank)) == 0
+
+
+def _open_and_write(path: str, i: int, barrier) -> None:
+    barrier.wait(60)
+    cache = AnswerCache(path)
+    cache.put_many([_entry(i, "race")])
+    cache.close()
+
+
+def test_concurrent_creation_never_sees_a_half_made_file(tmp_path):
+    path = str(tmp_path / "new.sqlite")
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_open_and_write, args=(path, i, barrier)) for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(AnswerCache(path).keys()) == sorted(_entry(i, "race").key for i in range(3))
+    assert sorted(os.listdir(tmp_path))[0] == "new.sqlite"  # no temporary file left behind
+    assert not [n for n in os.listdir(tmp_path) if ".new-" in n]
+
+
+def test_cache_stats_counts_per_kind_and_status(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        cache_stats(path)
+    cache = AnswerCache(path)
+    entries = [_entry(i) for i in range(3)] + [
+        CachedAnswer(key="e" * 64, kind="ens", raw_text="", status="empty", reason="empty"),
+        CachedAnswer(key="o" * 64, kind="ens", raw_text="A car", negatives=("A car",)),
+        CachedAnswer(key="u" * 64, kind="vsnl", raw_text="no", status="unparsable"),
+        CachedAnswer(key="f" * 64, kind="vsnl", raw_text="", status="failed"),
+    ]
+    cache.put_many(entries)
+    assert cache_stats(path) == {"ens": {"empty": 1, "ok": 1}, "vsnl": {"ok": 3, "unparsable": 1}}
+    assert not path.with_name("s.sqlite-journal").exists()
 
 
 def _write_then_die(path: str, n_committed: int) -> None:
@@ -312,12 +438,20 @@ def test_failed_answers_are_recorded_and_retried(tmp_path, images):
     queries = [Query("ens", "tench", image=images[0]), Query("ens", "tench", image=bad)]
     cache = AnswerCache(tmp_path / "c.sqlite")
     backend = CountingBackend()
-    answers = CachedAnswerer(backend, cache, Prompting("llava"))(queries)
+    with pytest.raises(AnswerFailureError) as err:  # by default any failure is an error
+        CachedAnswerer(backend, cache, Prompting("llava"))(queries)
+    assert str(err.value) == (
+        "1 of 2 distinct MLLM queries failed (more than max_failed_fraction=0): 'cannot read image'. "
+        "Failed answers are never cached; the 1 answered one is in the cache, so a re-run asks "
+        "only the 1 failed one again."
+    )
+    answers = err.value.answers
     assert [a.status for a in answers] == ["ok", "failed"]
     assert answers[1].reason == "cannot read image" and answers[1].negatives == ()
-    assert len(cache) == 1
+    assert len(cache) == 1  # the good answer was committed, the failed one is not cached
     rerun = CountingBackend()
-    CachedAnswerer(rerun, cache, Prompting("llava"))(queries)
+    tolerant = CachedAnswerer(rerun, cache, Prompting("llava"), max_failed_fraction=0.5)
+    assert [a.status for a in tolerant(queries)] == ["ok", "failed"]  # 1 of 2 is allowed
     assert [[os.path.basename(q.image) for q in c] for c in rerun.calls] == [["bad.png"]]
 
 
@@ -377,7 +511,8 @@ def test_answer_log_round_trip(tmp_path, images):
         progress=False,
     )
     df = answer_records(queries, answers, stream_id="inat-seed0", batch_index=[3, 3, 10])
-    assert tuple(df.columns) == LOG_COLUMNS
+    assert tuple(df.columns) == LOG_COLUMNS + TIMING_COLUMNS
+    assert "answered_at" not in LOG_COLUMNS and "from_cache" not in LOG_COLUMNS
     assert df["kind"].tolist() == ["ens", "ens", "vsnl"]
     assert df["image_sha256"].tolist()[:2] == [file_digest(images[0]), file_digest(images[1])]
     assert df["negatives"].tolist()[2] == ["carp twin", "carp cousin"]
@@ -386,13 +521,18 @@ def test_answer_log_round_trip(tmp_path, images):
         '"generation":{"blank_image_size":[28,28],"max_new_tokens":100}' in df["settings"].iloc[2]
     )
     path = write_answer_log(tmp_path / "logs" / "answers.parquet", df)
-    assert os.listdir(path.parent) == ["answers.parquet"]  # no temporary file left behind
+    # no temporary file left behind; the timings are in the sidecar, not in the Parquet file
+    assert sorted(os.listdir(path.parent)) == ["answers.parquet", "answers.parquet.timing.json"]
     schema = pq.read_schema(path)
+    assert tuple(schema.names) == LOG_COLUMNS
     assert str(schema.field("negatives").type) == "list<element: string>"
     back = read_answer_log(path)
     assert back["negatives"].tolist() == df["negatives"].tolist()
     assert back["batch_index"].tolist() == [3, 3, 10]
     assert back["cache_key"].tolist() == [a.cache_key for a in answers]
+    assert back["from_cache"].tolist() == [False] * 3
+    assert back["answered_at"].tolist() == df["answered_at"].tolist()
+    assert back["parse_style"].tolist() == ["lenient"] * 3
 
 
 def test_answer_log_errors(tmp_path):
@@ -410,3 +550,81 @@ def test_file_digest_matches_hashlib(tmp_path):
     data = np.random.default_rng(1).integers(0, 256, 3 * 1024 + 5, dtype=np.uint8).tobytes()
     p.write_bytes(data)
     assert file_digest(p, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+
+
+# -- rebuilding the cache from the answers logs -----------------------------------------------
+
+
+def _answered_log(tmp_path, images, timings=True):
+    queries = _queries(images)
+    bad = str(tmp_path / "bad.png")
+    shutil.copy(images[1], bad)
+    queries.append(Query("ens", "tench", image=bad))  # fails: never cached, never rebuilt
+    cache = AnswerCache(tmp_path / "original.sqlite")
+    answerer = CachedAnswerer(
+        CountingBackend(), cache, Prompting("llava"), batch_size=4, max_failed_fraction=1.0
+    )
+    answers = answerer(queries)
+    # the same questions asked by two streams: one row each in the log
+    frame = pd.concat(
+        [
+            answer_records(queries, answers, stream_id="a", batch_index=1),
+            answer_records(queries, answers, stream_id="b", batch_index=2),
+        ],
+        ignore_index=True,
+    )
+    log = write_answer_log(tmp_path / "answers.parquet", frame, timings=timings)
+    return queries, cache, log
+
+
+def test_rebuild_cache_round_trip(tmp_path, images):
+    queries, original, log = _answered_log(tmp_path, images)
+    assert len(original) == 13
+    n = rebuild_cache(tmp_path / "rebuilt.sqlite", [log])
+    assert n == 13
+    rebuilt = AnswerCache(tmp_path / "rebuilt.sqlite")
+    assert rebuilt.keys() == original.keys()
+    old, new = original.get_many(original.keys()), rebuilt.get_many(original.keys())
+    for key in original.keys():
+        a, b = old[key], new[key]
+        assert (a.kind, a.raw_text, a.negatives, a.status, a.reason, a.prompt) == (
+            b.kind,
+            b.raw_text,
+            b.negatives,
+            b.status,
+            b.reason,
+            b.prompt,
+        )
+        assert (a.identity, a.settings) == (b.identity, b.settings)
+        assert b.answered_at == a.answered_at  # from the timing sidecar
+    # a CachedAnswerer over the rebuilt cache answers everything from it
+    backend = CountingBackend()
+    again = CachedAnswerer(
+        backend, rebuilt, Prompting("llava"), batch_size=4, max_failed_fraction=1.0
+    )
+    answers = again(queries[:-1])
+    assert backend.calls == [] and again.stats["generated"] == 0 and again.stats["hits"] == 13
+    assert answers[11].negatives == ("goldfish twin", "goldfish cousin")
+    assert cache_stats(tmp_path / "rebuilt.sqlite") == cache_stats(tmp_path / "original.sqlite")
+
+
+def test_rebuild_without_sidecar_skips_stale_rows_and_refuses_damage(tmp_path, images, caplog):
+    _, original, log = _answered_log(tmp_path, images, timings=False)
+    frame = read_answer_log(log)
+    assert frame["answered_at"].isna().all()
+    # a row whose recorded prompt no longer gives its key (another key version): skipped
+    frame.loc[frame["kind"] == "vsnl", "prompt"] = "an edited prompt"
+    edited = write_answer_log(tmp_path / "edited.parquet", frame, timings=False)
+    assert rebuild_cache(tmp_path / "r.sqlite", [edited]) == 10
+    assert "30 log rows skipped" not in caplog.text and "6 log rows skipped" in caplog.text
+    ens_key = next(k for k in original.keys() if original.get(k).kind == "ens")
+    entry = AnswerCache(tmp_path / "r.sqlite").get(ens_key)
+    assert entry is not None and (entry.answered_at, entry.seconds) == ("", 0.0)
+    # adding to an existing cache; a damaged one is refused
+    assert rebuild_cache(tmp_path / "r.sqlite", [log]) == 13
+    assert len(AnswerCache(tmp_path / "r.sqlite")) == 13
+    (tmp_path / "broken.sqlite").write_bytes(b"")
+    with pytest.raises(CacheError, match="is empty"):
+        rebuild_cache(tmp_path / "broken.sqlite", [log])
+    with pytest.raises(ValueError, match="no answers log given"):
+        rebuild_cache(tmp_path / "x.sqlite", [])

@@ -10,6 +10,13 @@ The ``mllm`` config section picks one backend; nothing else in the package knows
       batch_size: 16           # queries per generate() call
       # backend settings, e.g. for transformers: model, revision, device, dtype, processor_kwargs
 
+How answers are judged is given to :func:`build_answerer` by the caller, not read from this
+mapping: ``max_failed_fraction`` (default 0.0: any failed query is an error), ``max_negative_chars``
+(default 200: a longer parsed negative is dropped) and ``parse_style`` (``"lenient"`` /
+``"authors"``, following the ANTS preset; a log can also be re-parsed at replay with
+:func:`ants.mllm.answering.answer_map`). ``max_answer_chars`` only shortens listings
+(:func:`ants.mllm.answering.shorten`).
+
 :func:`build_backend` builds the backend, :func:`build_answerer` the cached answerer on top.
 Heavy libraries (torch, transformers) are imported only when a backend needing them is built.
 """
@@ -19,7 +26,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ants.mllm.base import Answer, Answerer, Backend, BackendError, Query
+from ants.mllm.base import Answer, Answerer, AnswerFailureError, Backend, BackendError, Query
+from ants.mllm.parsing import MAX_NEGATIVE_CHARS
 
 BACKENDS = ("demo", "transformers", "openai")
 ANSWERING_KEYS = ("backend", "family", "prompts", "generation", "batch_size")
@@ -28,6 +36,7 @@ __all__ = [
     "ANSWERING_KEYS",
     "BACKENDS",
     "Answer",
+    "AnswerFailureError",
     "Answerer",
     "Backend",
     "BackendError",
@@ -73,12 +82,19 @@ def build_backend(config: Mapping) -> Backend:
 
 
 def build_answerer(
-    config: Mapping, cache_path: str | os.PathLike | None = None, progress: bool = False
+    config: Mapping,
+    cache_path: str | os.PathLike | None = None,
+    progress: bool = False,
+    *,
+    parse_style: str = "lenient",
+    max_failed_fraction: float = 0.0,
+    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
 ):
     """A :class:`~ants.mllm.answering.CachedAnswerer` over :func:`build_backend` ``(config)``.
 
     ``cache_path``: the SQLite answer cache (None: no cache). For ``backend: demo`` the prompt
-    family defaults to the demo's ``architecture``.
+    family defaults to the demo's ``architecture``. ``parse_style``, ``max_failed_fraction`` and
+    ``max_negative_chars`` go to the answerer (see the module docstring).
     """
     from ants.mllm.answering import CachedAnswerer
     from ants.mllm.cache import AnswerCache
@@ -92,4 +108,13 @@ def build_answerer(
     batch_size = config.get("batch_size", 16)
     backend = build_backend(config)
     cache = AnswerCache(cache_path) if cache_path is not None else None
-    return CachedAnswerer(backend, cache, prompting, batch_size=batch_size, progress=progress)
+    return CachedAnswerer(
+        backend,
+        cache,
+        prompting,
+        batch_size=batch_size,
+        progress=progress,
+        parse_style=parse_style,
+        max_failed_fraction=max_failed_fraction,
+        max_negative_chars=max_negative_chars,
+    )

@@ -44,8 +44,11 @@ class Answer:
     """What came back for one query: the raw text and the parsed negatives.
 
     ``negatives`` are normalised strings (sentences for ENS, class names for VSNL). An answer
-    whose status is not ``"ok"`` has no negatives and a human-readable ``reason``; it never
-    stops a stream.
+    whose status is not ``"ok"`` has no negatives and a human-readable ``reason`` (an ``"ok"``
+    answer may carry one too, e.g. when a negative was dropped for its length). ``"empty"`` and
+    ``"unparsable"`` answers are real answers (greedy decoding would give them again);
+    ``"failed"`` ones (timeouts, server errors, unreadable images) are never cached, and too
+    many of them make the answerer raise :class:`AnswerFailureError`.
     """
 
     raw_text: str
@@ -67,6 +70,31 @@ class BackendError(RuntimeError):
 
     Raised before any streaming starts; per-query failures become ``Answer(status="failed")``.
     """
+
+
+class AnswerFailureError(RuntimeError):
+    """Too many MLLM queries of one call failed (more than ``max_failed_fraction``).
+
+    Raised after everything was answered and every good answer committed to the cache, so a
+    re-run asks only the failed queries again. ``failed`` and ``total`` count distinct queries,
+    ``reasons`` are the distinct failure reasons in first-seen order, ``answers`` (when given)
+    every answer of the call, in order.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failed: int = 0,
+        total: int = 0,
+        reasons: Sequence[str] = (),
+        answers: Sequence[Answer] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failed = int(failed)
+        self.total = int(total)
+        self.reasons = list(reasons)
+        self.answers = None if answers is None else list(answers)
 
 
 class Backend(Protocol):

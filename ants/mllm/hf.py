@@ -3,8 +3,17 @@
 LLaVA-1.5 (``llava-hf/llava-1.5-7b-hf``), Qwen2-VL (``Qwen/Qwen2-VL-2B-Instruct``) and the
 offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersBackend`.
 
-* ``model`` is a hub id or a local folder (``save_pretrained`` layout); ``revision`` pins a hub
-  commit (it is part of the cache key, so pin one for reproducible caches: ``"main"`` moves).
+* ``model`` is a hub id or a local folder (``save_pretrained`` layout).
+* **What keys the answers** (:meth:`TransformersBackend.identity`, part of every cache key):
+  a local folder is keyed by its name (``model_id``, unless set) and a digest of its content
+  (:func:`local_model_revision`: the SHA-256 of every file but hidden ones and docs), so
+  moving or copying the folder keeps its answers and new weights in the same folder never
+  reuse old ones. A hub id is keyed by the hub COMMIT its ``revision`` (default ``"main"``)
+  resolves to in the local Hugging Face cache (``$HF_HUB_CACHE``, or ``$HF_HOME/hub``); a
+  40-hex ``revision`` is that commit already. When a revision name cannot be resolved (the
+  model is not in the local cache) the name itself is used, with a warning: pin a commit for
+  reproducible caches (``"main"`` moves). The commit that keyed the answers is the one loaded.
+  An explicit ``revision`` for a local folder is taken as given (the demo backend does so).
 * ``device`` (``auto`` = cuda when available), ``dtype`` (fp32 / fp16 / bf16; part of the
   cache key), ``processor_kwargs`` passed to ``AutoProcessor.from_pretrained`` (the authors
   load Qwen2-VL with ``{min_pixels: 200704, max_pixels: 1003520}``, i.e. 256 and 1280 x 28 x 28;
@@ -21,10 +30,21 @@ offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersB
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ants.mllm.base import BackendError, Query
+
+log = logging.getLogger(__name__)
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+#: files of a model folder that never change an answer (not part of its content digest)
+_NOT_CONTENT = re.compile(r"(?i)^(readme|license|licence|notice|citation)([._-].*)?$|.*\.md$")
 
 DTYPES = ("fp32", "fp16", "bf16")
 DEVICES_HELP = "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
@@ -53,6 +73,120 @@ def _resolve_device(device: str) -> str:
 def looks_like_path(model: str) -> bool:
     """True for ``./x``, ``/x``, ``~/x`` or anything that exists on disk (else: a hub id)."""
     return model.startswith((".", "/", "~")) or Path(model).exists()
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache in use: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else the default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def resolve_hub_revision(
+    repo_id: str, revision: str = "main", cache_dir: str | os.PathLike | None = None
+) -> str | None:
+    """The commit hash ``revision`` of hub model ``repo_id`` stands for, or None if unknown.
+
+    A 40-hex ``revision`` is returned as is. A branch or tag name is resolved through the local
+    Hugging Face cache (``cache_dir``, default :func:`hub_cache_dir`): the snapshot holding the
+    model's ``config.json`` for that ref. Never touches the network.
+    """
+    if _COMMIT.fullmatch(revision):
+        return revision
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(
+            repo_id,
+            "config.json",
+            cache_dir=str(cache_dir if cache_dir is not None else hub_cache_dir()),
+            revision=revision,
+        )
+    except Exception:  # an invalid repo id or ref name: nothing to resolve
+        return None
+    if not isinstance(found, str):
+        return None
+    return Path(found).parent.name
+
+
+def _content_files(folder: Path) -> list[Path]:
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or _NOT_CONTENT.match(path.name):
+            continue
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def _digest_memo_dir() -> Path:
+    root = os.environ.get("ANTS_CACHE_DIR") or Path.home() / ".cache" / "ants"
+    return Path(root) / "file-digests"
+
+
+def file_sha256(path: str | os.PathLike, memo: bool = True) -> str:
+    """SHA-256 of a file, remembered across processes by (real path, size, mtime, inode).
+
+    The memo lives in ``$ANTS_CACHE_DIR/file-digests`` (default ``~/.cache/ants``), one tiny
+    file per (file, version), so multi-gigabyte weights are hashed once, not on every run. A
+    file rewritten in place gets a new mtime and so a new digest.
+    """
+    from ants._io import file_digest
+
+    path = Path(path)
+    if not memo:
+        return file_digest(path)
+    st = path.stat()
+    ident = f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    entry = _digest_memo_dir() / (hashlib.sha256(ident.encode("utf-8")).hexdigest() + ".sha256")
+    try:
+        known = entry.read_text().strip()
+        if _SHA256.fullmatch(known):
+            return known
+    except OSError:
+        pass
+    digest = file_digest(path)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f"{entry.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, entry)
+    except OSError:
+        pass  # a read-only home: just no memo
+    return digest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def local_model_revision(folder: str | os.PathLike, memo: bool = True) -> str:
+    """``"sha256-<hex>"``: a digest of a model folder's content, names included.
+
+    Every file under ``folder`` counts (config, weights or their index, tokenizer, processor,
+    chat template ...) except hidden paths (``.cache/``, ``.git/``: download metadata) and
+    documentation (README, LICENSE, ``*.md``). The digest covers each file's relative path and
+    SHA-256 (:func:`file_sha256`), so it is the same wherever the folder lives.
+    """
+    folder = Path(folder).expanduser()
+    files = _content_files(folder)
+    if not files:
+        raise BackendError(
+            f"the local model folder {str(folder)!r} holds no files; "
+            "`mllm.model` must be a folder written by save_pretrained, or a hub id"
+        )
+    listing = [[str(p.relative_to(folder).as_posix()), file_sha256(p, memo)] for p in files]
+    payload = json.dumps(listing, separators=(",", ":"), ensure_ascii=False)
+    return "sha256-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _one_line(err: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(err).split()).rstrip(".")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_image(path: str, size: Sequence[int] | None = None):
@@ -84,7 +218,7 @@ class TransformersBackend:
         self,
         model: str,
         *,
-        revision: str = "main",
+        revision: str | None = None,
         model_id: str | None = None,
         device: str = "auto",
         dtype: str = "fp32",
@@ -94,20 +228,69 @@ class TransformersBackend:
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model: expected a hub id or a local folder, got {model!r}")
+        if revision is not None and (not isinstance(revision, str) or not revision):
+            raise ValueError(f"revision: expected a hub branch, tag or commit, got {revision!r}")
         _torch_dtype(dtype)  # validates
         self.model_path = model
-        self.model_id = model_id or model
+        self.is_local = looks_like_path(model)
         self.revision = revision
         self.device = device
         self.dtype = dtype
         self.processor_kwargs = dict(processor_kwargs or {})
         self.name = name
         self.logits_processor_factory = logits_processor_factory
+        if model_id is not None:
+            self.model_id = model_id
+        elif self.is_local:
+            self.model_id = Path(model).expanduser().resolve().name or model
+        else:
+            self.model_id = model
         self._model = None
         self._processor = None
+        self._resolved: str | None = None
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model_path!r}, revision={self.revision!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def requested_revision(self) -> str:
+        """The revision as configured (``"main"`` for a hub id when none was given)."""
+        return self.revision if self.revision is not None else "main"
+
+    def resolved_revision(self) -> str:
+        """What keys the answers: the content digest (local folder), the hub commit, or the name.
+
+        Computed once per backend (hashing a large local model takes a while the first time;
+        :func:`file_sha256` remembers the digests across runs).
+        """
+        if self._resolved is not None:
+            return self._resolved
+        if self.revision is not None and self.is_local:
+            resolved = self.revision  # given explicitly (the demo backend): taken as is
+        elif self.is_local:
+            folder = Path(self.model_path).expanduser()
+            if not folder.is_dir():
+                raise BackendError(
+                    f"cannot use the MLLM {self.model_id!r}: the local folder {self.model_path!r} does not exist; "
+                    "`mllm.model` must be a folder written by save_pretrained, or a hub id"
+                )
+            resolved = local_model_revision(folder)
+        else:
+            commit = resolve_hub_revision(self.model_path, self.requested_revision)
+            if commit is None:
+                log.warning(
+                    "MLLM %r: revision %r is not in the local Hugging Face cache (%s), so answers are "
+                    "keyed by the name %r, which can move; pin a commit (mllm.revision: <40-hex hash>)",
+                    self.model_path,
+                    self.requested_revision,
+                    hub_cache_dir(),
+                    self.requested_revision,
+                )
+                resolved = self.requested_revision
+            else:
+                resolved = commit
+        self._resolved = resolved
+        return resolved
 
     def identity(self) -> dict:
         settings: dict = {"dtype": self.dtype}
@@ -116,7 +299,7 @@ class TransformersBackend:
         return {
             "backend": self.name,
             "model_id": self.model_id,
-            "revision": self.revision,
+            "revision": self.resolved_revision(),
             "settings": settings,
         }
 
@@ -125,42 +308,62 @@ class TransformersBackend:
         """Load the model and processor now; :class:`BackendError` if that is impossible."""
         self._load()
 
+    def _load_error(self, err: BaseException) -> BackendError:
+        if self.is_local:
+            return BackendError(
+                f"cannot load the MLLM {self.model_id!r} from the local folder {self.model_path!r} with "
+                f"transformers: {type(err).__name__}: {_one_line(err)}. `mllm.model` must be a folder "
+                "written by save_pretrained (config, weights, processor and tokenizer files), or a hub id"
+            )
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        where = f"hub cache {hub_cache_dir()}, HF_HOME={os.environ.get('HF_HOME') or '(unset)'}" + (
+            ", offline (HF_HUB_OFFLINE is set)" if offline else ""
+        )
+        return BackendError(
+            f"cannot load the MLLM {self.model_id!r} from the Hugging Face hub (repo {self.model_path!r}, "
+            f"revision {self.requested_revision!r}; {where}) with transformers: {type(err).__name__}: "
+            f"{_one_line(err)}. Without network access, download it where there is some "
+            f"(`hf download {self.model_path} --revision {self.requested_revision} --local-dir DIR`), "
+            "copy DIR here and point the setting at that local folder (`mllm.model: /path/to/folder`)"
+        )
+
     def _load(self):
         if self._model is not None:
             return self._model, self._processor
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         model = self.model_path
-        is_path = looks_like_path(model)
-        if is_path and not Path(model).expanduser().is_dir():
+        if self.is_local and not Path(model).expanduser().is_dir():
             raise BackendError(
                 f"cannot load the MLLM {self.model_id!r}: the local folder {model!r} does not exist; "
-                "give a hub id or a folder written by save_pretrained"
+                "`mllm.model` must be a folder written by save_pretrained, or a hub id"
             )
-        source = str(Path(model).expanduser()) if is_path else model
-        revision = None if is_path else self.revision
+        if self.is_local:
+            source, kwargs = str(Path(model).expanduser()), {}
+        else:
+            # load exactly the commit that keyed the answers
+            source = model
+            kwargs = {"revision": self.resolved_revision(), "cache_dir": str(hub_cache_dir())}
         try:
-            processor = AutoProcessor.from_pretrained(
-                source, revision=revision, **self.processor_kwargs
-            )
+            processor = AutoProcessor.from_pretrained(source, **kwargs, **self.processor_kwargs)
             net = AutoModelForImageTextToText.from_pretrained(
-                source, revision=revision, dtype=_torch_dtype(self.dtype)
+                source, **kwargs, dtype=_torch_dtype(self.dtype)
             )
         except (
             Exception
-        ) as err:  # OSError (offline, missing files), ValueError (unknown architecture), ...
-            hint = (
-                ""
-                if is_path
-                else (
-                    " If this machine has no network access, download the model elsewhere "
-                    f"(e.g. `hf download {model} --local-dir DIR`) and set the backend's `model` to that local folder."
-                )
+        ) as err:  # OSError (offline, missing files), ValueError (unknown architecture)
+            raise self._load_error(err) from err
+        if not self.is_local and not _COMMIT.fullmatch(self.resolved_revision()):
+            commit = getattr(net.config, "_commit_hash", None)
+            log.warning(
+                "MLLM %r: loaded revision %r%s; answers are keyed by the name %r, pin the commit "
+                "(mllm.revision: %s) for reproducible caches",
+                model,
+                self.requested_revision,
+                f" = commit {commit}" if commit else "",
+                self.resolved_revision(),
+                commit or "<40-hex hash>",
             )
-            raise BackendError(
-                f"cannot load the MLLM {self.model_id!r} (revision {self.revision!r}) with transformers: "
-                f"{type(err).__name__}: {str(err).strip().rstrip('.')}.{hint}"
-            ) from err
         if getattr(processor, "chat_template", None) is None:
             raise BackendError(
                 f"the processor of {self.model_id!r} has no chat template; the transformers backend needs one"
@@ -280,9 +483,10 @@ def from_config(config: Mapping) -> TransformersBackend:
         raise ValueError(
             "mllm.model: required for backend 'transformers' (a hub id or a local folder)"
         )
+    revision = config.get("revision")
     return TransformersBackend(
         str(config["model"]),
-        revision=str(config.get("revision", "main")),
+        revision=None if revision is None else str(revision),
         model_id=config.get("model_id"),
         device=str(config.get("device", "auto")),
         dtype=str(config.get("dtype", "fp32")),
