@@ -22,7 +22,9 @@ unreadable image). They are transient, so a re-run asks again. ``"empty"`` and
 file, or an SQLite file that is not an answer cache, raises :class:`CacheError` (one line
 naming the file and the way out) when the cache is opened. The answers logs hold everything a
 cache entry needs, so :func:`rebuild_cache` rebuilds a lost cache from them (``ants cache
-rebuild``). A new cache file is created complete (schema written in a temporary file, then
+rebuild``). Opening runs SQLite's ``quick_check`` (about 0.1-0.2 s per 100,000 answers,
+``benchmarks/bench_cache_open.py``), since a truncated file would otherwise open fine and fail
+mid-run. A new cache file is created complete (schema written in a temporary file, then
 hard-linked into place), so a concurrent job never sees a half-made file. :func:`cache_stats`
 counts the stored answers per kind and status.
 
