@@ -69,19 +69,35 @@ def list_logs(path: str | os.PathLike) -> list[Path]:
 
 
 def sidecar_path(log: str | os.PathLike) -> Path | None:
-    """The JSON sidecar of a log (``X.parquet`` -> ``X.json`` or ``X.parquet.json``), if any."""
+    """The timing sidecar of a log, if any: ``<log>.timing.json`` beside it (the answering code's
+    default), or where the workflow keeps it outside DVC's folders
+    (``results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json`` for
+    ``results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet``)."""
     log = Path(log)
-    for cand in (log.with_suffix(".json"), log.with_name(log.name + ".json"), log.with_suffix(".meta.json")):
+    cands = [Path(str(log) + ".timing.json")]
+    parts = log.parts
+    if "answers" in parts:
+        i = len(parts) - 1 - parts[::-1].index("answers")
+        rel = Path(*parts[i + 1:])
+        cands.append(Path(*parts[:i]) / "logs" / "answer" / rel.with_suffix(".timing.json"))
+    for cand in cands:
         if cand.is_file():
             return cand
     return None
 
 
-def _sidecar_frame(path: Path, n: int) -> pd.DataFrame | None:
+def _sidecar_frame(path: Path, n: int, log: Path | None = None) -> pd.DataFrame | None:
+    """The sidecar's columns (row-aligned with the log), or None when it is unreadable, has
+    another row count, or records the digest of another version of the log."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+    if log is not None and isinstance(data, Mapping) and data.get("log_sha256"):
+        from ants._io import file_digest
+
+        if data["log_sha256"] != file_digest(log):
+            return None
     rows = data.get("rows") if isinstance(data, Mapping) else data
     if isinstance(rows, Mapping):  # columns form {"seconds": [...], ...}
         cols = {k: list(v) for k, v in rows.items() if k in SIDECAR_COLUMNS and len(v) == n}
@@ -110,7 +126,7 @@ def read_one_log(path: str | os.PathLike) -> pd.DataFrame:
         raise UsageError(f"{path}: not an answers log (no column {missing[0]!r})")
     frame["negatives"] = [list(v) if v is not None else [] for v in frame["negatives"]]
     side = sidecar_path(path)
-    extra = _sidecar_frame(side, len(frame)) if side is not None else None
+    extra = _sidecar_frame(side, len(frame), path) if side is not None else None
     for col in SIDECAR_COLUMNS:
         if col not in frame.columns:
             frame[col] = extra[col].tolist() if extra is not None and col in extra else [None] * len(frame)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ants._io import write_table
+from ants._io import file_digest, write_table
 from ants.mllm.base import Answer
 
 XSS_SCRIPT = "<script>alert('xss')</script> a red bicycle"
@@ -179,10 +179,13 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
                 rec = rec.drop(columns=["answered_at", "seconds", "from_cache"])
                 lp = res / "answers" / "fixture" / m / ood / f"seed{seed}.parquet"
                 write_table(lp, rec)
-                lp.with_suffix(".json").write_text(json.dumps({
-                    "rows": [{"answered_at": "2026-01-01T00:00:00", "seconds": 0.01, "from_cache": bool(i % 2)}
-                             for i in range(len(rec))],
-                    "stats": {"queries": len(rec), "generated": len(rec) - len(rec) // 2}}))
+                # the workflow's timing sidecar (ants.mllm.answering): outside results/answers
+                side = res / "logs" / "answer" / "fixture" / m / ood / f"seed{seed}.timing.json"
+                side.parent.mkdir(parents=True, exist_ok=True)
+                side.write_text(json.dumps({
+                    "log": lp.name, "log_sha256": file_digest(lp), "rows": len(rec),
+                    "answered_at": ["2026-01-01T00:00:00"] * len(rec), "seconds": [0.01] * len(rec),
+                    "from_cache": [bool(i % 2) for i in range(len(rec))]}))
                 logs.append(lp)
     params = {**view, "methods": {k: {"label": v["label"], "method": v["method"]} for k, v in view["methods"].items()}}
     compute_metrics(score_files, params=params, out_json=res / "metrics.json", out_dir=res / "metrics")

@@ -220,3 +220,26 @@ def test_readme_inspection_examples_run(at_root, capsys):
             continue
         rc, _, err = ants(capsys, *argv)
         assert rc == 0, f"README example {cmd!r} fails: {err}"
+
+
+def test_logs_read_in_both_layouts_with_the_timing_sidecar_only_when_it_matches(run, tmp_path):
+    from ants.inspection import read_one_log, sidecar_path
+
+    log = run["logs"][0]
+    side = sidecar_path(log)
+    assert side == run["results"] / "logs" / "answer" / log.relative_to(run["results"] / "answers").with_suffix(
+        ".timing.json")
+    frame = read_one_log(log)
+    assert frame["from_cache"].tolist() == [bool(i % 2) for i in range(len(frame))]
+    # the old layout: one log per benchmark directly under results/answers, no sidecar
+    old = tmp_path / "results" / "answers"
+    old.mkdir(parents=True)
+    shutil.copy(log, old / "demo.parquet")
+    f = read_logs(old)
+    assert len(f) == len(frame) and f["from_cache"].isna().all()
+    # a sidecar written for another version of the log is ignored
+    new = tmp_path / "results" / "answers" / "fixture" / "m" / "o" / "seed0.parquet"
+    new.parent.mkdir(parents=True)
+    pd.read_parquet(log).iloc[::-1].to_parquet(new)
+    shutil.copy(side, Path(str(new) + ".timing.json"))
+    assert read_one_log(new)["from_cache"].isna().all()
