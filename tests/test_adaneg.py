@@ -385,3 +385,50 @@ def test_adaptive_cosines_float32_agree_with_float64(proxy):
         want[:, lab] = np.sum(p * x64, axis=1) / np.linalg.norm(p, axis=1)
     # float32 throughout: a few ulps of a cosine (logits are cos / 0.01: < 1e-4 there)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_dropped_negatives_match_the_direct_loop(world):
+    # 20 negatives in 3 groups: the last 20 mod 3 = 2 are dropped from the grouped scores but
+    # still take part in caching (argmax) and in the softmax of the predictions
+    x, idt, neg = world
+    cfg = AdaNegConfig(n_groups=3, memory_length=2, tau=0.05)
+    got = run_adaneg(
+        image_features=x, id_text_features=idt, negative_features=neg, batch_size=8, config=cfg
+    )
+    scores, preds, _, actions = direct_adaneg(x, idt, neg, 8, cfg)
+    assert {k: int(v.sum()) for k, v in got.trace.items()} == actions
+    np.testing.assert_allclose(got.scores, scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.predictions, preds)
+
+
+@pytest.mark.parametrize("n_groups", [5, 3])
+def test_block_log_sum_exps_against_torch(n_groups):
+    from ants.methods.adaneg import _Blocks
+
+    rng = np.random.default_rng(2)
+    k, m, n, tau = 6, 20, 7, 0.01
+    per = m // n_groups
+    blocks = _Blocks(k, n_groups, per, k + m, tau)
+    cos = torch.from_numpy(rng.uniform(-0.3, 0.4, (k + m, n)).astype(np.float32))
+    # a sample whose vanilla max (label 2, cos 1) collapses under adaptation while the rest of
+    # the ID block sits 1.2 below it: exp((cos - max) / tau) underflows there, so the
+    # adaptive log-sum-exp must be recomputed exactly
+    cos[:k, 0] = -0.2
+    cos[2, 0] = 1.0
+    maxes, e = blocks.exponentials(cos)
+    want = [cos[:k], *cos[k : k + n_groups * per].view(n_groups, per, n)]
+    if n_groups * per < m:
+        want.append(cos[k + n_groups * per :])
+    want = torch.stack([torch.logsumexp(w / tau, dim=0) for w in want])
+    torch.testing.assert_close(blocks.lse(maxes, blocks.sums(e)), want, rtol=1e-6, atol=1e-4)
+    rows = torch.tensor([1, 2, 9, 10, k + m - 1])  # sorted labels with images
+    ada = cos.clone()
+    ada[rows] = torch.from_numpy(rng.uniform(-0.3, 0.6, (len(rows), n)).astype(np.float32))
+    ada[[1, 2], 0] = -1.0  # every ID label with images drops far below the vanilla max
+    got = blocks.adaptive_lse(ada, e, maxes, rows)
+    want = [ada[:k], *ada[k : k + n_groups * per].view(n_groups, per, n)]
+    if n_groups * per < m:
+        want.append(ada[k + n_groups * per :])
+    want = torch.stack([torch.logsumexp(w / tau, dim=0) for w in want])
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-4)
+    assert torch.isfinite(got).all()

@@ -365,6 +365,10 @@ class AdaNegMemory:
             return np.array([[t @ t]])
         return b.gram[p].copy()
 
+    def filled_labels(self) -> torch.Tensor:
+        """The labels holding at least one image, sorted (int64 tensor)."""
+        return torch.from_numpy(np.sort(np.concatenate([b.labels[: b.size] for b in self.buckets])))
+
     def filled_buckets(self) -> Iterator[_Bucket]:
         """The non-empty buckets, by increasing slot count."""
         return (b for b in self.buckets if b.size)
@@ -460,10 +464,103 @@ def adaptive_cosines_t(
     return out_t
 
 
-def _entropy_t(logits_t: torch.Tensor) -> torch.Tensor:
-    """:func:`entropy` of each COLUMN of ``logits_t``."""
-    p = torch.softmax(logits_t, dim=0)
-    return -(p * torch.log(p + 1e-8)).sum(dim=0)
+class _Blocks:
+    """Log-sum-exps over the label blocks ``[ID | group 1 .. G | dropped]`` of label-major
+    cosines ``(C, n)`` (logits = cos / tau), with one exponential pass shared by the vanilla
+    and the adaptive logits.
+
+    Vanilla: per block and sample the max cosine ``m_b``; ``E = exp((cos - m_b)/tau)`` into a
+    reused buffer; ``lse_b = m_b/tau + log(sum E)``. Adaptive: only the rows of labels with
+    images differ, so their rows of ``E`` are zeroed, the rest summed again (no subtraction,
+    no cancellation) and the adaptive rows added with a shift ``max(m_b, their max)``. Where
+    that sum would rely on terms that underflowed against ``m_b`` (the adaptive log-sum-exp
+    more than 50 below ``m_b/tau``), the block is recomputed exactly.
+    """
+
+    def __init__(self, k: int, n_grp: int, per: int, n_labels: int, tau: float) -> None:
+        self.k, self.n_grp, self.per, self.n_labels = k, n_grp, per, n_labels
+        self.end = k + n_grp * per
+        self.tau, self.scale = tau, 1.0 / tau
+        bounds = [0, *range(k, self.end + 1, per)]
+        if self.end < n_labels:
+            bounds.append(n_labels)
+        self.bounds = bounds  # block b = rows bounds[b]:bounds[b + 1]
+        self._buf = torch.empty(0)
+
+    def exponentials(self, cos_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(maxes (B, n), E (C, n))``; E lives in a buffer reused by the next call."""
+        c, n = cos_t.shape
+        if self._buf.numel() < c * n:
+            self._buf = torch.empty(c * n)
+        e = self._buf[: c * n].view(c, n)
+        k, end, s = self.k, self.end, self.scale
+        m_id = cos_t[:k].amax(dim=0)
+        torch.add((-s * m_id)[None], cos_t[:k], alpha=s, out=e[:k])
+        groups = cos_t[k:end].view(self.n_grp, self.per, n)
+        m_g = groups.amax(dim=1)
+        torch.add((-s * m_g)[:, None], groups, alpha=s, out=e[k:end].view(self.n_grp, self.per, n))
+        maxes = [m_id[None], m_g]
+        if end < c:
+            m_d = cos_t[end:].amax(dim=0)
+            torch.add((-s * m_d)[None], cos_t[end:], alpha=s, out=e[end:])
+            maxes.append(m_d[None])
+        e.exp_()
+        return torch.cat(maxes), e
+
+    def sums(self, e: torch.Tensor) -> torch.Tensor:
+        """Per block and sample sums of ``e`` (B, n)."""
+        k, end = self.k, self.end
+        parts = [e[:k].sum(dim=0)[None], e[k:end].view(self.n_grp, self.per, -1).sum(dim=1)]
+        if end < e.shape[0]:
+            parts.append(e[end:].sum(dim=0)[None])
+        return torch.cat(parts)
+
+    def entropies(self, e, maxes, lse, idx: torch.Tensor, negative: bool) -> torch.Tensor:
+        """:func:`entropy` of the softmax over the ID (or the negative) logits of the samples
+        ``idx``, from the vanilla exponentials ``e``, ``maxes`` and block ``lse``."""
+        k, s = self.k, self.scale
+        if not negative:
+            p = e[:k].index_select(1, idx)
+            p *= torch.exp(maxes[0, idx] * s - lse[0, idx])
+        else:
+            mx, ls = maxes[1:].index_select(1, idx), lse[1:].index_select(1, idx)
+            factor = torch.exp(mx * s - torch.logsumexp(ls, dim=0))  # (blocks, n_sel)
+            p = e[k:].index_select(1, idx)
+            g = self.n_grp * self.per
+            p[:g].view(self.n_grp, self.per, -1).mul_(factor[: self.n_grp, None])
+            if g < p.shape[0]:
+                p[g:] *= factor[self.n_grp]
+        return -(p * torch.log(p + 1e-8)).sum(dim=0)
+
+    def lse(self, maxes: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+        return maxes * self.scale + torch.log(sums)
+
+    def adaptive_lse(self, ada_t, e, maxes, rows: torch.Tensor) -> torch.Tensor:
+        """Block log-sum-exps of the adaptive logits ``ada_t / tau`` (B, n).
+
+        ``ada_t`` equals the vanilla cosines except on ``rows`` (sorted labels with images);
+        ``e`` and ``maxes`` are the vanilla :meth:`exponentials` (``e`` is overwritten).
+        """
+        s = self.scale
+        e.index_fill_(0, rows, 0.0)
+        unfilled = self.sums(e)
+        cut = torch.searchsorted(rows, torch.tensor(self.bounds)).tolist()
+        out = torch.empty_like(maxes)
+        for b in range(len(self.bounds) - 1):
+            m_b = maxes[b]
+            if cut[b] == cut[b + 1]:
+                out[b] = m_b * s + torch.log(unfilled[b])
+                continue
+            a = ada_t.index_select(0, rows[cut[b] : cut[b + 1]])
+            shift = torch.maximum(m_b, a.amax(dim=0))
+            a = torch.add((-s * shift)[None], a, alpha=s, out=a).exp_().sum(dim=0)
+            total = unfilled[b] * torch.exp((m_b - shift) * s) + a
+            out[b] = shift * s + torch.log(total)
+            bad = torch.nonzero(out[b] < m_b * s - 50.0).flatten()
+            if bad.numel():  # rare: recompute these samples' block exactly
+                lo, hi = self.bounds[b], self.bounds[b + 1]
+                out[b, bad] = torch.logsumexp(ada_t[lo:hi].index_select(1, bad) / self.tau, dim=0)
+        return out
 
 
 def run_adaneg(
@@ -506,17 +603,7 @@ def run_adaneg(
     text = torch.cat([idt, neg])[order].contiguous()
     memory = AdaNegMemory(text, cfg.image_slots)
     high, low, beta, tau, lam = cfg.high_cut, cfg.low_cut, cfg.effective_beta, cfg.tau, cfg.lam
-    end = k + n_grp * per
-
-    def grouped(logit_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Grouped score ``(n,)`` and the log-sum-exp over all C labels ``(n,)``."""
-        lse_id = torch.logsumexp(logit_t[:k], dim=0)
-        lse_g = torch.logsumexp(logit_t[k:end].view(n_grp, per, -1), dim=1)  # (G, n)
-        score = torch.sigmoid(lse_id - lse_g).mean(dim=0)
-        parts = [lse_id[None], lse_g]
-        if end < n_labels:
-            parts.append(torch.logsumexp(logit_t[end:], dim=0)[None])
-        return score, torch.logsumexp(torch.cat(parts), dim=0)
+    blocks = _Blocks(k, n_grp, per, n_labels, tau)
 
     s_all = np.empty(n, np.float32)
     s_ada_all = np.empty(n, np.float32)
@@ -529,8 +616,11 @@ def run_adaneg(
         for _, sl in tqdm(slices, desc="AdaNeg stream", unit="batch", disable=not progress):
             x = img[sl]
             cos_t = torch.mm(text, x.T)  # (C, n) label-major
-            logit_t = cos_t / tau
-            s_nl, lse_van = grouped(logit_t)
+            maxes, e = blocks.exponentials(cos_t)
+            lse_v = blocks.lse(maxes, blocks.sums(e))  # (B, n) per block
+            s_nl = torch.sigmoid(lse_v[0] - lse_v[1 : 1 + n_grp]).mean(dim=0)
+            # softmax over all C labels, ID part, from the shared exponentials
+            p_van = e[:k] * torch.exp(maxes[0] / tau - torch.logsumexp(lse_v, dim=0))
             # caching: ID pass, then negative pass, each in stream order
             counts = dict.fromkeys(trace, 0)
             s_nl64 = s_nl.double()
@@ -539,7 +629,7 @@ def run_adaneg(
                 if idx.numel() == 0:
                     continue
                 if negative:
-                    part = logit_t[k:].index_select(1, idx)  # (M, n_sel)
+                    part = cos_t[k:].index_select(1, idx) / tau  # (M, n_sel) logits
                     best, arg = part.max(dim=0, keepdim=True)
                     labels = (k + arg[0]).tolist()
                     ties = torch.nonzero((part == best).sum(dim=0) > 1).flatten().tolist()
@@ -547,9 +637,9 @@ def run_adaneg(
                         stored = neg_stored[part[:, col] == best[0, col]].min()
                         labels[col] = int(inv[k + stored])
                 else:
-                    part = logit_t[:k].index_select(1, idx)
+                    part = cos_t[:k].index_select(1, idx) / tau
                     labels = part.argmax(dim=0).tolist()
-                ents = _entropy_t(part).double().tolist()
+                ents = blocks.entropies(e, maxes, lse_v, idx, negative).double().tolist()
                 feats = x[idx].numpy()
                 for j, (lab, ent) in enumerate(zip(labels, ents, strict=True)):
                     counts[memory.insert(lab, feats[j], ent)] += 1
@@ -557,13 +647,15 @@ def run_adaneg(
                 trace[key].append(value)
             # adaptive score with the memory after this batch's caching
             ada_t = adaptive_cosines_t(x, cos_t, memory, beta=beta, proxy=cfg.proxy, inplace=True)
-            ada_t.div_(tau)
-            s_ada, lse_ada = grouped(ada_t)
+            if memory.n_rows:
+                lse_a = blocks.adaptive_lse(ada_t, e, maxes, memory.filled_labels())
+            else:
+                lse_a = lse_v
+            s_ada = torch.sigmoid(lse_a[0] - lse_a[1 : 1 + n_grp]).mean(dim=0)
             s_all[sl] = (s_ada + lam * s_nl).numpy()
             s_ada_all[sl] = s_ada.numpy()
             s_nl_all[sl] = s_nl.numpy()
-            p_van = torch.exp(logit_t[:k] - lse_van)
-            p_ada = torch.exp(ada_t[:k] - lse_ada)
+            p_ada = torch.exp(ada_t[:k] / tau - torch.logsumexp(lse_a, dim=0))
             pred_all[sl] = (p_van + lam * p_ada).argmax(dim=0).numpy()
     return MethodResult(
         method="adaneg",
