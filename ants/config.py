@@ -192,6 +192,9 @@ def _annotate(problems: Sequence[str], provenance: Mapping[str, str]) -> list[st
                 break
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
+        if where == "--config" and "has the wrong type" in line and ": '" in line:
+            where += ("; Snakemake passes values nested in a --config mapping as strings: set them in a "
+                      "--configfile instead")
         out.append(f"{line} (set in {where})" if where else line)
     return out
 

@@ -529,7 +529,9 @@ def test_load_config_files_merges_in_order_and_names_the_file(tmp_path, params):
     assert info.value.problems == [f"stream.batch_size: 0 is out of range; expected a value >= 1 (set in {two})"]
     with pytest.raises(ConfigError) as info:
         load_config_files([ROOT / "params.yaml"], overrides={"run": {"seeds": "0"}})
-    assert info.value.problems == ["run.seeds: '0' has the wrong type; expected a list (set in --config)"]
+    assert info.value.problems == ["run.seeds: '0' has the wrong type; expected a list (set in --config; Snakemake "
+                                   "passes values nested in a --config mapping as strings: set them in a "
+                                   "--configfile instead)"]
     with pytest.raises(ConfigError) as info:
         load_config_files([ROOT / "params.yaml", tmp_path / "nope.yaml"])
     assert info.value.problems == [f"{tmp_path / 'nope.yaml'}: config file not found"]
