@@ -14,19 +14,31 @@ the stream order, never by earlier answers. So:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from ants._io import read_table, write_table
 from ants.methods.ants_tta import AntsConfig, AntsResult, EncodeText, run_ants
 from ants.mllm.base import Answer, Query
+from ants.scores import StaticScores
 
 __all__ = [
     "MissingAnswerError",
     "PlanningAnswerer",
     "ReplayAnswerer",
+    "PLAN_COLUMNS",
     "plan_queries",
+    "read_plan",
     "replay_scores",
+    "write_plan",
 ]
+
+#: Columns of a plan file (one row per planned query, in the order an online run asks them).
+PLAN_COLUMNS = ("stream_id", "batch_index", "kind", "class_name", "image", "image_sha256")
 
 PLANNING_REASON = "planning pass: not answered yet"
 
@@ -75,6 +87,7 @@ def plan_queries(
     config: AntsConfig | str | Mapping[str, Any] | None = None,
     batch_size: int = 256,
     item_sha256: Sequence[str | None] | None = None,
+    static: StaticScores | None = None,
     progress: bool = False,
 ) -> list[tuple[int, Query]]:
     """Every ``(stream batch, Query)`` an online ANTS run of this stream asks, in order.
@@ -93,6 +106,7 @@ def plan_queries(
         config=config,
         batch_size=batch_size,
         item_sha256=item_sha256,
+        static=static,
         progress=progress,
     )
     return list(result.trace.queries)
@@ -110,6 +124,7 @@ def replay_scores(
     config: AntsConfig | str | Mapping[str, Any] | None = None,
     batch_size: int = 256,
     item_sha256: Sequence[str | None] | None = None,
+    static: StaticScores | None = None,
     progress: bool = False,
 ) -> AntsResult:
     """The ANTS result of this stream with every MLLM answer looked up in ``answers``.
@@ -127,5 +142,37 @@ def replay_scores(
         config=config,
         batch_size=batch_size,
         item_sha256=item_sha256,
+        static=static,
         progress=progress,
     )
+
+
+# -- the plan file ----------------------------------------------------------------------------
+
+
+def write_plan(out: str | os.PathLike, stream_name: str, queries: Sequence[tuple[int, Query]],
+               metadata: Mapping | None = None) -> pd.DataFrame:
+    """Write one stream's planned ``(batch, Query)`` list (:data:`PLAN_COLUMNS`) atomically."""
+    frame = pd.DataFrame(
+        [{"stream_id": stream_name, "batch_index": b, "kind": q.kind, "class_name": q.class_name,
+          "image": q.image, "image_sha256": q.image_sha256} for b, q in queries],
+        columns=list(PLAN_COLUMNS),
+    )
+    frame["batch_index"] = frame["batch_index"].astype("int64")
+    write_table(out, frame, {"stream_id": stream_name, "n_queries": len(frame), **dict(metadata or {})})
+    return frame
+
+
+def read_plan(path: str | os.PathLike) -> tuple[str, list[tuple[int, Query]]]:
+    """``(stream name, [(batch, Query), ...])`` of a plan file written by :func:`write_plan`."""
+    frame, meta = read_table(path, what="plan")
+    missing = [c for c in PLAN_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{os.fspath(path)!r} is not a plan file: it lacks column {missing[0]!r}")
+
+    def none(v):
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+    queries = [(int(r.batch_index), Query(kind=r.kind, class_name=r.class_name, image=none(r.image),
+                                          image_sha256=none(r.image_sha256))) for r in frame.itertuples()]
+    return str(meta.get("stream_id", "")), queries

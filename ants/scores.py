@@ -18,6 +18,7 @@ group.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,11 @@ import torch
 
 __all__ = [
     "DEFAULT_TAU",
+    "StaticScores",
+    "as_features",
+    "group_lse",
+    "mean_id_mass",
+    "negative_label_parts",
     "group_layout",
     "id_mass_from_logits",
     "id_logits",
@@ -37,14 +43,25 @@ DEFAULT_TAU = 0.01
 DEFAULT_CHUNK = 4096
 
 
-def _as_tensor(x: Any, name: str) -> torch.Tensor:
-    """A float32 2-D tensor view of ``x``; clear errors for the wrong rank or non-finite values."""
-    t = torch.as_tensor(x)
+def as_features(x: Any, name: str, *, dim: int | None = None, allow_empty: bool = False) -> torch.Tensor:
+    """A float32 CPU ``(n, d)`` tensor of ``x``, with clear errors for bad shapes and values.
+
+    The one validator of feature matrices in the package (scores and methods). ``dim`` checks
+    the feature dimension; ``allow_empty=False`` rejects zero rows.
+    """
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (rows = items, columns = features), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must hold floating-point features, got dtype {t.dtype}")
-    t = t.to(torch.float32)
+    if t.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty: at least one row is needed")
+    if dim is not None and t.shape[1] != dim:
+        raise ValueError(
+            f"feature dimension mismatch: {name} has d={t.shape[1]}, expected d={dim} "
+            "(were all features encoded by the same CLIP model?)"
+        )
+    t = t.detach().to(device="cpu", dtype=torch.float32).contiguous()
     if t.numel() and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
@@ -113,16 +130,16 @@ def group_layout(
 def id_logits(image_features: Any, id_text_features: Any, *, tau: float = DEFAULT_TAU) -> Any:
     """Logits ``cos(v, t_i) / tau`` of every image against the ID labels, shape ``(n, K)``."""
     _check_tau(tau)
-    img = _as_tensor(image_features, "image_features")
-    txt = _as_tensor(id_text_features, "id_text_features")
+    img = as_features(image_features, "image_features", allow_empty=True)
+    txt = as_features(id_text_features, "id_text_features")
     _check_dims(img, id_text_features=txt)
     return _like_input(img @ txt.T / tau, image_features)
 
 
 def predict(image_features: Any, id_text_features: Any, *, chunk_size: int = DEFAULT_CHUNK) -> Any:
     """Top-1 ID class index (argmax of the ID cosines) per image; int64."""
-    img = _as_tensor(image_features, "image_features")
-    txt = _as_tensor(id_text_features, "id_text_features")
+    img = as_features(image_features, "image_features", allow_empty=True)
+    txt = as_features(id_text_features, "id_text_features")
     _check_dims(img, id_text_features=txt)
     out = torch.empty(img.shape[0], dtype=torch.int64)
     for sl in _chunks(img.shape[0], chunk_size):
@@ -143,14 +160,41 @@ def mcm(
     reproduction uses 0.01). Computed as ``exp(max logit - logsumexp(logits))``.
     """
     _check_tau(temperature, "temperature")
-    img = _as_tensor(image_features, "image_features")
-    txt = _as_tensor(id_text_features, "id_text_features")
+    img = as_features(image_features, "image_features", allow_empty=True)
+    txt = as_features(id_text_features, "id_text_features")
     _check_dims(img, id_text_features=txt)
     out = torch.empty(img.shape[0], dtype=torch.float32)
     for sl in _chunks(img.shape[0], chunk_size):
         logits = img[sl] @ txt.T / temperature
         out[sl] = torch.exp(logits.max(dim=1).values - torch.logsumexp(logits, dim=1))
     return _like_input(out, image_features)
+
+
+def mean_id_mass(lse_id: torch.Tensor, lse_neg: torch.Tensor) -> torch.Tensor:
+    """THE grouped negative-label primitive: mean over groups of the ID softmax mass.
+
+    ``lse_id``: ``(n,)`` log-sum-exp of each image's ID logits; ``lse_neg``: ``(n, G)``
+    log-sum-exp of its logits against each of ``G`` negative groups (``(n,)`` = one group).
+    Returns ``(n,)``: ``mean_g sigmoid(lse_id - lse_neg_g)``, which equals
+    ``mean_g e^lse_id / (e^lse_id + e^lse_neg_g)`` without exponentiating any logit. Every
+    negative-label score of the package (NegLabel, the ANTS static pass and banks, the
+    activation-aware ENS score, AdaNeg) ends here. Higher = more in-distribution.
+    """
+    if lse_neg.ndim == 1:
+        return torch.sigmoid(lse_id - lse_neg)
+    return torch.sigmoid(lse_id.unsqueeze(-1) - lse_neg).mean(dim=-1)
+
+
+def group_lse(negative_logit: torch.Tensor, layout: torch.Tensor | None = None, *,
+              log_multiplicity: float = 0.0) -> torch.Tensor:
+    """Log-sum-exp of ``negative_logit`` ``(n, M)`` per group of ``layout`` ``(G, m)`` -> ``(n, G)``.
+
+    ``layout=None``: one group holding every column, ``(n,)``; ``log_multiplicity`` is added
+    to it (a bank whose every entry counts ``T`` times has ``log T``).
+    """
+    if layout is None:
+        return torch.logsumexp(negative_logit, dim=-1) + log_multiplicity
+    return torch.logsumexp(negative_logit[:, layout], dim=-1)
 
 
 def id_mass_from_logits(id_logit: torch.Tensor, negative_logit: torch.Tensor) -> torch.Tensor:
@@ -164,6 +208,81 @@ def id_mass_from_logits(id_logit: torch.Tensor, negative_logit: torch.Tensor) ->
     while lse_id.ndim < lse_neg.ndim:
         lse_id = lse_id.unsqueeze(-1)
     return torch.sigmoid(lse_id - lse_neg)
+
+
+@dataclass
+class StaticScores:
+    """Per-image results of the negative-label score that depend on the image alone.
+
+    ``scores``: ``(n,)`` float32 S_nl (higher = more ID); ``predictions``: ``(n,)`` int64
+    argmax of the ID logits; ``lse_id``: ``(n,)`` float32 log-sum-exp of the ID logits
+    ``cos / tau`` (what the ANTS banks reuse).
+    """
+
+    scores: np.ndarray
+    predictions: np.ndarray
+    lse_id: np.ndarray
+
+    def take(self, index: Any) -> StaticScores:
+        """The rows ``index`` (e.g. a stream's order into the concatenated datasets)."""
+        return StaticScores(self.scores[index], self.predictions[index], self.lse_id[index])
+
+
+def _layout_of(n_neg: int, n_groups, group_size, seed, groups) -> torch.Tensor:
+    if groups is not None:
+        if n_groups is not None or group_size is not None:
+            raise ValueError("pass either groups or n_groups/group_size, not both")
+        layout = torch.as_tensor(groups)
+        if layout.ndim != 2 or layout.dtype not in (torch.int32, torch.int64) or layout.numel() == 0:
+            raise ValueError(f"groups must be a non-empty 2-D integer index matrix, got shape {tuple(layout.shape)}")
+        if int(layout.min()) < 0 or int(layout.max()) >= n_neg:
+            raise ValueError(f"groups indexes outside the negative bank of {n_neg} entries")
+        return layout
+    if n_groups is None and group_size is None:
+        return torch.arange(n_neg).reshape(1, -1)
+    return group_layout(n_neg, n_groups=n_groups, group_size=group_size, seed=seed)
+
+
+def negative_label_parts(
+    image_features: Any,
+    id_text_features: Any,
+    negative_features: Any,
+    *,
+    tau: float = DEFAULT_TAU,
+    n_groups: int | None = None,
+    group_size: int | None = None,
+    seed: int = 0,
+    groups: Any = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> StaticScores:
+    """:func:`negative_label` with the ID prediction and ``lse_id`` of the same pass.
+
+    Same arguments as :func:`negative_label`. Each image's results depend on that image only;
+    the work is chunked in fixed blocks of ``chunk_size`` rows.
+    """
+    _check_tau(tau)
+    img = as_features(image_features, "image_features", allow_empty=True)
+    idt = as_features(id_text_features, "id_text_features")
+    neg = as_features(negative_features, "negative_features")
+    _check_dims(img, id_text_features=idt, negative_features=neg)
+    layout = _layout_of(neg.shape[0], n_groups, group_size, seed, groups)
+    n_g, m = layout.shape
+    k = idt.shape[0]
+    # One matrix of [ID; negatives reordered by group], pre-scaled by 1/tau, so each chunk is a
+    # single product whose columns reshape straight into (chunk, G, m) for the negatives.
+    text = (torch.cat([idt, neg[layout.reshape(-1)]]) / tau).T.contiguous()
+    n = img.shape[0]
+    scores = torch.empty(n, dtype=torch.float32)
+    pred = torch.empty(n, dtype=torch.int64)
+    lse_ids = torch.empty(n, dtype=torch.float32)
+    for sl in _chunks(n, chunk_size):
+        logits = img[sl] @ text
+        pred[sl] = logits[:, :k].argmax(dim=1)
+        lse_id = _logsumexp_(logits[:, :k])
+        lse_neg = _logsumexp_(logits[:, k:].reshape(-1, n_g, m))
+        scores[sl] = mean_id_mass(lse_id, lse_neg)
+        lse_ids[sl] = lse_id
+    return StaticScores(scores.numpy(), pred.numpy(), lse_ids.numpy())
 
 
 def negative_label(
@@ -190,38 +309,12 @@ def negative_label(
       :func:`group_layout` (``seed`` fixes the permutation; seed 0 matches the authors);
     * ``groups``: an explicit ``(G, m)`` integer index matrix into ``negative_features``.
 
-    The grouped score is the mean over groups of ``S(v; N_g)``.
+    The grouped score is the mean over groups of ``S(v; N_g)`` (:func:`mean_id_mass`).
     """
-    _check_tau(tau)
-    img = _as_tensor(image_features, "image_features")
-    idt = _as_tensor(id_text_features, "id_text_features")
-    neg = _as_tensor(negative_features, "negative_features")
-    _check_dims(img, id_text_features=idt, negative_features=neg)
-
-    if groups is not None:
-        if n_groups is not None or group_size is not None:
-            raise ValueError("pass either groups or n_groups/group_size, not both")
-        layout = torch.as_tensor(groups)
-        if layout.ndim != 2 or layout.dtype not in (torch.int32, torch.int64) or layout.numel() == 0:
-            raise ValueError(f"groups must be a non-empty 2-D integer index matrix, got shape {tuple(layout.shape)}")
-        if int(layout.min()) < 0 or int(layout.max()) >= neg.shape[0]:
-            raise ValueError(f"groups indexes outside the negative bank of {neg.shape[0]} entries")
-    elif n_groups is None and group_size is None:
-        layout = torch.arange(neg.shape[0]).reshape(1, -1)
-    else:
-        layout = group_layout(neg.shape[0], n_groups=n_groups, group_size=group_size, seed=seed)
-
-    n_g, m = layout.shape
-    k = idt.shape[0]
-    # One matrix of [ID; negatives reordered by group], pre-scaled by 1/tau, so each chunk is a
-    # single product whose columns reshape straight into (chunk, G, m) for the negatives.
-    text = torch.cat([idt, neg[layout.reshape(-1)]]) / tau
-    out = torch.empty(img.shape[0], dtype=torch.float32)
-    for sl in _chunks(img.shape[0], chunk_size):
-        logits = img[sl] @ text.T
-        lse_id = _logsumexp_(logits[:, :k])
-        lse_neg = _logsumexp_(logits[:, k:].reshape(-1, n_g, m))
-        out[sl] = torch.sigmoid(lse_id.unsqueeze(1) - lse_neg).mean(dim=1)
+    parts = negative_label_parts(image_features, id_text_features, negative_features, tau=tau,
+                                 n_groups=n_groups, group_size=group_size, seed=seed, groups=groups,
+                                 chunk_size=chunk_size)
+    out = torch.from_numpy(parts.scores)
     return _like_input(out, image_features)
 
 

@@ -3,7 +3,11 @@
 METHOD.md section 4: for each OOD dataset separately, concatenate ``[OOD set, ID set]``,
 shuffle, and iterate in batches of 256. The authors do not seed the shuffle; here it is
 ``numpy.random.Generator(PCG64(seed)).permutation(n_ood + n_id)``, so a stream is fully
-determined by ``(n_id, n_ood, seed, batch_size)``.
+determined by ``(n_id, n_ood, seed, batch_size, order)``.
+
+Orders (:data:`ORDERS`, the paper's temporal-shift study): ``shuffled`` (the protocol above);
+``id_first`` (every ID item, then every OOD item) and ``ood_first`` (the reverse), each set
+shuffled within itself by the same seeded generator (OOD set first, then ID set).
 
 Conventions
 -----------
@@ -24,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Stream", "make_stream"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ORDERS", "Stream", "make_stream"]
 
 DEFAULT_BATCH_SIZE = 256
+ORDERS = ("shuffled", "id_first", "ood_first")
 
 
 def _check_count(value: Any, name: str, *, minimum: int) -> int:
@@ -114,9 +119,10 @@ class Stream:
 
 
 def make_stream(
-    n_id: int, n_ood: int, *, seed: int, batch_size: int = DEFAULT_BATCH_SIZE
+    n_id: int, n_ood: int, *, seed: int, batch_size: int = DEFAULT_BATCH_SIZE, order: str = "shuffled"
 ) -> Stream:
-    """The stream of ``[OOD set (n_ood), ID set (n_id)]`` shuffled with ``PCG64(seed)``.
+    """The stream of ``[OOD set (n_ood), ID set (n_id)]`` shuffled with ``PCG64(seed)``
+    (``order``: one of :data:`ORDERS`, see the module docstring).
 
     >>> s = make_stream(3, 2, seed=0, batch_size=2)
     >>> s.n, s.n_batches
@@ -128,6 +134,15 @@ def make_stream(
     batch_size = _check_count(batch_size, "batch_size", minimum=1)
     if n_id + n_ood == 0:
         raise ValueError("a stream needs at least one item (n_id + n_ood == 0)")
-    order = np.random.Generator(np.random.PCG64(seed)).permutation(n_ood + n_id).astype(np.int64)
-    order.setflags(write=False)
-    return Stream(n_id=n_id, n_ood=n_ood, seed=seed, batch_size=batch_size, order=order)
+    if order not in ORDERS:
+        raise ValueError(f"stream order {order!r} is not valid; valid orders: {', '.join(ORDERS)}")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    if order == "shuffled":
+        positions = rng.permutation(n_ood + n_id)
+    else:
+        ood = rng.permutation(n_ood)
+        idx = rng.permutation(n_id) + n_ood
+        positions = np.concatenate([idx, ood] if order == "id_first" else [ood, idx])
+    positions = positions.astype(np.int64)
+    positions.setflags(write=False)
+    return Stream(n_id=n_id, n_ood=n_ood, seed=seed, batch_size=batch_size, order=positions)

@@ -10,15 +10,28 @@ Loading and validation live in :mod:`ants.config`.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from ants._io import canonical_json
+
 __all__ = [
     "ANTS_PLAN_KEYS",
+    "MLLM_ANSWERING_KEYS",
     "MLLM_WORKFLOW_KEYS",
+    "SWEEP_SEP",
+    "answer_config",
+    "answers_owner",
+    "text_config",
     "ants_methods",
     "backend_config",
+    "get_dotted",
+    "point_params",
+    "set_dotted",
+    "static_scoring",
+    "stream_key",
+    "sweep_point_name",
+    "sweep_points",
     "dumps",
     "metrics_view",
     "method_config",
@@ -52,8 +65,8 @@ MLLM_WORKFLOW_KEYS = ("cache", "gpu")
 
 
 def dumps(obj: Any) -> str:
-    """Canonical JSON (sorted keys): the form in which rules pass config subsets to ``ants``."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    """The form in which rules pass config subsets to ``ants``: :func:`ants._io.canonical_json`."""
+    return canonical_json(obj)
 
 
 def ood_sets(params: Mapping, benchmark: str) -> list[tuple[str, str]]:
@@ -67,33 +80,141 @@ def ants_methods(params: Mapping) -> list[str]:
     return [m for m in params["run"]["methods"] if params["methods"][m]["method"] == "ants"]
 
 
+#: Separates a method from its sweep point in a virtual method name: ``ants_code~eta~1`` is
+#: method ``ants_code`` with the setting of sweep ``eta`` at its value number 1.
+SWEEP_SEP = "~"
+
+
+def sweep_point_name(method: str, sweep: str, index: int) -> str:
+    """The virtual method name of one sweep point (a wildcard value like any method name)."""
+    return f"{method}{SWEEP_SEP}{sweep}{SWEEP_SEP}{int(index)}"
+
+
+def set_dotted(obj: dict, path: str, value: Any) -> None:
+    """Set ``obj[a][b][c] = value`` for ``path = "a.b.c"`` (missing mappings are created)."""
+    parts = path.split(".")
+    for key in parts[:-1]:
+        obj = obj.setdefault(key, {})
+    obj[parts[-1]] = value
+
+
+def get_dotted(obj: Mapping, path: str, default: Any = None) -> Any:
+    for key in path.split("."):
+        if not isinstance(obj, Mapping) or key not in obj:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def point_params(params: Mapping, method: str) -> tuple[Mapping, str]:
+    """``(params, base method)`` of a method name: for a sweep point (:data:`SWEEP_SEP`), the
+    params with the sweep's setting set to that point's value; else the params unchanged."""
+    if SWEEP_SEP not in method:
+        return params, method
+    base, sweep, index = method.split(SWEEP_SEP)
+    spec = params["sweeps"][sweep]
+    out = copy.deepcopy(dict(params))
+    set_dotted(out, spec["setting"].replace("{method}", base), copy.deepcopy(spec["values"][int(index)]))
+    return out, base
+
+
+def sweep_points(params: Mapping, sweep: str) -> list[tuple[str, str, int]]:
+    """``(virtual method, base method, value index)`` of every point of ``sweep``."""
+    spec = params["sweeps"][sweep]
+    return [(sweep_point_name(m, sweep, i), m, i) for m in spec["methods"] for i in range(len(spec["values"]))]
+
+
+def stream_key(params: Mapping, method: str) -> str:
+    """The stream a method's jobs read: ``{order}-bs{batch size}`` (e.g. ``shuffled-bs256``)."""
+    p, _ = point_params(params, method)
+    return f"{p['stream'].get('order', 'shuffled')}-bs{int(p['stream']['batch_size'])}"
+
+
 def method_config(params: Mapping, method: str, split: str | None = None) -> dict:
     """What the score job of ``method`` needs: its section, with ANTS's ``in_score`` resolved
     for ``split`` (far / near) and the stream batch size."""
-    cfg = copy.deepcopy(dict(params["methods"][method]))
+    p, base = point_params(params, method)
+    cfg = copy.deepcopy(dict(p["methods"][base]))
     if cfg["method"] == "ants" and split is not None:
         cfg["in_score"] = cfg["in_score"][split]
-    cfg["batch_size"] = params["stream"]["batch_size"]
+    cfg["batch_size"] = p["stream"]["batch_size"]
     return cfg
+
+
+def static_scoring(params: Mapping, method: str) -> dict | None:
+    """The settings of the shared per-image static pass ``method`` reads (None: it reads none)."""
+    from ants.methods import method_spec
+
+    p, base = point_params(params, method)
+    section = p["methods"][base]
+    return method_spec(section["method"]).static_scoring(section)
 
 
 def plan_config(params: Mapping, method: str) -> dict:
     """The ANTS switches that decide the queries (:data:`ANTS_PLAN_KEYS`), plus the preset
     (which fills in the switches not given), plus the stream batch size."""
-    cfg = params["methods"][method]
+    p, base = point_params(params, method)
+    cfg = p["methods"][base]
     if cfg["method"] != "ants":
-        raise ValueError(f"methods.{method}: plans exist only for ANTS methods, not {cfg['method']!r}")
+        raise ValueError(f"methods.{base}: plans exist only for ANTS methods, not {cfg['method']!r}")
     switches = cfg["config"]
     return {
         "config": {"preset": switches.get("preset", "authors_code"),
                    **{k: switches[k] for k in ANTS_PLAN_KEYS if k in switches}},
-        "batch_size": params["stream"]["batch_size"],
+        "batch_size": p["stream"]["batch_size"],
     }
 
 
-def backend_config(params: Mapping) -> dict:
-    """The ``mllm`` section without the workflow's own keys: what ``build_backend`` takes."""
-    return {k: copy.deepcopy(v) for k, v in params["mllm"].items() if k not in MLLM_WORKFLOW_KEYS}
+#: ``mllm`` keys of the answering layer (:class:`ants.mllm.answering.CachedAnswerer`), not
+#: of the backend.
+MLLM_ANSWERING_KEYS = ("max_failed_fraction", "max_answer_chars", "max_negative_chars")
+
+
+def backend_config(params: Mapping, method: str | None = None) -> dict:
+    """What ``ants.mllm.build_backend`` takes: the shared ``mllm`` keys (backend, family,
+    prompts, generation, batch_size) and the selected backend's settings
+    (``mllm.backends.<backend>``; the other backends' settings never leak in). Of a sweep
+    point's params when ``method`` is one."""
+    p = point_params(params, method)[0] if method else params
+    mllm = p["mllm"]
+    out = {k: copy.deepcopy(v) for k, v in mllm.items()
+           if k not in MLLM_WORKFLOW_KEYS and k not in MLLM_ANSWERING_KEYS and k != "backends"}
+    out.update(copy.deepcopy(dict((mllm.get("backends") or {}).get(mllm["backend"]) or {})))
+    return out
+
+
+def answer_config(params: Mapping, method: str) -> dict:
+    """What decides one ANTS stream's answers: the backend config and the method's answer
+    parser (its preset's, unless set). The ANTS score jobs take it as a param too, so a changed
+    prompt, model or setting re-runs them even when the answers file is missing."""
+    from ants.methods.ants_tta import ants_config
+
+    p, base = point_params(params, method)
+    return {"mllm": backend_config(p),
+            "answering": {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]},
+            "parser": ants_config(p["methods"][base]["config"]).answer_parser}
+
+
+def text_config(params: Mapping, method: str) -> dict:
+    """What decides the text features of an ANTS stream's negatives (``encode_negatives``):
+    the templates, the answer parser and the VSNL labels kept per class."""
+    from ants.methods.ants_tta import ants_config
+
+    p, base = point_params(params, method)
+    cfg = ants_config(p["methods"][base]["config"])
+    return {"ens_template": cfg.ens_template, "vsnl_template": cfg.vsnl_template,
+            "answer_parser": cfg.answer_parser, "vsnl_labels_per_class": cfg.vsnl_labels_per_class}
+
+
+def answers_owner(params: Mapping, method: str) -> str:
+    """The method name whose plan, answers and negatives' text features ``method`` reads: its
+    base method when a sweep point changes nothing that decides them (a scoring-only point
+    costs a replay alone), else the point itself."""
+    if SWEEP_SEP not in method:
+        return method
+    base = method.split(SWEEP_SEP)[0]
+    same = all(f(params, method) == f(params, base) for f in (plan_config, answer_config, text_config, stream_key))
+    return base if same else method
 
 
 def metrics_view(params: Mapping) -> dict:

@@ -176,3 +176,48 @@ def test_missing_answer_names_the_query(world):
         replay_scores(**world, encode_text=encode, answers=answers, config=cfg)
     assert isinstance(MissingAnswerError("x"), LookupError)
     assert ReplayAnswerer({})([]) == []
+
+
+# values to try for every ANTS switch that is NOT a plan key (docs/ARCHITECTURE.md: the queries
+# depend only on the plan keys; everything else changes scores alone)
+NON_PLAN_VALUES = {
+    "lambda_stats": ["paper", "code"],
+    "in_score": ["ada", "near_only"],
+    "ens_bank_cap": [3, 10_000],
+    "vsnl_labels_per_class": [1, 5],
+    "balanced_group_size": [None, 2],
+    "balanced_tiling": [1, 3],
+    "ens_template": ["{}", "a photo of {}."],
+    "vsnl_template": ["The nice {}.", "{}"],
+    "activation_aware_ens": [False, True],
+    "activation_top": [3, 500],
+    "activation_step": [1, 4],
+    "activation_gap": [0.2, 0.8],
+    "activation_queue": [10, 20_000],
+    "fixed_lambda": [None, 0.3],
+    "answer_parser": ["lenient", "authors"],
+}
+
+
+def test_switches_outside_the_plan_keys_never_change_the_queries(world):
+    from dataclasses import fields
+
+    from ants.methods.ants_tta import AntsConfig
+    from ants.views import ANTS_PLAN_KEYS
+
+    switches = {f.name for f in fields(AntsConfig)}
+    assert switches - set(ANTS_PLAN_KEYS) == set(NON_PLAN_VALUES), (
+        "every ANTS switch must be either a plan key or listed here with values to try"
+    )
+    base = dict(CONFIGS["authors_code"])
+    reference = run_ants(**world, encode_text=encode, answerer=FakeBackend(), config=base).trace.queries
+    assert reference
+    for name, values in NON_PLAN_VALUES.items():
+        for value in values:
+            got = run_ants(**world, encode_text=encode, answerer=FakeBackend(),
+                           config={**base, name: value}).trace.queries
+            assert got == reference, f"{name}={value!r} changed the planned queries"
+    # and a plan key does change them (the test can fail)
+    changed = run_ants(**world, encode_text=encode, answerer=FakeBackend(),
+                       config={**base, "initial_threshold": 0.5}).trace.queries
+    assert changed != reference

@@ -67,3 +67,19 @@ def test_deterministic_and_seed_dependent():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_stream(**kwargs)
+
+
+@pytest.mark.parametrize("order", ["id_first", "ood_first"])
+def test_ordered_streams_put_one_set_first_each_shuffled(order):
+    s = make_stream(5, 3, seed=4, batch_size=2, order=order)
+    first_is_ood = order == "ood_first"
+    expected = [first_is_ood] * (3 if first_is_ood else 5) + [not first_is_ood] * (5 if first_is_ood else 3)
+    assert s.is_ood.tolist() == expected
+    assert sorted(s.order.tolist()) == list(range(8))
+    assert s.source[s.is_ood].tolist() != [0, 1, 2] or s.source[~s.is_ood].tolist() != [0, 1, 2, 3, 4]
+    assert make_stream(5, 3, seed=4, order=order).order.tolist() == s.order.tolist()
+
+
+def test_unknown_order_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="valid orders: shuffled, id_first, ood_first"):
+        make_stream(2, 2, seed=0, order="random")

@@ -22,8 +22,9 @@ The stream is processed batch by batch (batches numbered from 1), in the order o
 6. ``lambda`` from the statistics so far (current batch included) and
    ``S_ada = lambda * S_ens + (1 - lambda) * S_vsnl``.
 
-Step 1 depends on each sample alone, so it is computed for the whole stream first, in fixed
-chunks (:data:`STATIC_CHUNK` rows); the state machine (steps 2-6) then runs batch by batch and
+Step 1 depends on each sample alone, so it is computed for the whole stream first
+(:func:`ants_static_scores`, the shared primitive :func:`ants.scores.negative_label_parts`;
+the workflow computes it once per dataset and passes it in as ``static``); the state machine (steps 2-6) then runs batch by batch and
 only ever reads the history up to the current batch. Every score is "higher = more
 in-distribution". All three outputs (``ada``, ``far_only`` = ``S_ens``, ``near_only`` =
 ``S_vsnl``) and ``s_nl`` are returned; ``config.in_score`` picks the main one (the released
@@ -68,8 +69,8 @@ from tqdm.auto import tqdm
 
 from ants.methods import MethodResult, as_features, batch_slices
 from ants.mllm.base import Answer, Answerer, Query
-from ants.mllm.parsing import normalise_sentences
-from ants.scores import group_layout
+from ants.mllm.parsing import PARSE_STYLES, normalise_sentences
+from ants.scores import StaticScores, group_layout, group_lse, mean_id_mass, negative_label_parts
 
 __all__ = [
     "IN_SCORES",
@@ -85,6 +86,7 @@ __all__ = [
     "activation_threshold",
     "adaptive_weight",
     "ants_config",
+    "ants_static_scores",
     "prepend_keep_last",
     "run_ants",
     "threshold_code_rule",
@@ -143,6 +145,8 @@ class AntsConfig:
     activation_step: int = 2
     activation_gap: float = 0.5
     activation_queue: int = 20_000
+    fixed_lambda: float | None = None  # a fixed weight instead of the adaptive one (ablation)
+    answer_parser: str = "authors"  # ants.mllm.parsing style: 'authors' (their labels.py) | 'lenient'
 
     def __post_init__(self) -> None:
         def choice(name: str, valid: tuple[str, ...]) -> None:
@@ -178,6 +182,7 @@ class AntsConfig:
         choice("near_subset", NEAR_SUBSETS)
         choice("lambda_stats", LAMBDA_STATS)
         choice("in_score", IN_SCORES)
+        choice("answer_parser", PARSE_STYLES)
         for name in ("initial_threshold", "eta", "activation_gap"):
             unit_float(name)
         unit_float("near_delta", open_low=True)
@@ -199,6 +204,8 @@ class AntsConfig:
         positive_int("grouping_seed", 0)
         if self.balanced_group_size is not None:
             positive_int("balanced_group_size")
+        if self.fixed_lambda is not None:
+            unit_float("fixed_lambda")
         if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
             raise ValueError(f"AntsConfig.tau must be a positive number, got {self.tau!r}")
         if not isinstance(self.activation_aware_ens, bool):
@@ -232,6 +239,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "near_subset": "top_fraction",
         "lambda_stats": "paper",
         "in_score": "ada",
+        "answer_parser": "lenient",
     },
 }
 
@@ -370,8 +378,7 @@ def activation_selected_score(
     ends = list(range(step - 1, k, step))
     if not ends or ends[-1] != k - 1:
         ends.append(k - 1)
-    lse_neg = torch.logcumsumexp(ranked, dim=1)[:, ends]
-    return torch.sigmoid(lse_id[:, None] - lse_neg).mean(dim=1)
+    return mean_id_mass(lse_id, torch.logcumsumexp(ranked, dim=1)[:, ends])
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,8 +425,7 @@ class AntsResult(MethodResult):
 class _Bank:
     """Text features of a negative bank with cached group layouts."""
 
-    def __init__(self, tau: float, seed: int) -> None:
-        self.tau = tau
+    def __init__(self, seed: int) -> None:
         self.seed = seed
         self.feats: torch.Tensor | None = None
         self.texts: list[str] = []
@@ -448,14 +454,11 @@ class _Bank:
         n = lneg.shape[1]
         n_tiled = n * tiling
         if n_tiled <= group_size:
-            lse_neg = torch.logsumexp(lneg, dim=1)
-            if tiling > 1:
-                lse_neg = lse_neg + math.log(tiling)
-            return torch.sigmoid(lse_id - lse_neg)
+            return mean_id_mass(lse_id, group_lse(lneg, log_multiplicity=math.log(tiling) if tiling > 1 else 0.0))
         idx = self.layout(n_tiled, group_size)
         if tiling > 1:
             idx = idx % n
-        return torch.sigmoid(lse_id[:, None] - torch.logsumexp(lneg[:, idx], dim=-1)).mean(dim=1)
+        return mean_id_mass(lse_id, group_lse(lneg, idx))
 
 
 class _AntsRun:
@@ -467,7 +470,6 @@ class _AntsRun:
         *,
         n: int,
         idt: torch.Tensor,
-        neg: torch.Tensor,
         items: Sequence[str],
         sha256: Sequence[str | None] | None,
         class_names: Sequence[str],
@@ -487,12 +489,8 @@ class _AntsRun:
             cfg.near_top_k if cfg.near_subset == "top_k" else max(1, round(cfg.near_delta * self.k))
         )
 
-        # base text: [ID; mined negatives in grouped order] -> one matmul per chunk
-        layout = group_layout(neg.shape[0], group_size=cfg.group_size, seed=cfg.grouping_seed)
-        self.n_groups, self.group_len = layout.shape
-        self.base_text_t = torch.cat([idt, neg[layout.reshape(-1)]]).T.contiguous()
-
-        # static per-sample quantities (filled by static_pass) and the history
+        # static per-sample quantities (S_nl, predictions, lse of the ID logits): given, or
+        # computed for the whole stream by :func:`ants.scores.negative_label_parts`
         self.s_nl = np.empty(n, dtype=np.float32)
         self.pred = np.empty(n, dtype=np.int64)
         self.lse_id = torch.empty(n, dtype=torch.float32)
@@ -501,10 +499,10 @@ class _AntsRun:
         self.threshold = float(cfg.initial_threshold)
         self.cache_pos: list[int] = []
         self.ens_updates = 0
-        self.ens = _Bank(cfg.tau, cfg.grouping_seed)
+        self.ens = _Bank(cfg.grouping_seed)
         # VSNL
         self.vsnl_cache: dict[int, list[str]] = {}
-        self.vsnl = _Bank(cfg.tau, cfg.grouping_seed)
+        self.vsnl = _Bank(cfg.grouping_seed)
         self.bank_t: torch.Tensor | None = None  # [ens; vsnl].T, rebuilt when a bank changes
         # lambda statistics (float64 sums)
         self.sum_a = 0.0
@@ -554,7 +552,8 @@ class _AntsRun:
             for p in self.cache_pos
         ]
         answers = self._ask(batch, queries)
-        sentences = normalise_sentences([s for a in answers if a.status == "ok" for s in a.negatives])
+        sentences = normalise_sentences([s for a in answers if a.status == "ok" for s in a.negatives],
+                                        style=cfg.answer_parser)
         if sentences:
             feats = self._encode(sentences, cfg.ens_template)
             self.ens.feats = prepend_keep_last(self.ens.feats, feats, cfg.ens_bank_cap)
@@ -573,36 +572,28 @@ class _AntsRun:
             )
             for c, a in zip(new, answers, strict=True):
                 got = list(a.negatives) if a.status == "ok" else []
-                self.vsnl_cache[c] = normalise_sentences(got)[: cfg.vsnl_labels_per_class]
+                self.vsnl_cache[c] = normalise_sentences(got, style=cfg.answer_parser)[: cfg.vsnl_labels_per_class]
         active = set(frequent)
         for c in [c for c in self.vsnl_cache if c not in active]:
             del self.vsnl_cache[c]
-        labels = normalise_sentences([lab for labs in self.vsnl_cache.values() for lab in labs])
+        labels = normalise_sentences([lab for labs in self.vsnl_cache.values() for lab in labs],
+                                     style=cfg.answer_parser)
         if labels != self.vsnl.texts:
             self.vsnl.texts = labels
             self.vsnl.feats = self._encode(labels, cfg.vsnl_template) if labels else None
             self.bank_t = None
 
-    def static_pass(self, img: torch.Tensor, chunk: int, progress: bool) -> None:
-        """Step 1 for every sample: ``S_nl``, predictions and ``logsumexp`` of the ID logits.
-
-        Each depends only on its own sample, so it is computed in fixed chunks of ``chunk``
-        rows aligned at stream position 0 (the same chunks in every run of a stream of this
-        length, so plan, online and replay see identical bits).
-        """
-        k, tau = self.k, self.cfg.tau
-        starts = range(0, img.shape[0], chunk)
-        for start in tqdm(starts, desc="ANTS static scores", unit="chunk", disable=not progress):
-            sl = slice(start, min(img.shape[0], start + chunk))
-            base = (img[sl] @ self.base_text_t) / tau
-            lid = base[:, :k]
-            lse_id = torch.logsumexp(lid, dim=1)
-            lse_neg = torch.logsumexp(
-                base[:, k:].reshape(-1, self.n_groups, self.group_len), dim=-1
-            )
-            self.s_nl[sl] = torch.sigmoid(lse_id[:, None] - lse_neg).mean(dim=1).numpy()
-            self.pred[sl] = lid.argmax(dim=1).numpy()
-            self.lse_id[sl] = lse_id
+    def set_static(self, static: StaticScores) -> None:
+        """Step 1 for every sample, from the static pass (each value depends on its sample alone)."""
+        n = self.s_nl.shape[0]
+        for name, values in (("scores", static.scores), ("predictions", static.predictions),
+                             ("lse_id", static.lse_id)):
+            if np.shape(values) != (n,):
+                raise ValueError(f"static.{name} must have one value per stream sample ({n}), "
+                                 f"got shape {np.shape(values)}")
+        self.s_nl[:] = static.scores
+        self.pred[:] = static.predictions
+        self.lse_id[:] = torch.from_numpy(np.asarray(static.lse_id, dtype=np.float32))
 
     def step(self, batch: int, sl: slice, x: torch.Tensor) -> dict[str, Any]:
         cfg = self.cfg
@@ -657,11 +648,12 @@ class _AntsRun:
             self.sum_a += float(s_ens[m].double().sum())
             self.sum_b += float(s_vsnl[m].double().sum())
             self.count_ab += int(mined.sum())
-        lam = (
-            adaptive_weight(self.sum_a / self.count_ab, self.sum_b / self.count_ab)
-            if self.count_ab
-            else 0.5
-        )
+        if cfg.fixed_lambda is not None:
+            lam = float(cfg.fixed_lambda)
+        elif self.count_ab:
+            lam = adaptive_weight(self.sum_a / self.count_ab, self.sum_b / self.count_ab)
+        else:
+            lam = 0.5
         s_ada = lam * s_ens + (1.0 - lam) * s_vsnl
         return {
             "s_nl": s_nl,
@@ -709,6 +701,16 @@ def _check_strings(
         raise ValueError(f"{name} must be a sequence of {n} strings (one per sample), got {got}")
 
 
+def ants_static_scores(image_features: Any, id_text_features: Any, negative_features: Any,
+                       config: AntsConfig | str | Mapping[str, Any] | None = None) -> StaticScores:
+    """Step 1 of every batch for any set of images: the grouped score ``S_nl`` (group size
+    ``s``, seed ``grouping_seed``), predictions and ``lse_id``, by the shared primitive
+    :func:`ants.scores.negative_label_parts` in fixed chunks of :data:`STATIC_CHUNK` rows."""
+    cfg = ants_config(config)
+    return negative_label_parts(image_features, id_text_features, negative_features, tau=cfg.tau,
+                                group_size=cfg.group_size, seed=cfg.grouping_seed, chunk_size=STATIC_CHUNK)
+
+
 def run_ants(
     *,
     image_features: Any,
@@ -721,6 +723,7 @@ def run_ants(
     config: AntsConfig | str | Mapping[str, Any] | None = None,
     batch_size: int = 256,
     item_sha256: Sequence[str | None] | None = None,
+    static: StaticScores | None = None,
     progress: bool = False,
 ) -> AntsResult:
     """Run ANTS over one stream (features in stream order; batches of ``batch_size`` from 1).
@@ -728,11 +731,16 @@ def run_ants(
     * ``items``: per sample, the image path (or item id) put in ENS queries; ``item_sha256``
       optionally the image content hash;
     * ``id_text_features`` ``(K, d)`` and ``class_names`` (K): the ID labels;
-    * ``negative_features`` ``(M, d)``: the mined negative labels (group size ``s``);
+    * ``negative_features`` ``(M, d)``: the mined negative labels (group size ``s``); only
+      read to compute the static pass, so None is fine when ``static`` is given;
     * ``encode_text(texts, template)``: CLIP text encoder, L2-normalised rows (ENS sentences
       with ``config.ens_template`` = "{}", VSNL labels with "The nice {}.");
     * ``answerer``: list[Query] -> list[Answer], called synchronously once per ENS update (all
       cached images) and once per VSNL event with new classes.
+
+    * ``static``: the per-sample ``S_nl``, predictions and ``lse_id`` in stream order
+      (:func:`ants_static_scores`, computed once per dataset by the workflow); computed here
+      from the features when None.
 
     Returns scores (``config.in_score``) and every variant in ``variants``, predictions (argmax
     of the ID logits) and an :class:`AntsTrace`.
@@ -741,7 +749,9 @@ def run_ants(
     img = as_features(image_features, "image_features")
     n, d = img.shape
     idt = as_features(id_text_features, "id_text_features", dim=d)
-    neg = as_features(negative_features, "negative_features", dim=d)
+    if negative_features is None and static is None:
+        raise ValueError("negative_features are required unless the static scores are given")
+    neg = None if negative_features is None else as_features(negative_features, "negative_features", dim=d)
     _check_strings(items, n, "items")
     _check_strings(item_sha256, n, "item_sha256", optional=True)
     _check_strings(class_names, idt.shape[0], "class_names")
@@ -749,7 +759,6 @@ def run_ants(
         cfg,
         n=n,
         idt=idt,
-        neg=neg,
         items=items,
         sha256=item_sha256,
         class_names=class_names,
@@ -771,7 +780,9 @@ def run_ants(
     }
     slices = list(batch_slices(n, batch_size))
     with torch.no_grad():
-        run.static_pass(img, STATIC_CHUNK, progress)
+        if static is None:
+            static = ants_static_scores(img, idt, neg, cfg)
+        run.set_static(static)
         for b, sl in tqdm(slices, desc="ANTS stream", unit="batch", disable=not progress):
             r = run.step(b, sl, img[sl])
             for name in out:
