@@ -15,10 +15,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/negatives.smk"
+include: "workflow/rules/static.smk"
 include: "workflow/rules/streams.smk"
 include: "workflow/rules/mllm.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 
@@ -37,4 +39,7 @@ onstart:
 
 
 onsuccess:
-    announce("Done. Metrics: results/metrics.json; report: reports/index.html.")
+    announce()
+    if os.path.exists("results/metrics.json"):
+        shell("ants metrics --brief || true")
+    print("Metrics: results/metrics.json, results/tables/; report: reports/index.html", file=sys.stderr)

@@ -9,22 +9,25 @@ config subset the rule passes as ``params``)::
     ants embed-images  --manifest F --backbone-json J --encoding-json J --on-bad-image fail|skip --out F
     ants embed-labels  --label-set-json J --backbone-json J --encoding-json J --mining-json J
                        --out-text F --out-negatives F
-    ants stream        --id-embeddings F --ood-embeddings F --seed N --batch-size N --out F
-    ants plan          --stream F --id-embeddings F --ood-embeddings F --text F --negatives F
-                       --plan-json J --stream-id S --out F
-    ants answer        --plans F... --mllm-json J --cache F --out F
-    ants score         --stream F --id-embeddings F --ood-embeddings F --text F --negatives F
-                       --method-json J --stream-id S --out F [--answers F --backbone-json J --encoding-json J]
-    ants metrics       --scores F... --view-json J --out-json F --out-dir DIR --plots F
+    ants stream        --id-embeddings F --ood-embeddings F --seed N --stream-json J --out F
+    ants static        --embeddings F --text F --negatives F --scoring-json J --out F
+    ants plan          --stream F --id-embeddings F --ood-embeddings F --text F --static-id F
+                       --static-ood F --plan-json J --stream-id S --out F
+    ants answer        --plan F --answer-json J --cache F --out F [--timings F]
+    ants encode-negatives --answers F --method-json J --backbone-json J --encoding-json J
+                       --store F --out F
+    ants score         --stream F --method-json J --stream-id S --out F  + the inputs its method
+                       reads: --id-embeddings --ood-embeddings --text --negatives --static-id
+                       --static-ood --answers --negative-text
+    ants compute-metrics --scores F... --view-json J --out-json F --out-dir DIR --plots F
+    ants sweep-metrics --view-json J --out F
     ants report        --metrics F --scores F... --answers F... --negatives F... --view-json J --out F
 
-Inspection::
+Inspection (:mod:`ants.cli_inspect`; ``ants COMMAND --help``)::
 
-    ants config check [params.yaml]            validate, print a summary (exit 2 when invalid)
-    ants answers streams  [--log F]            streams in a negatives log, with query counts
-    ants answers show --stream S [--batch N] [--kind ens|vsnl] [--log F] [--limit N]
-                                               what the MLLM was asked and what it answered
-    ants cache stats [--cache F]               how many answers the SQLite cache holds, per kind
+    ants config check [params.yaml [configs/X.yaml ...]]  validate the merged whole (exit 2 when invalid)
+    ants config merge params.yaml configs/X.yaml --out F  write the merged, validated whole
+    ants answers ...  ants negatives ...  ants metrics ...  ants cache ...
 
 Exit status: 0 on success, 2 for bad input (a clear message on stderr naming the file or key),
 1 for anything unexpected.
@@ -118,49 +121,68 @@ def cmd_embed_labels(a) -> int:
 
 
 def cmd_stream(a) -> int:
-    from ants.stages import make_stream_file
+    from ants.stages import stream
 
-    frame = make_stream_file(a.id_embeddings, a.ood_embeddings, seed=a.seed, batch_size=a.batch_size, out=a.out)
+    cfg = _json(a.stream_json, "--stream-json")
+    frame = stream(a.id_embeddings, a.ood_embeddings, seed=a.seed, batch_size=int(cfg["batch_size"]),
+                   order=cfg.get("order", "shuffled"), out=a.out)
     print(f"stream of {len(frame)} samples ({int(frame['is_ood'].sum())} OOD), "
           f"{int(frame['batch'].max())} batches -> {a.out}")
     return 0
 
 
-def cmd_plan(a) -> int:
-    from ants.stages import plan_stream
+def cmd_static(a) -> int:
+    from ants.stages import static
 
-    frame = plan_stream(a.stream, a.id_embeddings, a.ood_embeddings, a.text, a.negatives,
-                        plan=_json(a.plan_json, "--plan-json"), stream_name=a.stream_id, out=a.out)
+    frame = static(a.embeddings, a.text, a.negatives, scoring=_json(a.scoring_json, "--scoring-json"), out=a.out)
+    print(f"static scores of {len(frame)} images -> {a.out}")
+    return 0
+
+
+def cmd_plan(a) -> int:
+    from ants.stages import plan
+
+    frame = plan(a.stream, a.id_embeddings, a.ood_embeddings, a.text, a.static_id, a.static_ood,
+                 plan=_json(a.plan_json, "--plan-json"), stream_name=a.stream_id, out=a.out, progress=not a.quiet)
     counts = frame["kind"].value_counts().to_dict()
     print(f"{a.stream_id}: {len(frame)} queries planned {counts} -> {a.out}")
     return 0
 
 
 def cmd_answer(a) -> int:
-    from ants.stages import answer_plans
+    from ants.stages import answer
 
-    stats = answer_plans(a.plans, _json(a.mllm_json, "--mllm-json"), cache=a.cache, out=a.out, progress=not a.quiet)
+    cfg = _json(a.answer_json, "--answer-json")
+    stats = answer(a.plan, cfg, cache=a.cache, out=a.out, timings=a.timings, progress=not a.quiet)
     print(f"answered {stats.get('queries', 0)} queries ({stats.get('unique', 0)} distinct, "
           f"{stats.get('hits', 0)} from the cache, {stats.get('generated', 0)} generated, "
           f"{stats.get('failed', 0)} failed) -> {a.out}")
     return 0
 
 
+def cmd_encode_negatives(a) -> int:
+    from ants.stages import encode_negatives
+
+    meta = encode_negatives(a.answers, method=_json(a.method_json, "--method-json"),
+                            backbone=_json(a.backbone_json, "--backbone-json"),
+                            encoding=_json(a.encoding_json, "--encoding-json"), store=a.store, out=a.out)
+    print(f"{meta['n_texts']} negatives' text features ({meta['n_encoded_now']} encoded now) -> {a.out}")
+    return 0
+
+
 def cmd_score(a) -> int:
-    from ants.stages import score_stream
+    from ants.stages import score
 
     method = _json(a.method_json, "--method-json")
-    frame = score_stream(
-        a.stream, a.id_embeddings, a.ood_embeddings, a.text, a.negatives, method=method, out=a.out,
-        answers=a.answers, stream_name=a.stream_id,
-        backbone=_json(a.backbone_json, "--backbone-json") if a.backbone_json else None,
-        encoding=_json(a.encoding_json, "--encoding-json") if a.encoding_json else None,
-    )
+    files = {k: getattr(a, k) for k in ("id_embeddings", "ood_embeddings", "negatives", "static_id", "static_ood",
+                                         "answers", "negative_text")}
+    frame = score(a.stream, method=method, out=a.out, stream_name=a.stream_id, progress=not a.quiet,
+                  id_text=a.text, **files)
     print(f"{a.stream_id}: {len(frame)} scores ({method['method']}) -> {a.out}")
     return 0
 
 
-def cmd_metrics(a) -> int:
+def cmd_compute_metrics(a) -> int:
     from ants.stages import _write_csv, compute_metrics, trace_table
 
     view = _json(a.view_json, "--view-json")
@@ -174,6 +196,14 @@ def cmd_metrics(a) -> int:
             parts = [f"{name} AUROC {m['auroc']:.2f}±{m['auroc_std']:.2f} FPR95 {m['fpr95_id']:.2f}"
                      for name, m in entries.items()]
             print(f"  {method:12s} " + " | ".join(parts))
+    return 0
+
+
+def cmd_sweep_metrics(a) -> int:
+    from ants.stages import sweep_metrics
+
+    frame = sweep_metrics(_json(a.view_json, "--view-json"), a.out)
+    print(f"sweep: {len(frame)} rows -> {a.out}")
     return 0
 
 
@@ -194,14 +224,32 @@ def cmd_report(a) -> int:
 
 
 def cmd_config_check(a) -> int:
-    from ants.config import load_params
+    from ants.config import load_config_files
 
-    params = load_params(a.params)
-    print(f"{a.params}: valid")
+    params = load_config_files(a.params)
+    print(f"{' + '.join(a.params)}: valid")
     print(f"  benchmarks: {', '.join(params['run']['benchmarks'])}")
     print(f"  methods:    {', '.join(params['run']['methods'])}")
     print(f"  seeds:      {', '.join(map(str, params['run']['seeds']))}")
     print(f"  MLLM:       {params['mllm']['backend']} ({params['mllm']['family']} prompts)")
+    return 0
+
+
+def cmd_config_merge(a) -> int:
+    import yaml
+
+    from ants._io import atomic_path
+    from ants.config import load_config_files
+
+    params = load_config_files(a.files)
+    text = (f"# {' + '.join(a.files)}, merged and validated by `ants config merge`\n"
+            + yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    if a.out == "-":
+        sys.stdout.write(text)
+    else:
+        with atomic_path(a.out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(f"{' + '.join(a.files)} -> {a.out} (valid)")
     return 0
 
 
@@ -254,33 +302,46 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--id-embeddings", required=True)
     s.add_argument("--ood-embeddings", required=True)
     s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--batch-size", type=int, required=True)
+    s.add_argument("--stream-json", required=True, help='{"order": "shuffled|id_first|ood_first", "batch_size": N}')
     s.add_argument("--out", required=True)
 
-    common = ("--stream", "--id-embeddings", "--ood-embeddings", "--text", "--negatives", "--stream-id", "--out")
-    s = add("plan", cmd_plan, "list every MLLM query an ANTS stream asks")
-    for opt in common + ("--plan-json",):
+    s = add("static", cmd_static, "per-image static scores (S_nl, prediction, lse of the ID logits) of a dataset")
+    for opt in ("--embeddings", "--text", "--negatives", "--scoring-json", "--out"):
         s.add_argument(opt, required=True)
 
-    s = add("answer", cmd_answer, "answer planned queries through the cache; write the negatives log")
-    s.add_argument("--plans", nargs="*", default=[])
-    s.add_argument("--mllm-json", required=True)
+    s = add("plan", cmd_plan, "list every MLLM query an ANTS stream asks")
+    for opt in ("--stream", "--id-embeddings", "--ood-embeddings", "--text", "--static-id", "--static-ood",
+                "--stream-id", "--out", "--plan-json"):
+        s.add_argument(opt, required=True)
+
+    s = add("answer", cmd_answer, "answer one stream's planned queries through the cache; write its answers log")
+    s.add_argument("--plan", required=True)
+    s.add_argument("--answer-json", required=True)
+    s.add_argument("--timings", help="where the answer times and cache hits go (JSON; default: nowhere)")
     s.add_argument("--cache", required=True)
     s.add_argument("--out", required=True)
 
-    s = add("score", cmd_score, "score one stream with one method")
-    for opt in common + ("--method-json",):
+    s = add("encode-negatives", cmd_encode_negatives, "CLIP text features of the negatives in an answers log")
+    for opt in ("--answers", "--method-json", "--backbone-json", "--encoding-json", "--store", "--out"):
         s.add_argument(opt, required=True)
-    s.add_argument("--answers")
-    s.add_argument("--backbone-json")
-    s.add_argument("--encoding-json")
 
-    s = add("metrics", cmd_metrics, "metrics (mean and std over seeds) from score files")
+    s = add("score", cmd_score, "score one stream with one method")
+    for opt in ("--stream", "--method-json", "--stream-id", "--out"):
+        s.add_argument(opt, required=True)
+    for opt in ("--id-embeddings", "--ood-embeddings", "--text", "--negatives", "--static-id", "--static-ood",
+                "--answers", "--negative-text"):
+        s.add_argument(opt)
+
+    s = add("compute-metrics", cmd_compute_metrics, "metrics (mean and std over seeds) from score files")
     s.add_argument("--scores", nargs="+", required=True)
     s.add_argument("--view-json", required=True)
     s.add_argument("--out-json", required=True)
     s.add_argument("--out-dir", required=True)
     s.add_argument("--plots")
+
+    s = add("sweep-metrics", cmd_sweep_metrics, "metrics of every point of a sensitivity sweep")
+    s.add_argument("--view-json", required=True)
+    s.add_argument("--out", required=True)
 
     s = add("report", cmd_report, "write the HTML report")
     s.add_argument("--metrics", required=True)
@@ -293,9 +354,15 @@ def _parser() -> argparse.ArgumentParser:
 
     s = add("config", None, "params.yaml tools")
     csub = s.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
-    c = csub.add_parser("check", help="validate params.yaml and print a summary")
-    c.add_argument("params", nargs="?", default="params.yaml")
+    c = csub.add_parser("check", help="validate params.yaml (and config files merged over it, as "
+                        "snakemake --configfile does) and print a summary")
+    c.add_argument("params", nargs="*", default=["params.yaml"])
     c.set_defaults(func=cmd_config_check)
+    c = csub.add_parser("merge", help="merge config files (later ones win, as snakemake --configfile) "
+                        "into one validated params file, e.g. for `dvc exp run`")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--out", required=True, help="the merged file ('-': standard output)")
+    c.set_defaults(func=cmd_config_merge)
 
     from ants.cli_inspect import register
 
@@ -310,13 +377,20 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from ants.config import ConfigError
     from ants.datasets import DatasetError
+    from ants.mllm.base import AnswerFailureError, BackendError
+    from ants.mllm.cache import CacheError
+    from ants.replay import MissingAnswerError
     from ants.stages import StageError
+    from ants.text_features import MissingTextFeatureError
 
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, DatasetError, StageError, FileNotFoundError) as exc:
+    except (UsageError, ConfigError, DatasetError, StageError, FileNotFoundError, CacheError, BackendError) as exc:
         print(f"ants {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (AnswerFailureError, MissingAnswerError, MissingTextFeatureError) as exc:
+        print(f"ants {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ Scores are "higher = more in-distribution" everywhere.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,17 +43,19 @@ log = logging.getLogger("ants")
 __all__ = [
     "ID_PROMPTS",
     "StageError",
-    "answer_plans",
+    "answer",
     "build_dataset_manifest",
-    "compute_metrics",
     "download_dataset",
     "embed_images",
     "embed_label_set",
-    "load_answer_map",
+    "encode_negatives",
     "make_demo_data",
-    "make_stream_file",
-    "plan_stream",
-    "score_stream",
+    "compute_metrics",
+    "sweep_metrics",
+    "plan",
+    "score",
+    "static",
+    "stream",
     "stream_id",
 ]
 
@@ -83,17 +86,16 @@ def make_demo_data(out_dir: str | os.PathLike, demo: Mapping, *, progress: bool 
     return generate_demo(out_dir, DemoSpec.from_config(demo), progress=progress)
 
 
-def download_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *, downloader=None) -> Path:
-    """Fetch ``cfg['url']`` (checked against ``cfg['checksum']``) and extract it to
-    ``out_dir/extracted``; returns the extracted folder. The archive stays in ``out_dir``."""
-    from ants.datasets import extract_archive, fetch_archive
+def download_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *, downloader=None,
+                     progress: bool = True) -> Path:
+    """``ants download``: fetch ``cfg['url']`` (or take its ``mirror`` / ``extracted`` copy),
+    check it against ``cfg['checksum']`` and extract it to ``out_dir/extracted``
+    (:func:`ants.datasets.obtain_dataset`); returns the extracted folder."""
+    from ants.datasets import obtain_dataset
 
     if cfg.get("source") != "download":
         raise StageError(f"datasets.{dataset}.source is {cfg.get('source')!r}; only 'download' datasets are fetched")
-    out_dir = Path(out_dir)
-    name = Path(cfg["url"].split("?")[0]).name or f"{dataset}.archive"
-    archive = fetch_archive(cfg["url"], out_dir / name, cfg["checksum"], downloader=downloader)
-    return extract_archive(archive, out_dir / "extracted")
+    return obtain_dataset(dataset, cfg, out_dir, downloader=downloader, progress=progress)
 
 
 def dataset_location(dataset: str, cfg: Mapping, *, data_dir: str = "results/data") -> tuple[Path, Path | None]:
@@ -119,8 +121,10 @@ def dataset_location(dataset: str, cfg: Mapping, *, data_dir: str = "results/dat
 
 
 def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *, check_images: bool = True,
-                           data_dir: str = "results/data", progress: bool = True) -> pd.DataFrame:
-    """List a dataset (``params.datasets.<dataset>``) and write its manifest to ``out``."""
+                           data_dir: str = "results/data", progress: bool = True,
+                           max_pixels: int | None = None) -> pd.DataFrame:
+    """``ants manifest``: list a dataset (``params.datasets.<dataset>``) and write its manifest;
+    a count other than ``expected_images`` is warned about with the difference."""
     from ants.datasets import (
         build_manifest,
         list_class_folders,
@@ -140,8 +144,11 @@ def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *
         class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
     else:
         entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
+    from ants.datasets import DEFAULT_MAX_PIXELS
+
     frame = build_manifest(dataset, entries, root, class_names=class_names, check_images=check_images,
-                           progress=progress)
+                           progress=progress, expected_images=cfg.get("expected_images"),
+                           max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     bad = frame[~frame["readable"]]
     for _, row in bad.iterrows():
         log.warning("dataset %s: unreadable image %s (%s)", dataset, row["path"], row["error"])
@@ -157,7 +164,8 @@ def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *
 def _encoder(backbone: Mapping, encoding: Mapping):
     from ants.encoders import load_clip
 
-    return load_clip(dict(backbone), device=encoding["device"], precision=encoding["precision"])
+    return load_clip(dict(backbone), device=encoding["device"], precision=encoding["precision"],
+                     cache_dir=encoding.get("cache_dir"))
 
 
 def embed_images(manifest: str | os.PathLike, backbone: Mapping, encoding: Mapping, out: str | os.PathLike, *,
@@ -274,9 +282,9 @@ def stream_id(benchmark: str, method: str, ood: str, seed: int) -> str:
     return f"{benchmark}/{method}/{ood}/seed{seed}"
 
 
-def make_stream_file(id_embeddings: str | os.PathLike, ood_embeddings: str | os.PathLike, *, seed: int,
-                     batch_size: int, out: str | os.PathLike) -> pd.DataFrame:
-    """The seeded ``[OOD, ID]`` stream (:func:`ants.streams.make_stream`) as a table."""
+def stream(id_embeddings: str | os.PathLike, ood_embeddings: str | os.PathLike, *, seed: int,
+           batch_size: int, out: str | os.PathLike, order: str = "shuffled") -> pd.DataFrame:
+    """``ants stream``: the seeded ``[OOD, ID]`` stream (:func:`ants.streams.make_stream`) as a table."""
     from ants.embeddings import read_embeddings_metadata
     from ants.streams import make_stream
 
@@ -284,41 +292,46 @@ def make_stream_file(id_embeddings: str | os.PathLike, ood_embeddings: str | os.
         return pq.read_table(path, columns=["id", "path", "label", "sha256"]).to_pandas()
 
     id_rows, ood_rows = rows_of(id_embeddings), rows_of(ood_embeddings)
-    stream = make_stream(len(id_rows), len(ood_rows), seed=int(seed), batch_size=int(batch_size))
-    both = pd.concat([ood_rows, id_rows], ignore_index=True).iloc[stream.order].reset_index(drop=True)
+    s = make_stream(len(id_rows), len(ood_rows), seed=int(seed), batch_size=int(batch_size), order=order)
+    both = pd.concat([ood_rows, id_rows], ignore_index=True).iloc[s.order].reset_index(drop=True)
     frame = pd.DataFrame({
-        "position": np.arange(stream.n, dtype=np.int64),
-        "batch": stream.batch_of(),
-        "is_ood": stream.is_ood,
-        "source": stream.source,
+        "position": np.arange(s.n, dtype=np.int64),
+        "batch": s.batch_of(),
+        "is_ood": s.is_ood,
+        "source": s.source,
         "id": both["id"].to_numpy(),
         "path": both["path"].to_numpy(),
         "sha256": both["sha256"].to_numpy(),
-        "label": np.where(stream.is_ood, -1, both["label"].to_numpy()).astype(np.int64),
+        "label": np.where(s.is_ood, -1, both["label"].to_numpy()).astype(np.int64),
     })
-    meta = {"n_id": stream.n_id, "n_ood": stream.n_ood, "seed": int(seed), "batch_size": int(batch_size),
+    meta = {"n_id": s.n_id, "n_ood": s.n_ood, "seed": int(seed), "batch_size": int(batch_size), "order": order,
             "id_dataset": read_embeddings_metadata(id_embeddings).get("dataset"),
             "ood_dataset": read_embeddings_metadata(ood_embeddings).get("dataset")}
     write_table(out, frame, meta)
     return frame
 
 
-def _stream_features(stream: pd.DataFrame, id_embeddings, ood_embeddings) -> np.ndarray:
+def _stream_rows(frame: pd.DataFrame, n_id: int, n_ood: int, ids_id, ids_ood, what: str) -> np.ndarray:
+    """Row index into ``concat([OOD rows, ID rows])`` of every stream position, checked by item id."""
+    is_ood = frame["is_ood"].to_numpy()
+    src = frame["source"].to_numpy()
+    if (src[is_ood] >= n_ood).any() or (src[~is_ood] >= n_id).any():
+        raise StageError(f"the stream does not fit the {what} (re-run the stream stage)")
+    rows = np.where(is_ood, src, src + n_ood)
+    ids = np.concatenate([np.asarray(ids_ood), np.asarray(ids_id)])[rows]
+    if not (ids == frame["id"].to_numpy()).all():
+        raise StageError(f"the stream's item ids differ from the {what}' (re-run the stream stage)")
+    return rows
+
+
+def _stream_features(frame: pd.DataFrame, id_embeddings, ood_embeddings) -> np.ndarray:
     """Image features in stream order (checked against the stream's item ids)."""
     from ants.embeddings import read_embeddings
 
     f_id, r_id, _ = read_embeddings(id_embeddings)
     f_ood, r_ood, _ = read_embeddings(ood_embeddings)
-    is_ood = stream["is_ood"].to_numpy()
-    src = stream["source"].to_numpy()
-    if (src[is_ood] >= len(f_ood)).any() or (src[~is_ood] >= len(f_id)).any():
-        raise StageError("the stream does not fit the embeddings (re-run the stream stage)")
-    feats = np.where(is_ood[:, None], f_ood[np.minimum(src, len(f_ood) - 1)], f_id[np.minimum(src, len(f_id) - 1)])
-    ids = np.where(is_ood, r_ood["id"].to_numpy()[np.minimum(src, len(r_ood) - 1)],
-                   r_id["id"].to_numpy()[np.minimum(src, len(r_id) - 1)])
-    if not (ids == stream["id"].to_numpy()).all():
-        raise StageError("the stream's item ids differ from the embeddings' (re-run the stream stage)")
-    return np.ascontiguousarray(feats, dtype=np.float32)
+    rows = _stream_rows(frame, len(f_id), len(f_ood), r_id["id"], r_ood["id"], "embeddings")
+    return np.ascontiguousarray(np.concatenate([f_ood, f_id])[rows], dtype=np.float32)
 
 
 def _negative_features(path) -> np.ndarray:
@@ -328,161 +341,285 @@ def _negative_features(path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# plan -> answer -> replay
+# the static pass: per-image results shared by every method, seed and stream
 
 
-PLAN_COLUMNS = ("stream_id", "batch_index", "kind", "class_name", "image", "image_sha256")
+STATIC_COLUMNS = ("id", "s_nl", "pred", "lse_id")
 
 
-def plan_stream(stream_file, id_embeddings, ood_embeddings, id_text, negatives, *, plan: Mapping,
-                stream_name: str, out: str | os.PathLike, progress: bool = False) -> pd.DataFrame:
-    """Every MLLM query the ANTS stream will ask (:func:`ants.replay.plan_queries`)."""
-    from ants.replay import plan_queries
+def scoring_name(scoring: Mapping) -> str:
+    """The file name of a static pass: ``size100-tau0.01-seed0`` or ``groups5-tau0.01-seed0``."""
+    kind = "size" if "group_size" in scoring else "groups"
+    count = scoring.get("group_size", scoring.get("n_groups"))
+    return f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
 
-    stream, _ = read_table(stream_file)
-    feats = _stream_features(stream, id_embeddings, ood_embeddings)
-    idt, names = read_id_text(id_text, "nice")
-    queries = plan_queries(
-        image_features=feats, items=stream["path"].tolist(), id_text_features=idt,
-        negative_features=_negative_features(negatives), class_names=names, config=dict(plan["config"]),
-        batch_size=int(plan["batch_size"]), item_sha256=stream["sha256"].tolist(), progress=progress,
-    )
-    frame = pd.DataFrame(
-        [{"stream_id": stream_name, "batch_index": b, "kind": q.kind, "class_name": q.class_name,
-          "image": q.image, "image_sha256": q.image_sha256} for b, q in queries],
-        columns=list(PLAN_COLUMNS),
-    )
-    frame["batch_index"] = frame["batch_index"].astype("int64")
-    write_table(out, frame, {"stream_id": stream_name, "plan": dict(plan), "n_queries": len(frame)})
+
+def parse_scoring_name(name: str) -> dict:
+    """Inverse of :func:`scoring_name`."""
+    import re
+
+    m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
+    if not m:
+        raise StageError(f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)")
+    key = "group_size" if m[1] == "size" else "n_groups"
+    return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
+
+
+def static(embeddings: str | os.PathLike, id_text: str | os.PathLike, negatives: str | os.PathLike, *,
+           scoring: Mapping, out: str | os.PathLike) -> pd.DataFrame:
+    """``ants static``: the grouped negative-label score, ID prediction and ``lse_id`` of every
+    image of one dataset (:func:`ants.scores.negative_label_parts`), once per (backbone, label
+    set, dataset, grouping); NegLabel, the ANTS plans and the ANTS score jobs of every seed and
+    stream read it."""
+    from ants.embeddings import read_embeddings
+    from ants.methods.ants_tta import STATIC_CHUNK
+    from ants.scores import negative_label_parts
+
+    feats, rows, meta = read_embeddings(embeddings)
+    idt, _ = read_id_text(id_text, "nice")
+    grouping = {k: int(scoring[k]) for k in ("n_groups", "group_size") if k in scoring}
+    parts = negative_label_parts(feats, idt, _negative_features(negatives), tau=float(scoring["tau"]),
+                                 seed=int(scoring["seed"]), chunk_size=STATIC_CHUNK, **grouping)
+    frame = pd.DataFrame({"id": rows["id"].to_numpy(), "s_nl": parts.scores, "pred": parts.predictions,
+                          "lse_id": parts.lse_id})
+    write_table(out, frame, {"dataset": meta.get("dataset"), "scoring": dict(scoring), "n_images": len(frame)})
     return frame
 
 
-def _queries_of(frame: pd.DataFrame) -> list:
-    from ants.mllm.base import Query
+def _stream_static(frame: pd.DataFrame, static_id, static_ood):
+    """The static results of both datasets in stream order (:class:`ants.scores.StaticScores`)."""
+    from ants.scores import StaticScores
 
-    def none(v):
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    s_id, _ = read_table(static_id, what="static scores")
+    s_ood, _ = read_table(static_ood, what="static scores")
+    rows = _stream_rows(frame, len(s_id), len(s_ood), s_id["id"], s_ood["id"], "static scores")
+    both = pd.concat([s_ood, s_id], ignore_index=True)
+    return StaticScores(both["s_nl"].to_numpy(np.float32), both["pred"].to_numpy(np.int64),
+                        both["lse_id"].to_numpy(np.float32)).take(rows)
 
-    return [Query(kind=r.kind, class_name=r.class_name, image=none(r.image), image_sha256=none(r.image_sha256))
-            for r in frame.itertuples()]
+
+# --------------------------------------------------------------------------------------------
+# plan -> answer -> encode -> replay
 
 
-def answer_plans(plans: Sequence[str | os.PathLike], backend_cfg: Mapping, *, cache: str | os.PathLike,
-                 out: str | os.PathLike, progress: bool = True, answerer=None) -> dict:
-    """Answer every planned query of ``plans`` through the cache; write the negatives log.
+def plan(stream_file, id_embeddings, ood_embeddings, id_text, static_id, static_ood, *, plan: Mapping,
+         stream_name: str, out: str | os.PathLike, progress: bool = False) -> pd.DataFrame:
+    """``ants plan``: every MLLM query the ANTS stream will ask (:func:`ants.replay.plan_queries`)."""
+    from ants.replay import plan_queries, write_plan
 
-    Distinct queries are answered once for all plans (cache hits never reach the backend; every
-    answered batch is committed to the SQLite cache at once, so a killed job loses nothing).
-    The log has one row per planned query (``stream_id`` and ``batch_index`` say where it
-    arose). Returns the answerer's counts (queries, unique, hits, generated, failed).
+    frame, _ = read_table(stream_file)
+    feats = _stream_features(frame, id_embeddings, ood_embeddings)
+    idt, names = read_id_text(id_text, "nice")
+    queries = plan_queries(
+        image_features=feats, items=frame["path"].tolist(), id_text_features=idt,
+        negative_features=np.zeros((1, feats.shape[1]), np.float32), class_names=names,
+        config=dict(plan["config"]), batch_size=int(plan["batch_size"]), item_sha256=frame["sha256"].tolist(),
+        static=_stream_static(frame, static_id, static_ood), progress=progress,
+    )
+    return write_plan(out, stream_name, queries, {"plan": dict(plan)})
+
+
+def answer(plan_file: str | os.PathLike, answer_cfg: Mapping, *, cache: str | os.PathLike,
+           out: str | os.PathLike, timings: str | os.PathLike | None = None, progress: bool = True,
+           answerer=None) -> dict:
+    """``ants answer``: answer one stream's planned queries through the cache; write its log.
+
+    ``answer_cfg`` is :func:`ants.views.answer_config` (``mllm``: the backend config;
+    ``answering``: failure bound and length limits; ``parser``: the parse style). Cache hits
+    never reach the backend; every answered batch is committed to the SQLite cache at once, so
+    a killed job loses nothing and a re-run asks only what is missing. More failed answers than
+    ``mllm.max_failed_fraction`` fail the job (:class:`ants.mllm.base.AnswerFailureError`),
+    and no log is written. The log holds no run-dependent field; answer times and cache hits
+    go to ``timings`` (a JSON sidecar, outside what DVC hashes). Returns the answerer's counts.
     """
     from ants.mllm import build_answerer
     from ants.mllm.answering import answer_all, answer_records, write_answer_log
+    from ants.replay import read_plan
 
-    frames = [read_table(p)[0] for p in plans]
-    plan = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PLAN_COLUMNS))
-    queries = _queries_of(plan)
+    stream_name, planned = read_plan(plan_file)
+    queries = [q for _, q in planned]
+    answering = dict(answer_cfg.get("answering") or {})
     if answerer is None:
-        answerer = build_answerer(dict(backend_cfg), cache_path=cache, progress=progress)
-    answers = answer_all(queries, answerer, progress=progress) if queries else []
-    records = answer_records(queries, answers, stream_id=plan["stream_id"].tolist(),
-                             batch_index=plan["batch_index"].astype(int).tolist())
-    write_answer_log(out, records)
+        answerer = build_answerer(dict(answer_cfg["mllm"]), cache_path=cache, progress=progress,
+                                  parse_style=answer_cfg.get("parser", "lenient"),
+                                  max_failed_fraction=float(answering.get("max_failed_fraction", 0.0)),
+                                  max_negative_chars=answering.get("max_negative_chars", 200))
+    answers = answer_all(queries, answerer, progress=progress,
+                         max_failed_fraction=answering.get("max_failed_fraction")) if queries else []
+    records = answer_records(queries, answers, stream_id=stream_name, batch_index=[b for b, _ in planned])
+    write_answer_log(out, records, timings=timings if timings is not None else False)
     stats = dict(getattr(answerer, "stats", {}))
-    log.info("MLLM answers: %s", stats)
+    log.info("MLLM answers of %s: %s", stream_name, stats)
     return stats
 
 
-def load_answer_map(log_path: str | os.PathLike, stream_name: str | None = None) -> dict:
-    """``{Query: Answer}`` from a negatives log (optionally one stream's rows)."""
-    from ants.mllm.answering import read_answer_log
-    from ants.mllm.base import Answer
+def _ants_section_config(method: Mapping):
+    from ants.methods.ants_tta import ants_config
 
-    frame = read_answer_log(log_path)
-    if stream_name is not None:
-        frame = frame[frame["stream_id"] == stream_name]
-    out = {}
-    for q, r in zip(_queries_of(frame), frame.itertuples(), strict=True):
-        out[q] = Answer(raw_text=r.raw_text or "", negatives=tuple(r.negatives), status=r.status,
-                        reason=r.reason or "", cache_key=r.cache_key or "")
-    return out
+    return ants_config({**dict(method["config"]), "in_score": method["in_score"]} if isinstance(
+        method.get("in_score"), str) else dict(method["config"]))
+
+
+def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tuple[str, str]]:
+    """Every ``(template, text)`` the replay of this stream can encode: the normalised ENS
+    sentences and VSNL labels of its ``ok`` answers with the method's templates."""
+    from ants.mllm.answering import read_answer_log
+    from ants.mllm.parsing import normalise_sentences
+
+    cfg = _ants_section_config(method)
+    frame = read_answer_log(answers_log)
+    pairs: list[tuple[str, str]] = []
+    for r in frame[frame["status"] == "ok"].itertuples():
+        texts = normalise_sentences(list(r.negatives), style=cfg.answer_parser)
+        if r.kind == "ens":
+            pairs.extend((cfg.ens_template, t) for t in texts)
+        else:
+            pairs.extend((cfg.vsnl_template, t) for t in texts[: cfg.vsnl_labels_per_class])
+    return list(dict.fromkeys(pairs))
+
+
+def encode_negatives(answers_log: str | os.PathLike, *, method: Mapping, backbone: Mapping, encoding: Mapping,
+                     store: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """``ants encode-negatives``: CLIP text features of every negative in one stream's answers.
+
+    Looked up in the content-addressed :class:`ants.text_features.TextFeatureStore`; only texts
+    not yet stored are encoded (CLIP is loaded only then). Writes the stream's texts and
+    features (:mod:`ants.embeddings` format, rows ``template``, ``text``) to ``out``.
+    """
+    from ants.embeddings import write_embeddings
+    from ants.text_features import TextFeatureStore, encode_texts_once, encoder_key
+
+    pairs = negative_texts(answers_log, method)
+    identity = encoder_key(backbone, encoding["precision"])
+
+    def make_encoder():
+        encoder = _encoder(backbone, encoding)
+        batch = int(encoding["text_batch_size"])
+        return lambda texts, template: encoder.encode_texts(list(texts), template=template, batch_size=batch)
+
+    with TextFeatureStore(store, identity) as st:
+        pairs, feats, n_new = encode_texts_once(pairs, st, make_encoder)
+    if not pairs:
+        feats = np.zeros((0, 1), np.float32)
+    rows = pd.DataFrame({"template": [p[0] for p in pairs], "text": [p[1] for p in pairs]})
+    meta = {"encoder": identity, "n_texts": len(pairs)}  # nothing run-dependent: DVC hashes this file
+    if pairs:
+        write_embeddings(out, feats, rows, meta)
+    else:
+        write_table(out, rows.assign(embedding=[]), meta)
+    log.info("negatives' text features: %d texts, %d encoded now, %d from the store", len(pairs), n_new,
+             len(pairs) - n_new)
+    return {**meta, "n_encoded_now": n_new}
+
+
+def _read_negative_text(path) -> tuple[list[tuple[str, str]], np.ndarray]:
+    from ants.embeddings import read_embeddings
+
+    frame, meta = read_table(path, what="negatives' text features")
+    if frame.empty:
+        return [], np.zeros((0, 1), np.float32)
+    feats, rows, _ = read_embeddings(path)
+    return list(zip(rows["template"], rows["text"], strict=True)), feats
 
 
 # --------------------------------------------------------------------------------------------
 # scoring
 
 
-def score_stream(stream_file, id_embeddings, ood_embeddings, id_text, negatives, *, method: Mapping,
-                 out: str | os.PathLike, answers: str | os.PathLike | None = None, stream_name: str = "",
-                 backbone: Mapping | None = None, encoding: Mapping | None = None,
-                 progress: bool = False) -> pd.DataFrame:
-    """Run one detector over one stream and write the per-sample scores.
+class _StreamInputs:
+    """Lazy, stream-ordered inputs of one score job (what :class:`ants.methods.MethodSpec`
+    ``score`` functions read): each file is read only when a method asks for it."""
 
-    ``method`` is :func:`ants.views.method_config` (its ``method`` key picks the detector).
-    ANTS replays the negatives log ``answers`` (so it needs the backbone to encode the MLLM's
-    negatives); the others need nothing but the features.
+    def __init__(self, stream_file, *, id_embeddings=None, ood_embeddings=None, id_text=None, negatives=None,
+                 static_id=None, static_ood=None, answers=None, negative_text=None, batch_size: int,
+                 stream_name: str = "", progress: bool = False) -> None:
+        self.frame, self.meta = read_table(stream_file)
+        self._files = {"id": id_embeddings, "ood": ood_embeddings, "text": id_text, "negatives": negatives,
+                       "static_id": static_id, "static_ood": static_ood, "answers": answers,
+                       "negative_text": negative_text}
+        self.batch_size = int(batch_size)
+        self.stream_name = stream_name
+        self.progress = progress
+        self.items = self.frame["path"].tolist()
+        self.sha256 = self.frame["sha256"].tolist()
+
+    def _need(self, key: str, what: str):
+        path = self._files[key]
+        if path is None:
+            raise StageError(f"this method needs {what} (--{key.replace('_', '-')})")
+        return path
+
+    @functools.cached_property
+    def features(self) -> np.ndarray:
+        return _stream_features(self.frame, self._need("id", "the ID embeddings"),
+                                self._need("ood", "the OOD embeddings"))
+
+    def id_text(self, prompt: str):
+        return read_id_text(self._need("text", "the ID text features"), prompt)
+
+    @functools.cached_property
+    def negatives(self) -> np.ndarray:
+        return _negative_features(self._need("negatives", "the mined negatives"))
+
+    @functools.cached_property
+    def static(self):
+        return _stream_static(self.frame, self._need("static_id", "the ID static scores"),
+                              self._need("static_ood", "the OOD static scores"))
+
+    @functools.cached_property
+    def answerer(self):
+        from ants.mllm.answering import answer_map
+        from ants.replay import ReplayAnswerer
+
+        return ReplayAnswerer(answer_map(self._need("answers", "the stream's answers log")))
+
+    @functools.cached_property
+    def encode_text(self):
+        from ants.text_features import lookup_encoder
+
+        path = self._need("negative_text", "the text features of the stream's negatives")
+        pairs, feats = _read_negative_text(path)
+        return lookup_encoder(pairs, feats, source=str(path))
+
+
+def score(stream_file, *, method: Mapping, out: str | os.PathLike, stream_name: str = "", progress: bool = False,
+          **files) -> pd.DataFrame:
+    """``ants score``: run one detector over one stream and write the per-sample scores.
+
+    ``method`` is :func:`ants.views.method_config` (its ``method`` key picks the detector in
+    :data:`ants.methods.METHODS`); ``files`` are the inputs that detector reads
+    (``id_embeddings``, ``ood_embeddings``, ``id_text``, ``negatives``, ``static_id``,
+    ``static_ood``, ``answers``, ``negative_text``): ANTS replays the stream's answers log with
+    the negatives' precomputed text features, so no score job loads CLIP.
     """
-    from ants.methods import run_method
+    from ants.methods import method_spec
 
-    stream, smeta = read_table(stream_file)
-    feats = _stream_features(stream, id_embeddings, ood_embeddings)
-    kind = method["method"]
-    batch_size = int(method["batch_size"])
+    spec = method_spec(method["method"])
+    inputs = _StreamInputs(stream_file, batch_size=int(method["batch_size"]), stream_name=stream_name,
+                           progress=progress, **files)
+    result = spec.score(method, inputs)
     trace = None
-    if kind == "mcm":
-        idt, _ = read_id_text(id_text, "photo")
-        result = run_method("mcm", image_features=feats, id_text_features=idt,
-                            temperature=float(method["temperature"]))
-    elif kind == "neglabel":
-        idt, _ = read_id_text(id_text, "nice")
-        result = run_method("neglabel", image_features=feats, id_text_features=idt,
-                            negative_features=_negative_features(negatives), n_groups=int(method["n_groups"]),
-                            tau=float(method["tau"]))
-    elif kind == "adaneg":
-        idt, _ = read_id_text(id_text, "nice")
-        result = run_method("adaneg", image_features=feats, id_text_features=idt,
-                            negative_features=_negative_features(negatives), batch_size=batch_size,
-                            config=dict(method["config"]), progress=progress)
-    elif kind == "ants":
-        from ants.replay import replay_scores
-
-        if answers is None or backbone is None or encoding is None:
-            raise StageError("ANTS scoring needs the negatives log (answers) and the backbone to encode it")
-        idt, names = read_id_text(id_text, "nice")
-        encoder = _encoder(backbone, encoding)
-        batch = int(encoding["text_batch_size"])
-
-        def encode_text(texts, template):
-            return encoder.encode_texts(list(texts), template=template, batch_size=batch)
-
-        config = {**dict(method["config"]), "in_score": method["in_score"]}
-        result = replay_scores(
-            image_features=feats, items=stream["path"].tolist(), id_text_features=idt,
-            negative_features=_negative_features(negatives), class_names=names, encode_text=encode_text,
-            answers=load_answer_map(answers, stream_name), config=config, batch_size=batch_size,
-            item_sha256=stream["sha256"].tolist(), progress=progress,
-        )
+    if spec.uses_answers:
         t = result.trace
         trace = {"batch": t.batch, "threshold": t.threshold, "lambda": t.lam, "n_candidates": t.n_candidates,
                  "ens_size": t.ens_size, "vsnl_size": t.vsnl_size, "ens_update": t.ens_update,
                  "vsnl_update": t.vsnl_update, "ens_sentences": t.ens_sentences[:50],
                  "vsnl_labels": t.vsnl_labels[:50]}
-    else:
-        raise StageError(f"unknown method kind {kind!r}")
-    frame = pd.DataFrame({
-        "position": stream["position"].to_numpy(),
-        "id": stream["id"].to_numpy(),
-        "batch": stream["batch"].to_numpy(),
-        "is_ood": stream["is_ood"].to_numpy(),
-        "label": stream["label"].to_numpy(),
+    frame = inputs.frame
+    table = pd.DataFrame({
+        "position": frame["position"].to_numpy(),
+        "id": frame["id"].to_numpy(),
+        "batch": frame["batch"].to_numpy(),
+        "is_ood": frame["is_ood"].to_numpy(),
+        "label": frame["label"].to_numpy(),
         "pred": np.asarray(result.predictions, dtype=np.int64),
         "score": np.asarray(result.scores, dtype=np.float32),
     })
     for name, values in sorted((result.variants or {}).items()):
-        frame[f"v_{name}"] = np.asarray(values, dtype=np.float32)
-    meta = {"stream_id": stream_name, "method": dict(method), "stream": smeta, "trace": trace}
-    write_table(out, frame, meta)
-    return frame
+        table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
+    meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
+    write_table(out, table, meta)
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,68 +629,129 @@ def score_stream(stream_file, id_embeddings, ood_embeddings, id_text, negatives,
 METRIC_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
 
 
-def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95) -> dict[str, float]:
-    """OOD metrics (fractions) and ID accuracy of one score table."""
+#: ANTS's score variants, side by side in ``{benchmark}_variants.csv``: the three outputs and
+#: the authors' scripts' choice (``oracle``: far_only on far-OOD sets, near_only on near-OOD).
+ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
+
+
+def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score") -> dict[str, float]:
+    """OOD metrics (fractions) and ID accuracy of one score table (``column`` = the score)."""
     from ants.metrics import accuracy, ood_metrics
 
     is_ood = frame["is_ood"].to_numpy()
-    scores = frame["score"].to_numpy(np.float64)
+    scores = frame[column].to_numpy(np.float64)
     out = ood_metrics(scores[~is_ood], scores[is_ood], recall_level=recall_level)
     out["acc"] = accuracy(frame["pred"].to_numpy()[~is_ood], frame["label"].to_numpy()[~is_ood])
     return out
 
 
+def _variant_column(variant: str, split: str) -> str:
+    if variant == "oracle":
+        variant = "far_only" if split == "far" else "near_only"
+    return f"v_{variant}"
+
+
+def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str], extra: Mapping) -> list[dict]:
+    """Rows (mean and std over seeds, x100) of every (method, dataset or split average)."""
+    from ants.metrics import split_average
+    from ants.views import ood_sets
+
+    rows = []
+    splits = ood_sets(params, bench)
+    for method in methods:
+        label = params["methods"][method].get("label", method) if method in params["methods"] else method
+        entries: list[tuple[str, str, dict[int, dict[str, float]]]] = [
+            (ood, split, per[(method, ood)]) for split, ood in splits if (method, ood) in per
+        ]
+        for split in ("far", "near"):
+            members = [e for e in entries if e[1] == split]
+            if not members:
+                continue
+            seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
+            entries.append((f"{split}_average", split,
+                            {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds}))
+        for name, split, by_seed in entries:
+            stats = {}
+            for key in METRIC_KEYS:
+                values = np.array([by_seed[s][key] for s in sorted(by_seed)], dtype=np.float64) * 100
+                stats[key] = float(values.mean())
+                stats[f"{key}_std"] = float(values.std(ddof=0))
+            stats["n_seeds"] = len(by_seed)
+            rows.append({"benchmark": bench, "method": method, "label": label, **extra, "dataset": name,
+                         "split": split, **stats})
+    return rows
+
+
 def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.PathLike], *, params: Mapping,
                     out_json: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
-    """Aggregate per-stream metrics into mean and std over seeds, per dataset and split average.
+    """``ants compute-metrics``: per-stream metrics -> mean and std over seeds, per dataset and
+    split average.
 
     ``score_files`` maps ``(benchmark, method, ood, seed)`` to a score file. Values in the
     outputs are percentages (x100) except the counts; ``*_std`` is the population standard
     deviation over the seeds (ddof=0). Writes ``out_json`` (nested benchmark -> method ->
-    dataset or ``{split}_average`` -> metric) and ``{out_dir}/{benchmark}.csv``.
+    dataset or ``{split}_average`` -> metric), ``{out_dir}/{benchmark}.csv`` and, for the ANTS
+    methods, ``{out_dir}/{benchmark}_variants.csv`` (:data:`ANTS_VARIANTS`, column ``variant``).
     """
-    from ants.metrics import split_average
     from ants.views import ood_sets
 
     recall = float(params["metrics"]["recall_level"])
-    per: dict[tuple[str, str, str], dict[int, dict[str, float]]] = {}
+    per: dict[str, dict] = {}
+    per_variant: dict[tuple[str, str], dict] = {}
     for (bench, method, ood, seed), path in sorted(score_files.items()):
         frame, _ = read_table(path)
-        per.setdefault((bench, method, ood), {})[int(seed)] = stream_metrics(frame, recall)
+        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(frame, recall)
+        if "v_far_only" in frame.columns:
+            split = dict((o, s) for s, o in ood_sets(params, bench)).get(ood, "far")
+            for variant in ANTS_VARIANTS:
+                per_variant.setdefault((bench, variant), {}).setdefault((method, ood), {})[int(seed)] = (
+                    stream_metrics(frame, recall, _variant_column(variant, split)))
 
     nested: dict = {}
-    rows = []
-    benchmarks = sorted({k[0] for k in per})
-    for bench in benchmarks:
-        splits = ood_sets(params, bench)
-        methods = [m for m in params["run"]["methods"] if any(k[:2] == (bench, m) for k in per)]
-        for method in methods:
-            label = params["methods"][method].get("label", method)
-            entries: list[tuple[str, str, dict[int, dict[str, float]]]] = []
-            for split, ood in splits:
-                if (bench, method, ood) in per:
-                    entries.append((ood, split, per[(bench, method, ood)]))
-            for split in ("far", "near"):
-                members = [e for e in entries if e[1] == split]
-                if not members:
-                    continue
-                seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
-                entries.append((f"{split}_average", split,
-                                {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds}))
-            for name, split, by_seed in entries:
-                stats = {}
-                for key in METRIC_KEYS:
-                    values = np.array([by_seed[s][key] for s in sorted(by_seed)], dtype=np.float64) * 100
-                    stats[key] = float(values.mean())
-                    stats[f"{key}_std"] = float(values.std(ddof=0))
-                stats["n_seeds"] = len(by_seed)
-                nested.setdefault(bench, {}).setdefault(method, {})[name] = stats
-                rows.append({"benchmark": bench, "method": method, "label": label, "dataset": name,
-                             "split": split, **stats})
-        bench_rows = [r for r in rows if r["benchmark"] == bench]
-        _write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(bench_rows))
+    for bench in sorted(per):
+        methods = [m for m in params["run"]["methods"] if any(k[0] == m for k in per[bench])]
+        rows = _summarise(per[bench], params, bench, methods, {})
+        for r in rows:
+            stats = {k: v for k, v in r.items() if k not in ("benchmark", "method", "label", "dataset", "split")}
+            nested.setdefault(bench, {}).setdefault(r["method"], {})[r["dataset"]] = stats
+        _write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(rows))
+        vrows = []
+        for variant in ANTS_VARIANTS:
+            if (bench, variant) in per_variant:
+                vrows += _summarise(per_variant[(bench, variant)], params, bench, methods, {"variant": variant})
+        _write_csv(Path(out_dir) / f"{bench}_variants.csv", pd.DataFrame(vrows, columns=[
+            "benchmark", "method", "label", "variant", "dataset", "split",
+            *[k for key in METRIC_KEYS for k in (key, f"{key}_std")], "n_seeds"]))
     write_json(out_json, nested)
     return nested
+
+
+def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
+    """``ants sweep-metrics``: one row per (point, method, dataset or split average) of a sweep.
+
+    ``view`` is the workflow's sweep view: ``sweep``, ``setting``, ``points`` (each: ``method``,
+    ``value``, ``label``, ``is_default``, ``files`` = ``[benchmark, ood, seed, score file]``)
+    plus :func:`ants.views.metrics_view`. Columns: sweep, setting, value (the x-axis label),
+    is_default, benchmark, method, label, dataset, split, then every metric with its ``_std``
+    over the seeds and ``n_seeds`` (percentages, as :func:`compute_metrics`).
+    """
+    recall = float(view["metrics"]["recall_level"])
+    rows = []
+    for point in view["points"]:
+        per: dict[str, dict] = {}
+        for bench, ood, seed, path in point["files"]:
+            frame, _ = read_table(path, what="score file")
+            per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = stream_metrics(frame, recall)
+        for bench, entries in sorted(per.items()):
+            extra = {"sweep": view["sweep"], "setting": view["setting"], "value": point["label"],
+                     "is_default": bool(point["is_default"])}
+            rows += _summarise(entries, view, bench, [point["method"]], extra)
+    columns = ["sweep", "setting", "value", "is_default", "benchmark", "method", "label", "dataset", "split",
+               *[k for key in METRIC_KEYS for k in (key, f"{key}_std")], "n_seeds"]
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in columns if c in frame.columns]] if rows else pd.DataFrame(columns=columns)
+    _write_csv(out, frame)
+    return frame
 
 
 def trace_table(score_files: Mapping[tuple[str, str, str, int], str | os.PathLike]) -> pd.DataFrame:

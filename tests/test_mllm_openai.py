@@ -255,11 +255,15 @@ def test_failures_become_failed_answers_and_are_retried(server, key_env, tmp_pat
         generation={"vsnl": {"blank_image_size": None}},
     )
     queries = [Query("vsnl", "down"), Query("vsnl", "ok")]
-    answers = CachedAnswerer(backend, cache, prompting)(queries)
+    answers = CachedAnswerer(backend, cache, prompting, max_failed_fraction=1.0)(queries)
     assert [a.status for a in answers] == ["failed", "unparsable"]
     assert "HTTP 500" in answers[0].reason and answers[0].raw_text == ""
     assert len(cache) == 1
-    CachedAnswerer(backend, cache, prompting)(queries)
+    from ants.mllm.base import AnswerFailureError
+
+    with pytest.raises(AnswerFailureError, match="1 of 2 distinct MLLM queries failed"):
+        CachedAnswerer(backend, cache, prompting)(queries)  # the default bound, 0, fails loudly
+    assert server.state["counts"] == {"down": 6, "ok": 1}  # only the failed one is asked again
     assert server.state["counts"] == {"down": 6, "ok": 1}  # only the failed one is asked again
 
 

@@ -9,26 +9,50 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ants.config import ConfigError, load_schema, validate_params
+from ants.config import ConfigError, load_config_files, load_schema
+from ants.methods import method_spec
+from ants.stages import scoring_name
 from ants.views import (
+    answer_config,
+    answers_owner,
+    get_dotted,
+    text_config,
     ants_methods,
-    backend_config,
     dumps,
     method_config,
     metrics_view,
     ood_sets,
     plan_config,
+    point_params,
     report_view,
+    static_scoring,
+    stream_key,
+    sweep_points,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Offline mode is never forced here: the real models download from their hubs. Tests, CI and
+# the Makefile set HF_HUB_OFFLINE=1 themselves; the demo's models are built locally.
 
+
+def _config_files():
+    """The files Snakemake merged into `config`, in its order: the Snakefile's `configfile:`
+    (params.yaml; dropped by --replace-workflow-config), then every --configfile."""
+    cli = [str(p) for p in workflow.overwrite_configfiles]  # --configfile, as absolute paths
+    own = [str(p) for p in workflow.configfiles[len(cli):]]  # appended by `configfile:` (if present)
+    return (own if not workflow.config_settings.replace_workflow_config else []) + cli
+
+
+# Re-read the config files with ants' own loader (duplicate keys are errors, each problem names
+# its file and key) and validate the merged whole before any job: bad params, a missing dataset
+# root or image list fail here, at planning time (also at dry-run).
 try:
-    PARAMS = validate_params(
-        config, schema=load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "params.schema.yaml")
+    PARAMS = load_config_files(
+        _config_files(),
+        overrides=dict(workflow.config_settings.config),
+        schema=load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "params.schema.yaml"),
     )
 except ConfigError as err:
     raise WorkflowError(f"{err}\nNothing was run.") from None
@@ -63,6 +87,8 @@ wildcard_constraints:
     method=r"[^/]+",
     ood=r"[^/]+",
     seed=r"\d+",
+    scoring=r"(size|groups)\d+-tau[^/]+-seed\d+",
+    stream_key=r"[a-z_]+-bs\d+",
 
 
 def announce(message=""):
@@ -94,26 +120,44 @@ def stream_name(wildcards):
     return f"{wildcards.benchmark}/{wildcards.method}/{wildcards.ood}/seed{wildcards.seed}"
 
 
+def kind_of(method):
+    """The detector kind (``methods.<m>.method``) of a method or sweep point."""
+    params, base = point_params(PARAMS, method)
+    return params["methods"][base]["method"]
+
+
+def is_ants(method):
+    return method_spec(kind_of(method)).uses_answers
+
+
 def streams_of(benchmark, methods):
     """(method, ood, seed) of every stream of ``benchmark`` for ``methods``."""
     return [(m, ood, s) for m in methods for _, ood in ood_sets(PARAMS, benchmark) for s in SEEDS]
 
 
-def score_files():
-    return [
-        f"results/scores/{b}/{m}/{ood}/seed{s}.parquet" for b in BENCHMARKS for m, ood, s in streams_of(b, METHODS)
-    ]
+def stream_path(benchmark, method, ood, seed):
+    return f"results/streams/{benchmark}/{ood}/{stream_key(PARAMS, method)}/seed{seed}.parquet"
 
 
-def plan_files(wildcards):
-    return [
-        f"results/plans/{wildcards.benchmark}/{m}/{ood}/seed{s}.parquet"
-        for m, ood, s in streams_of(wildcards.benchmark, ANTS_METHODS)
-    ]
+def per_stream(kind, benchmark, method, ood, seed):
+    """Path of one stream's file of ``kind`` (scores, plans, answers, negatives-text)."""
+    return f"results/{kind}/{benchmark}/{method}/{ood}/seed{seed}.parquet"
+
+
+def score_files(methods=None):
+    return [per_stream("scores", b, m, ood, s) for b in BENCHMARKS
+            for m, ood, s in streams_of(b, METHODS if methods is None else methods)]
 
 
 def answer_logs():
-    return [f"results/answers/{b}.parquet" for b in BENCHMARKS] if ANTS_METHODS else []
+    """Every ANTS stream's answers log (the negatives log, one file per stream)."""
+    return [per_stream("answers", b, m, ood, s) for b in BENCHMARKS for m, ood, s in streams_of(b, ANTS_METHODS)]
+
+
+def static_path(wildcards, dataset):
+    b = bench(wildcards)
+    scoring = static_scoring(PARAMS, wildcards.method)
+    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring_name(scoring)}.parquet"
 
 
 def stream_inputs(wildcards):
@@ -125,14 +169,39 @@ def stream_inputs(wildcards):
 
 
 def scoring_inputs(wildcards):
-    """Stream, image embeddings, ID text features and mined negatives of one stream."""
+    """What one method reads for one stream (:class:`ants.methods.MethodSpec`): the stream,
+    the image embeddings, the ID text features, and, where it uses them, the mined negatives
+    and the shared static pass of both datasets."""
     b = bench(wildcards)
-    return {
-        "stream": f"results/streams/{wildcards.benchmark}/{wildcards.ood}/seed{wildcards.seed}.parquet",
+    spec = method_spec(kind_of(wildcards.method))
+    files = {
+        "stream": stream_path(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed),
         **stream_inputs(wildcards),
         "text": f"results/text/{b['backbone']}/{b['label_set']}.parquet",
-        "negatives": f"results/negatives/{b['backbone']}/{b['label_set']}.parquet",
     }
+    if spec.uses_negatives:
+        files["negatives"] = f"results/negatives/{b['backbone']}/{b['label_set']}.parquet"
+    if static_scoring(PARAMS, wildcards.method) is not None:
+        files["static_id"] = static_path(wildcards, b["id"])
+        files["static_ood"] = static_path(wildcards, wildcards.ood)
+    return files
+
+
+def ants_inputs(wildcards):
+    """An ANTS score job's inputs: :func:`scoring_inputs`, the stream's answers log and the
+    text features of its negatives."""
+    w = wildcards
+    owner = answers_owner(PARAMS, w.method)
+    return {**scoring_inputs(w), "answers": per_stream("answers", w.benchmark, owner, w.ood, w.seed),
+            "negative_text": per_stream("negatives-text", w.benchmark, owner, w.ood, w.seed)}
+
+
+def score_options(wildcards, input):
+    """The ``ants score`` options naming the inputs the method reads."""
+    flags = {"id": "--id-embeddings", "ood": "--ood-embeddings", "text": "--text", "negatives": "--negatives",
+             "static_id": "--static-id", "static_ood": "--static-ood", "answers": "--answers",
+             "negative_text": "--negative-text"}
+    return " ".join(f"{flag} '{input[key]}'" for key, flag in flags.items() if key in input.keys())
 
 
 def manifest_inputs(wildcards):
@@ -194,6 +263,25 @@ def plan_json(wildcards):
     return dumps(plan_config(PARAMS, wildcards.method))
 
 
+def text_json(wildcards):
+    return dumps({"config": text_config(PARAMS, wildcards.method)})
+
+
+def answer_json(wildcards):
+    return dumps(answer_config(PARAMS, wildcards.method))
+
+
+def stream_json(wildcards):
+    order, batch = wildcards.stream_key.rsplit("-bs", 1)
+    return dumps({"order": order, "batch_size": int(batch)})
+
+
+def static_json(wildcards):
+    from ants.stages import parse_scoring_name
+
+    return dumps(parse_scoring_name(wildcards.scoring))
+
+
 def method_json(wildcards):
     return dumps(method_config(PARAMS, wildcards.method, split_of(wildcards)))
 
@@ -201,3 +289,41 @@ def method_json(wildcards):
 def backbone_json(wildcards):
     name = wildcards.backbone if hasattr(wildcards, "backbone") else bench(wildcards)["backbone"]
     return dumps(PARAMS["backbones"][name])
+
+
+def text_store(wildcards):
+    """The content-addressed store of the negatives' text features of one backbone."""
+    return f"results/text-features/{bench(wildcards)['backbone']}.sqlite"
+
+
+# -- sweeps (params.yaml `sweeps`; built by `snakemake sweeps`) ---------------------------------
+
+
+def sweep_names():
+    return list(PARAMS["run"].get("sweeps") or PARAMS.get("sweeps") or {})
+
+
+def sweep_view(sweep):
+    """Each point of ``sweep`` with its score files. A point whose value is what params.yaml
+    already has reads the main run's files (its base method's name), so it costs nothing."""
+    spec = PARAMS["sweeps"][sweep]
+    seeds = spec.get("seeds") or SEEDS
+    labels = spec.get("labels") or [None] * len(spec["values"])
+    points = []
+    for point, base, i in sweep_points(PARAMS, sweep):
+        value = spec["values"][i]
+        current = get_dotted(PARAMS, spec["setting"].replace("{method}", base), object())
+        name = base if current == value else point
+        default = spec["default"] if "default" in spec else current
+        files = [[b, ood, int(s), per_stream("scores", b, name, ood, s)]
+                 for b in spec["benchmarks"] for _, ood in ood_sets(PARAMS, b) for s in seeds]
+        points.append({"method": base, "index": i, "value": value,
+                       "label": labels[i] if labels[i] is not None else value,
+                       "is_default": value == default, "files": files})
+    view = {"sweep": sweep, "setting": spec["setting"], "title": spec.get("title", sweep), "points": points}
+    view["benchmarks"] = {b: {"ood": PARAMS["benchmarks"][b]["ood"]} for b in spec["benchmarks"]}
+    return view
+
+
+def sweep_score_files(wildcards):
+    return sorted({f[3] for p in sweep_view(wildcards.sweep)["points"] for f in p["files"]})

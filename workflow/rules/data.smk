@@ -1,5 +1,7 @@
 # Datasets -> manifests. The demo image set is generated; archives are downloaded (checksum
 # checked) and extracted; local datasets are read where params.yaml says.
+# Runs ants.stages.make_demo_data (`ants demo-data`), ants.stages.download_dataset
+# (`ants download`) and ants.stages.build_dataset_manifest (`ants manifest`).
 
 
 rule demo_data:
@@ -10,10 +12,12 @@ rule demo_data:
         demo=as_param(PARAMS["demo"]),
     log:
         "results/logs/demo_data.log",
+    benchmark:
+        "results/benchmarks/demo_data.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q demo-data --demo-json {params.demo:q} --out $(dirname {output.classnames:q}) > {log:q} 2>&1"
+        "ants demo-data --demo-json {params.demo:q} --out $(dirname {output.classnames:q}) > {log:q} 2>&1"
 
 
 rule download:
@@ -23,6 +27,8 @@ rule download:
         dataset=lambda w: dumps(PARAMS["datasets"][w.dataset]),
     log:
         "results/logs/download/{dataset}.log",
+    benchmark:
+        "results/benchmarks/download/{dataset}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
@@ -40,8 +46,10 @@ rule manifest:
         check=lambda w: "" if PARAMS["data"]["check_images"] else "--no-check-images",
     log:
         "results/logs/manifest/{dataset}.log",
+    benchmark:
+        "results/benchmarks/manifest/{dataset}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q manifest --dataset {wildcards.dataset:q} --dataset-json {params.dataset:q} {params.check}"
+        "ants manifest --dataset {wildcards.dataset:q} --dataset-json {params.dataset:q} {params.check}"
         " --out {output:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Image embeddings: CLIP runs once per image, one job per (backbone, dataset). Every later
 # stage is arithmetic on these Parquet tables.
+# Runs ants.stages.embed_images (`ants embed-images`).
 
 
 rule embed_images:
@@ -13,8 +14,10 @@ rule embed_images:
         on_bad_image=PARAMS["data"]["on_bad_image"],
     log:
         "results/logs/embed_images/{backbone}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/embed_images/{backbone}/{dataset}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q embed-images --manifest {input:q} --backbone-json {params.backbone:q}"
+        "ants embed-images --manifest {input:q} --backbone-json {params.backbone:q}"
         " --encoding-json {params.encoding:q} --on-bad-image {params.on_bad_image} --out {output:q} > {log:q} 2>&1"

@@ -1,7 +1,9 @@
-# Plan -> answer. ANTS's MLLM queries depend only on static scores and stream order, so a
-# cheap pass lists them (one job per ANTS stream) and ONE job per benchmark answers them all in
+# Plan -> answer. ANTS's MLLM queries depend only on the static scores and the stream order,
+# so a cheap pass lists them (one job per ANTS stream) and one job per stream answers them in
 # batches through the SQLite answer cache shared by every job (a re-run asks only what is not
-# cached; a changed prompt or model changes the cache key). Output: the negatives log.
+# cached; a changed prompt or model changes the cache key; a query shared by several streams
+# is answered once). Adding a seed or an OOD set adds its own jobs and touches no other.
+# Runs ants.stages.plan (`ants plan`) and ants.stages.answer (`ants answer`).
 
 
 rule plan:
@@ -9,35 +11,38 @@ rule plan:
         unpack(scoring_inputs),
     output:
         "results/plans/{benchmark}/{method}/{ood}/seed{seed}.parquet",
-    wildcard_constraints:
-        method=_alternatives(ANTS_METHODS),
     params:
         plan=plan_json,
         stream_id=stream_name,
     log:
         "results/logs/plan/{benchmark}/{method}/{ood}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/plan/{benchmark}/{method}/{ood}/seed{seed}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q plan --stream {input.stream:q} --id-embeddings {input.id:q} --ood-embeddings {input.ood:q}"
-        " --text {input.text:q} --negatives {input.negatives:q} --plan-json {params.plan:q}"
-        " --stream-id {params.stream_id:q} --out {output:q} > {log:q} 2>&1"
+        "ants plan --stream {input.stream:q} --id-embeddings {input.id:q} --ood-embeddings {input.ood:q}"
+        " --text {input.text:q} --static-id {input.static_id:q} --static-ood {input.static_ood:q}"
+        " --plan-json {params.plan:q} --stream-id {params.stream_id:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule answer:
     input:
-        plans=plan_files,
+        "results/plans/{benchmark}/{method}/{ood}/seed{seed}.parquet",
     output:
-        "results/answers/{benchmark}.parquet",
+        "results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet",
     params:
-        mllm=as_param(backend_config(PARAMS)),
+        answer=answer_json,
         cache=PARAMS["mllm"]["cache"],
+        timings="results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json",
     resources:
         gpu=MLLM_GPU,
     log:
-        "results/logs/answer/{benchmark}.log",
+        "results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/answer/{benchmark}/{method}/{ood}/seed{seed}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q answer --plans {input.plans:q} --mllm-json {params.mllm:q} --cache {params.cache:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "ants answer --plan {input:q} --answer-json {params.answer:q} --cache {params.cache:q}"
+        " --timings {params.timings:q} --out {output:q} > {log:q} 2>&1"

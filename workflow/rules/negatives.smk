@@ -1,5 +1,11 @@
 # ID label set -> ID text features (two prompts) and NegMining's negative labels from the
 # WordNet corpus; one job per (backbone, label set).
+# The MLLM's negatives -> their CLIP text features, once per (backbone, template, text): a
+# content-addressed store (results/text-features/{backbone}.sqlite) shared by every stream;
+# each stream's job encodes only the texts not yet stored, and the ANTS score jobs then load
+# no CLIP at all.
+# Runs ants.stages.embed_label_set (`ants embed-labels`) and ants.stages.encode_negatives
+# (`ants encode-negatives`).
 
 
 rule embed_labels:
@@ -15,10 +21,34 @@ rule embed_labels:
         mining=as_param(PARAMS["mining"]),
     log:
         "results/logs/embed_labels/{backbone}/{label_set}.log",
+    benchmark:
+        "results/benchmarks/embed_labels/{backbone}/{label_set}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q embed-labels --label-set {wildcards.label_set:q} --backbone {wildcards.backbone:q}"
+        "ants embed-labels --label-set {wildcards.label_set:q} --backbone {wildcards.backbone:q}"
         " --label-set-json {params.label_set:q} --backbone-json {params.backbone:q}"
         " --encoding-json {params.encoding:q} --mining-json {params.mining:q}"
         " --out-text {output.text:q} --out-negatives {output.negatives:q} > {log:q} 2>&1"
+
+
+rule encode_negatives:
+    input:
+        "results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+    output:
+        "results/negatives-text/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+    params:
+        method=text_json,
+        backbone=backbone_json,
+        encoding=encoding_json("device", "precision", "text_batch_size"),
+        store=text_store,
+    log:
+        "results/logs/encode_negatives/{benchmark}/{method}/{ood}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/encode_negatives/{benchmark}/{method}/{ood}/seed{seed}.tsv"
+    conda:
+        "../envs/ants.yaml"
+    shell:
+        "ants encode-negatives --answers {input:q} --method-json {params.method:q}"
+        " --backbone-json {params.backbone:q} --encoding-json {params.encoding:q}"
+        " --store {params.store:q} --out {output:q} > {log:q} 2>&1"

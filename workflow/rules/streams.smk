@@ -1,18 +1,22 @@
-# Test-time streams: [OOD set, ID set] shuffled with a seed, in batches; one per
-# (benchmark, OOD set, seed). All methods see the same stream.
+# Test-time streams: [OOD set, ID set] in a seeded order (shuffled, or one set first), in
+# batches; one per (benchmark, OOD set, order and batch size, seed). All methods that share
+# those settings see the same stream.
+# Runs ants.stages.stream (`ants stream`).
 
 
 rule stream:
     input:
         unpack(stream_inputs),
     output:
-        "results/streams/{benchmark}/{ood}/seed{seed}.parquet",
+        "results/streams/{benchmark}/{ood}/{stream_key}/seed{seed}.parquet",
     params:
-        batch_size=PARAMS["stream"]["batch_size"],
+        stream=stream_json,
     log:
-        "results/logs/stream/{benchmark}/{ood}/seed{seed}.log",
+        "results/logs/stream/{benchmark}/{ood}/{stream_key}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/stream/{benchmark}/{ood}/{stream_key}/seed{seed}.tsv"
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q stream --id-embeddings {input.id:q} --ood-embeddings {input.ood:q} --seed {wildcards.seed}"
-        " --batch-size {params.batch_size} --out {output:q} > {log:q} 2>&1"
+        "ants stream --id-embeddings {input.id:q} --ood-embeddings {input.ood:q} --seed {wildcards.seed}"
+        " --stream-json {params.stream:q} --out {output:q} > {log:q} 2>&1"
