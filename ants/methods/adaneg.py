@@ -99,6 +99,9 @@ class AdaNegConfig:
       ``int(beta)`` (the authors' code); :attr:`effective_beta` is the value used;
     * ``proxy``: ``sample`` (sample-adaptive, paper) or ``task`` (task-adaptive; the one the
       authors' released ImageNet script reports).
+
+    The published AdaNeg numbers come from the authors' code: the ``authors_code`` preset
+    (``authors_slots=True, truncate_beta=True, proxy='task'``).
     """
 
     n_groups: int = 5
@@ -264,12 +267,12 @@ class AdaNegMemory:
     Only labels that ever received an image are stored, grouped by their number of filled
     slots (a label moves to the next bucket when it gains a slot; a full label's slot is
     replaced in place), so scoring touches filled slots only. Slot order is the order of
-    insertion, a replacement keeping the slot's position. The slot Gram matrix (float64) and
-    the task proxy of a label are updated when one of its slots changes (only that row and
-    column of the Gram matrix are computed).
+    insertion, a replacement keeping the slot's position. The slot Gram matrix (float64) and,
+    with ``task_proxy``, the task proxy of a label are updated when one of its slots changes
+    (only that row and column of the Gram matrix are computed).
     """
 
-    def __init__(self, text_features: Any, length: int) -> None:
+    def __init__(self, text_features: Any, length: int, *, task_proxy: bool = True) -> None:
         text = text_features if isinstance(text_features, torch.Tensor) else torch.as_tensor(
             np.asarray(text_features))
         self.text = text.detach().to(torch.float32).contiguous()  # (C, d)
@@ -283,6 +286,7 @@ class AdaNegMemory:
         self.buckets = [_Bucket(j, d) for j in range(1, self.length + 1)]
         self.n_rows = 0  # labels holding at least one image
         self.n_filled = 0  # filled image slots over all labels
+        self.task_proxy = bool(task_proxy)  # keep normalise(text + slots) per label
         self._buffers: list[torch.Tensor] = []
 
     def insert(self, label: int, feature: np.ndarray, ent: float) -> str:
@@ -304,7 +308,8 @@ class AdaNegMemory:
             g = full @ full[worst + 1]
             b.gram[p, worst + 1, :] = g
             b.gram[p, :, worst + 1] = g
-            b.proxy[p] = _normalised(full.sum(axis=0))
+            if self.task_proxy:
+                b.proxy[p] = _normalised(full.sum(axis=0))
             return "replace"
         # a free slot: the label moves from bucket j to bucket j + 1
         nb = self.buckets[j]
@@ -331,7 +336,8 @@ class AdaNegMemory:
         g = full @ full[j + 1]
         gram[j + 1, :] = g
         gram[:, j + 1] = g
-        nb.proxy[q] = _normalised(full.sum(axis=0))
+        if self.task_proxy:
+            nb.proxy[q] = _normalised(full.sum(axis=0))
         self.pos_of[label] = q
         self.count_of[label] = j + 1
         self.n_filled += 1
@@ -428,11 +434,14 @@ def adaptive_cosines_t(
     n, d = x.shape
     xt = x.T
     if proxy == "task":
+        if not memory.task_proxy:
+            raise ValueError("proxy='task' needs a memory that keeps task proxies (task_proxy=True)")
         for b in memory.filled_buckets():
             labels = torch.from_numpy(b.labels[: b.size])
             out_t[labels] = torch.from_numpy(b.proxy[: b.size]) @ xt
         return out_t
     beta = float(beta)
+    neg_beta = torch.tensor(-beta, dtype=torch.float32)
     sbuf, wbuf, ubuf = memory.buffers(max(_CHUNK_ELEMS, memory.length * n))
     for b in memory.filled_buckets():
         j, r = b.j, b.size
@@ -449,9 +458,8 @@ def adaptive_cosines_t(
             lab = labels[a:c]
             t = out_t[lab]  # (m, n) text cosines
             w = wbuf[:size].view(m, j, n)
-            torch.mul(s, beta, out=w)
-            w.sub_(beta).exp_()  # exp(-beta (1 - s))
-            w0 = torch.exp((t - 1.0) * beta)
+            torch.add(neg_beta, s, alpha=beta, out=w).exp_()  # exp(-beta (1 - s))
+            w0 = torch.add(neg_beta, t, alpha=beta).exp_()
             g = grams[a:c].to(torch.float32)
             u = ubuf[:size].view(m, j, n)
             torch.bmm(g[:, 1:, 1:], w, out=u)
@@ -601,7 +609,7 @@ def run_adaneg(
     inv[order] = torch.arange(n_labels)
     neg_stored = order[k:] - k  # stored index of each reordered negative
     text = torch.cat([idt, neg])[order].contiguous()
-    memory = AdaNegMemory(text, cfg.image_slots)
+    memory = AdaNegMemory(text, cfg.image_slots, task_proxy=cfg.proxy == "task")
     high, low, beta, tau, lam = cfg.high_cut, cfg.low_cut, cfg.effective_beta, cfg.tau, cfg.lam
     blocks = _Blocks(k, n_grp, per, n_labels, tau)
 
