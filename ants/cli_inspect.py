@@ -11,8 +11,6 @@ stream or batch and what exists)::
     ants answers diff    A B                            two logs (paths, or REV:PATH via git/dvc)
     ants negatives --stream S --batch B                 the ENS and VSNL banks after batch B
     ants metrics [--brief]                              paper-shaped tables, published beside
-                                                        (named `metrics-table` while the stage command
-                                                        `ants metrics` of ants.cli keeps the name)
     ants tables --view-json J --metrics-dir D --out-dir D [--scores F...]   (workflow stage)
     ants cache stats [--cache F]                        cached answers per kind and status
     ants cache rebuild [--log P] [--cache F]            put a log's answers back into the cache
@@ -25,7 +23,6 @@ answer, negatives, class or image). ``--log`` is a log file or a folder read rec
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -38,8 +35,7 @@ from ants.errors import UsageError
 __all__ = ["register"]
 
 DEFAULT_LOG = "results/answers"
-#: the name ``ants metrics`` (the table) got: "metrics", or "metrics-table" while the metrics STAGE
-#: command of :mod:`ants.cli` still holds "metrics"
+#: the name of the metrics-table command
 METRICS_COMMAND = "metrics"
 SCORE_PATH = re.compile(r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$")
 
@@ -445,14 +441,8 @@ def register(add) -> None:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--limit", type=int, default=30)
 
-    global METRICS_COMMAND
-    text = "the paper-shaped metric tables, published numbers beside (--brief: one line per method)"
-    try:
-        s = add("metrics", cmd_metrics, text)
-        METRICS_COMMAND = "metrics"
-    except argparse.ArgumentError:  # the stage command still holds the name (see the module doc)
-        s = add("metrics-table", cmd_metrics, text)
-        METRICS_COMMAND = "metrics-table"
+    s = add(METRICS_COMMAND, cmd_metrics,
+            "the paper-shaped metric tables, published numbers beside (--brief: one line per method)")
     s.add_argument("--brief", action="store_true",
                    help="one line per method and benchmark (split averages) and where the report is")
     s.add_argument("--benchmark", help="only this benchmark")

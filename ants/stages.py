@@ -634,13 +634,17 @@ METRIC_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
 ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
 
 
-def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score") -> dict[str, float]:
-    """OOD metrics (fractions) and ID accuracy of one score table (``column`` = the score)."""
+def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score",
+                   roc_points: str = "all") -> dict[str, float]:
+    """OOD metrics (fractions) and ID accuracy of one score table (``column`` = the score).
+
+    ``roc_points`` (``metrics.fpr95_roc``): the ROC points both FPR95s are read from, ``all``
+    or ``openood`` (scikit-learn's ``drop_intermediate`` points, as OpenOOD's evaluator)."""
     from ants.metrics import accuracy, ood_metrics
 
     is_ood = frame["is_ood"].to_numpy()
     scores = frame[column].to_numpy(np.float64)
-    out = ood_metrics(scores[~is_ood], scores[is_ood], recall_level=recall_level)
+    out = ood_metrics(scores[~is_ood], scores[is_ood], recall_level=recall_level, roc_points=roc_points)
     out["acc"] = accuracy(frame["pred"].to_numpy()[~is_ood], frame["label"].to_numpy()[~is_ood])
     return out
 
@@ -653,7 +657,7 @@ def _variant_column(variant: str, split: str) -> str:
 
 def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str], extra: Mapping) -> list[dict]:
     """Rows (mean and std over seeds, x100) of every (method, dataset or split average)."""
-    from ants.metrics import split_average
+    from ants.metrics import seed_summary, split_average
     from ants.views import ood_sets
 
     rows = []
@@ -671,12 +675,7 @@ def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str]
             entries.append((f"{split}_average", split,
                             {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds}))
         for name, split, by_seed in entries:
-            stats = {}
-            for key in METRIC_KEYS:
-                values = np.array([by_seed[s][key] for s in sorted(by_seed)], dtype=np.float64) * 100
-                stats[key] = float(values.mean())
-                stats[f"{key}_std"] = float(values.std(ddof=0))
-            stats["n_seeds"] = len(by_seed)
+            stats = seed_summary(by_seed, METRIC_KEYS, percent=True)
             rows.append({"benchmark": bench, "method": method, "label": label, **extra, "dataset": name,
                          "split": split, **stats})
     return rows
@@ -696,16 +695,18 @@ def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
     from ants.views import ood_sets
 
     recall = float(params["metrics"]["recall_level"])
+    roc = params["metrics"].get("fpr95_roc", "all")
     per: dict[str, dict] = {}
     per_variant: dict[tuple[str, str], dict] = {}
     for (bench, method, ood, seed), path in sorted(score_files.items()):
         frame, _ = read_table(path)
-        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(frame, recall)
+        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(frame, recall,
+                                                                                           roc_points=roc)
         if "v_far_only" in frame.columns:
             split = dict((o, s) for s, o in ood_sets(params, bench)).get(ood, "far")
             for variant in ANTS_VARIANTS:
                 per_variant.setdefault((bench, variant), {}).setdefault((method, ood), {})[int(seed)] = (
-                    stream_metrics(frame, recall, _variant_column(variant, split)))
+                    stream_metrics(frame, recall, _variant_column(variant, split), roc_points=roc))
 
     nested: dict = {}
     for bench in sorted(per):
@@ -736,12 +737,14 @@ def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
     over the seeds and ``n_seeds`` (percentages, as :func:`compute_metrics`).
     """
     recall = float(view["metrics"]["recall_level"])
+    roc = view["metrics"].get("fpr95_roc", "all")
     rows = []
     for point in view["points"]:
         per: dict[str, dict] = {}
         for bench, ood, seed, path in point["files"]:
             frame, _ = read_table(path, what="score file")
-            per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = stream_metrics(frame, recall)
+            per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = stream_metrics(
+                frame, recall, roc_points=roc)
         for bench, entries in sorted(per.items()):
             extra = {"sweep": view["sweep"], "setting": view["setting"], "value": point["label"],
                      "is_default": bool(point["is_default"])}

@@ -22,6 +22,7 @@ __all__ = [
     "SWEEP_SEP",
     "answer_config",
     "answers_owner",
+    "same_as_base",
     "text_config",
     "ants_methods",
     "backend_config",
@@ -215,6 +216,29 @@ def answers_owner(params: Mapping, method: str) -> str:
     base = method.split(SWEEP_SEP)[0]
     same = all(f(params, method) == f(params, base) for f in (plan_config, answer_config, text_config, stream_key))
     return base if same else method
+
+
+def _resolved(params: Mapping, method: str) -> dict:
+    """A method's score-job config with an ANTS / AdaNeg preset filled in (so a sweep value
+    equal to what the preset gives compares equal)."""
+    cfg = method_config(params, method)
+    if cfg["method"] == "ants":
+        from ants.methods.ants_tta import ants_config
+
+        cfg["config"] = ants_config(cfg["config"]).to_dict()
+    return cfg
+
+
+def same_as_base(params: Mapping, method: str) -> bool:
+    """Whether a sweep point computes exactly what its base method computes (then its scores
+    are the base's: the workflow reads those instead of recomputing them)."""
+    if SWEEP_SEP not in method:
+        return True
+    base = method.split(SWEEP_SEP)[0]
+    views = [_resolved, stream_key]
+    if params["methods"][base]["method"] == "ants":
+        views.append(answer_config)
+    return all(f(params, method) == f(params, base) for f in views)
 
 
 def metrics_view(params: Mapping) -> dict:

@@ -6,7 +6,12 @@ temporary folder, with the shipped params.yaml (the offline demo), and prints:
 * the wall time of the whole demo DAG from scratch (``snakemake --cores N all``);
 * the wall time of ``snakemake -n`` when nothing is out of date (the cost of asking);
 * the jobs Snakemake re-runs after a scoring-only change (AdaNeg's lambda; an ANTS lambda
-  rule) and after an MLLM prompt change, per rule, from its own dry-run job table.
+  rule), a new seed, a new OOD set and an MLLM prompt change, per rule, from its own dry-run
+  job table, and whether any existing score file was rewritten (a new seed or OOD set must add
+  jobs without touching the others);
+* the number of texts CLIP encoded in the whole DAG (the text features of the MLLM's
+  negatives are encoded once; no score job loads CLIP);
+* the wall time of the demo sweeps (``snakemake sweeps``), unless ``--no-sweeps``.
 
     python benchmarks/bench_workflow.py [--cores 2] [--keep DIR]
 """
@@ -27,7 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPIED = ("Snakefile", "params.yaml", "workflow", "ants")
+COPIED = ("Snakefile", "params.yaml", "workflow", "ants", "profiles")
 NOTHING = "Nothing to be done"
 
 
@@ -61,6 +66,15 @@ def _jobs(text: str) -> dict[str, int]:
     return jobs
 
 
+def _texts_encoded(workdir: Path) -> int:
+    """Texts the encode_negatives jobs encoded (their logs say how many were new)."""
+    total = 0
+    for log in (workdir / "results/logs/encode_negatives").rglob("*.log"):
+        m = re.search(r"\((\d+) encoded now\)", log.read_text())
+        total += int(m[1]) if m else 0
+    return total
+
+
 def _edit(workdir: Path, edit) -> None:
     path = workdir / "params.yaml"
     params = yaml.safe_load(path.read_text())
@@ -72,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", help="run in this (new) folder and keep it")
+    ap.add_argument("--no-sweeps", action="store_true", help="skip timing the demo sweeps")
     args = ap.parse_args()
 
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ants-bench-"))
@@ -93,23 +108,42 @@ def main() -> None:
         assert all(NOTHING in text for _, text in dry), "the second run was not a no-op"
         print(f"snakemake -n, nothing to do:       {min(s for s, _ in dry):7.2f} s  (best of 3)")
 
+        encoded = _texts_encoded(work)
+        print(f"CLIP text encodes of MLLM negatives in the DAG: {encoded} (encode_negatives jobs); "
+              f"score jobs load no CLIP")
+
+        def new_ood(p):
+            p["datasets"]["demo_far_b"] = {"source": "demo", "split": "far"}
+            p["benchmarks"]["demo"]["ood"]["far"].append("demo_far_b")
+
         changes = [
             ("AdaNeg lambda 0.1 -> 0.2 (scoring only)",
              lambda p: p["methods"]["adaneg"]["config"].update(lam=0.2)),
             ("ANTS (paper) lambda statistics paper -> code (scoring only)",
              lambda p: p["methods"]["ants_paper"]["config"].update(lambda_stats="code")),
+            ("a new seed", lambda p: p["run"].update(seeds=[*p["run"]["seeds"], 7])),
+            ("a new OOD set", new_ood),
             ("MLLM ENS prompt changed",
              lambda p: p["mllm"].update(prompts={"ens": "Describe this picture briefly. Not {c}."})),
         ]
         for label, edit in changes:
+            scores = {p: p.stat().st_mtime_ns for p in (work / "results/scores").rglob("*.parquet")}
             _edit(work, edit)
             _, text = _snakemake(work, args.cores, "-n", "all")
             jobs = _jobs(text)
             seconds, _ = _snakemake(work, args.cores, "all")
-            heavy = {r: n for r, n in jobs.items() if r in ("embed_images", "embed_labels", "plan", "answer")}
+            heavy = {r: n for r, n in jobs.items()
+                     if r in ("embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives")}
+            rewritten = sum(p.stat().st_mtime_ns != t for p, t in scores.items())
             print(f"after {label}:")
             print(f"    re-run jobs: {sum(jobs.values())} {jobs}")
-            print(f"    embedding / plan / answer jobs among them: {heavy or 'none'}; re-run time {seconds:.1f} s")
+            print(f"    embedding / static / plan / answer / encode jobs among them: {heavy or 'none'}; "
+                  f"existing score files rewritten: {rewritten} of {len(scores)}; re-run time {seconds:.1f} s")
+        if not args.no_sweeps:
+            _, text = _snakemake(work, args.cores, "-n", "sweeps")
+            jobs = _jobs(text)
+            seconds, _ = _snakemake(work, args.cores, "sweeps")
+            print(f"demo sweeps (snakemake sweeps): {seconds:.1f} s, {sum(jobs.values())} jobs {jobs}")
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)

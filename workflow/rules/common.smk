@@ -16,6 +16,7 @@ from ants.views import (
     answer_config,
     answers_owner,
     get_dotted,
+    same_as_base,
     text_config,
     ants_methods,
     dumps,
@@ -230,7 +231,16 @@ def report_inputs(wildcards):
         "answers": answer_logs(),
         "negatives": [f"results/negatives/{bb}/{ls}.parquet" for bb, ls in texts],
         "embeddings": [embeddings(bb, ds) for bb, ds in datasets],
+        "sweeps": report_sweeps(),
     }
+
+
+def report_sweeps():
+    """The sweep tables the report draws: those already built, and all of them when this run
+    builds the `sweeps` target too (`snakemake tables sweeps report`), so the report waits."""
+    wanted = "sweeps" in sys.argv[1:]
+    return [f"results/sweeps/{s}.csv" for s in sweep_names()
+            if wanted or os.path.exists(f"results/sweeps/{s}.csv")]
 
 
 def metric_tables():
@@ -313,7 +323,7 @@ def sweep_view(sweep):
     for point, base, i in sweep_points(PARAMS, sweep):
         value = spec["values"][i]
         current = get_dotted(PARAMS, spec["setting"].replace("{method}", base), object())
-        name = base if current == value else point
+        name = base if same_as_base(PARAMS, point) else point
         default = spec["default"] if "default" in spec else current
         files = [[b, ood, int(s), per_stream("scores", b, name, ood, s)]
                  for b in spec["benchmarks"] for _, ood in ood_sets(PARAMS, b) for s in seeds]

@@ -26,6 +26,6 @@ rule report:
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q report --metrics {input.metrics:q} --scores {input.scores:q} --answers {input.answers:q}"
+        "ants report --metrics {input.metrics:q} --scores {input.scores:q} --answers {input.answers:q}"
         " --negatives {input.negatives:q} --embeddings {input.embeddings:q} --view-json {params.view:q}"
         " --out {output.html:q} > {log:q} 2>&1"

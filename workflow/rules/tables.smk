@@ -25,5 +25,5 @@ rule tables:
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants -q tables --view-json {params.view:q} --metrics-dir results/metrics --out-dir results/tables"
+        "ants tables --view-json {params.view:q} --metrics-dir results/metrics --out-dir results/tables"
         " --scores {input.scores:q} > {log:q} 2>&1"
