@@ -75,6 +75,14 @@ DEMO_NOTE = (
 )
 
 
+def encode_gpu(backbone):
+    """1 when the CLIP image encoder runs on a GPU (encoding.gpu, else device cuda*, or auto with
+    real weights): the resource the SLURM profile turns into --gpus=1; the demo asks for none."""
+    enc, bb = PARAMS["encoding"], PARAMS["backbones"][backbone]
+    real = bool(bb.get("pretrained") or bb.get("weights_path"))
+    return int(enc.get("gpu", enc["device"].startswith("cuda") or (enc["device"] == "auto" and real)))
+
+
 def _alternatives(names):
     """A wildcard regex matching exactly ``names`` (none: a pattern that never matches)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"

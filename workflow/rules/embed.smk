@@ -12,6 +12,8 @@ rule embed_images:
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "image_batch_size", "num_workers"),
         on_bad_image=PARAMS["data"]["on_bad_image"],
+    resources:
+        gpu=lambda w: encode_gpu(w.backbone),
     log:
         "results/logs/embed_images/{backbone}/{dataset}.log",
     benchmark:
