@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ants._io import read_table, write_table
@@ -170,9 +169,7 @@ def read_plan(path: str | os.PathLike) -> tuple[str, list[tuple[int, Query]]]:
     if missing:
         raise ValueError(f"{os.fspath(path)!r} is not a plan file: it lacks column {missing[0]!r}")
 
-    def none(v):
-        return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    from ants.mllm.answering import log_queries
 
-    queries = [(int(r.batch_index), Query(kind=r.kind, class_name=r.class_name, image=none(r.image),
-                                          image_sha256=none(r.image_sha256))) for r in frame.itertuples()]
+    queries = list(zip(frame["batch_index"].astype(int).tolist(), log_queries(frame), strict=True))
     return str(meta.get("stream_id", "")), queries
