@@ -77,7 +77,7 @@ def edit_params(workdir: Path, edit) -> None:
     write_params(workdir, p)
 
 
-def run(args, cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(args, cwd: Path, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
