@@ -32,11 +32,14 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-#: `ants` in a child that reports its own peak RSS and whether it imported open_clip
+#: `ants` in a child that reports its own peak RSS (VmHWM of its own address space: unlike
+#: ru_maxrss it does not carry over the RSS of the parent it was forked from) and whether it
+#: imported open_clip
 JOB = [sys.executable, "-c",
-       "import resource, sys; from ants.cli import main; rc = main(sys.argv[1:]); "
+       "import re, sys; from ants.cli import main; rc = main(sys.argv[1:]); "
        "print('OPEN_CLIP_LOADED=' + str('open_clip' in sys.modules)); "
-       "print('PEAK_RSS_KB=' + str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); sys.exit(rc)"]
+       "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()); "
+       "print('PEAK_RSS_KB=' + hwm.group(1)); sys.exit(rc)"]
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
