@@ -270,7 +270,12 @@ def _kill_first_answer_job_after_a_commit(w: Path, rows_before: int) -> int:
             if (w / "results/mllm-cache.sqlite").exists() and cache_rows(w) > rows_before:
                 ps = subprocess.run(["pgrep", "-f", "ants answer --plan"], capture_output=True, text=True)
                 for pid in ps.stdout.split():
-                    os.kill(int(pid), signal.SIGKILL)
+                    try:  # only this workflow's job (its working directory), never another run's
+                        if Path(f"/proc/{pid}/cwd").resolve() != w.resolve():
+                            continue
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (FileNotFoundError, ProcessLookupError):
+                        continue
                     killed = True
             time.sleep(0.02)
         proc.wait(timeout=300)
