@@ -100,7 +100,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+def file_digest(
+    path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20
+) -> str:
     """Hex digest of a file's bytes, read in chunks (``sha256`` or ``md5``)."""
     if algorithm not in ("sha256", "md5"):
         raise ValueError(f"unknown checksum algorithm {algorithm!r}; valid: sha256, md5")
@@ -135,7 +137,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return path
 
 
-def write_table(path: str | os.PathLike, frame, metadata: Mapping | None = None, *, schema=None) -> Path:
+def write_table(
+    path: str | os.PathLike, frame, metadata: Mapping | None = None, *, schema=None
+) -> Path:
     """Write a DataFrame (index dropped) to Parquet with JSON ``metadata`` in its schema; atomic.
 
     ``schema``: an optional ``pyarrow.Schema`` to cast the columns to.
@@ -146,7 +150,9 @@ def write_table(path: str | os.PathLike, frame, metadata: Mapping | None = None,
     path = Path(path)
     table = pa.Table.from_pandas(frame.reset_index(drop=True), schema=schema, preserve_index=False)
     meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps(dict(metadata or {}), sort_keys=True, default=json_default).encode("utf-8")
+    meta[METADATA_KEY] = json.dumps(
+        dict(metadata or {}), sort_keys=True, default=json_default
+    ).encode("utf-8")
     table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -171,4 +177,6 @@ def read_table(path: str | os.PathLike, *, what: str = "file"):
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys, no insignificant whitespace and no NaN: the one canonical form
     of the package (cache keys, digests, the config subsets the rules pass)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )

@@ -46,11 +46,13 @@ from ants.errors import UsageError
 
 __all__ = ["main"]
 
-SCORE_PATH = re.compile(r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$")
-DEMO_NOTE = ("NOTE: this is the offline demo (random-weight CLIP and MLLM, generated images): "
-             "its numbers carry NO meaning.")
-
-
+SCORE_PATH = re.compile(
+    r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
+)
+DEMO_NOTE = (
+    "NOTE: this is the offline demo (random-weight CLIP and MLLM, generated images): "
+    "its numbers carry NO meaning."
+)
 
 
 def _json(text: str, what: str):
@@ -63,7 +65,9 @@ def _json(text: str, what: str):
 def _score_key(path: str) -> tuple[str, str, str, int]:
     m = SCORE_PATH.search(Path(path).as_posix())
     if not m:
-        raise UsageError(f"{path}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)")
+        raise UsageError(
+            f"{path}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)"
+        )
     return m["b"], m["m"], m["o"], int(m["s"])
 
 
@@ -90,8 +94,14 @@ def cmd_download(a) -> int:
 def cmd_manifest(a) -> int:
     from ants.stages import build_dataset_manifest
 
-    frame = build_dataset_manifest(a.dataset, _json(a.dataset_json, "--dataset-json"), a.out,
-                                   check_images=not a.no_check_images, data_dir=a.data_dir, progress=not a.quiet)
+    frame = build_dataset_manifest(
+        a.dataset,
+        _json(a.dataset_json, "--dataset-json"),
+        a.out,
+        check_images=not a.no_check_images,
+        data_dir=a.data_dir,
+        progress=not a.quiet,
+    )
     bad = int((~frame["readable"]).sum())
     print(f"{a.dataset}: {len(frame)} images, {bad} unreadable -> {a.out}")
     return 0
@@ -100,10 +110,18 @@ def cmd_manifest(a) -> int:
 def cmd_embed_images(a) -> int:
     from ants.stages import embed_images
 
-    meta = embed_images(a.manifest, _json(a.backbone_json, "--backbone-json"), _json(a.encoding_json, "--encoding-json"),
-                        a.out, on_bad_image=a.on_bad_image, progress=not a.quiet)
+    meta = embed_images(
+        a.manifest,
+        _json(a.backbone_json, "--backbone-json"),
+        _json(a.encoding_json, "--encoding-json"),
+        a.out,
+        on_bad_image=a.on_bad_image,
+        progress=not a.quiet,
+    )
     skipped = meta["skipped"]
-    print(f"{meta['dataset']}: {meta['n_images']} images encoded, {len(skipped)} skipped -> {a.out}")
+    print(
+        f"{meta['dataset']}: {meta['n_images']} images encoded, {len(skipped)} skipped -> {a.out}"
+    )
     for s in skipped:
         print(f"  skipped {s['path']}: {s['error']}")
     return 0
@@ -112,11 +130,20 @@ def cmd_embed_images(a) -> int:
 def cmd_embed_labels(a) -> int:
     from ants.stages import embed_label_set
 
-    info = embed_label_set(_json(a.label_set_json, "--label-set-json"), _json(a.backbone_json, "--backbone-json"),
-                           _json(a.encoding_json, "--encoding-json"), _json(a.mining_json, "--mining-json"),
-                           a.out_text, a.out_negatives, label_set_name=a.label_set, backbone_name=a.backbone,
-                           progress=not a.quiet)
-    print(f"{info['n_classes']} ID classes, {info['n_negatives']} mined negatives -> {a.out_text}, {a.out_negatives}")
+    info = embed_label_set(
+        _json(a.label_set_json, "--label-set-json"),
+        _json(a.backbone_json, "--backbone-json"),
+        _json(a.encoding_json, "--encoding-json"),
+        _json(a.mining_json, "--mining-json"),
+        a.out_text,
+        a.out_negatives,
+        label_set_name=a.label_set,
+        backbone_name=a.backbone,
+        progress=not a.quiet,
+    )
+    print(
+        f"{info['n_classes']} ID classes, {info['n_negatives']} mined negatives -> {a.out_text}, {a.out_negatives}"
+    )
     return 0
 
 
@@ -124,17 +151,31 @@ def cmd_stream(a) -> int:
     from ants.stages import stream
 
     cfg = _json(a.stream_json, "--stream-json")
-    frame = stream(a.id_embeddings, a.ood_embeddings, seed=a.seed, batch_size=int(cfg["batch_size"]),
-                   order=cfg.get("order", "shuffled"), out=a.out)
-    print(f"stream of {len(frame)} samples ({int(frame['is_ood'].sum())} OOD), "
-          f"{int(frame['batch'].max())} batches -> {a.out}")
+    frame = stream(
+        a.id_embeddings,
+        a.ood_embeddings,
+        seed=a.seed,
+        batch_size=int(cfg["batch_size"]),
+        order=cfg.get("order", "shuffled"),
+        out=a.out,
+    )
+    print(
+        f"stream of {len(frame)} samples ({int(frame['is_ood'].sum())} OOD), "
+        f"{int(frame['batch'].max())} batches -> {a.out}"
+    )
     return 0
 
 
 def cmd_static(a) -> int:
     from ants.stages import static
 
-    frame = static(a.embeddings, a.text, a.negatives, scoring=_json(a.scoring_json, "--scoring-json"), out=a.out)
+    frame = static(
+        a.embeddings,
+        a.text,
+        a.negatives,
+        scoring=_json(a.scoring_json, "--scoring-json"),
+        out=a.out,
+    )
     print(f"static scores of {len(frame)} images -> {a.out}")
     return 0
 
@@ -142,8 +183,18 @@ def cmd_static(a) -> int:
 def cmd_plan(a) -> int:
     from ants.stages import plan
 
-    frame = plan(a.stream, a.id_embeddings, a.ood_embeddings, a.text, a.static_id, a.static_ood,
-                 plan=_json(a.plan_json, "--plan-json"), stream_name=a.stream_id, out=a.out, progress=not a.quiet)
+    frame = plan(
+        a.stream,
+        a.id_embeddings,
+        a.ood_embeddings,
+        a.text,
+        a.static_id,
+        a.static_ood,
+        plan=_json(a.plan_json, "--plan-json"),
+        stream_name=a.stream_id,
+        out=a.out,
+        progress=not a.quiet,
+    )
     counts = frame["kind"].value_counts().to_dict()
     print(f"{a.stream_id}: {len(frame)} queries planned {counts} -> {a.out}")
     return 0
@@ -154,19 +205,28 @@ def cmd_answer(a) -> int:
 
     cfg = _json(a.answer_json, "--answer-json")
     stats = answer(a.plan, cfg, cache=a.cache, out=a.out, timings=a.timings, progress=not a.quiet)
-    print(f"answered {stats.get('queries', 0)} queries ({stats.get('unique', 0)} distinct, "
-          f"{stats.get('hits', 0)} from the cache, {stats.get('generated', 0)} generated, "
-          f"{stats.get('failed', 0)} failed) -> {a.out}")
+    print(
+        f"answered {stats.get('queries', 0)} queries ({stats.get('unique', 0)} distinct, "
+        f"{stats.get('hits', 0)} from the cache, {stats.get('generated', 0)} generated, "
+        f"{stats.get('failed', 0)} failed) -> {a.out}"
+    )
     return 0
 
 
 def cmd_encode_negatives(a) -> int:
     from ants.stages import encode_negatives
 
-    meta = encode_negatives(a.answers, method=_json(a.method_json, "--method-json"),
-                            backbone=_json(a.backbone_json, "--backbone-json"),
-                            encoding=_json(a.encoding_json, "--encoding-json"), store=a.store, out=a.out)
-    print(f"{meta['n_texts']} negatives' text features ({meta['n_encoded_now']} encoded now) -> {a.out}")
+    meta = encode_negatives(
+        a.answers,
+        method=_json(a.method_json, "--method-json"),
+        backbone=_json(a.backbone_json, "--backbone-json"),
+        encoding=_json(a.encoding_json, "--encoding-json"),
+        store=a.store,
+        out=a.out,
+    )
+    print(
+        f"{meta['n_texts']} negatives' text features ({meta['n_encoded_now']} encoded now) -> {a.out}"
+    )
     return 0
 
 
@@ -174,10 +234,27 @@ def cmd_score(a) -> int:
     from ants.stages import score
 
     method = _json(a.method_json, "--method-json")
-    files = {k: getattr(a, k) for k in ("id_embeddings", "ood_embeddings", "negatives", "static_id", "static_ood",
-                                         "answers", "negative_text")}
-    frame = score(a.stream, method=method, out=a.out, stream_name=a.stream_id, progress=not a.quiet,
-                  id_text=a.text, **files)
+    files = {
+        k: getattr(a, k)
+        for k in (
+            "id_embeddings",
+            "ood_embeddings",
+            "negatives",
+            "static_id",
+            "static_ood",
+            "answers",
+            "negative_text",
+        )
+    }
+    frame = score(
+        a.stream,
+        method=method,
+        out=a.out,
+        stream_name=a.stream_id,
+        progress=not a.quiet,
+        id_text=a.text,
+        **files,
+    )
     print(f"{a.stream_id}: {len(frame)} scores ({method['method']}) -> {a.out}")
     return 0
 
@@ -193,8 +270,10 @@ def cmd_compute_metrics(a) -> int:
     for bench, methods in nested.items():
         print(f"{bench}:")
         for method, entries in methods.items():
-            parts = [f"{name} AUROC {m['auroc']:.2f}±{m['auroc_std']:.2f} FPR95 {m['fpr95_id']:.2f}"
-                     for name, m in entries.items()]
+            parts = [
+                f"{name} AUROC {m['auroc']:.2f}±{m['auroc_std']:.2f} FPR95 {m['fpr95_id']:.2f}"
+                for name, m in entries.items()
+            ]
             print(f"  {method:12s} " + " | ".join(parts))
     return 0
 
@@ -211,8 +290,12 @@ def cmd_report(a) -> int:
     from ants.report import build_report
 
     out = build_report(
-        metrics_json=a.metrics, score_files={_score_key(p): p for p in a.scores}, answer_logs=a.answers or [],
-        negatives=a.negatives or [], embeddings=a.embeddings or [], view=_json(a.view_json, "--view-json"),
+        metrics_json=a.metrics,
+        score_files={_score_key(p): p for p in a.scores},
+        answer_logs=a.answers or [],
+        negatives=a.negatives or [],
+        embeddings=a.embeddings or [],
+        view=_json(a.view_json, "--view-json"),
         out=a.out,
     )
     print(f"report written to {out}")
@@ -242,8 +325,10 @@ def cmd_config_merge(a) -> int:
     from ants.config import load_config_files
 
     params = load_config_files(a.files)
-    text = (f"# {' + '.join(a.files)}, merged and validated by `ants config merge`\n"
-            + yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    text = (
+        f"# {' + '.join(a.files)}, merged and validated by `ants config merge`\n"
+        + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
+    )
     if a.out == "-":
         sys.stdout.write(text)
     else:
@@ -258,7 +343,9 @@ def cmd_config_merge(a) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ants", description="ANTS workflow stages and inspection tools.")
+    p = argparse.ArgumentParser(
+        prog="ants", description="ANTS workflow stages and inspection tools."
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -292,8 +379,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
 
     s = add("embed-labels", cmd_embed_labels, "encode an ID label set and mine its negative labels")
-    for opt in ("--label-set-json", "--backbone-json", "--encoding-json", "--mining-json", "--out-text",
-                "--out-negatives"):
+    for opt in (
+        "--label-set-json",
+        "--backbone-json",
+        "--encoding-json",
+        "--mining-json",
+        "--out-text",
+        "--out-negatives",
+    ):
         s.add_argument(opt, required=True)
     s.add_argument("--label-set", default="")
     s.add_argument("--backbone", default="")
@@ -302,37 +395,81 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--id-embeddings", required=True)
     s.add_argument("--ood-embeddings", required=True)
     s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--stream-json", required=True, help='{"order": "shuffled|id_first|ood_first", "batch_size": N}')
+    s.add_argument(
+        "--stream-json",
+        required=True,
+        help='{"order": "shuffled|id_first|ood_first", "batch_size": N}',
+    )
     s.add_argument("--out", required=True)
 
-    s = add("static", cmd_static, "per-image static scores (S_nl, prediction, lse of the ID logits) of a dataset")
+    s = add(
+        "static",
+        cmd_static,
+        "per-image static scores (S_nl, prediction, lse of the ID logits) of a dataset",
+    )
     for opt in ("--embeddings", "--text", "--negatives", "--scoring-json", "--out"):
         s.add_argument(opt, required=True)
 
     s = add("plan", cmd_plan, "list every MLLM query an ANTS stream asks")
-    for opt in ("--stream", "--id-embeddings", "--ood-embeddings", "--text", "--static-id", "--static-ood",
-                "--stream-id", "--out", "--plan-json"):
+    for opt in (
+        "--stream",
+        "--id-embeddings",
+        "--ood-embeddings",
+        "--text",
+        "--static-id",
+        "--static-ood",
+        "--stream-id",
+        "--out",
+        "--plan-json",
+    ):
         s.add_argument(opt, required=True)
 
-    s = add("answer", cmd_answer, "answer one stream's planned queries through the cache; write its answers log")
+    s = add(
+        "answer",
+        cmd_answer,
+        "answer one stream's planned queries through the cache; write its answers log",
+    )
     s.add_argument("--plan", required=True)
     s.add_argument("--answer-json", required=True)
-    s.add_argument("--timings", help="where the answer times and cache hits go (JSON; default: nowhere)")
+    s.add_argument(
+        "--timings", help="where the answer times and cache hits go (JSON; default: nowhere)"
+    )
     s.add_argument("--cache", required=True)
     s.add_argument("--out", required=True)
 
-    s = add("encode-negatives", cmd_encode_negatives, "CLIP text features of the negatives in an answers log")
-    for opt in ("--answers", "--method-json", "--backbone-json", "--encoding-json", "--store", "--out"):
+    s = add(
+        "encode-negatives",
+        cmd_encode_negatives,
+        "CLIP text features of the negatives in an answers log",
+    )
+    for opt in (
+        "--answers",
+        "--method-json",
+        "--backbone-json",
+        "--encoding-json",
+        "--store",
+        "--out",
+    ):
         s.add_argument(opt, required=True)
 
     s = add("score", cmd_score, "score one stream with one method")
     for opt in ("--stream", "--method-json", "--stream-id", "--out"):
         s.add_argument(opt, required=True)
-    for opt in ("--id-embeddings", "--ood-embeddings", "--text", "--negatives", "--static-id", "--static-ood",
-                "--answers", "--negative-text"):
+    for opt in (
+        "--id-embeddings",
+        "--ood-embeddings",
+        "--text",
+        "--negatives",
+        "--static-id",
+        "--static-ood",
+        "--answers",
+        "--negative-text",
+    ):
         s.add_argument(opt)
 
-    s = add("compute-metrics", cmd_compute_metrics, "metrics (mean and std over seeds) from score files")
+    s = add(
+        "compute-metrics", cmd_compute_metrics, "metrics (mean and std over seeds) from score files"
+    )
     s.add_argument("--scores", nargs="+", required=True)
     s.add_argument("--view-json", required=True)
     s.add_argument("--out-json", required=True)
@@ -354,12 +491,18 @@ def _parser() -> argparse.ArgumentParser:
 
     s = add("config", None, "params.yaml tools")
     csub = s.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
-    c = csub.add_parser("check", help="validate params.yaml (and config files merged over it, as "
-                        "snakemake --configfile does) and print a summary")
+    c = csub.add_parser(
+        "check",
+        help="validate params.yaml (and config files merged over it, as "
+        "snakemake --configfile does) and print a summary",
+    )
     c.add_argument("params", nargs="*", default=["params.yaml"])
     c.set_defaults(func=cmd_config_check)
-    c = csub.add_parser("merge", help="merge config files (later ones win, as snakemake --configfile) "
-                        "into one validated params file, e.g. for `dvc exp run`")
+    c = csub.add_parser(
+        "merge",
+        help="merge config files (later ones win, as snakemake --configfile) "
+        "into one validated params file, e.g. for `dvc exp run`",
+    )
     c.add_argument("files", nargs="+")
     c.add_argument("--out", required=True, help="the merged file ('-': standard output)")
     c.set_defaults(func=cmd_config_merge)
@@ -373,8 +516,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ants`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     from ants.config import ConfigError
     from ants.datasets import DatasetError
     from ants.mllm.base import AnswerFailureError, BackendError
@@ -385,7 +530,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ConfigError, DatasetError, StageError, FileNotFoundError, CacheError, BackendError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        DatasetError,
+        StageError,
+        FileNotFoundError,
+        CacheError,
+        BackendError,
+    ) as exc:
         print(f"ants {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (AnswerFailureError, MissingAnswerError, MissingTextFeatureError) as exc:

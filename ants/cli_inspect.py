@@ -37,14 +37,18 @@ __all__ = ["register"]
 DEFAULT_LOG = "results/answers"
 #: the name of the metrics-table command
 METRICS_COMMAND = "metrics"
-SCORE_PATH = re.compile(r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$")
+SCORE_PATH = re.compile(
+    r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
+)
 
 
 def _filtered(a):
     from ants.inspection import filter_answers, read_logs
 
     frame = read_logs(a.log)
-    return filter_answers(frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text)
+    return filter_answers(
+        frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text
+    )
 
 
 def _what(r) -> str:
@@ -60,7 +64,11 @@ def cmd_answers_streams(a) -> int:
     if frame.empty:
         print("the log holds no queries")
         return 0
-    table = frame.groupby(["stream_id", "kind", "status"]).size().unstack(["kind", "status"], fill_value=0)
+    table = (
+        frame.groupby(["stream_id", "kind", "status"])
+        .size()
+        .unstack(["kind", "status"], fill_value=0)
+    )
     table.columns = [f"{k}:{s}" for k, s in table.columns]
     print(table.sort_index(axis=1).to_string())
     return 0
@@ -73,8 +81,10 @@ def cmd_answers_list(a) -> int:
         return 0
     for r in sel.head(a.limit).itertuples():
         raw = (r.raw_text or "").replace("\n", " ")
-        print(f"{r.stream_id}  b{r.batch_index}  {r.kind:4s} {r.status:10s} {str(r.class_name)[:24]:24s} "
-              + textwrap.shorten(raw, 70, placeholder=" ..."))
+        print(
+            f"{r.stream_id}  b{r.batch_index}  {r.kind:4s} {r.status:10s} {str(r.class_name)[:24]:24s} "
+            + textwrap.shorten(raw, 70, placeholder=" ...")
+        )
     if len(sel) > a.limit:
         print(f"... {len(sel) - a.limit} more (use --limit)")
     return 0
@@ -90,9 +100,19 @@ def cmd_answers_show(a) -> int:
         print(f"[{r.stream_id} batch {r.batch_index}] {r.kind.upper()} about {_what(r)}")
         print(f"  model:     {r.backend} {r.model_id} @ {r.revision}")
         print("  asked:     " + (r.prompt or "").replace("\n", "\n             "))
-        cached = "" if r.from_cache is None else ("; from cache" if bool(r.from_cache) else "; generated")
-        print("  answered:  " + (repr(r.raw_text) if r.raw_text else "(nothing)") + f"  [{r.status}"
-              + (f": {r.reason}" if r.reason else "") + cached + "]")
+        cached = (
+            ""
+            if r.from_cache is None
+            else ("; from cache" if bool(r.from_cache) else "; generated")
+        )
+        print(
+            "  answered:  "
+            + (repr(r.raw_text) if r.raw_text else "(nothing)")
+            + f"  [{r.status}"
+            + (f": {r.reason}" if r.reason else "")
+            + cached
+            + "]"
+        )
         print(f"  negatives: {list(r.negatives)}")
     if len(sel) > len(shown):
         print(f"... {len(sel) - len(shown)} more (use --limit)")
@@ -125,7 +145,9 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
     if p.exists():
         return p
     if ":" not in spec:
-        raise UsageError(f"answers log not found: {spec} (give a path, or REV:PATH for a git/DVC revision)")
+        raise UsageError(
+            f"answers log not found: {spec} (give a path, or REV:PATH for a git/DVC revision)"
+        )
     rev, path = spec.split(":", 1)
     dest = tmp / tag / Path(path).name
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -138,14 +160,22 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
 
     exe = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
     try:
-        dvc = subprocess.run([exe, "get", ".", path, "--rev", rev, "-o", str(dest), "--force"],
-                             capture_output=True, text=True, timeout=600)
+        dvc = subprocess.run(
+            [exe, "get", ".", path, "--rev", rev, "-o", str(dest), "--force"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"{spec}: git could not fetch {path!r} at revision {rev!r} and dvc could not run ({exc})") from None
+        raise UsageError(
+            f"{spec}: git could not fetch {path!r} at revision {rev!r} and dvc could not run ({exc})"
+        ) from None
     if dvc.returncode != 0:
         msg = (dvc.stderr or dvc.stdout).strip().splitlines()
-        raise UsageError(f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r}"
-                         f" ({msg[-1] if msg else 'no output'})")
+        raise UsageError(
+            f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r}"
+            f" ({msg[-1] if msg else 'no output'})"
+        )
     return dest
 
 
@@ -160,21 +190,32 @@ def cmd_answers_diff(a) -> int:
         fb = filter_answers(fb, stream=a.stream)
     d = diff_logs(fa, fb)
     print(f"A: {a.a} ({d['n_a']} distinct queries)   B: {a.b} ({d['n_b']} distinct queries)")
-    print(f"same queries and answers: {d['same']}; only in A: {len(d['only_a'])}; only in B: {len(d['only_b'])}; "
-          f"answers changed: {len(d['changed'])}")
+    print(
+        f"same queries and answers: {d['same']}; only in A: {len(d['only_a'])}; only in B: {len(d['only_b'])}; "
+        f"answers changed: {len(d['changed'])}"
+    )
     for name, rows in (("only in A", d["only_a"]), ("only in B", d["only_b"])):
         for r in rows.head(a.limit).itertuples():
             print(f"  {name}: {r.stream_id} b{r.batch_index} {r.kind} {r.class_name!r}")
     for r in d["changed"].head(a.limit).itertuples():
         print(f"  changed: {r.stream_id} b{r.batch_index} {r.kind} {r.class_name!r}")
         if r.prompt_a != r.prompt_b:
-            print(f"    prompt  A: {textwrap.shorten(r.prompt_a, 90)}\n            B: {textwrap.shorten(r.prompt_b, 90)}")
-        print(f"    answer  A: {r.raw_text_a!r} [{r.status_a}]\n            B: {r.raw_text_b!r} [{r.status_b}]")
-    for title, bag in (("entered (in B, not in A)", d["entered"]), ("left (in A, not in B)", d["left"])):
+            print(
+                f"    prompt  A: {textwrap.shorten(r.prompt_a, 90)}\n            B: {textwrap.shorten(r.prompt_b, 90)}"
+            )
+        print(
+            f"    answer  A: {r.raw_text_a!r} [{r.status_a}]\n            B: {r.raw_text_b!r} [{r.status_b}]"
+        )
+    for title, bag in (
+        ("entered (in B, not in A)", d["entered"]),
+        ("left (in A, not in B)", d["left"]),
+    ):
         for (stream, kind), terms in bag.items():
             shown = terms[: a.limit]
-            print(f"  {kind.upper()} negatives {title} {stream}: {shown}"
-                  + (f" ... {len(terms) - len(shown)} more" if len(terms) > len(shown) else ""))
+            print(
+                f"  {kind.upper()} negatives {title} {stream}: {shown}"
+                + (f" ... {len(terms) - len(shown)} more" if len(terms) > len(shown) else "")
+            )
     changed = len(d["only_a"]) + len(d["only_b"]) + len(d["changed"])
     return 1 if (changed and a.exit_code) else 0
 
@@ -213,7 +254,9 @@ def cmd_negatives(a) -> int:
     rows = filter_answers(frame, stream=a.stream)
     streams = sorted(rows["stream_id"].unique())
     if len(streams) != 1:
-        raise UsageError(f"--stream {a.stream!r} matches {len(streams)} streams; give one of: {', '.join(streams[:20])}")
+        raise UsageError(
+            f"--stream {a.stream!r} matches {len(streams)} streams; give one of: {', '.join(streams[:20])}"
+        )
     stream = streams[0]
     score = _score_file_for(stream, a.scores)
     config, preds, pbatch, trace, n_batches = {}, None, None, None, None
@@ -226,17 +269,31 @@ def cmd_negatives(a) -> int:
     if n_batches is not None and not 1 <= a.batch <= n_batches:
         raise UsageError(f"stream {stream!r} has batches 1..{n_batches}; got --batch {a.batch}")
     names = _class_names(a.text_file, stream, a.params) if score is not None else None
-    banks = banks_at(rows, a.batch, stream=stream, config=config, preds=preds, pred_batches=pbatch,
-                     class_names=names)
-    print(f"{stream} after batch {a.batch}" + ("" if score else "  (no score file: ENS exact, VSNL approximate)"))
-    print(f"  ENS updates at batches {banks.ens_updates or 'none yet'}; bank of {len(banks.ens)} sentences"
-          + (" (newest first)" if banks.ens else ""))
+    banks = banks_at(
+        rows,
+        a.batch,
+        stream=stream,
+        config=config,
+        preds=preds,
+        pred_batches=pbatch,
+        class_names=names,
+    )
+    print(
+        f"{stream} after batch {a.batch}"
+        + ("" if score else "  (no score file: ENS exact, VSNL approximate)")
+    )
+    print(
+        f"  ENS updates at batches {banks.ens_updates or 'none yet'}; bank of {len(banks.ens)} sentences"
+        + (" (newest first)" if banks.ens else "")
+    )
     for s in banks.ens[: a.limit]:
         print(f"    - {s}")
     if len(banks.ens) > a.limit:
         print(f"    ... {len(banks.ens) - a.limit} more (use --limit)")
-    print(f"  VSNL events at batches {banks.vsnl_events or 'none yet'}; subset classes "
-          f"{banks.vsnl_classes}; bank of {len(banks.vsnl)} labels")
+    print(
+        f"  VSNL events at batches {banks.vsnl_events or 'none yet'}; subset classes "
+        f"{banks.vsnl_classes}; bank of {len(banks.vsnl)} labels"
+    )
     for s in banks.vsnl[: a.limit]:
         print(f"    - {s}")
     if banks.note:
@@ -246,8 +303,10 @@ def cmd_negatives(a) -> int:
         if i is not None:
             te, tv = int(trace["ens_size"][i]), int(trace["vsnl_size"][i])
             ok = te == len(banks.ens) and (tv == len(banks.vsnl) or not banks.vsnl_exact)
-            print(f"  the score file's trace at batch {a.batch}: ENS {te}, VSNL {tv} entries"
-                  + ("" if ok else "  (MISMATCH with the reconstruction above)"))
+            print(
+                f"  the score file's trace at batch {a.batch}: ENS {te}, VSNL {tv} entries"
+                + ("" if ok else "  (MISMATCH with the reconstruction above)")
+            )
     return 0
 
 
@@ -270,16 +329,22 @@ def _load_params(path: str) -> dict:
         return raw
 
 
-def _tables_for_terminal(metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None):
+def _tables_for_terminal(
+    metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
+):
     from ants.tables import paper_results, paper_table, read_metric_rows, tables_view
 
     view = tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]
     unknown = [b for b in benches if b not in view["benchmarks"]]
     if unknown:
-        raise UsageError(f"benchmark {unknown[0]!r} is not run; benchmarks: {', '.join(view['run']['benchmarks'])}")
+        raise UsageError(
+            f"benchmark {unknown[0]!r} is not run; benchmarks: {', '.join(view['run']['benchmarks'])}"
+        )
     paper = paper_results()
-    return view, [(b, paper_table(b, read_metric_rows(metrics_dir, b), view, paper)) for b in benches]
+    return view, [
+        (b, paper_table(b, read_metric_rows(metrics_dir, b), view, paper)) for b in benches
+    ]
 
 
 def cmd_metrics(a) -> int:
@@ -299,12 +364,17 @@ def cmd_metrics(a) -> int:
                     cell = part[part["dataset"] == c].set_index("metric")
                     if cell.empty or cell["mean"].isna().all():
                         continue
-                    bits.append(f"{c}: AUROC {cell.at['auroc', 'mean']:.2f} FPR95-OOD {cell.at['fpr95_ood', 'mean']:.2f}"
-                                f" FPR95-ID {cell.at['fpr95_id', 'mean']:.2f}")
+                    bits.append(
+                        f"{c}: AUROC {cell.at['auroc', 'mean']:.2f} FPR95-OOD {cell.at['fpr95_ood', 'mean']:.2f}"
+                        f" FPR95-ID {cell.at['fpr95_id', 'mean']:.2f}"
+                    )
                 print(f"{bench:10s} {row:40s} " + " | ".join(bits))
         where = Path(a.report)
-        print(f"report: {where}" + ("" if where.is_file() else " (not built yet: snakemake report)")
-              + f"; tables: {Path(a.tables_dir)}/")
+        print(
+            f"report: {where}"
+            + ("" if where.is_file() else " (not built yet: snakemake report)")
+            + f"; tables: {Path(a.tables_dir)}/"
+        )
         if demo:
             print("NOTE: offline demo (random weights): these numbers carry NO meaning.")
         return 0
@@ -312,7 +382,9 @@ def cmd_metrics(a) -> int:
         print(f"{bench} (percentages, mean ± std over seeds; [published, ours - published])")
         for line in table_rows_for_terminal(long):
             print(line)
-    print("FPR95-ID: ID-positive (MOS, MCM, NegLabel); FPR95-OOD: OOD-positive (OpenOOD v1.5, AdaNeg, ANTS).")
+    print(
+        "FPR95-ID: ID-positive (MOS, MCM, NegLabel); FPR95-OOD: OOD-positive (OpenOOD v1.5, AdaNeg, ANTS)."
+    )
     if demo:
         print("NOTE: offline demo (random weights): these numbers carry NO meaning.")
     return 0
@@ -323,9 +395,13 @@ def _is_demo_params(path: str) -> bool:
         p = _load_params(path)
         if (p.get("mllm") or {}).get("backend") == "demo":
             return True
-        return any(not (p["backbones"][p["benchmarks"][b]["backbone"]].get("pretrained")
-                        or p["backbones"][p["benchmarks"][b]["backbone"]].get("weights_path"))
-                   for b in p["run"]["benchmarks"])
+        return any(
+            not (
+                p["backbones"][p["benchmarks"][b]["backbone"]].get("pretrained")
+                or p["backbones"][p["benchmarks"][b]["backbone"]].get("weights_path")
+            )
+            for b in p["run"]["benchmarks"]
+        )
     except Exception:  # noqa: BLE001 - unknown: no note
         return False
 
@@ -338,7 +414,9 @@ def cmd_tables(a) -> int:
     for p in a.scores or []:
         m = SCORE_PATH.search(Path(p).as_posix())
         if not m:
-            raise UsageError(f"{p}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)")
+            raise UsageError(
+                f"{p}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)"
+            )
         files[(m["b"], m["m"], m["o"], int(m["s"]))] = p
     written = write_tables(view, metrics_dir=a.metrics_dir, out_dir=a.out_dir, score_files=files)
     print(f"{len(written)} table files -> {a.out_dir}")
@@ -352,7 +430,9 @@ def cmd_cache_stats(a) -> int:
     if not path.is_file():
         raise UsageError(f"answer cache not found: {path}")
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status ORDER BY 1, 2").fetchall()
+        rows = conn.execute(
+            "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status ORDER BY 1, 2"
+        ).fetchall()
     total = sum(r[2] for r in rows)
     print(f"{path}: {total} cached answers")
     for kind, status, n in rows:
@@ -365,7 +445,9 @@ def cmd_cache_rebuild(a) -> int:
     from ants.mllm.cache import AnswerCache, CachedAnswer
 
     frame = read_logs(a.log)
-    frame = frame[frame["cache_key"].notna() & (frame["cache_key"] != "") & (frame["status"] != "failed")]
+    frame = frame[
+        frame["cache_key"].notna() & (frame["cache_key"] != "") & (frame["status"] != "failed")
+    ]
     frame = frame.drop_duplicates("cache_key")
     with AnswerCache(a.cache) as cache:
         have = set(cache.get_many(frame["cache_key"].tolist()))
@@ -377,54 +459,89 @@ def cmd_cache_rebuild(a) -> int:
                 settings = json.loads(r.settings) if r.settings else {}
             except json.JSONDecodeError:
                 settings = {}
-            entries.append(CachedAnswer(
-                key=r.cache_key, kind=r.kind, raw_text=r.raw_text or "", negatives=tuple(r.negatives),
-                status=r.status, reason=r.reason or "", answered_at=str(r.answered_at or ""),
-                seconds=float(r.seconds or 0.0),
-                identity={"backend": r.backend, "model_id": r.model_id, "revision": r.revision},
-                prompt=r.prompt or "", settings=settings))
+            entries.append(
+                CachedAnswer(
+                    key=r.cache_key,
+                    kind=r.kind,
+                    raw_text=r.raw_text or "",
+                    negatives=tuple(r.negatives),
+                    status=r.status,
+                    reason=r.reason or "",
+                    answered_at=str(r.answered_at or ""),
+                    seconds=float(r.seconds or 0.0),
+                    identity={"backend": r.backend, "model_id": r.model_id, "revision": r.revision},
+                    prompt=r.prompt or "",
+                    settings=settings,
+                )
+            )
         added = cache.put_many(entries)
-    print(f"{a.cache}: {added} answers added from {a.log} ({len(have)} already cached, "
-          f"{len(frame)} distinct non-failed answers in the log)")
+    print(
+        f"{a.cache}: {added} answers added from {a.log} ({len(have)} already cached, "
+        f"{len(frame)} distinct non-failed answers in the log)"
+    )
     return 0
 
 
 def _filters(c, *, stream_required: bool = False) -> None:
-    c.add_argument("--log", default=DEFAULT_LOG, help=f"a log file or a folder read recursively (default: {DEFAULT_LOG})")
-    c.add_argument("--stream", required=stream_required,
-                   help="stream id (BENCH/METHOD/OOD/seedN) or a prefix, e.g. demo/ants_code")
+    c.add_argument(
+        "--log",
+        default=DEFAULT_LOG,
+        help=f"a log file or a folder read recursively (default: {DEFAULT_LOG})",
+    )
+    c.add_argument(
+        "--stream",
+        required=stream_required,
+        help="stream id (BENCH/METHOD/OOD/seedN) or a prefix, e.g. demo/ants_code",
+    )
     c.add_argument("--batch", type=int, help="stream batch (from 1) where the queries arose")
     c.add_argument("--kind", choices=["ens", "vsnl"])
     c.add_argument("--status", choices=["ok", "empty", "unparsable", "failed"])
-    c.add_argument("--text", help="case-insensitive substring of the answer, negatives, class or image")
+    c.add_argument(
+        "--text", help="case-insensitive substring of the answer, negatives, class or image"
+    )
 
 
 def register(add) -> None:
     """Add the inspection commands through ``add(name, func, help)`` (see :mod:`ants.cli`)."""
     s = add("answers", None, "inspect the negatives log (what the MLLM was asked and answered)")
     asub = s.add_subparsers(dest="answers_command", required=True, metavar="SUBCOMMAND")
-    c = asub.add_parser("streams", help="streams in the log, with query counts per kind and status",
-                        description="streams in the log, with query counts per kind and status")
-    c.add_argument("--log", default=DEFAULT_LOG, help=f"a log file or a folder (default: {DEFAULT_LOG})")
+    c = asub.add_parser(
+        "streams",
+        help="streams in the log, with query counts per kind and status",
+        description="streams in the log, with query counts per kind and status",
+    )
+    c.add_argument(
+        "--log", default=DEFAULT_LOG, help=f"a log file or a folder (default: {DEFAULT_LOG})"
+    )
     c.set_defaults(func=cmd_answers_streams)
     for name, func, text in (
-        ("list", cmd_answers_list, "one line per query: stream, batch, kind, status, class, answer"),
+        (
+            "list",
+            cmd_answers_list,
+            "one line per query: stream, batch, kind, status, class, answer",
+        ),
         ("show", cmd_answers_show, "the prompt, raw answer and parsed negatives of each query"),
     ):
         c = asub.add_parser(name, help=text, description=text)
         _filters(c)
         c.add_argument("--limit", type=int, default=20 if name == "show" else 50)
         c.set_defaults(func=func)
-    c = asub.add_parser("export", help="write the (filtered) queries and answers to CSV or JSON",
-                        description="write the (filtered) queries and answers to CSV or JSON")
+    c = asub.add_parser(
+        "export",
+        help="write the (filtered) queries and answers to CSV or JSON",
+        description="write the (filtered) queries and answers to CSV or JSON",
+    )
     _filters(c)
     c.add_argument("--out", required=True, help="output file (.csv or .json)")
     c.add_argument("--format", choices=["csv", "json"], help="default: from the --out suffix")
     c.set_defaults(func=cmd_answers_export)
-    c = asub.add_parser("diff", help="compare two answers logs: queries, answers, negatives in and out",
-                        description="compare two answers logs (paths, or REV:PATH fetched with git or dvc, e.g. "
-                                    "HEAD~1:results/answers/demo.parquet): which queries changed, which answers "
-                                    "changed, which negatives entered or left the banks")
+    c = asub.add_parser(
+        "diff",
+        help="compare two answers logs: queries, answers, negatives in and out",
+        description="compare two answers logs (paths, or REV:PATH fetched with git or dvc, e.g. "
+        "HEAD~1:results/answers/demo.parquet): which queries changed, which answers "
+        "changed, which negatives entered or left the banks",
+    )
     c.add_argument("a", help="log A: a file, a folder, or REV:PATH")
     c.add_argument("b", help="log B: a file, a folder, or REV:PATH")
     c.add_argument("--stream", help="only this stream (or prefix)")
@@ -432,26 +549,40 @@ def register(add) -> None:
     c.add_argument("--exit-code", action="store_true", help="exit 1 when the logs differ")
     c.set_defaults(func=cmd_answers_diff)
 
-    s = add("negatives", cmd_negatives, "the ENS and VSNL banks of one ANTS stream as they stood after a batch")
+    s = add(
+        "negatives",
+        cmd_negatives,
+        "the ENS and VSNL banks of one ANTS stream as they stood after a batch",
+    )
     s.add_argument("--stream", required=True, help="stream id BENCH/METHOD/OOD/seedN")
     s.add_argument("--batch", type=int, required=True, help="stream batch (from 1)")
     s.add_argument("--log", default=DEFAULT_LOG)
-    s.add_argument("--scores", default="results/scores", help="score files folder (predictions, config, trace)")
+    s.add_argument(
+        "--scores", default="results/scores", help="score files folder (predictions, config, trace)"
+    )
     s.add_argument("--text-file", help="ID text file (class names); default: from params.yaml")
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--limit", type=int, default=30)
 
-    s = add(METRICS_COMMAND, cmd_metrics,
-            "the paper-shaped metric tables, published numbers beside (--brief: one line per method)")
-    s.add_argument("--brief", action="store_true",
-                   help="one line per method and benchmark (split averages) and where the report is")
+    s = add(
+        METRICS_COMMAND,
+        cmd_metrics,
+        "the paper-shaped metric tables, published numbers beside (--brief: one line per method)",
+    )
+    s.add_argument(
+        "--brief",
+        action="store_true",
+        help="one line per method and benchmark (split averages) and where the report is",
+    )
     s.add_argument("--benchmark", help="only this benchmark")
     s.add_argument("--metrics-dir", default="results/metrics")
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--report", default="reports/index.html")
     s.add_argument("--tables-dir", default="results/tables")
 
-    s = add("tables", cmd_tables, "write the paper-shaped tables (CSV, Markdown, LaTeX) to a folder")
+    s = add(
+        "tables", cmd_tables, "write the paper-shaped tables (CSV, Markdown, LaTeX) to a folder"
+    )
     s.add_argument("--view-json", required=True)
     s.add_argument("--metrics-dir", required=True)
     s.add_argument("--out-dir", required=True)
@@ -459,14 +590,20 @@ def register(add) -> None:
 
     s = add("cache", None, "inspect the MLLM answer cache")
     ksub = s.add_subparsers(dest="cache_command", required=True, metavar="SUBCOMMAND")
-    c = ksub.add_parser("stats", help="cached answers per kind and status", description="cached answers per kind and status")
+    c = ksub.add_parser(
+        "stats",
+        help="cached answers per kind and status",
+        description="cached answers per kind and status",
+    )
     c.add_argument("--cache", default="results/mllm-cache.sqlite")
     c.set_defaults(func=cmd_cache_stats)
-    c = ksub.add_parser("rebuild", help="put the answers of logs (e.g. pulled with dvc) into the cache",
-                        description="put the answers of logs (e.g. pulled with dvc) into the cache, so a re-run "
-                                    "asks the MLLM nothing it already answered; failed answers are skipped, "
-                                    "existing entries kept")
+    c = ksub.add_parser(
+        "rebuild",
+        help="put the answers of logs (e.g. pulled with dvc) into the cache",
+        description="put the answers of logs (e.g. pulled with dvc) into the cache, so a re-run "
+        "asks the MLLM nothing it already answered; failed answers are skipped, "
+        "existing entries kept",
+    )
     c.add_argument("--log", default=DEFAULT_LOG)
     c.add_argument("--cache", default="results/mllm-cache.sqlite")
     c.set_defaults(func=cmd_cache_rebuild)
-

@@ -69,12 +69,26 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / 
 MLLM_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
     "demo": ("seed", "model_dir", "device", "architecture"),
     "transformers": ("model", "revision", "model_id", "device", "dtype", "processor_kwargs"),
-    "openai": ("base_url", "model", "api_key_env", "revision", "timeout_s", "max_retries", "backoff_s",
-               "max_backoff_s", "max_wait_s", "concurrency", "extra_body"),
+    "openai": (
+        "base_url",
+        "model",
+        "api_key_env",
+        "revision",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "max_backoff_s",
+        "max_wait_s",
+        "concurrency",
+        "extra_body",
+    ),
 }
 #: The settings the selected backend cannot do without.
-MLLM_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"demo": (), "transformers": ("model",),
-                                                  "openai": ("base_url", "model")}
+MLLM_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "demo": (),
+    "transformers": ("model",),
+    "openai": ("base_url", "model"),
+}
 
 
 class ConfigError(ValueError):
@@ -117,8 +131,10 @@ def _duplicate_keys(node: yaml.Node, parts: list, source: str, out: list[str]) -
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
             line = key_node.start_mark.line + 1
             if key in seen:
-                out.append(f"{format_path([*parts, key])}: duplicate key in {source} (line {seen[key]} and "
-                           f"line {line}); YAML would silently keep only the last one: remove one of them")
+                out.append(
+                    f"{format_path([*parts, key])}: duplicate key in {source} (line {seen[key]} and "
+                    f"line {line}); YAML would silently keep only the last one: remove one of them"
+                )
             else:
                 seen[key] = line
             _duplicate_keys(value_node, [*parts, key], source, out)
@@ -152,8 +168,14 @@ def read_yaml(path: str | os.PathLike) -> Any:
     return data
 
 
-def merge_config(base: Any, override: Any, *, source: str | None = None,
-                 provenance: dict[str, str] | None = None, _parts: tuple = ()) -> Any:
+def merge_config(
+    base: Any,
+    override: Any,
+    *,
+    source: str | None = None,
+    provenance: dict[str, str] | None = None,
+    _parts: tuple = (),
+) -> Any:
     """``override`` merged over ``base`` as Snakemake merges config files (returns a new object).
 
     A mapping merges key by key (recursively); any other value, a list included, replaces
@@ -167,7 +189,9 @@ def merge_config(base: Any, override: Any, *, source: str | None = None,
         return copy.deepcopy(override)
     out = dict(base) if isinstance(base, Mapping) else {}
     for key, value in override.items():
-        out[key] = merge_config(out.get(key), value, source=source, provenance=provenance, _parts=(*_parts, key))
+        out[key] = merge_config(
+            out.get(key), value, source=source, provenance=provenance, _parts=(*_parts, key)
+        )
     return out
 
 
@@ -193,20 +217,33 @@ def _annotate(problems: Sequence[str], provenance: Mapping[str, str]) -> list[st
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
         if where == "--config" and "has the wrong type" in line and ": '" in line:
-            where += ("; Snakemake passes values nested in a --config mapping as strings: set them in a "
-                      "--configfile instead")
+            where += (
+                "; Snakemake passes values nested in a --config mapping as strings: set them in a "
+                "--configfile instead"
+            )
         out.append(f"{line} (set in {where})" if where else line)
     return out
 
 
-def load_params(path: str | os.PathLike = "params.yaml", *, schema: Mapping | None = None,
-                check_files: bool = True) -> dict:
+def load_params(
+    path: str | os.PathLike = "params.yaml",
+    *,
+    schema: Mapping | None = None,
+    check_files: bool = True,
+) -> dict:
     """Read and validate one params file; raises :class:`ConfigError` naming every bad key."""
-    return validate_params(read_yaml(path), schema=schema, source=str(path), check_files=check_files)
+    return validate_params(
+        read_yaml(path), schema=schema, source=str(path), check_files=check_files
+    )
 
 
-def load_config_files(paths: Sequence[str | os.PathLike], *, overrides: Mapping | None = None,
-                      schema: Mapping | None = None, check_files: bool = True) -> dict:
+def load_config_files(
+    paths: Sequence[str | os.PathLike],
+    *,
+    overrides: Mapping | None = None,
+    schema: Mapping | None = None,
+    check_files: bool = True,
+) -> dict:
     """Read ``paths`` (e.g. ``params.yaml`` then every ``--configfile``), merge them in that
     order as Snakemake does (:func:`merge_config`), apply ``overrides`` (Snakemake's
     ``--config KEY=VALUE`` settings) and validate the result (:func:`validate_params`).
@@ -228,12 +265,17 @@ def load_config_files(paths: Sequence[str | os.PathLike], *, overrides: Mapping 
             reading.append(f"{path}: config file not found")
             continue
         except ConfigError as err:
-            reading += [p.replace("(file)", str(path), 1) if p.startswith("(file)") else p for p in err.problems]
+            reading += [
+                p.replace("(file)", str(path), 1) if p.startswith("(file)") else p
+                for p in err.problems
+            ]
             continue
         if data is None:
             continue
         if not isinstance(data, Mapping):
-            reading.append(f"{path}: (top level): expected a mapping of sections, got {_show(data)}")
+            reading.append(
+                f"{path}: (top level): expected a mapping of sections, got {_show(data)}"
+            )
             continue
         merged = merge_config(merged, data, source=str(path), provenance=provenance)
     sources = [str(p) for p in paths]
@@ -307,11 +349,15 @@ def _schema_error_lines(error) -> list[str]:
     path = format_path(error.absolute_path)
     v, schema, inst = error.validator, error.schema, error.instance
     if "propertyNames" in error.absolute_schema_path:
-        return [f"{path}: {inst!r} is not a valid name (use letters, digits, '_', '.', '-'; start with a letter or digit)"]
+        return [
+            f"{path}: {inst!r} is not a valid name (use letters, digits, '_', '.', '-'; start with a letter or digit)"
+        ]
     if v == "not" and isinstance(schema, Mapping) and "x-not-here" in schema:
         parts = list(error.absolute_path)
         method = parts[1] if len(parts) > 1 and parts[0] == "methods" else "<name>"
-        return [f"{path}: not allowed here; {schema['x-not-here'].replace('{method}', str(method))}"]
+        return [
+            f"{path}: not allowed here; {schema['x-not-here'].replace('{method}', str(method))}"
+        ]
     if v == "additionalProperties" and isinstance(inst, Mapping):
         allowed = sorted((schema.get("properties") or {}).keys())
         extra = [k for k in inst if k not in allowed]
@@ -319,43 +365,76 @@ def _schema_error_lines(error) -> list[str]:
         for key in extra:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            owners = [b for b, keys in MLLM_BACKEND_KEYS.items() if key in keys] if path == "mllm" else []
+            owners = (
+                [b for b, keys in MLLM_BACKEND_KEYS.items() if key in keys]
+                if path == "mllm"
+                else []
+            )
             if owners:
-                did = (f" (a setting of backend {' / '.join(owners)}: put it under "
-                       f"{' or '.join(f'mllm.backends.{b}' for b in owners)})")
-            lines.append(f"{_join(path, str(key))}: unknown key{did}; allowed keys here: {', '.join(allowed)}")
+                did = (
+                    f" (a setting of backend {' / '.join(owners)}: put it under "
+                    f"{' or '.join(f'mllm.backends.{b}' for b in owners)})"
+                )
+            lines.append(
+                f"{_join(path, str(key))}: unknown key{did}; allowed keys here: {', '.join(allowed)}"
+            )
         return lines
     if v == "required":
-        missing = [k for k in schema.get("required", []) if isinstance(inst, Mapping) and k not in inst]
+        missing = [
+            k for k in schema.get("required", []) if isinstance(inst, Mapping) and k not in inst
+        ]
         return [f"{_join(path, k)}: required key is missing" for k in missing]
     if v == "type":
-        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        types = (
+            error.validator_value
+            if isinstance(error.validator_value, list)
+            else [error.validator_value]
+        )
         expected = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
         hint = ""
-        if "integer" in types and isinstance(inst, float) and math.isfinite(inst) and inst.is_integer():
+        if (
+            "integer" in types
+            and isinstance(inst, float)
+            and math.isfinite(inst)
+            and inst.is_integer()
+        ):
             hint = f" (a whole number: write {int(inst)}, without the decimal point)"
         return [f"{path}: {_show(inst)} has the wrong type; expected {expected}{hint}"]
     if v in ("enum", "const"):
         allowed = error.validator_value if v == "enum" else [error.validator_value]
-        return [f"{path}: {_show(inst)} is not allowed; allowed values: {', '.join(_show(a) for a in allowed)}"]
+        return [
+            f"{path}: {_show(inst)} is not allowed; allowed values: {', '.join(_show(a) for a in allowed)}"
+        ]
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [f"{path}: {_show(inst)} is out of range; expected a value {_range_text(schema)}"]
     if v == "pattern":
         desc = schema.get("description")
         extra = f" ({desc})" if desc else ""
-        return [f"{path}: {_show(inst)} does not match the pattern {error.validator_value!r}{extra}"]
+        return [
+            f"{path}: {_show(inst)} does not match the pattern {error.validator_value!r}{extra}"
+        ]
     if v in ("minItems", "maxItems"):
-        return [f"{path}: the list has {len(inst)} item(s); expected {'at least' if v == 'minItems' else 'at most'} "
-                f"{error.validator_value}"]
+        return [
+            f"{path}: the list has {len(inst)} item(s); expected {'at least' if v == 'minItems' else 'at most'} "
+            f"{error.validator_value}"
+        ]
     if v == "uniqueItems":
         return [f"{path}: the list {_show(inst)} has duplicate items"]
     if v in ("minProperties", "maxProperties"):
         n = error.validator_value
-        if "label_set" in error.absolute_schema_path or ("maxProperties" in schema and schema["maxProperties"] == 1):
-            return [f"{path}: give exactly one of {', '.join(sorted(schema.get('properties', {})))}"]
-        return [f"{path}: expected {'at least' if v == 'minProperties' else 'at most'} {n} entr{'y' if n == 1 else 'ies'}"]
+        if "label_set" in error.absolute_schema_path or (
+            "maxProperties" in schema and schema["maxProperties"] == 1
+        ):
+            return [
+                f"{path}: give exactly one of {', '.join(sorted(schema.get('properties', {})))}"
+            ]
+        return [
+            f"{path}: expected {'at least' if v == 'minProperties' else 'at most'} {n} entr{'y' if n == 1 else 'ies'}"
+        ]
     if v == "minLength":
-        return [f"{path}: {_show(inst)} is too short; expected at least {error.validator_value} character(s)"]
+        return [
+            f"{path}: {_show(inst)} is too short; expected at least {error.validator_value} character(s)"
+        ]
     return [f"{path}: {error.message}"]
 
 
@@ -373,7 +452,9 @@ def _validator_class():
             return False
         return not isinstance(instance, float) or math.isfinite(instance)
 
-    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_number})
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": is_integer, "number": is_number}
+    )
     return validators.extend(Draft202012Validator, type_checker=checker)
 
 
@@ -392,7 +473,9 @@ def _nonfinite_paths(obj: Any, parts: tuple = ()) -> list[tuple]:
 
 
 def _schema_problems(params: Any, validator) -> list[str]:
-    errors = sorted(validator.iter_errors(params), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    errors = sorted(
+        validator.iter_errors(params), key=lambda e: (list(map(str, e.absolute_path)), e.validator)
+    )
     lines: set[str] = set()
     nonfinite = {format_path(p) for p in _nonfinite_paths(params)}
     for error in errors:
@@ -412,8 +495,13 @@ def _schema_problems(params: Any, validator) -> list[str]:
     return sorted(lines)  # each line starts with its key path: sorted by key
 
 
-def validate_params(params: Any, *, schema: Mapping | None = None, source: str = "params.yaml",
-                    check_files: bool = True) -> dict:
+def validate_params(
+    params: Any,
+    *,
+    schema: Mapping | None = None,
+    source: str = "params.yaml",
+    check_files: bool = True,
+) -> dict:
     """Validate ``params`` (schema, then cross-references and sweeps, then data on disk unless
     ``check_files`` is false); return a deep copy.
 
@@ -422,7 +510,9 @@ def validate_params(params: Any, *, schema: Mapping | None = None, source: str =
     """
     schema = schema if schema is not None else load_schema()
     if not isinstance(params, Mapping):
-        raise ConfigError([f"(top level): expected a mapping of sections, got {_show(params)}"], source)
+        raise ConfigError(
+            [f"(top level): expected a mapping of sections, got {_show(params)}"], source
+        )
     params = dict(params)
     validator = _validator(schema)
     problems = _schema_problems(params, validator)
@@ -453,11 +543,16 @@ def _prompting_problems(mllm: Mapping) -> list[str]:
 
     validate = getattr(prompts_module, "validate_prompting", None)
     if validate is not None:
-        lines = list(validate(mllm["family"], mllm.get("prompts") or {}, mllm.get("generation") or {}))
+        lines = list(
+            validate(mllm["family"], mllm.get("prompts") or {}, mllm.get("generation") or {})
+        )
     else:  # older ants.mllm.prompts: the first problem, from constructing the Prompting
         try:
-            prompts_module.Prompting(family=mllm["family"], prompts=dict(mllm.get("prompts") or {}),
-                                     generation={k: dict(v or {}) for k, v in (mllm.get("generation") or {}).items()})
+            prompts_module.Prompting(
+                family=mllm["family"],
+                prompts=dict(mllm.get("prompts") or {}),
+                generation={k: dict(v or {}) for k, v in (mllm.get("generation") or {}).items()},
+            )
             lines = []
         except ValueError as exc:
             lines = [str(exc)]
@@ -471,7 +566,9 @@ def check_references(params: Mapping) -> list[str]:
     active = list(params["run"]["benchmarks"])
     for i, b in enumerate(active):
         if b not in benchmarks:
-            out.append(f"run.benchmarks[{i}]: unknown benchmark {b!r}; {_defined('benchmarks', benchmarks)}")
+            out.append(
+                f"run.benchmarks[{i}]: unknown benchmark {b!r}; {_defined('benchmarks', benchmarks)}"
+            )
     for i, m in enumerate(params["run"]["methods"]):
         if m not in methods:
             out.append(f"run.methods[{i}]: unknown method {m!r}; {_defined('methods', methods)}")
@@ -479,12 +576,18 @@ def check_references(params: Mapping) -> list[str]:
     for name, bench in benchmarks.items():
         where = f"benchmarks.{name}"
         if bench["backbone"] not in params["backbones"]:
-            out.append(f"{where}.backbone: unknown backbone {bench['backbone']!r}; {_defined('backbones', params['backbones'])}")
+            out.append(
+                f"{where}.backbone: unknown backbone {bench['backbone']!r}; {_defined('backbones', params['backbones'])}"
+            )
         if bench["label_set"] not in params["label_sets"]:
-            out.append(f"{where}.label_set: unknown label set {bench['label_set']!r}; "
-                       f"{_defined('label sets', params['label_sets'])}")
+            out.append(
+                f"{where}.label_set: unknown label set {bench['label_set']!r}; "
+                f"{_defined('label sets', params['label_sets'])}"
+            )
         if bench["id"] not in datasets:
-            out.append(f"{where}.id: unknown dataset {bench['id']!r}; {_defined('datasets', datasets)}")
+            out.append(
+                f"{where}.id: unknown dataset {bench['id']!r}; {_defined('datasets', datasets)}"
+            )
         seen: dict[str, str] = {}
         for split, names in bench["ood"].items():
             for j, ds in enumerate(names):
@@ -492,7 +595,9 @@ def check_references(params: Mapping) -> list[str]:
                 if ds not in datasets:
                     out.append(f"{key}: unknown dataset {ds!r}; {_defined('datasets', datasets)}")
                 if ds == bench["id"]:
-                    out.append(f"{key}: {ds!r} is the benchmark's ID set; it cannot also be an OOD set")
+                    out.append(
+                        f"{key}: {ds!r} is the benchmark's ID set; it cannot also be an OOD set"
+                    )
                 if ds in seen:
                     out.append(f"{key}: {ds!r} is listed twice (also in {seen[ds]})")
                 seen.setdefault(ds, key)
@@ -506,30 +611,49 @@ def check_references(params: Mapping) -> list[str]:
         ds = bench["id"]
         why = f"{_why(params, b)}, which uses dataset {ds!r} (ID)"
         if cfg.get("layout") == "flat":
-            out.append(f"datasets.{ds}.layout: 'flat' gives no class labels, but {why}; "
-                       f"use 'class_folders' or 'list'")
+            out.append(
+                f"datasets.{ds}.layout: 'flat' gives no class labels, but {why}; "
+                f"use 'class_folders' or 'list'"
+            )
         if cfg["source"] == "demo" and cfg.get("split") != "id":
-            out.append(f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'")
+            out.append(
+                f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'"
+            )
 
     # group counts must fit the mined bank
     mining = params["mining"]
     if mining["selection"] == "proportional":
         m = mining["n_negatives"]
         for name, cfg in methods.items():
-            groups = cfg.get("n_groups") if cfg["method"] == "neglabel" else (
-                (cfg.get("config") or {}).get("n_groups", 5) if cfg["method"] == "adaneg" else None)
-            key = f"methods.{name}.n_groups" if cfg["method"] == "neglabel" else f"methods.{name}.config.n_groups"
+            groups = (
+                cfg.get("n_groups")
+                if cfg["method"] == "neglabel"
+                else (
+                    (cfg.get("config") or {}).get("n_groups", 5)
+                    if cfg["method"] == "adaneg"
+                    else None
+                )
+            )
+            key = (
+                f"methods.{name}.n_groups"
+                if cfg["method"] == "neglabel"
+                else f"methods.{name}.config.n_groups"
+            )
             if groups is not None and groups > m:
-                out.append(f"{key}: {groups} groups exceed the {m} mined negatives (mining.n_negatives); "
-                           f"expected a value <= {m}")
+                out.append(
+                    f"{key}: {groups} groups exceed the {m} mined negatives (mining.n_negatives); "
+                    f"expected a value <= {m}"
+                )
 
     # the MLLM: the selected backend's settings, prompts and generation settings
     mllm = params["mllm"]
     backend = mllm["backend"]
     settings = mllm["backends"].get(backend)
     if settings is None:
-        out.append(f"mllm.backends.{backend}: required, since mllm.backend is {backend!r} (its settings: "
-                   f"{', '.join(MLLM_BACKEND_KEYS[backend])})")
+        out.append(
+            f"mllm.backends.{backend}: required, since mllm.backend is {backend!r} (its settings: "
+            f"{', '.join(MLLM_BACKEND_KEYS[backend])})"
+        )
     else:
         for key in MLLM_REQUIRED_KEYS[backend]:
             if key not in settings:
@@ -613,8 +737,9 @@ def _section_validator(schema: Mapping, section: str):
     return _validator({"$defs": schema.get("$defs", {}), **sub})
 
 
-def _section_problems(trial: Mapping, section: str, section_validator, validator,
-                      method: str | None = None) -> list[str]:
+def _section_problems(
+    trial: Mapping, section: str, section_validator, validator, method: str | None = None
+) -> list[str]:
     if section_validator is None or section not in trial:
         return _schema_problems(trial, validator)
     part = trial[section]
@@ -624,7 +749,11 @@ def _section_problems(trial: Mapping, section: str, section_validator, validator
     out = []
     for line in lines:  # paths are relative to the section
         head, _, rest = line.partition(": ")
-        head = section if head == "(top level)" else (f"{section}{head}" if head.startswith("[") else f"{section}.{head}")
+        head = (
+            section
+            if head == "(top level)"
+            else (f"{section}{head}" if head.startswith("[") else f"{section}.{head}")
+        )
         out.append(f"{head}: {rest}")
     return out
 
@@ -657,18 +786,26 @@ def check_sweeps(params: Mapping, validator=None) -> list[str]:
         bad_ref = False
         for i, m in enumerate(sw["methods"]):
             if m not in params["methods"]:
-                out.append(f"{where}.methods[{i}]: unknown method {m!r}; {_defined('methods', params['methods'])}")
+                out.append(
+                    f"{where}.methods[{i}]: unknown method {m!r}; {_defined('methods', params['methods'])}"
+                )
                 bad_ref = True
         for i, b in enumerate(sw["benchmarks"]):
             if b not in params["benchmarks"]:
-                out.append(f"{where}.benchmarks[{i}]: unknown benchmark {b!r}; "
-                           f"{_defined('benchmarks', params['benchmarks'])}")
+                out.append(
+                    f"{where}.benchmarks[{i}]: unknown benchmark {b!r}; "
+                    f"{_defined('benchmarks', params['benchmarks'])}"
+                )
         values = sw["values"]
         if "labels" in sw and len(sw["labels"]) != len(values):
-            out.append(f"{where}.labels: {len(sw['labels'])} label(s) for {len(values)} value(s); "
-                       f"give one label per value")
+            out.append(
+                f"{where}.labels: {len(sw['labels'])} label(s) for {len(values)} value(s); "
+                f"give one label per value"
+            )
         if "default" in sw and sw["default"] not in values:
-            out.append(f"{where}.default: {_show(sw['default'])} is not one of the values {_show(values)}")
+            out.append(
+                f"{where}.default: {_show(sw['default'])} is not one of the values {_show(values)}"
+            )
         if bad_ref:
             continue
         for method, path in sweep_targets(params, name):
@@ -687,7 +824,9 @@ def check_sweeps(params: Mapping, validator=None) -> list[str]:
                 unknown = [p for p in found if p.startswith(f"{path}: unknown key")]
                 if unknown:
                     if first:
-                        out.append(f"{where}.setting: {path!r}{for_m} is not a setting: {unknown[0]}")
+                        out.append(
+                            f"{where}.setting: {path!r}{for_m} is not a setting: {unknown[0]}"
+                        )
                     break
                 first = False
                 out += [f"{where}.values[{i}]: {p}" for p in found]
@@ -767,8 +906,9 @@ def check_data(params: Mapping) -> list[str]:
     instructions = _Instructions()
     for b in active_benchmarks(params):
         bench = params["benchmarks"][b]
-        used = [(bench["id"], "ID")] + [(ds, f"{split}-OOD") for split, names in bench["ood"].items()
-                                        for ds in names]
+        used = [(bench["id"], "ID")] + [
+            (ds, f"{split}-OOD") for split, names in bench["ood"].items() for ds in names
+        ]
         for ds, role in used:
             cfg = datasets.get(ds)
             if cfg is None or ds in done:
@@ -776,66 +916,102 @@ def check_data(params: Mapping) -> list[str]:
             done.add(ds)
             why = f"{_why(params, b)}, which uses dataset {ds!r} ({role})"
             if cfg["source"] == "local":
-                out += _local_problems(params, ds, cfg, why, bench["label_set"] if role == "ID" else None,
-                                       instructions)
+                out += _local_problems(
+                    params, ds, cfg, why, bench["label_set"] if role == "ID" else None, instructions
+                )
             elif cfg["source"] == "download":
                 for key in ("mirror", "extracted"):
                     folder = cfg.get(key)
                     if folder is not None and not Path(folder).expanduser().is_dir():
-                        out.append(f"datasets.{ds}.{key}: {folder!r} is not a folder, but {why}; "
-                                   f"give an existing folder or null (then the archive is downloaded from "
-                                   f"datasets.{ds}.url)")
-                    elif key == "extracted" and folder is not None and \
-                            not (Path(folder).expanduser() / cfg["root"]).is_dir():
-                        out.append(f"datasets.{ds}.extracted: {folder!r} has no {cfg['root']!r} (datasets.{ds}.root), "
-                                   f"but {why}; point it at the folder the archive extracts into")
+                        out.append(
+                            f"datasets.{ds}.{key}: {folder!r} is not a folder, but {why}; "
+                            f"give an existing folder or null (then the archive is downloaded from "
+                            f"datasets.{ds}.url)"
+                        )
+                    elif (
+                        key == "extracted"
+                        and folder is not None
+                        and not (Path(folder).expanduser() / cfg["root"]).is_dir()
+                    ):
+                        out.append(
+                            f"datasets.{ds}.extracted: {folder!r} has no {cfg['root']!r} (datasets.{ds}.root), "
+                            f"but {why}; point it at the folder the archive extracts into"
+                        )
         ls = bench["label_set"]
         cfg = params["label_sets"].get(ls) or {}
         id_cfg = datasets.get(bench["id"]) or {}
         if "file" in cfg and ls not in done and id_cfg.get("source") != "demo":
             done.add(ls)
             if not Path(cfg["file"]).expanduser().is_file():
-                out.append(f"label_sets.{ls}.file: {cfg['file']!r} not found, but {_why(params, b)}, whose label "
-                           f"set it is; give a text file with one class name per line (line order = class index)")
+                out.append(
+                    f"label_sets.{ls}.file: {cfg['file']!r} not found, but {_why(params, b)}, whose label "
+                    f"set it is; give a text file with one class name per line (line order = class index)"
+                )
     cache = params["mllm"]["cache"]
     if Path(cache).expanduser().is_dir():
-        out.append(f"mllm.cache: {cache!r} is a folder; expected the path of the SQLite answer cache file "
-                   f"(e.g. results/mllm-cache.sqlite)")
+        out.append(
+            f"mllm.cache: {cache!r} is a folder; expected the path of the SQLite answer cache file "
+            f"(e.g. results/mllm-cache.sqlite)"
+        )
     return out
 
 
-def _local_problems(params: Mapping, ds: str, cfg: Mapping, why: str, label_set: str | None,
-                    instructions: _Instructions) -> list[str]:
+def _local_problems(
+    params: Mapping,
+    ds: str,
+    cfg: Mapping,
+    why: str,
+    label_set: str | None,
+    instructions: _Instructions,
+) -> list[str]:
     out = []
     root = cfg.get("root")
     layout = cfg["layout"]
-    todo = {"list": "the folder the image list's paths are relative to",
-            "class_folders": "a folder with one sub-folder per class",
-            "flat": "a folder holding the images"}[layout]
+    todo = {
+        "list": "the folder the image list's paths are relative to",
+        "class_folders": "a folder with one sub-folder per class",
+        "flat": "a folder holding the images",
+    }[layout]
     if root is None:
-        out.append(f"datasets.{ds}.root: not set (null), but {why}; "
-                   + instructions(ds, cfg, "set it to the folder holding the images"))
+        out.append(
+            f"datasets.{ds}.root: not set (null), but {why}; "
+            + instructions(ds, cfg, "set it to the folder holding the images")
+        )
     else:
         folder = Path(root).expanduser()
         if not folder.is_dir():
             state = "is a file, not a folder" if folder.exists() else "does not exist"
-            out.append(f"datasets.{ds}.root: {root!r} {state}, but {why}; "
-                       + instructions(ds, cfg, f"set it to {todo}"))
+            out.append(
+                f"datasets.{ds}.root: {root!r} {state}, but {why}; "
+                + instructions(ds, cfg, f"set it to {todo}")
+            )
         elif layout == "class_folders":
             n = sum(1 for p in folder.iterdir() if p.is_dir())
             k = _label_count(params, label_set) if label_set else None
             if n == 0:
-                out.append(f"datasets.{ds}.root: {root!r} has no class sub-folders, but layout 'class_folders' "
-                           f"expects one sub-folder per class; " + instructions(ds, cfg, "fix the folder or the layout"))
+                out.append(
+                    f"datasets.{ds}.root: {root!r} has no class sub-folders, but layout 'class_folders' "
+                    f"expects one sub-folder per class; "
+                    + instructions(ds, cfg, "fix the folder or the layout")
+                )
             elif k is not None and n != k:
-                out.append(f"datasets.{ds}.root: {root!r} has {n} class sub-folders, but its label set "
-                           f"{label_set!r} has {k} classes (class index = sorted folder order); "
-                           + instructions(ds, cfg, "give a folder with one sub-folder per class"))
+                out.append(
+                    f"datasets.{ds}.root: {root!r} has {n} class sub-folders, but its label set "
+                    f"{label_set!r} has {k} classes (class index = sorted folder order); "
+                    + instructions(ds, cfg, "give a folder with one sub-folder per class")
+                )
     if layout == "list":
         if cfg.get("list") is None:
-            out.append(f"datasets.{ds}.list: not set (null), but {why}; "
-                       + instructions(ds, cfg, "set it to the image list file"))
-        elif root is not None and Path(root).expanduser().is_dir() and not _list_path(cfg).is_file():
-            out.append(f"datasets.{ds}.list: {cfg['list']!r} not found (neither as given nor relative to "
-                       f"datasets.{ds}.root), but {why}; " + instructions(ds, cfg, "set it to the image list file"))
+            out.append(
+                f"datasets.{ds}.list: not set (null), but {why}; "
+                + instructions(ds, cfg, "set it to the image list file")
+            )
+        elif (
+            root is not None and Path(root).expanduser().is_dir() and not _list_path(cfg).is_file()
+        ):
+            out.append(
+                f"datasets.{ds}.list: {cfg['list']!r} not found (neither as given nor relative to "
+                f"datasets.{ds}.root), but {why}; "
+                + instructions(ds, cfg, "set it to the image list file")
+            )
     return out

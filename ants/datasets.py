@@ -123,9 +123,11 @@ def check_count(dataset: str, n_images: int, expected: int | None) -> str | None
     if expected is None or n_images == expected:
         return None
     diff = n_images - expected
-    message = (f"dataset {dataset!r}: {n_images:,} images listed, expected {expected:,} "
-               f"({abs(diff):,} {'more' if diff > 0 else 'fewer'}); check the extraction, the image list "
-               f"or the extensions (datasets.{dataset}.expected_images is the published count)")
+    message = (
+        f"dataset {dataset!r}: {n_images:,} images listed, expected {expected:,} "
+        f"({abs(diff):,} {'more' if diff > 0 else 'fewer'}); check the extraction, the image list "
+        f"or the extensions (datasets.{dataset}.expected_images is the published count)"
+    )
     log.warning("%s", message)
     return message
 
@@ -164,15 +166,18 @@ def read_image_list(list_path: str | os.PathLike, dataset: str = "") -> list[tup
             try:
                 label = int(fields[1]) if len(fields) == 2 else -1
             except ValueError:
-                raise DatasetError(f"{list_path}:{lineno}: the label {fields[1]!r} is not an integer") from None
+                raise DatasetError(
+                    f"{list_path}:{lineno}: the label {fields[1]!r} is not an integer"
+                ) from None
             out.append((fields[0], label))
     if not out:
         raise DatasetError(f"{list_path}: the image list is empty")
     return out
 
 
-def list_class_folders(root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS,
-                       dataset: str = "") -> list[tuple[str, int]]:
+def list_class_folders(
+    root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS, dataset: str = ""
+) -> list[tuple[str, int]]:
     """``[(relative path, class index), ...]``: class index = sorted position of the folder;
     sorted by class, then by path."""
     root = Path(root)
@@ -188,12 +193,15 @@ def list_class_folders(root: str | os.PathLike, extensions: Sequence[str] = DEFA
                 if _has_ext(f, extensions):
                     out.append((Path(dirpath, f).relative_to(root).as_posix(), index))
     if not out:
-        raise DatasetError(f"dataset {dataset!r}: no image files ({', '.join(extensions)}) below {root}")
+        raise DatasetError(
+            f"dataset {dataset!r}: no image files ({', '.join(extensions)}) below {root}"
+        )
     return sorted(out, key=lambda e: (e[1], e[0]))
 
 
-def list_flat(root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS,
-              dataset: str = "") -> list[tuple[str, int]]:
+def list_flat(
+    root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS, dataset: str = ""
+) -> list[tuple[str, int]]:
     """``[(relative path, -1), ...]`` for every image file below ``root``, sorted."""
     root = Path(root)
     _require_dir(root, dataset)
@@ -204,7 +212,9 @@ def list_flat(root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTEN
             if _has_ext(f, extensions):
                 out.append((Path(dirpath, f).relative_to(root).as_posix(), -1))
     if not out:
-        raise DatasetError(f"dataset {dataset!r}: no image files ({', '.join(extensions)}) below {root}")
+        raise DatasetError(
+            f"dataset {dataset!r}: no image files ({', '.join(extensions)}) below {root}"
+        )
     return sorted(out)
 
 
@@ -240,29 +250,39 @@ def build_manifest(
                 f"dataset {dataset!r}: {path} has label {label}, but the label set has {n_classes} classes"
             )
         error = check_image(path, max_pixels=max_pixels) if check_images else ""
-        rows.append({
-            "id": f"{dataset}/{rel}",
-            "path": path.as_posix(),
-            "label": int(label),
-            "class_name": class_names[label] if (label >= 0 and class_names is not None) else "",
-            "sha256": file_digest(path),
-            "readable": not error,
-            "error": error,
-        })
+        rows.append(
+            {
+                "id": f"{dataset}/{rel}",
+                "path": path.as_posix(),
+                "label": int(label),
+                "class_name": class_names[label]
+                if (label >= 0 and class_names is not None)
+                else "",
+                "sha256": file_digest(path),
+                "readable": not error,
+                "error": error,
+            }
+        )
     frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     frame["label"] = frame["label"].astype("int64")
     frame["readable"] = frame["readable"].astype(bool)
     dup = frame["id"].duplicated()
     if dup.any():
-        raise DatasetError(f"dataset {dataset!r}: image {frame['id'][dup].iloc[0]!r} is listed twice")
+        raise DatasetError(
+            f"dataset {dataset!r}: image {frame['id'][dup].iloc[0]!r} is listed twice"
+        )
     return frame
 
 
-def write_manifest(path: str | os.PathLike, frame: pd.DataFrame, metadata: Mapping | None = None) -> Path:
+def write_manifest(
+    path: str | os.PathLike, frame: pd.DataFrame, metadata: Mapping | None = None
+) -> Path:
     """Write a manifest atomically (temporary file, then rename); metadata as JSON in the schema."""
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}")
+        raise ValueError(
+            f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}"
+        )
     return write_table(path, frame[list(MANIFEST_COLUMNS)], metadata)
 
 
@@ -322,8 +342,10 @@ def _who(dataset: str) -> str:
 
 def _advice(dataset: str, name: str) -> str:
     key = f"datasets.{dataset}" if dataset else "the dataset's params entry"
-    return (f"check the URL ({key}.url) and the network, or fetch {name} yourself and set "
-            f"{key}.mirror to the folder holding it (or {key}.extracted to an already extracted copy)")
+    return (
+        f"check the URL ({key}.url) and the network, or fetch {name} yourself and set "
+        f"{key}.mirror to the folder holding it (or {key}.extracted to an already extracted copy)"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -342,7 +364,9 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
         context = ssl.create_default_context()
         if proxy:
             pp = urllib.parse.urlsplit(proxy)
-            conn = http.client.HTTPSConnection(pp.hostname, pp.port or 8080, timeout=timeout, context=context)
+            conn = http.client.HTTPSConnection(
+                pp.hostname, pp.port or 8080, timeout=timeout, context=context
+            )
             conn.set_tunnel(host, port or 443)
         else:
             conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
@@ -375,8 +399,16 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _http_attempt(url: str, part: Path, *, timeout: float, min_rate: float, show_progress: bool,
-                  desc: str, clock: Callable[[], float] = time.monotonic) -> None:
+def _http_attempt(
+    url: str,
+    part: Path,
+    *,
+    timeout: float,
+    min_rate: float,
+    show_progress: bool,
+    desc: str,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """One GET of ``url`` (following redirects) that appends to ``part`` from its current size.
 
     Raises :class:`_Transient` or :class:`_Fatal`; on return ``part`` holds the whole file.
@@ -407,11 +439,15 @@ def _http_attempt(url: str, part: Path, *, timeout: float, min_rate: float, show
                 conn.endheaders()
                 response = conn.getresponse()
             except ConnectionRefusedError as exc:
-                raise _Fatal(f"connection refused ({exc.strerror or exc}); is the host up and the port right?") from None
+                raise _Fatal(
+                    f"connection refused ({exc.strerror or exc}); is the host up and the port right?"
+                ) from None
             except socket.gaierror as exc:
                 raise _Fatal(f"cannot resolve the host ({exc.strerror or exc})") from None
             except ssl.SSLCertVerificationError as exc:
-                raise _Fatal(f"TLS certificate verification failed ({exc.verify_message or exc})") from None
+                raise _Fatal(
+                    f"TLS certificate verification failed ({exc.verify_message or exc})"
+                ) from None
             except (OSError, http.client.HTTPException) as exc:
                 if killed.is_set() or isinstance(exc, TimeoutError):
                     raise _Transient(f"no complete response within {timeout:g} s") from None
@@ -427,8 +463,12 @@ def _http_attempt(url: str, part: Path, *, timeout: float, min_rate: float, show
                     raise _Fatal(f"HTTP {status} redirect without a Location header")
                 new = urllib.parse.urljoin(url, location)
                 new_scheme = urllib.parse.urlsplit(new).scheme
-                if new_scheme not in ("http", "https") or (scheme == "https" and new_scheme == "http"):
-                    raise _Fatal(f"redirected to {new}; refusing a redirect from {scheme} to {new_scheme}")
+                if new_scheme not in ("http", "https") or (
+                    scheme == "https" and new_scheme == "http"
+                ):
+                    raise _Fatal(
+                        f"redirected to {new}; refusing a redirect from {scheme} to {new_scheme}"
+                    )
                 url = new
                 continue
             if status == 416:
@@ -438,7 +478,10 @@ def _http_attempt(url: str, part: Path, *, timeout: float, min_rate: float, show
                 part.unlink(missing_ok=True)
                 raise _Transient("the server refused to resume the partial download; starting over")
             if status in (408, 425, 429) or status >= 500:
-                raise _Transient(f"HTTP {status} {response.reason}", _retry_after(response.getheader("Retry-After")))
+                raise _Transient(
+                    f"HTTP {status} {response.reason}",
+                    _retry_after(response.getheader("Retry-After")),
+                )
             if status not in (200, 206):
                 raise _Fatal(f"HTTP {status} {response.reason}")
             length = response.getheader("Content-Length")
@@ -447,34 +490,67 @@ def _http_attempt(url: str, part: Path, *, timeout: float, min_rate: float, show
                 first, _, size = _content_range(response.getheader("Content-Range"))
                 if first != offset:
                     part.unlink(missing_ok=True)
-                    raise _Transient(f"the server resumed at byte {first}, not {offset}; starting over")
-                total = size if size is not None else (offset + length if length is not None else None)
+                    raise _Transient(
+                        f"the server resumed at byte {first}, not {offset}; starting over"
+                    )
+                total = (
+                    size if size is not None else (offset + length if length is not None else None)
+                )
             else:
                 if offset:
-                    log.info("%s: the server ignores Range requests; downloading from the start", desc)
+                    log.info(
+                        "%s: the server ignores Range requests; downloading from the start", desc
+                    )
                 offset = 0
                 total = length
-            _read_body(response, conn, part, offset, total, length, timeout=timeout, min_rate=min_rate,
-                       show_progress=show_progress, desc=desc, clock=clock)
+            _read_body(
+                response,
+                conn,
+                part,
+                offset,
+                total,
+                length,
+                timeout=timeout,
+                min_rate=min_rate,
+                show_progress=show_progress,
+                desc=desc,
+                clock=clock,
+            )
             return
         finally:
             conn.close()
     raise _Fatal(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _read_body(response, conn, part: Path, offset: int, total: int | None, length: int | None, *,
-               timeout: float, min_rate: float, show_progress: bool, desc: str, clock) -> None:
+def _read_body(
+    response,
+    conn,
+    part: Path,
+    offset: int,
+    total: int | None,
+    length: int | None,
+    *,
+    timeout: float,
+    min_rate: float,
+    show_progress: bool,
+    desc: str,
+    clock,
+) -> None:
     received = 0
     if conn.sock is not None:
         conn.sock.settimeout(timeout)
     window_start, window_bytes = clock(), 0
-    with open(part, "ab" if offset else "wb") as out, \
-            _progress(total=total, initial=offset, desc=desc, unit="B", enabled=show_progress) as bar:
+    with (
+        open(part, "ab" if offset else "wb") as out,
+        _progress(total=total, initial=offset, desc=desc, unit="B", enabled=show_progress) as bar,
+    ):
         while True:
             try:
                 block = response.read1(_CHUNK)
             except TimeoutError:
-                raise _Transient(f"no data for {timeout:g} s after {offset + received:,} bytes") from None
+                raise _Transient(
+                    f"no data for {timeout:g} s after {offset + received:,} bytes"
+                ) from None
             except (OSError, http.client.HTTPException) as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}") from None
             if not block:
@@ -488,56 +564,96 @@ def _read_body(response, conn, part: Path, offset: int, total: int | None, lengt
                 if window_bytes < min_rate * (now - window_start):
                     raise _Transient(
                         f"too slow: {window_bytes:,} bytes in {now - window_start:.0f} s "
-                        f"(below {min_rate:g} bytes/s for {timeout:g} s)")
+                        f"(below {min_rate:g} bytes/s for {timeout:g} s)"
+                    )
                 window_start, window_bytes = now, 0
         out.flush()
         os.fsync(out.fileno())
     if length is not None and received < length:
-        raise _Transient(f"the connection closed after {offset + received:,} of {offset + length:,} bytes")
+        raise _Transient(
+            f"the connection closed after {offset + received:,} of {offset + length:,} bytes"
+        )
 
 
 def _copy_file_url(url: str, part: Path, *, show_progress: bool, desc: str) -> None:
     src = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
     if not src.is_file():
         raise _Fatal(f"file not found: {src}")
-    with open(src, "rb") as fin, open(part, "wb") as out, \
-            _progress(total=src.stat().st_size, desc=desc, unit="B", enabled=show_progress) as bar:
+    with (
+        open(src, "rb") as fin,
+        open(part, "wb") as out,
+        _progress(total=src.stat().st_size, desc=desc, unit="B", enabled=show_progress) as bar,
+    ):
         while block := fin.read(_CHUNK):
             out.write(block)
             bar.update(len(block))
 
 
-def _download(url: str, part: Path, *, dataset: str, timeout: float, min_rate: float, retries: int,
-              backoff: float, show_progress: bool, sleep: Callable[[float], None]) -> None:
+def _download(
+    url: str,
+    part: Path,
+    *,
+    dataset: str,
+    timeout: float,
+    min_rate: float,
+    retries: int,
+    backoff: float,
+    show_progress: bool,
+    sleep: Callable[[float], None],
+) -> None:
     """Fill ``part`` with ``url``'s bytes, resuming and retrying; one DatasetError if it fails."""
     scheme = urllib.parse.urlsplit(url).scheme
     name = archive_name(url, dataset)
     desc = f"download {name}"
     if scheme not in ("http", "https", "file"):
-        raise DatasetError(f"{_who(dataset)}cannot download {url}: unsupported URL scheme {scheme!r} "
-                           f"(valid: http, https, file); {_advice(dataset, name)}")
+        raise DatasetError(
+            f"{_who(dataset)}cannot download {url}: unsupported URL scheme {scheme!r} "
+            f"(valid: http, https, file); {_advice(dataset, name)}"
+        )
     last: _Transient | None = None
     for attempt in range(retries + 1):
         try:
             if scheme == "file":
                 _copy_file_url(url, part, show_progress=show_progress, desc=desc)
             else:
-                _http_attempt(url, part, timeout=timeout, min_rate=min_rate, show_progress=show_progress,
-                              desc=desc)
+                _http_attempt(
+                    url,
+                    part,
+                    timeout=timeout,
+                    min_rate=min_rate,
+                    show_progress=show_progress,
+                    desc=desc,
+                )
             return
         except _Fatal as exc:
-            raise DatasetError(f"{_who(dataset)}cannot download {url}: {exc}; {_advice(dataset, name)}") from None
+            raise DatasetError(
+                f"{_who(dataset)}cannot download {url}: {exc}; {_advice(dataset, name)}"
+            ) from None
         except _Transient as exc:
             last = exc
             if attempt == retries:
                 break
-            wait = exc.retry_after if exc.retry_after is not None else min(backoff * 2 ** attempt, MAX_BACKOFF)
+            wait = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else min(backoff * 2**attempt, MAX_BACKOFF)
+            )
             have = part.stat().st_size if part.exists() else 0
-            log.warning("%sdownload of %s interrupted (%s); %s in %.0f s (attempt %d of %d)", _who(dataset), url, exc,
-                        f"resuming from byte {have:,}" if have else "retrying", wait, attempt + 2, retries + 1)
+            log.warning(
+                "%sdownload of %s interrupted (%s); %s in %.0f s (attempt %d of %d)",
+                _who(dataset),
+                url,
+                exc,
+                f"resuming from byte {have:,}" if have else "retrying",
+                wait,
+                attempt + 2,
+                retries + 1,
+            )
             sleep(wait)
-    raise DatasetError(f"{_who(dataset)}cannot download {url}: {last} (gave up after {retries + 1} attempts; "
-                       f"the partial file {part} is kept and the next run resumes it); {_advice(dataset, name)}")
+    raise DatasetError(
+        f"{_who(dataset)}cannot download {url}: {last} (gave up after {retries + 1} attempts; "
+        f"the partial file {part} is kept and the next run resumes it); {_advice(dataset, name)}"
+    )
 
 
 def _checksum_error(source: str, algorithm: str, expected: str, actual: str) -> ChecksumError:
@@ -548,16 +664,21 @@ def _checksum_error(source: str, algorithm: str, expected: str, actual: str) -> 
     )
 
 
-def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, *,
-                  dataset: str = "",
-                  mirror: str | os.PathLike | None = None,
-                  downloader: Downloader | None = None,
-                  timeout: float = DEFAULT_TIMEOUT,
-                  min_rate: float = DEFAULT_MIN_RATE,
-                  retries: int = DEFAULT_RETRIES,
-                  backoff: float = DEFAULT_BACKOFF,
-                  progress: bool = True,
-                  sleep: Callable[[float], None] = time.sleep) -> Path:
+def fetch_archive(
+    url: str,
+    dest: str | os.PathLike,
+    checksum: str,
+    *,
+    dataset: str = "",
+    mirror: str | os.PathLike | None = None,
+    downloader: Downloader | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    min_rate: float = DEFAULT_MIN_RATE,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    progress: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
     """The archive at ``dest`` with the right ``checksum``, downloading ``url`` if needed.
 
     * A file already at ``dest`` with the right checksum is used as is.
@@ -594,8 +715,10 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, *,
         candidate = Path(mirror).expanduser() / dest.name
         if not candidate.is_file():
             key = f"datasets.{dataset}.mirror" if dataset else "mirror"
-            raise DatasetError(f"{_who(dataset)}the mirror folder {Path(mirror)} has no {dest.name} ({key}); "
-                               f"put the archive there under that name, or unset {key} to download {url}")
+            raise DatasetError(
+                f"{_who(dataset)}the mirror folder {Path(mirror)} has no {dest.name} ({key}); "
+                f"put the archive there under that name, or unset {key} to download {url}"
+            )
         actual = file_digest(candidate, algorithm)
         if actual != expected:
             raise _checksum_error(str(candidate), algorithm, expected, actual)
@@ -615,8 +738,17 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, *,
     part = dest.with_name(dest.name + ".part")
     for fresh in (False, True):
         resumed = part.exists() and part.stat().st_size > 0
-        _download(url, part, dataset=dataset, timeout=timeout, min_rate=min_rate, retries=retries,
-                  backoff=backoff, show_progress=progress, sleep=sleep)
+        _download(
+            url,
+            part,
+            dataset=dataset,
+            timeout=timeout,
+            min_rate=min_rate,
+            retries=retries,
+            backoff=backoff,
+            show_progress=progress,
+            sleep=sleep,
+        )
         actual = file_digest(part, algorithm)
         if actual == expected:
             os.chmod(part, 0o666 & ~_umask())
@@ -625,8 +757,12 @@ def fetch_archive(url: str, dest: str | os.PathLike, checksum: str, *,
         part.unlink(missing_ok=True)
         if not resumed or fresh:
             break
-        log.warning("%s%s: checksum mismatch after resuming a partial download; downloading it again from "
-                    "the start", _who(dataset), url)
+        log.warning(
+            "%s%s: checksum mismatch after resuming a partial download; downloading it again from "
+            "the start",
+            _who(dataset),
+            url,
+        )
     raise _checksum_error(url, algorithm, expected, actual)
 
 
@@ -659,7 +795,9 @@ def _safe_members(names: Iterable[str], target: Path, archive: Path) -> None:
     base = Path(os.path.abspath(target))
     for name in names:
         if _escapes(base, name):
-            raise DatasetError(f"{archive}: member {name!r} would be extracted outside {target}; refusing")
+            raise DatasetError(
+                f"{archive}: member {name!r} would be extracted outside {target}; refusing"
+            )
 
 
 def _check_tar_links(members: Sequence[tarfile.TarInfo], target: Path, archive: Path) -> None:
@@ -669,43 +807,64 @@ def _check_tar_links(members: Sequence[tarfile.TarInfo], target: Path, archive: 
         if m.issym():
             where = os.path.join(os.path.dirname(m.name), m.linkname)
             if os.path.isabs(m.linkname) or _escapes(base, where):
-                raise DatasetError(f"{archive}: symlink {m.name!r} -> {m.linkname!r} points outside the "
-                                   f"extracted folder; refusing")
+                raise DatasetError(
+                    f"{archive}: symlink {m.name!r} -> {m.linkname!r} points outside the "
+                    f"extracted folder; refusing"
+                )
         elif m.islnk():
             if os.path.isabs(m.linkname) or _escapes(base, m.linkname):
-                raise DatasetError(f"{archive}: hardlink {m.name!r} -> {m.linkname!r} points outside the "
-                                   f"extracted folder (hardlink targets are relative to the archive root); "
-                                   f"refusing")
+                raise DatasetError(
+                    f"{archive}: hardlink {m.name!r} -> {m.linkname!r} points outside the "
+                    f"extracted folder (hardlink targets are relative to the archive root); "
+                    f"refusing"
+                )
         elif m.ischr() or m.isblk() or m.isfifo():
             kind = "character device" if m.ischr() else "block device" if m.isblk() else "FIFO"
-            raise DatasetError(f"{archive}: member {m.name!r} is a {kind}; a dataset archive holds only "
-                               f"files, folders and links; refusing")
+            raise DatasetError(
+                f"{archive}: member {m.name!r} is a {kind}; a dataset archive holds only "
+                f"files, folders and links; refusing"
+            )
 
 
-def _check_sizes(archive: Path, total: int, limit: int, max_ratio: float,
-                 members: Iterable[tuple[str, int, int | None]]) -> None:
+def _check_sizes(
+    archive: Path,
+    total: int,
+    limit: int,
+    max_ratio: float,
+    members: Iterable[tuple[str, int, int | None]],
+) -> None:
     """``members``: (name, uncompressed size, compressed size or None)."""
     if total > limit:
-        raise DatasetError(f"{archive}: extracting it would write {total:,} bytes, above the limit of "
-                           f"{limit:,} bytes (max_extract_bytes); refusing (raise the limit if the archive "
-                           f"is genuine)")
+        raise DatasetError(
+            f"{archive}: extracting it would write {total:,} bytes, above the limit of "
+            f"{limit:,} bytes (max_extract_bytes); refusing (raise the limit if the archive "
+            f"is genuine)"
+        )
     size = archive.stat().st_size
     if total >= RATIO_MIN_BYTES and size > 0 and total / size > max_ratio:
-        raise DatasetError(f"{archive}: {total:,} bytes from a {size:,}-byte archive is a compression ratio of "
-                           f"{total / size:.0f}:1, above the limit of {max_ratio:g}:1 (max_ratio); "
-                           f"refusing a likely decompression bomb")
+        raise DatasetError(
+            f"{archive}: {total:,} bytes from a {size:,}-byte archive is a compression ratio of "
+            f"{total / size:.0f}:1, above the limit of {max_ratio:g}:1 (max_ratio); "
+            f"refusing a likely decompression bomb"
+        )
     for name, usize, csize in members:
         if csize is not None and usize >= RATIO_MIN_BYTES and usize / max(csize, 1) > max_ratio:
-            raise DatasetError(f"{archive}: member {name!r} expands {csize:,} -> {usize:,} bytes "
-                               f"({usize / max(csize, 1):.0f}:1, above the limit of {max_ratio:g}:1, "
-                               f"max_ratio); refusing a likely decompression bomb")
+            raise DatasetError(
+                f"{archive}: member {name!r} expands {csize:,} -> {usize:,} bytes "
+                f"({usize / max(csize, 1):.0f}:1, above the limit of {max_ratio:g}:1, "
+                f"max_ratio); refusing a likely decompression bomb"
+            )
 
 
-def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
-                    dataset: str = "",
-                    max_bytes: int | None = None,
-                    expected_bytes: int | None = None,
-                    max_ratio: float = DEFAULT_MAX_RATIO) -> Path:
+def extract_archive(
+    archive: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    dataset: str = "",
+    max_bytes: int | None = None,
+    expected_bytes: int | None = None,
+    max_ratio: float = DEFAULT_MAX_RATIO,
+) -> Path:
     """Extract a ``.tar(.gz|.bz2|.xz)`` or ``.zip`` archive into ``target`` (created).
 
     Extraction goes to a temporary folder beside ``target`` that is renamed into place, so an
@@ -730,7 +889,9 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
     if not archive.is_file():
         raise DatasetError(f"{who}archive not found: {archive}")
     if max_bytes is None:
-        max_bytes = EXPECTED_SIZE_FACTOR * expected_bytes if expected_bytes else DEFAULT_MAX_EXTRACT_BYTES
+        max_bytes = (
+            EXPECTED_SIZE_FACTOR * expected_bytes if expected_bytes else DEFAULT_MAX_EXTRACT_BYTES
+        )
     damaged = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError)
     try:
         if zipfile.is_zipfile(archive):
@@ -738,8 +899,13 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
                 infos = zf.infolist()
                 with atomic_dir(target) as tmp:
                     _safe_members([i.filename for i in infos], tmp, archive)
-                    _check_sizes(archive, sum(i.file_size for i in infos), max_bytes, max_ratio,
-                                 [(i.filename, i.file_size, i.compress_size) for i in infos])
+                    _check_sizes(
+                        archive,
+                        sum(i.file_size for i in infos),
+                        max_bytes,
+                        max_ratio,
+                        [(i.filename, i.file_size, i.compress_size) for i in infos],
+                    )
                     zf.extractall(tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
@@ -747,7 +913,9 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
                 with atomic_dir(target) as tmp:
                     _safe_members([m.name for m in members], tmp, archive)
                     _check_tar_links(members, tmp, archive)
-                    _check_sizes(archive, sum(m.size for m in members if m.isreg()), max_bytes, max_ratio, [])
+                    _check_sizes(
+                        archive, sum(m.size for m in members if m.isreg()), max_bytes, max_ratio, []
+                    )
                     tf.extractall(tmp, members=members, filter="data")
         else:
             raise DatasetError(f"{who}{archive}: not a tar or zip archive")
@@ -758,8 +926,10 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
     except tarfile.FilterError as exc:
         raise DatasetError(f"{who}{archive}: refused by tarfile's data filter: {exc}") from None
     except damaged as exc:
-        raise DatasetError(f"{who}{archive}: the archive is damaged or truncated ({type(exc).__name__}: {exc}); "
-                           f"delete it and run again") from None
+        raise DatasetError(
+            f"{who}{archive}: the archive is damaged or truncated ({type(exc).__name__}: {exc}); "
+            f"delete it and run again"
+        ) from None
     return target
 
 
@@ -767,8 +937,14 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, *,
 # a dataset's files on disk, from its params entry
 
 
-def obtain_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *,
-                   downloader: Downloader | None = None, progress: bool = True) -> Path:
+def obtain_dataset(
+    dataset: str,
+    cfg: Mapping,
+    out_dir: str | os.PathLike,
+    *,
+    downloader: Downloader | None = None,
+    progress: bool = True,
+) -> Path:
     """The extracted folder of a ``source: download`` dataset, as ``out_dir / "extracted"``.
 
     ``cfg`` is the dataset's params entry: ``url``, ``checksum``, ``root`` and optionally
@@ -783,12 +959,16 @@ def obtain_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *,
     if extracted:
         folder = Path(extracted).expanduser().resolve()
         if not folder.is_dir():
-            raise DatasetError(f"dataset {dataset!r}: datasets.{dataset}.extracted: folder not found: {folder}")
+            raise DatasetError(
+                f"dataset {dataset!r}: datasets.{dataset}.extracted: folder not found: {folder}"
+            )
         root = cfg.get("root")
         if root and not (folder / root).is_dir():
-            raise DatasetError(f"dataset {dataset!r}: datasets.{dataset}.extracted: {folder} has no {root} "
-                               f"(datasets.{dataset}.root); point extracted at the folder the archive "
-                               f"extracts into")
+            raise DatasetError(
+                f"dataset {dataset!r}: datasets.{dataset}.extracted: {folder} has no {root} "
+                f"(datasets.{dataset}.root); point extracted at the folder the archive "
+                f"extracts into"
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / ".extracted.link.tmp"
         tmp.unlink(missing_ok=True)
@@ -800,13 +980,24 @@ def obtain_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *,
     dl = dict(cfg.get("download") or {})
     ex = dict(cfg.get("extract") or {})
     url = cfg["url"]
-    archive = fetch_archive(url, out_dir / archive_name(url, dataset), cfg["checksum"], dataset=dataset,
-                            mirror=cfg.get("mirror"), downloader=downloader, progress=progress,
-                            **{k: dl[k] for k in ("timeout", "min_rate", "retries", "backoff") if k in dl})
+    archive = fetch_archive(
+        url,
+        out_dir / archive_name(url, dataset),
+        cfg["checksum"],
+        dataset=dataset,
+        mirror=cfg.get("mirror"),
+        downloader=downloader,
+        progress=progress,
+        **{k: dl[k] for k in ("timeout", "min_rate", "retries", "backoff") if k in dl},
+    )
     if link.is_symlink():
         link.unlink()
-    return extract_archive(archive, link, dataset=dataset,
-                           **{k: ex[k] for k in ("max_bytes", "expected_bytes", "max_ratio") if k in ex})
+    return extract_archive(
+        archive,
+        link,
+        dataset=dataset,
+        **{k: ex[k] for k in ("max_bytes", "expected_bytes", "max_ratio") if k in ex},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -831,104 +1022,191 @@ _OPENOOD = (
 KNOWN_DATASETS: dict[str, dict] = {
     # --- MOS four (far-OOD, ID ImageNet-1k val) ----------------------------------------------
     "imagenet_val": {
-        "benchmark": "mos4", "role": "id", "source": "user path", "expected_images": 50_000,
-        "layout": "class_folders", "root": None, "extensions": [".jpeg", ".jpg", ".png"],
+        "benchmark": "mos4",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 50_000,
+        "layout": "class_folders",
+        "root": None,
+        "extensions": [".jpeg", ".jpg", ".png"],
         "label_set": "imagenet1k",
         "instructions": (
             "ImageNet-1k (ILSVRC2012) validation set, registration-gated: register at "
             "https://image-net.org, download ILSVRC2012_img_val.tar and arrange the 50,000 images in "
             "one folder per wnid (n01440764/, ..., e.g. with the devkit's labels or the usual "
             "valprep.sh); set root to that folder. Sorted wnid folders give the standard class "
-            "indices, matching the imagenet1k label set."),
+            "indices, matching the imagenet1k label set."
+        ),
     },
     "inaturalist": {
-        "benchmark": "mos4", "role": "far", "source": "download", "url": _MOS_URL.format("iNaturalist"),
-        "checksum": "md5:5be6ea8aa027d7b631916427b32cb335", "expected_images": 10_000,
-        "layout": "flat", "root": "iNaturalist/images", "extensions": [".jpg", ".jpeg"],
+        "benchmark": "mos4",
+        "role": "far",
+        "source": "download",
+        "url": _MOS_URL.format("iNaturalist"),
+        "checksum": "md5:5be6ea8aa027d7b631916427b32cb335",
+        "expected_images": 10_000,
+        "layout": "flat",
+        "root": "iNaturalist/images",
+        "extensions": [".jpg", ".jpeg"],
     },
     "sun": {
-        "benchmark": "mos4", "role": "far", "source": "download", "url": _MOS_URL.format("SUN"),
-        "checksum": "md5:8469c3ada62211477954ec1be53b12d0", "expected_images": 10_000,
-        "layout": "flat", "root": "SUN/images", "extensions": [".jpg", ".jpeg"],
+        "benchmark": "mos4",
+        "role": "far",
+        "source": "download",
+        "url": _MOS_URL.format("SUN"),
+        "checksum": "md5:8469c3ada62211477954ec1be53b12d0",
+        "expected_images": 10_000,
+        "layout": "flat",
+        "root": "SUN/images",
+        "extensions": [".jpg", ".jpeg"],
     },
     "places": {
-        "benchmark": "mos4", "role": "far", "source": "download", "url": _MOS_URL.format("Places"),
-        "checksum": "md5:b5cb5eba2754ae2a28beea8718db699a", "expected_images": 10_000,
-        "layout": "flat", "root": "Places/images", "extensions": [".jpg", ".jpeg"],
+        "benchmark": "mos4",
+        "role": "far",
+        "source": "download",
+        "url": _MOS_URL.format("Places"),
+        "checksum": "md5:b5cb5eba2754ae2a28beea8718db699a",
+        "expected_images": 10_000,
+        "layout": "flat",
+        "root": "Places/images",
+        "extensions": [".jpg", ".jpeg"],
     },
     "textures": {
-        "benchmark": "mos4", "role": "far", "source": "download",
+        "benchmark": "mos4",
+        "role": "far",
+        "source": "download",
         "url": "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
         "checksum": "sha256:e42855a52a4950a3b59612834602aa253914755c95b0cff9ead6d07395f8e205",
-        "expected_images": 5_640, "layout": "flat", "root": "dtd/images", "extensions": [".jpg", ".jpeg"],
+        "expected_images": 5_640,
+        "layout": "flat",
+        "root": "dtd/images",
+        "extensions": [".jpg", ".jpeg"],
     },
     # --- OpenOOD v1.5 ImageNet-1k ------------------------------------------------------------
     "openood_imagenet_test": {
-        "benchmark": "openood_v15", "role": "id", "source": "user path", "expected_images": 45_000,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_imagenet.txt",
+        "benchmark": "openood_v15",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 45_000,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_imagenet.txt",
         "label_set": "imagenet1k",
         "instructions": _OPENOOD.format(images="images_largescale", imglist="test_imagenet.txt")
         + " The ImageNet-1k images themselves are registration-gated (https://image-net.org).",
     },
     "ssb_hard": {
-        "benchmark": "openood_v15", "role": "near", "source": "user path", "expected_images": 49_000,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_ssb_hard.txt",
+        "benchmark": "openood_v15",
+        "role": "near",
+        "source": "user path",
+        "expected_images": 49_000,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_ssb_hard.txt",
         "instructions": _OPENOOD.format(images="images_largescale", imglist="test_ssb_hard.txt"),
     },
     "ninco": {
-        "benchmark": "openood_v15", "role": "near", "source": "user path", "expected_images": 5_879,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_ninco.txt",
+        "benchmark": "openood_v15",
+        "role": "near",
+        "source": "user path",
+        "expected_images": 5_879,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_ninco.txt",
         "instructions": _OPENOOD.format(images="images_largescale", imglist="test_ninco.txt"),
     },
     "openood_inaturalist": {
-        "benchmark": "openood_v15", "role": "far", "source": "user path", "expected_images": 10_000,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_inaturalist.txt",
+        "benchmark": "openood_v15",
+        "role": "far",
+        "source": "user path",
+        "expected_images": 10_000,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_inaturalist.txt",
         "instructions": _OPENOOD.format(images="images_largescale", imglist="test_inaturalist.txt"),
     },
     "openood_textures": {
-        "benchmark": "openood_v15", "role": "far", "source": "user path", "expected_images": 5_160,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_textures.txt",
+        "benchmark": "openood_v15",
+        "role": "far",
+        "source": "user path",
+        "expected_images": 5_160,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_textures.txt",
         "instructions": _OPENOOD.format(images="images_classic", imglist="test_textures.txt"),
     },
     "openimage_o": {
-        "benchmark": "openood_v15", "role": "far", "source": "user path", "expected_images": 15_869,
-        "layout": "list", "root": None, "list": "benchmark_imglist/imagenet/test_openimage_o.txt",
+        "benchmark": "openood_v15",
+        "role": "far",
+        "source": "user path",
+        "expected_images": 15_869,
+        "layout": "list",
+        "root": None,
+        "list": "benchmark_imglist/imagenet/test_openimage_o.txt",
         "instructions": _OPENOOD.format(images="images_largescale", imglist="test_openimage_o.txt"),
     },
     # --- fine-grained ID sets (OOD: the MOS far-OOD sets) ------------------------------------
     "cub200": {
-        "benchmark": "fine_grained", "role": "id", "source": "user path", "expected_images": 5_794,
-        "layout": "class_folders", "root": None, "extensions": [".jpg"], "label_set": "cub200",
+        "benchmark": "fine_grained",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 5_794,
+        "layout": "class_folders",
+        "root": None,
+        "extensions": [".jpg"],
+        "label_set": "cub200",
         "instructions": (
             "CUB-200-2011 (https://www.vision.caltech.edu/datasets/cub_200_2011/, CUB_200_2011.tgz): "
             "the test split (train_test_split.txt == 0) is 5,794 of the 11,788 images. Arrange the test "
             "images as CUB_200_2011/images/NNN.Name/ class folders (or give an image list with 0-based "
-            "labels, class id - 1) and set root to that folder."),
+            "labels, class id - 1) and set root to that folder."
+        ),
     },
     "stanford_cars": {
-        "benchmark": "fine_grained", "role": "id", "source": "user path", "expected_images": 8_041,
-        "layout": "list", "root": None, "list": None, "label_set": "stanford_cars",
+        "benchmark": "fine_grained",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 8_041,
+        "layout": "list",
+        "root": None,
+        "list": None,
+        "label_set": "stanford_cars",
         "instructions": (
             "Stanford Cars test split (8,041 images; the original site is offline, copies exist e.g. as "
             "torchvision's StanfordCars layout). Write an image list 'cars_test/xxxxx.jpg <class id - 1>' "
-            "from the devkit's cars_test_annos_withlabels and set root and list."),
+            "from the devkit's cars_test_annos_withlabels and set root and list."
+        ),
     },
     "food101": {
-        "benchmark": "fine_grained", "role": "id", "source": "user path", "expected_images": 25_250,
-        "layout": "list", "root": None, "list": None, "label_set": "food101",
+        "benchmark": "fine_grained",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 25_250,
+        "layout": "list",
+        "root": None,
+        "list": None,
+        "label_set": "food101",
         "instructions": (
             "Food-101 (http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz, about 5 GB): the test split "
             "is meta/test.txt (25,250 images, 'class/id' without extension). Write an image list "
-            "'class/id.jpg <index of class in meta/classes.txt>' and set root to food-101/images."),
+            "'class/id.jpg <index of class in meta/classes.txt>' and set root to food-101/images."
+        ),
     },
     "oxford_pets": {
-        "benchmark": "fine_grained", "role": "id", "source": "user path", "expected_images": 3_669,
-        "layout": "list", "root": None, "list": None, "label_set": "oxford_pets",
+        "benchmark": "fine_grained",
+        "role": "id",
+        "source": "user path",
+        "expected_images": 3_669,
+        "layout": "list",
+        "root": None,
+        "list": None,
+        "label_set": "oxford_pets",
         "instructions": (
             "Oxford-IIIT Pets (https://www.robots.ox.ac.uk/~vgg/data/pets/, images.tar.gz and "
             "annotations.tar.gz): the test split is annotations/test.txt (3,669 images). Write an image "
             "list 'Name_123.jpg <index in ants/data/labels/oxford_pets.txt>' (the breed is the file "
             "name without the trailing _number; that file's order is NOT the annotations' class id "
-            "order) and set root to the images folder."),
+            "order) and set root to the images folder."
+        ),
     },
 }

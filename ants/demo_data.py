@@ -86,8 +86,14 @@ class DemoSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"DemoSpec.{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 16 <= self.image_size <= 512:
-            raise ValueError(f"DemoSpec.image_size must be an integer in [16, 512], got {self.image_size!r}")
+        if (
+            isinstance(self.image_size, bool)
+            or not isinstance(self.image_size, int)
+            or not 16 <= self.image_size <= 512
+        ):
+            raise ValueError(
+                f"DemoSpec.image_size must be an integer in [16, 512], got {self.image_size!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"DemoSpec.seed must be an integer >= 0, got {self.seed!r}")
 
@@ -115,7 +121,9 @@ def _colour(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, 
     return tuple(int(v) for v in rng.integers(lo, hi, size=3))
 
 
-def _contrasting(rng: np.random.Generator, background: tuple[int, int, int]) -> tuple[int, int, int]:
+def _contrasting(
+    rng: np.random.Generator, background: tuple[int, int, int]
+) -> tuple[int, int, int]:
     """A random colour at least 120 away (sum of absolute channel differences) from ``background``."""
     for _ in range(100):
         c = _colour(rng)
@@ -124,8 +132,16 @@ def _contrasting(rng: np.random.Generator, background: tuple[int, int, int]) -> 
     return tuple(255 - v for v in background)
 
 
-def _polygon(cx: float, cy: float, radius: float, n: int, rotation: float, *, inner: float | None = None,
-             stretch: float = 1.0) -> list[tuple[float, float]]:
+def _polygon(
+    cx: float,
+    cy: float,
+    radius: float,
+    n: int,
+    rotation: float,
+    *,
+    inner: float | None = None,
+    stretch: float = 1.0,
+) -> list[tuple[float, float]]:
     """Vertices of a regular polygon (or a star when ``inner`` is the inner radius ratio)."""
     points = []
     steps = 2 * n if inner is not None else n
@@ -223,7 +239,17 @@ def _draw_colour_field(rng: np.random.Generator, size: int) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(radius=size / 16))
 
 
-_SHAPES = ("circle", "ellipse", "square", "rectangle", "triangle", "pentagon", "star", "cross", "crescent")
+_SHAPES = (
+    "circle",
+    "ellipse",
+    "square",
+    "rectangle",
+    "triangle",
+    "pentagon",
+    "star",
+    "cross",
+    "crescent",
+)
 _TEXTURES = ("stripes", "checkerboard", "plaid", "polka dots", "zigzag", "waves")
 _RENDERERS: dict[str, Callable[[np.random.Generator, int], Image.Image]] = {
     **{k: (lambda rng, size, k=k: _draw_shape(k, rng, size)) for k in _SHAPES},
@@ -259,15 +285,21 @@ def _write_text(path: Path, text: str) -> None:
 def _items(spec: DemoSpec, split: str) -> list[tuple[str, int, int, int]]:
     """``(kind, label, class_index, i)`` for every image of ``split``, in list order."""
     if split == "id":
-        return [(c, k, k, i) for k, c in enumerate(ID_CLASSES) for i in range(spec.images_per_class)]
+        return [
+            (c, k, k, i) for k, c in enumerate(ID_CLASSES) for i in range(spec.images_per_class)
+        ]
     if split == "near":
-        return [(c, -1, k, i) for k, c in enumerate(NEAR_CLASSES) for i in range(spec.near_per_class)]
+        return [
+            (c, -1, k, i) for k, c in enumerate(NEAR_CLASSES) for i in range(spec.near_per_class)
+        ]
     if split == "far":
         return [(FAR_KIND, -1, 0, i) for i in range(spec.n_far)]
     raise ValueError(f"unknown demo split {split!r}; valid: {list(SPLITS)}")
 
 
-def generate_demo(root: str | os.PathLike, spec: DemoSpec | None = None, *, progress: bool = True) -> dict[str, Path]:
+def generate_demo(
+    root: str | os.PathLike, spec: DemoSpec | None = None, *, progress: bool = True
+) -> dict[str, Path]:
     """Write the demo image set under ``root`` (see the module docstring for the layout).
 
     Returns ``{"classnames": path, "id": list path, "near": list path, "far": list path}``.

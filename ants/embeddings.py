@@ -50,8 +50,12 @@ class EmbeddingFileError(ValueError):
 def _check_features(features: Any) -> np.ndarray:
     arr = np.asarray(features)
     if arr.ndim != 2:
-        raise ValueError(f"features must be a 2-D array (rows = items, columns = dims), got shape {arr.shape}")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(
+            f"features must be a 2-D array (rows = items, columns = dims), got shape {arr.shape}"
+        )
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
         raise TypeError(f"features must be real numbers, got dtype {arr.dtype}")
     if arr.shape[1] < 1:
         raise ValueError(f"features must have at least one column, got shape {arr.shape}")
@@ -71,7 +75,9 @@ def _encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     try:
         return json.dumps(dict(metadata), sort_keys=True, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"metadata must be JSON-serialisable (str/number/bool/None/list/dict): {exc}") from exc
+        raise ValueError(
+            f"metadata must be JSON-serialisable (str/number/bool/None/list/dict): {exc}"
+        ) from exc
 
 
 def write_embeddings(
@@ -97,9 +103,13 @@ def write_embeddings(
             f"features and rows differ in length: {arr.shape[0]} feature rows but {len(rows)} table rows"
         )
     if EMBEDDING_COLUMN in rows.columns:
-        raise ValueError(f"rows must not have a column named {EMBEDDING_COLUMN!r}: it holds the features")
+        raise ValueError(
+            f"rows must not have a column named {EMBEDDING_COLUMN!r}: it holds the features"
+        )
     if rows.shape[1] == 0:
-        raise ValueError("rows must have at least one column (e.g. an item id) besides the features")
+        raise ValueError(
+            "rows must have at least one column (e.g. an item id) besides the features"
+        )
     bad_names = [c for c in rows.columns if not isinstance(c, str)]
     if bad_names:
         raise ValueError(f"row column names must be strings, got {bad_names!r}")
@@ -108,7 +118,9 @@ def write_embeddings(
     table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
     n, d = arr.shape
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1), type=pa.float32()), d)
-    table = table.append_column(pa.field(EMBEDDING_COLUMN, embedding.type, nullable=False), embedding)
+    table = table.append_column(
+        pa.field(EMBEDDING_COLUMN, embedding.type, nullable=False), embedding
+    )
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[METADATA_KEY] = meta_bytes
     table = table.replace_schema_metadata(schema_meta)
@@ -137,9 +149,13 @@ def _metadata_of(path: Path, schema: pa.Schema) -> dict[str, Any]:
     try:
         meta = json.loads(raw)
     except ValueError as exc:
-        raise EmbeddingFileError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not valid JSON: {exc}") from exc
+        raise EmbeddingFileError(
+            f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not valid JSON: {exc}"
+        ) from exc
     if not isinstance(meta, dict):
-        raise EmbeddingFileError(f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not a JSON object")
+        raise EmbeddingFileError(
+            f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not a JSON object"
+        )
     return meta
 
 
@@ -179,11 +195,17 @@ def read_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame, 
     column = table.column(EMBEDDING_COLUMN).combine_chunks()
     n, d = len(column), etype.list_size
     if column.null_count:
-        raise EmbeddingFileError(f"{path}: column {EMBEDDING_COLUMN!r} has {column.null_count} null entries")
+        raise EmbeddingFileError(
+            f"{path}: column {EMBEDDING_COLUMN!r} has {column.null_count} null entries"
+        )
     flat = column.flatten()  # honours the array offset; no per-row work
     if len(flat) != n * d or flat.null_count:
-        raise EmbeddingFileError(f"{path}: column {EMBEDDING_COLUMN!r} holds null or missing values")
-    features = np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True).reshape(n, d)
+        raise EmbeddingFileError(
+            f"{path}: column {EMBEDDING_COLUMN!r} holds null or missing values"
+        )
+    features = np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True).reshape(
+        n, d
+    )
 
     rows = table.drop_columns([EMBEDDING_COLUMN]).to_pandas()
     if not isinstance(rows.index, pd.RangeIndex):

@@ -92,8 +92,20 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "tiny": {
         "embed_dim": 64,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 2,
+            "width": 64,
+            "patch_size": 8,
+            "head_width": 32,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 2,
+            "layers": 2,
+        },
     },
 }
 _ARCH_BASE = "ViT-B-32"
@@ -159,14 +171,22 @@ class ClipSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValueError(f"ClipSpec.model must be a non-empty string, got {self.model!r}")
-        if self.pretrained is not None and (not isinstance(self.pretrained, str) or not self.pretrained):
-            raise ValueError(f"ClipSpec.pretrained must be a hub tag string or None, got {self.pretrained!r}")
+        if self.pretrained is not None and (
+            not isinstance(self.pretrained, str) or not self.pretrained
+        ):
+            raise ValueError(
+                f"ClipSpec.pretrained must be a hub tag string or None, got {self.pretrained!r}"
+            )
         if self.weights_path is not None:
             if not isinstance(self.weights_path, (str, os.PathLike)) or not str(self.weights_path):
-                raise ValueError(f"ClipSpec.weights_path must be a file path or None, got {self.weights_path!r}")
+                raise ValueError(
+                    f"ClipSpec.weights_path must be a file path or None, got {self.weights_path!r}"
+                )
             object.__setattr__(self, "weights_path", str(self.weights_path))
         if self.overrides is not None and not isinstance(self.overrides, Mapping):
-            raise ValueError(f"ClipSpec.overrides must be a mapping of model keywords or None, got {self.overrides!r}")
+            raise ValueError(
+                f"ClipSpec.overrides must be a mapping of model keywords or None, got {self.overrides!r}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"ClipSpec.seed must be an integer, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
@@ -189,10 +209,14 @@ class ClipSpec:
             model, _, tag = config.partition(":")
             return cls(model=model, pretrained=tag or None)
         if not isinstance(config, Mapping):
-            raise ValueError(f"a CLIP config must be a mapping or a string, got {type(config).__name__}")
+            raise ValueError(
+                f"a CLIP config must be a mapping or a string, got {type(config).__name__}"
+            )
         unknown = sorted(set(config) - set(_SPEC_KEYS))
         if unknown:
-            raise ValueError(f"unknown CLIP config key(s) {unknown}; valid keys: {list(_SPEC_KEYS)}")
+            raise ValueError(
+                f"unknown CLIP config key(s) {unknown}; valid keys: {list(_SPEC_KEYS)}"
+            )
         if "model" not in config:
             raise ValueError(f"a CLIP config needs a 'model' key (valid keys: {list(_SPEC_KEYS)})")
         kwargs = {k: config[k] for k in _SPEC_KEYS if k in config and config[k] is not None}
@@ -226,8 +250,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if kind not in DEVICES:
         raise ValueError(f"unknown device {name!r}; valid: {list(DEVICES)} (optionally 'cuda:N')")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(
+            f"device {name!r} requested but CUDA is not available; use 'cpu' or 'auto'"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
         raise ValueError(f"device {name!r} requested but MPS is not available; use 'cpu' or 'auto'")
     return torch.device(name)
 
@@ -237,7 +265,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=json_default))
 
 
-def _merge_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+def _merge_overrides(
+    base: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
     merged = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
     for key, value in (overrides or {}).items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
@@ -289,12 +319,18 @@ def _snapshot_revision(path: str) -> str | None:
     """The commit hash of a file in a Hugging Face cache (``.../snapshots/<commit>/<file>``)."""
     parts = os.path.normpath(path).split(os.sep)
     for i in range(len(parts) - 2, 0, -1):
-        if parts[i - 1] == "snapshots" and len(parts[i]) == 40 and all(c in string.hexdigits for c in parts[i]):
+        if (
+            parts[i - 1] == "snapshots"
+            and len(parts[i]) == 40
+            and all(c in string.hexdigits for c in parts[i])
+        ):
             return parts[i]
     return None
 
 
-def _fetch_tag(model: str, tag: str, tag_cfg: Mapping[str, Any], cache_dir: str | None = None) -> str:
+def _fetch_tag(
+    model: str, tag: str, tag_cfg: Mapping[str, Any], cache_dir: str | None = None
+) -> str:
     """Download (or find in the hub cache) the checkpoint of a hub tag; one clear error if not."""
     source = _hub_source(tag_cfg)
     where = f" into the cache {cache_dir}" if cache_dir else ""
@@ -328,8 +364,13 @@ def _build(spec: ClipSpec, cache_dir: str | None = None):
     """(model on CPU in fp32, eval transform, tokenizer, provenance dict)."""
     name = spec.model
     overrides = dict(spec.overrides or {})
-    provenance: dict[str, Any] = {"weights_file": None, "quick_gelu_from_tag": False, "weights_source": None,
-                                  "hub_revision": None, "cache_dir": cache_dir}
+    provenance: dict[str, Any] = {
+        "weights_file": None,
+        "quick_gelu_from_tag": False,
+        "weights_source": None,
+        "hub_revision": None,
+        "cache_dir": cache_dir,
+    }
 
     if spec.weights_path is not None and not os.path.isfile(spec.weights_path):
         raise ClipLoadError(
@@ -345,8 +386,13 @@ def _build(spec: ClipSpec, cache_dir: str | None = None):
         logging.getLogger().removeFilter(quiet)
 
 
-def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenance: dict[str, Any],
-                  cache_dir: str | None = None):
+def _build_seeded(
+    spec: ClipSpec,
+    name: str,
+    overrides: dict[str, Any],
+    provenance: dict[str, Any],
+    cache_dir: str | None = None,
+):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         if name.startswith(("hf-hub:", "local-dir:")):
@@ -381,7 +427,9 @@ def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenan
             arch = ARCHITECTURES[name]
             missing = base_keys - set(arch)
             if missing:  # pragma: no cover - guards against an open_clip config change
-                raise ClipLoadError(f"architecture {name!r} must set {sorted(missing)} of {_ARCH_BASE!r}")
+                raise ClipLoadError(
+                    f"architecture {name!r} must set {sorted(missing)} of {_ARCH_BASE!r}"
+                )
             config_name, kwargs, tag_cfg = _ARCH_BASE, _merge_overrides(arch, overrides), {}
         else:
             config = open_clip.get_model_config(name)
@@ -392,16 +440,29 @@ def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenan
                 tag_cfg = open_clip.get_pretrained_cfg(name, spec.pretrained)
                 if not tag_cfg:
                     tags = open_clip.list_pretrained_tags_by_model(name)
-                    hint = f"valid tags for {name!r}: {tags}" if tags else f"open_clip has no published weights for {name!r}"
+                    hint = (
+                        f"valid tags for {name!r}: {tags}"
+                        if tags
+                        else f"open_clip has no published weights for {name!r}"
+                    )
                     extra = (
                         f"; {spec.pretrained!r} looks like a file path: put it in weights_path instead"
-                        if os.sep in spec.pretrained or os.path.exists(spec.pretrained) else ""
+                        if os.sep in spec.pretrained or os.path.exists(spec.pretrained)
+                        else ""
                     )
-                    raise ClipLoadError(f"unknown pretrained tag {spec.pretrained!r} for CLIP model {name!r}; {hint}{extra}")
+                    raise ClipLoadError(
+                        f"unknown pretrained tag {spec.pretrained!r} for CLIP model {name!r}; {hint}{extra}"
+                    )
             config_name = name
-            kwargs = _merge_overrides({k: v for k, v in config.items() if isinstance(v, Mapping)}, overrides)
+            kwargs = _merge_overrides(
+                {k: v for k, v in config.items() if isinstance(v, Mapping)}, overrides
+            )
             # the tag's activation wins over the config default (OpenAI weights need QuickGELU)
-            if tag_cfg.get("quick_gelu") and not config.get("quick_gelu") and "quick_gelu" not in overrides:
+            if (
+                tag_cfg.get("quick_gelu")
+                and not config.get("quick_gelu")
+                and "quick_gelu" not in overrides
+            ):
                 kwargs["quick_gelu"] = True
                 provenance["quick_gelu_from_tag"] = True
 
@@ -410,8 +471,11 @@ def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenan
             weights_file = _fetch_tag(name, spec.pretrained, tag_cfg, cache_dir)
             hub = tag_cfg.get("hf_hub")
             provenance["hub_revision"] = _snapshot_revision(weights_file)
-            provenance["weights_source"] = (f"hf-hub:{hub.rstrip('/')}" if hub and provenance["hub_revision"]
-                                            else tag_cfg.get("url") or None)
+            provenance["weights_source"] = (
+                f"hf-hub:{hub.rstrip('/')}"
+                if hub and provenance["hub_revision"]
+                else tag_cfg.get("url") or None
+            )
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 config_name,
@@ -434,7 +498,9 @@ def _build_seeded(spec: ClipSpec, name: str, overrides: dict[str, Any], provenan
         tokenizer = open_clip.SimpleTokenizer(context_length=context)  # bundled BPE, no hub
     else:
         try:
-            tokenizer = open_clip.get_tokenizer(config_name, context_length=getattr(model, "context_length", None))
+            tokenizer = open_clip.get_tokenizer(
+                config_name, context_length=getattr(model, "context_length", None)
+            )
         except Exception as exc:  # noqa: BLE001
             raise ClipLoadError(
                 f"could not build the tokenizer of CLIP model {name!r}{_offline_note()}: {type(exc).__name__}: {exc}"
@@ -469,7 +535,9 @@ def load_clip(
             "precision 'fp16' is not supported on CPU (half-precision autocast needs a GPU); "
             "use precision 'fp32' or 'bf16' on CPU"
         )
-    model, preprocess, tokenizer, provenance = _build(spec, os.fspath(cache_dir) if cache_dir is not None else None)
+    model, preprocess, tokenizer, provenance = _build(
+        spec, os.fspath(cache_dir) if cache_dir is not None else None
+    )
     model = model.to(dev).eval()
     for param in model.parameters():
         param.requires_grad_(False)
@@ -484,7 +552,9 @@ class _ImageFiles(torch.utils.data.Dataset):
     """Opens, decodes (:func:`ants.images.open_rgb`) and transforms one image; failures are
     returned, not raised."""
 
-    def __init__(self, paths: Sequence[str], transform, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self, paths: Sequence[str], transform, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ):
         self.paths = paths
         self.transform = transform
         self.max_pixels = max_pixels
@@ -580,8 +650,11 @@ class ClipEncoder:
                 collate_fn=_collate,
                 pin_memory=self.device.type == "cuda",
             )
-            with _progress(total=n, desc="encoding images", unit="img", enabled=progress) as bar, \
-                    torch.inference_mode(), self._autocast():
+            with (
+                _progress(total=n, desc="encoding images", unit="img", enabled=progress) as bar,
+                torch.inference_mode(),
+                self._autocast(),
+            ):
                 for indices, pixels, bad in loader:
                     for index, message in bad:
                         if on_error == "raise":
@@ -621,10 +694,15 @@ class ClipEncoder:
         if not prompts:
             return np.empty((0, self.dim), dtype=np.float32)
         chunks = []
-        with _progress(total=len(prompts), desc="encoding texts", unit="text", enabled=progress) as bar, \
-                torch.inference_mode(), self._autocast():
+        with (
+            _progress(
+                total=len(prompts), desc="encoding texts", unit="text", enabled=progress
+            ) as bar,
+            torch.inference_mode(),
+            self._autocast(),
+        ):
             for start in range(0, len(prompts), batch_size):
-                batch = prompts[start:start + batch_size]
+                batch = prompts[start : start + batch_size]
                 tokens = self.tokenizer(batch).to(self.device)
                 chunks.append(self._finish(self.model.encode_text(tokens)))
                 bar.update(len(batch))
@@ -645,37 +723,53 @@ class ClipEncoder:
             self._weights_sha256 = file_digest(weights_file)
         cfg = dict(getattr(self.model.visual, "preprocess_cfg", {}) or {})
         hub_revision = self._provenance.get("hub_revision")
-        revision = hub_revision or (f"sha256:{self._weights_sha256}" if self._weights_sha256 else None)
-        return _jsonable({
-            "model": self.spec.model,
-            "model_id": self.spec.model,
-            "revision": revision,
-            "weights_source": self._provenance.get("weights_source")
-            or ("local file" if self.spec.weights_path else None),
-            "architecture": ARCHITECTURES.get(self.spec.model),
-            "pretrained": self.spec.pretrained,
-            "weights_path": self.spec.weights_path,
-            "weights_file": weights_file,
-            "weights_sha256": self._weights_sha256,
-            "random_init": weights_file is None,
-            "overrides": dict(self.spec.overrides) if self.spec.overrides else None,
-            "quick_gelu_from_tag": self._provenance.get("quick_gelu_from_tag", False),
-            "seed": self.spec.seed,
-            "embed_dim": self.dim,
-            "precision": self.precision,
-            "tokenizer": type(self.tokenizer).__name__,
-            "context_length": getattr(self.tokenizer, "context_length", None),
-            "preprocessing": {
-                **{k: cfg[k] for k in ("size", "resize_mode", "interpolation", "mean", "std", "fill_color") if k in cfg},
-                "transform": [line.strip() for line in repr(self.preprocess).splitlines()[1:-1]],
-            },
-            "versions": {
-                "ants": ants.__version__,
-                "torch": torch.__version__,
-                "open_clip": open_clip.__version__,
-            },
-        })
-
+        revision = hub_revision or (
+            f"sha256:{self._weights_sha256}" if self._weights_sha256 else None
+        )
+        return _jsonable(
+            {
+                "model": self.spec.model,
+                "model_id": self.spec.model,
+                "revision": revision,
+                "weights_source": self._provenance.get("weights_source")
+                or ("local file" if self.spec.weights_path else None),
+                "architecture": ARCHITECTURES.get(self.spec.model),
+                "pretrained": self.spec.pretrained,
+                "weights_path": self.spec.weights_path,
+                "weights_file": weights_file,
+                "weights_sha256": self._weights_sha256,
+                "random_init": weights_file is None,
+                "overrides": dict(self.spec.overrides) if self.spec.overrides else None,
+                "quick_gelu_from_tag": self._provenance.get("quick_gelu_from_tag", False),
+                "seed": self.spec.seed,
+                "embed_dim": self.dim,
+                "precision": self.precision,
+                "tokenizer": type(self.tokenizer).__name__,
+                "context_length": getattr(self.tokenizer, "context_length", None),
+                "preprocessing": {
+                    **{
+                        k: cfg[k]
+                        for k in (
+                            "size",
+                            "resize_mode",
+                            "interpolation",
+                            "mean",
+                            "std",
+                            "fill_color",
+                        )
+                        if k in cfg
+                    },
+                    "transform": [
+                        line.strip() for line in repr(self.preprocess).splitlines()[1:-1]
+                    ],
+                },
+                "versions": {
+                    "ants": ants.__version__,
+                    "torch": torch.__version__,
+                    "open_clip": open_clip.__version__,
+                },
+            }
+        )
 
     def fingerprint(self) -> str:
         """A sha256 hex digest of :meth:`identity` without local file paths.

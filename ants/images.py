@@ -90,17 +90,25 @@ def _scale_integer(img: Image.Image, path: str | os.PathLike) -> Image.Image:
         raise ImageError(path, f"empty {img.mode} image")
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
-        raise ImageError(path, f"integer image (mode {img.mode}) with negative values (min {lo}); "
-                               f"convert it to 8-bit RGB")
+        raise ImageError(
+            path,
+            f"integer image (mode {img.mode}) with negative values (min {lo}); "
+            f"convert it to 8-bit RGB",
+        )
     declared = _declared_top(img)
     if declared is None:
         if img.mode not in _SIXTEEN_BIT_MODES and hi > 0xFFFF:
-            raise ImageError(path, f"integer image (mode {img.mode}) with values up to {hi} and no declared "
-                                   f"bit depth; convert it to 8-bit RGB")
+            raise ImageError(
+                path,
+                f"integer image (mode {img.mode}) with values up to {hi} and no declared "
+                f"bit depth; convert it to 8-bit RGB",
+            )
         declared = (16, 0xFFFF)
     bits, top = declared
     if hi > top:
-        raise ImageError(path, f"integer image (mode {img.mode}) declares {bits} bits but holds the value {hi}")
+        raise ImageError(
+            path, f"integer image (mode {img.mode}) declares {bits} bits but holds the value {hi}"
+        )
     scaled = np.floor(arr.astype(np.float64) * (255.0 / top) + 0.5)
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8)).convert("RGB")
 
@@ -110,11 +118,16 @@ def _scale_float(img: Image.Image, path: str | os.PathLike) -> Image.Image:
     if arr.size == 0:
         raise ImageError(path, "empty float image")
     if not np.isfinite(arr).all():
-        raise ImageError(path, "float image (mode F) holds NaN or infinite values; convert it to 8-bit RGB")
+        raise ImageError(
+            path, "float image (mode F) holds NaN or infinite values; convert it to 8-bit RGB"
+        )
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
-        raise ImageError(path, f"float image (mode F) with values in [{lo:g}, {hi:g}]; only [0, 1] is "
-                               f"supported (scaled by 255): convert it to 8-bit RGB")
+        raise ImageError(
+            path,
+            f"float image (mode F) with values in [{lo:g}, {hi:g}]; only [0, 1] is "
+            f"supported (scaled by 255): convert it to 8-bit RGB",
+        )
     scaled = np.floor(arr * 255.0 + 0.5)
     return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
 
@@ -146,7 +159,9 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, path) -> None
         )
 
 
-def open_rgb(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_rgb(
+    path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """Open, size-check, decode and convert one image file to 8-bit RGB (module docstring).
 
     Raises :class:`ImageError` naming the file for every failure.
@@ -168,8 +183,11 @@ def open_rgb(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PI
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(path, f"image exceeds the limit of {max_pixels:,} pixels (max_pixels); refused "
-                               f"before decoding (Pillow: {exc})") from exc
+        raise ImageError(
+            path,
+            f"image exceeds the limit of {max_pixels:,} pixels (max_pixels); refused "
+            f"before decoding (Pillow: {exc})",
+        ) from exc
     except FileNotFoundError as exc:
         raise ImageError(path, "FileNotFoundError: file not found") from exc
     except Exception as exc:  # noqa: BLE001 - every decoding failure names the file

@@ -78,7 +78,7 @@ def sidecar_path(log: str | os.PathLike) -> Path | None:
     parts = log.parts
     if "answers" in parts:
         i = len(parts) - 1 - parts[::-1].index("answers")
-        rel = Path(*parts[i + 1:])
+        rel = Path(*parts[i + 1 :])
         cands.append(Path(*parts[:i]) / "logs" / "answer" / rel.with_suffix(".timing.json"))
     for cand in cands:
         if cand.is_file():
@@ -105,7 +105,11 @@ def _sidecar_frame(path: Path, n: int, log: Path | None = None) -> pd.DataFrame 
     if isinstance(rows, list) and len(rows) == n and all(isinstance(r, Mapping) for r in rows):
         return pd.DataFrame([{k: r.get(k) for k in SIDECAR_COLUMNS} for r in rows])
     if isinstance(data, Mapping):
-        cols = {k: list(v) for k, v in data.items() if k in SIDECAR_COLUMNS and isinstance(v, list) and len(v) == n}
+        cols = {
+            k: list(v)
+            for k, v in data.items()
+            if k in SIDECAR_COLUMNS and isinstance(v, list) and len(v) == n
+        }
         return pd.DataFrame(cols) if cols else None
     return None
 
@@ -129,9 +133,21 @@ def read_one_log(path: str | os.PathLike) -> pd.DataFrame:
     extra = _sidecar_frame(side, len(frame), path) if side is not None else None
     for col in SIDECAR_COLUMNS:
         if col not in frame.columns:
-            frame[col] = extra[col].tolist() if extra is not None and col in extra else [None] * len(frame)
-    for col in ("image", "image_sha256", "class_name", "prompt", "backend", "model_id", "revision", "settings",
-                "cache_key", "reason"):
+            frame[col] = (
+                extra[col].tolist() if extra is not None and col in extra else [None] * len(frame)
+            )
+    for col in (
+        "image",
+        "image_sha256",
+        "class_name",
+        "prompt",
+        "backend",
+        "model_id",
+        "revision",
+        "settings",
+        "cache_key",
+        "reason",
+    ):
         if col not in frame.columns:
             frame[col] = None
     frame["log"] = str(path)
@@ -146,11 +162,20 @@ def read_logs(path: str | os.PathLike) -> pd.DataFrame:
 
 def _names(values: Sequence, limit: int = 20) -> str:
     values = list(values)
-    return ", ".join(map(str, values[:limit])) + (f" ... ({len(values)} in all)" if len(values) > limit else "")
+    return ", ".join(map(str, values[:limit])) + (
+        f" ... ({len(values)} in all)" if len(values) > limit else ""
+    )
 
 
-def filter_answers(frame: pd.DataFrame, *, stream: str | None = None, batch: int | None = None,
-                   kind: str | None = None, status: str | None = None, text: str | None = None) -> pd.DataFrame:
+def filter_answers(
+    frame: pd.DataFrame,
+    *,
+    stream: str | None = None,
+    batch: int | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    text: str | None = None,
+) -> pd.DataFrame:
     """Rows of ``frame`` matching every filter given.
 
     ``stream``: exact stream id, or a prefix ending at a ``/`` boundary (``demo/ants_code``);
@@ -173,8 +198,10 @@ def filter_answers(frame: pd.DataFrame, *, stream: str | None = None, batch: int
         sel = sel[sel["batch_index"] == batch]
         if sel.empty:
             where = f"stream {stream!r}" if stream else "the answers log"
-            raise UsageError(f"{where} has no {kind + ' ' if kind else ''}queries at batch {batch}; "
-                             f"batches with queries: {_names(batches, 40) or 'none'}")
+            raise UsageError(
+                f"{where} has no {kind + ' ' if kind else ''}queries at batch {batch}; "
+                f"batches with queries: {_names(batches, 40) or 'none'}"
+            )
     if status:
         sel = sel[sel["status"] == status]
     if text:
@@ -207,9 +234,16 @@ class Banks:
     note: str = ""
 
 
-def banks_at(answers: pd.DataFrame, batch: int, *, stream: str = "", config: Mapping | None = None,
-             preds: Sequence[int] | None = None, pred_batches: Sequence[int] | None = None,
-             class_names: Sequence[str] | None = None) -> Banks:
+def banks_at(
+    answers: pd.DataFrame,
+    batch: int,
+    *,
+    stream: str = "",
+    config: Mapping | None = None,
+    preds: Sequence[int] | None = None,
+    pred_batches: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Banks:
     """The banks of one stream's answers (``answers``: its log rows) after batch ``batch``.
 
     ``config``: the ANTS switches (a mapping for :func:`ants.methods.ants_tta.ants_config`,
@@ -225,8 +259,10 @@ def banks_at(answers: pd.DataFrame, batch: int, *, stream: str = "", config: Map
     ens = rows[rows["kind"] == "ens"]
     for b in sorted(int(x) for x in ens["batch_index"].unique()):
         part = ens[ens["batch_index"] == b]
-        sentences = normalise_sentences([s for r in part.itertuples() if r.status == "ok" for s in r.negatives])
-        out.ens = (sentences + out.ens)[-cfg.ens_bank_cap:]
+        sentences = normalise_sentences(
+            [s for r in part.itertuples() if r.status == "ok" for s in r.negatives]
+        )
+        out.ens = (sentences + out.ens)[-cfg.ens_bank_cap :]
         out.ens_updates.append(b)
     vs = rows[rows["kind"] == "vsnl"]
     events = [v for v in range(cfg.vsnl_start, int(batch) + 1, cfg.vsnl_interval)]
@@ -235,11 +271,17 @@ def banks_at(answers: pd.DataFrame, batch: int, *, stream: str = "", config: Map
     cache: dict[str, list[str]] = {}
     if not exact:
         for r in vs.itertuples():
-            cache.setdefault(str(r.class_name), normalise_sentences(
-                list(r.negatives) if r.status == "ok" else [])[: cfg.vsnl_labels_per_class])
+            cache.setdefault(
+                str(r.class_name),
+                normalise_sentences(list(r.negatives) if r.status == "ok" else [])[
+                    : cfg.vsnl_labels_per_class
+                ],
+            )
         out.vsnl_exact = False
-        out.note = ("VSNL: no score file / class names, so classes that left the frequent subset are not "
-                    "dropped; these are the labels of every class asked so far")
+        out.note = (
+            "VSNL: no score file / class names, so classes that left the frequent subset are not "
+            "dropped; these are the labels of every class asked so far"
+        )
     else:
         k = len(class_names)
         near_k = cfg.near_top_k if cfg.near_subset == "top_k" else max(1, round(cfg.near_delta * k))
@@ -274,7 +316,9 @@ _KEY = ("stream_id", "batch_index", "kind", "class_name", "image_sha256")
 
 def _key_frame(frame: pd.DataFrame) -> pd.DataFrame:
     f = frame.copy()
-    f["image_sha256"] = [s if s else img for s, img in zip(f["image_sha256"], f["image"], strict=True)]
+    f["image_sha256"] = [
+        s if s else img for s, img in zip(f["image_sha256"], f["image"], strict=True)
+    ]
     f["batch_index"] = f["batch_index"].astype("Int64")
     f["negatives_t"] = [tuple(v) for v in f["negatives"]]
     for c in ("class_name", "image_sha256", "raw_text", "prompt", "status"):
@@ -299,10 +343,25 @@ def diff_logs(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     only_a = merged[merged["_merge"] == "left_only"][key]
     only_b = merged[merged["_merge"] == "right_only"][key]
     both = merged[merged["_merge"] == "both"]
-    diff_mask = ((both["raw_text_a"] != both["raw_text_b"]) | (both["status_a"] != both["status_b"])
-                 | (both["negatives_t_a"] != both["negatives_t_b"]) | (both["prompt_a"] != both["prompt_b"]))
-    changed = both[diff_mask][key + ["prompt_a", "prompt_b", "raw_text_a", "raw_text_b", "status_a", "status_b",
-                                     "negatives_t_a", "negatives_t_b"]]
+    diff_mask = (
+        (both["raw_text_a"] != both["raw_text_b"])
+        | (both["status_a"] != both["status_b"])
+        | (both["negatives_t_a"] != both["negatives_t_b"])
+        | (both["prompt_a"] != both["prompt_b"])
+    )
+    changed = both[diff_mask][
+        key
+        + [
+            "prompt_a",
+            "prompt_b",
+            "raw_text_a",
+            "raw_text_b",
+            "status_a",
+            "status_b",
+            "negatives_t_a",
+            "negatives_t_b",
+        ]
+    ]
 
     def bank_terms(f: pd.DataFrame) -> dict:
         out = {}
@@ -321,6 +380,13 @@ def diff_logs(a: pd.DataFrame, b: pd.DataFrame) -> dict:
             entered[k] = e
         if lft:
             left[k] = lft
-    return {"only_a": only_a.reset_index(drop=True), "only_b": only_b.reset_index(drop=True),
-            "changed": changed.reset_index(drop=True), "entered": entered, "left": left,
-            "n_a": len(ka), "n_b": len(kb), "same": int(len(both) - int(diff_mask.sum()))}
+    return {
+        "only_a": only_a.reset_index(drop=True),
+        "only_b": only_b.reset_index(drop=True),
+        "changed": changed.reset_index(drop=True),
+        "entered": entered,
+        "left": left,
+        "n_a": len(ka),
+        "n_b": len(kb),
+        "same": int(len(both) - int(diff_mask.sum())),
+    }

@@ -23,7 +23,13 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-__all__ = ["BUILTIN_LABEL_SETS", "LABEL_DIR", "imagenet_classnames", "load_label_set", "read_classnames"]
+__all__ = [
+    "BUILTIN_LABEL_SETS",
+    "LABEL_DIR",
+    "imagenet_classnames",
+    "load_label_set",
+    "read_classnames",
+]
 
 #: Folder of the shipped class-name files.
 LABEL_DIR = Path(__file__).resolve().parent / "data" / "labels"
@@ -54,13 +60,17 @@ def _shipped(name: str) -> list[str]:
     filename, expected = _FILE_SETS[name]
     names = read_classnames(LABEL_DIR / filename)
     if len(names) != expected:  # pragma: no cover - guards the shipped files
-        raise RuntimeError(f"{LABEL_DIR / filename} holds {len(names)} class names, expected {expected}")
+        raise RuntimeError(
+            f"{LABEL_DIR / filename} holds {len(names)} class names, expected {expected}"
+        )
     return names
 
 
 #: Label sets known by name (``load_label_set`` accepts these or a path).
-BUILTIN_LABEL_SETS = {"imagenet1k": imagenet_classnames,
-                      **{name: partial(_shipped, name) for name in _FILE_SETS}}
+BUILTIN_LABEL_SETS = {
+    "imagenet1k": imagenet_classnames,
+    **{name: partial(_shipped, name) for name in _FILE_SETS},
+}
 
 
 def read_classnames(path: str | Path) -> list[str]:

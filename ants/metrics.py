@@ -87,7 +87,9 @@ def _binary_curve(pos: np.ndarray, neg: np.ndarray):
 
 def _check_roc_points(roc_points: str) -> None:
     if roc_points not in ROC_POINTS:
-        raise ValueError(f"roc_points={roc_points!r} is not valid; valid values: {', '.join(ROC_POINTS)}")
+        raise ValueError(
+            f"roc_points={roc_points!r} is not valid; valid values: {', '.join(ROC_POINTS)}"
+        )
 
 
 def roc_points_of(tps: np.ndarray, fps: np.ndarray, roc_points: str = "all"):
@@ -118,8 +120,9 @@ def _check_level(recall_level: float) -> None:
         raise ValueError(f"recall_level must be in (0, 1], got {recall_level}")
 
 
-def fpr_at_tpr(positive_scores, negative_scores, *, recall_level: float = 0.95,
-               roc_points: str = "all") -> float:
+def fpr_at_tpr(
+    positive_scores, negative_scores, *, recall_level: float = 0.95, roc_points: str = "all"
+) -> float:
     """FPR at the first ROC point with TPR >= ``recall_level``; positives score HIGHER.
 
     A sample is called positive when its score is >= the threshold. ``roc_points``: ``"all"``
@@ -133,7 +136,9 @@ def fpr_at_tpr(positive_scores, negative_scores, *, recall_level: float = 0.95,
     return _fpr_at_tpr(pos, neg, recall_level, roc_points)
 
 
-def fpr95_id(id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all") -> float:
+def fpr95_id(
+    id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all"
+) -> float:
     """``fpr95_id`` (ID positive, score ``S``): fraction of OOD accepted when 95 % of ID are.
 
     Scores: higher = more ID. ``roc_points`` defaults to ``"all"``.
@@ -144,7 +149,9 @@ def fpr95_id(id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: s
     return _fpr_at_tpr(id_s, ood_s, recall_level, roc_points)
 
 
-def fpr95_ood(id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all") -> float:
+def fpr95_ood(
+    id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all"
+) -> float:
     """``fpr95_ood`` (OOD positive, score ``-S``): fraction of ID flagged when 95 % of OOD are.
 
     Scores: higher = more ID. ``roc_points`` defaults to ``"all"``; ``"openood"`` gives
@@ -180,8 +187,9 @@ def _auroc(id_s: np.ndarray, ood_s: np.ndarray) -> float:
     return float(u / (n_id * n_ood))
 
 
-def ood_metrics(id_scores, ood_scores, *, recall_level: float = 0.95,
-                roc_points: str = "all") -> dict[str, float]:
+def ood_metrics(
+    id_scores, ood_scores, *, recall_level: float = 0.95, roc_points: str = "all"
+) -> dict[str, float]:
     """AUROC, both FPR@95 conventions and both AUPRs for one (ID, OOD) pair.
 
     ``id_scores`` and ``ood_scores`` are 1-D arrays of finite scores where higher means more
@@ -264,9 +272,7 @@ def seed_summary(
         for seed in seeds:
             m = values_by_seed[seed]
             if key not in m:
-                raise ValueError(
-                    f"seed {seed!r} has no metric {key!r}; it reports {sorted(m)}"
-                )
+                raise ValueError(f"seed {seed!r} has no metric {key!r}; it reports {sorted(m)}")
             v = float(m[key])
             if not np.isfinite(v):
                 raise ValueError(f"seed {seed!r}: metric {key!r} is {v}, expected a finite number")

@@ -121,7 +121,9 @@ def _check_corpus_frame(corpus: pd.DataFrame) -> None:
     need = ("lemma", "pos", "lexnames", "is_also_noun")
     missing = [c for c in need if c not in corpus.columns]
     if missing:
-        raise ValueError(f"corpus lacks columns {missing}; expected {list(need)} (see ants.wordnet)")
+        raise ValueError(
+            f"corpus lacks columns {missing}; expected {list(need)} (see ants.wordnet)"
+        )
     bad = sorted(set(corpus["pos"]) - {"noun", "adj"})
     if bad:
         raise ValueError(f"corpus has pos values {bad}; valid: 'noun', 'adj'")
@@ -144,7 +146,9 @@ def candidate_pools(
     excluded = set(exclude_lexnames)
     unknown = sorted(excluded - set(LEXNAMES))
     if unknown:
-        raise ValueError(f"unknown lexnames in exclude_lexnames: {unknown}; valid: {sorted(LEXNAMES)}")
+        raise ValueError(
+            f"unknown lexnames in exclude_lexnames: {unknown}; valid: {sorted(LEXNAMES)}"
+        )
     id_keys = {str(n).strip().casefold() for n in id_classnames}
     removed = {"duplicate": 0, "id_name": 0, "lexname": 0, "adjective_is_noun": 0}
     pools: dict[str, list[str]] = {"noun": [], "adj": []}
@@ -266,7 +270,9 @@ def _encode_checked(
         raise TypeError(f"encode_text must return floating-point features, got dtype {arr.dtype}")
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
-        raise ValueError(f"encode_text returned NaN or infinite values for {what} texts (template {template!r})")
+        raise ValueError(
+            f"encode_text returned NaN or infinite values for {what} texts (template {template!r})"
+        )
     norms = np.linalg.norm(arr, axis=1)
     bad = np.flatnonzero(np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE)
     if bad.size:
@@ -341,7 +347,9 @@ class MinedNegatives:
                 f"{path} is not a mined-negatives file (artifact {meta.get('artifact')!r}, "
                 f"columns {list(rows.columns)}; expected artifact {_ARTIFACT!r} and columns {cols})"
             )
-        rows = rows.astype({"label": str, "kind": str, "stat": np.float64, "max_id_cos": np.float64})
+        rows = rows.astype(
+            {"label": str, "kind": str, "stat": np.float64, "max_id_cos": np.float64}
+        )
         return cls(rows, features, dict(meta.get("mining", {})))
 
 
@@ -405,7 +413,9 @@ def mine_negative_labels(
     if max_id_similarity == "auto":
         max_id_similarity = CSP_MAX_ID_SIMILARITY if selection == "csp" else None
     if max_id_similarity is not None and not isinstance(max_id_similarity, (int, float)):
-        raise ValueError(f"max_id_similarity must be a number, None or 'auto', got {max_id_similarity!r}")
+        raise ValueError(
+            f"max_id_similarity must be a number, None or 'auto', got {max_id_similarity!r}"
+        )
     excluded = sorted(set(exclude_lexnames))
 
     if corpus is None:

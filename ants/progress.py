@@ -133,8 +133,15 @@ class Progress:
         if self.mode == "bar":
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit=unit, unit_scale=unit == "B",
-                             initial=initial, file=stream, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self.total,
+                desc=desc,
+                unit=unit,
+                unit_scale=unit == "B",
+                initial=initial,
+                file=stream,
+                dynamic_ncols=True,
+            )
 
     # -- counting -------------------------------------------------------------------------
     def _fraction_step(self, n: float) -> float:
@@ -176,15 +183,21 @@ class Progress:
         if self.total:
             pct = 100.0 * self.n / self.total
             left = (self.total - self.n) / (done / elapsed) if done > 0 and elapsed > 0 else None
-            parts = [f"{format_count(self.n, self.unit).rsplit(' ', 1)[0]} of {format_count(self.total, self.unit)}"]
+            parts = [
+                f"{format_count(self.n, self.unit).rsplit(' ', 1)[0]} of {format_count(self.total, self.unit)}"
+            ]
             if rate:
                 parts.append(rate)
             if left is not None:
                 parts.append(f"~{format_duration(left)} left")
             self._log.info("%s: %d%% (%s)", self.desc, int(pct), ", ".join(parts))
         else:
-            self._log.info("%s: %s so far (%s)", self.desc, format_count(self.n, self.unit),
-                           ", ".join(p for p in (rate, f"{format_duration(elapsed)} elapsed") if p))
+            self._log.info(
+                "%s: %s so far (%s)",
+                self.desc,
+                format_count(self.n, self.unit),
+                ", ".join(p for p in (rate, f"{format_duration(elapsed)} elapsed") if p),
+            )
         self._emitted = True
         self._last_emit = now
         self._next_fraction = self._fraction_step(self.n)
@@ -214,8 +227,13 @@ class Progress:
         if self._emitted or elapsed >= self._min_seconds:
             done = self.n - self.initial
             rate = _rate(done, elapsed, self.unit)
-            self._log.info("%s: done, %s in %s%s", self.desc, format_count(self.n, self.unit),
-                           format_duration(elapsed), f" ({rate})" if rate else "")
+            self._log.info(
+                "%s: done, %s in %s%s",
+                self.desc,
+                format_count(self.n, self.unit),
+                format_duration(elapsed),
+                f" ({rate})" if rate else "",
+            )
 
     def __enter__(self) -> Progress:
         return self
@@ -224,8 +242,13 @@ class Progress:
         self.close(failed=exc_type is not None)
 
 
-def progress(iterable: Iterable | None = None, total: float | None = None, desc: str = "",
-             unit: str = "it", **kwargs: Any) -> Progress:
+def progress(
+    iterable: Iterable | None = None,
+    total: float | None = None,
+    desc: str = "",
+    unit: str = "it",
+    **kwargs: Any,
+) -> Progress:
     """A :class:`Progress` over ``iterable`` (``total`` defaults to its length) or a counter.
 
     Keywords: ``initial`` (count to start from, e.g. bytes already downloaded), ``enabled``

@@ -149,16 +149,31 @@ def replay_scores(
 # -- the plan file ----------------------------------------------------------------------------
 
 
-def write_plan(out: str | os.PathLike, stream_name: str, queries: Sequence[tuple[int, Query]],
-               metadata: Mapping | None = None) -> pd.DataFrame:
+def write_plan(
+    out: str | os.PathLike,
+    stream_name: str,
+    queries: Sequence[tuple[int, Query]],
+    metadata: Mapping | None = None,
+) -> pd.DataFrame:
     """Write one stream's planned ``(batch, Query)`` list (:data:`PLAN_COLUMNS`) atomically."""
     frame = pd.DataFrame(
-        [{"stream_id": stream_name, "batch_index": b, "kind": q.kind, "class_name": q.class_name,
-          "image": q.image, "image_sha256": q.image_sha256} for b, q in queries],
+        [
+            {
+                "stream_id": stream_name,
+                "batch_index": b,
+                "kind": q.kind,
+                "class_name": q.class_name,
+                "image": q.image,
+                "image_sha256": q.image_sha256,
+            }
+            for b, q in queries
+        ],
         columns=list(PLAN_COLUMNS),
     )
     frame["batch_index"] = frame["batch_index"].astype("int64")
-    write_table(out, frame, {"stream_id": stream_name, "n_queries": len(frame), **dict(metadata or {})})
+    write_table(
+        out, frame, {"stream_id": stream_name, "n_queries": len(frame), **dict(metadata or {})}
+    )
     return frame
 
 

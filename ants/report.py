@@ -43,21 +43,51 @@ import pandas as pd
 from ants._io import atomic_dir, atomic_path
 from ants.tables import PAPER_METHOD, TABLE_METRICS, paper_results
 
-__all__ = ["DEMO_BANNER", "PAPER_METHOD", "REPORT_DEFAULTS", "build_report", "is_demo", "paper_results", "paper_rows",
-           "provenance", "sweep_figures"]
+__all__ = [
+    "DEMO_BANNER",
+    "PAPER_METHOD",
+    "REPORT_DEFAULTS",
+    "build_report",
+    "is_demo",
+    "paper_results",
+    "paper_rows",
+    "provenance",
+    "sweep_figures",
+]
 
 DEMO_BANNER = (
     "Offline demo: the CLIP model and/or the MLLM have random weights and the images are generated "
     "shapes. The numbers below carry no meaning; they only show that every stage runs."
 )
 #: report settings used when params.yaml's ``report`` section does not give them
-REPORT_DEFAULTS = {"title": "ANTS reproduction", "negatives_shown": 20, "histogram_bins": 30,
-                   "answers_per_update": 6, "seeds_shown": 1, "thumbnail_px": 64, "failed_shown": 50}
-PACKAGES = ("ants", "numpy", "pandas", "torch", "open_clip_torch", "transformers", "scikit-learn", "matplotlib",
-            "snakemake", "dvc", "jinja2", "pyarrow")
+REPORT_DEFAULTS = {
+    "title": "ANTS reproduction",
+    "negatives_shown": 20,
+    "histogram_bins": 30,
+    "answers_per_update": 6,
+    "seeds_shown": 1,
+    "thumbnail_px": 64,
+    "failed_shown": 50,
+}
+PACKAGES = (
+    "ants",
+    "numpy",
+    "pandas",
+    "torch",
+    "open_clip_torch",
+    "transformers",
+    "scikit-learn",
+    "matplotlib",
+    "snakemake",
+    "dvc",
+    "jinja2",
+    "pyarrow",
+)
 
 
-def paper_rows(benchmark: str, method_kind: str, dataset: str, table: pd.DataFrame | None = None) -> list[dict]:
+def paper_rows(
+    benchmark: str, method_kind: str, dataset: str, table: pd.DataFrame | None = None
+) -> list[dict]:
     """Every published row for (benchmark, our method kind, our dataset or split-average name),
     the paper's and the authors' scripts' (:func:`ants.tables.published_for` picks one)."""
     from ants.tables import PAPER_AVERAGE
@@ -65,8 +95,11 @@ def paper_rows(benchmark: str, method_kind: str, dataset: str, table: pd.DataFra
     table = paper_results() if table is None else table
     name = PAPER_METHOD.get(method_kind)
     ds = PAPER_AVERAGE.get(benchmark, {}).get(dataset, dataset)
-    sel = table[(table["benchmark"] == benchmark) & (table["dataset"] == ds)
-                & table["method"].astype(str).str.startswith(name or "\0")]
+    sel = table[
+        (table["benchmark"] == benchmark)
+        & (table["dataset"] == ds)
+        & table["method"].astype(str).str.startswith(name or "\0")
+    ]
     return sel.to_dict("records")
 
 
@@ -94,7 +127,9 @@ def _thumbnail(path: str | None, px: int) -> str | None:
         return None
 
 
-def is_demo(embedding_files: Sequence[str | os.PathLike], answer_logs: Sequence[str | os.PathLike]) -> bool:
+def is_demo(
+    embedding_files: Sequence[str | os.PathLike], answer_logs: Sequence[str | os.PathLike]
+) -> bool:
     """True when an encoder had random weights or the MLLM was the demo model."""
     from ants.embeddings import read_embeddings_metadata
     from ants.inspection import read_logs
@@ -118,8 +153,12 @@ def _figure_out(fig, fig_dir: Path, name: str, title: str, *, svg: bool = False)
     if svg:
         fig.savefig(fig_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
-    return {"file": f"figures/{name}.png", "title": title, "src": _data_uri(png.read_bytes(), "image/png"),
-            "svg": f"figures/{name}.svg" if svg else None}
+    return {
+        "file": f"figures/{name}.png",
+        "title": title,
+        "src": _data_uri(png.read_bytes(), "image/png"),
+        "svg": f"figures/{name}.svg" if svg else None,
+    }
 
 
 def _plt():
@@ -139,7 +178,9 @@ def _label(view: Mapping, method: str) -> str:
 # -- figures -----------------------------------------------------------------------------------
 
 
-def _score_figures(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int) -> tuple[list, list]:
+def _score_figures(
+    score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
+) -> tuple[list, list]:
     """Per benchmark and method: score histograms (ID vs OOD) per set; per benchmark: ROC curves."""
     from sklearn.metrics import roc_curve
 
@@ -157,7 +198,10 @@ def _score_figures(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
             for ood in oods:
                 seeds = sorted(k[3] for k in keys if k[:3] == (bench, m, ood))
                 if seeds:
-                    first[(m, ood)] = (seeds[0], read_table(score_files[(bench, m, ood, seeds[0])])[0])
+                    first[(m, ood)] = (
+                        seeds[0],
+                        read_table(score_files[(bench, m, ood, seeds[0])])[0],
+                    )
         fig, axes = plt.subplots(1, len(oods), figsize=(4.2 * len(oods), 3.4), squeeze=False)
         for ax, ood in zip(axes[0], oods, strict=True):
             for m in methods:
@@ -166,10 +210,14 @@ def _score_figures(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
                 seed, frame = first[(m, ood)]
                 is_ood = frame["is_ood"].to_numpy().astype(bool)
                 # ID is the positive class (score: higher = more ID)
-                fpr, tpr, _ = roc_curve(~is_ood, frame["score"].to_numpy(np.float64), drop_intermediate=False)
+                fpr, tpr, _ = roc_curve(
+                    ~is_ood, frame["score"].to_numpy(np.float64), drop_intermediate=False
+                )
                 ax.plot(fpr, tpr, label=_label(view, m), lw=1.2)
             ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
-            ax.set_title(f"{ood} (seed {min(s for (_, o), (s, _) in first.items() if o == ood)})", fontsize=9)
+            ax.set_title(
+                f"{ood} (seed {min(s for (_, o), (s, _) in first.items() if o == ood)})", fontsize=9
+            )
             ax.set_xlabel("FPR (OOD accepted as ID)")
             ax.set_ylabel("TPR (ID accepted)")
             ax.legend(fontsize=6, loc="lower right")
@@ -191,7 +239,14 @@ def _score_figures(score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
                 ax.set_xlabel("score (higher = more ID)")
                 ax.legend(fontsize=7)
             fig.suptitle(f"{bench}: {_label(view, m)}", fontsize=10)
-            hists.append(_figure_out(fig, fig_dir, f"hist_{bench}_{m}", f"{bench}: {_label(view, m)} score histograms"))
+            hists.append(
+                _figure_out(
+                    fig,
+                    fig_dir,
+                    f"hist_{bench}_{m}",
+                    f"{bench}: {_label(view, m)} score histograms",
+                )
+            )
     return rocs, hists
 
 
@@ -201,8 +256,12 @@ def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[d
     plt = _plt()
     trace = trace_table(score_files)
     figures = []
-    panels = (("threshold", "NIM threshold"), ("ens_size", "ENS bank size"), ("vsnl_size", "VSNL bank size"),
-              ("lambda", "lambda (weight of S_ens)"))
+    panels = (
+        ("threshold", "NIM threshold"),
+        ("ens_size", "ENS bank size"),
+        ("vsnl_size", "VSNL bank size"),
+        ("lambda", "lambda (weight of S_ens)"),
+    )
     for (bench, method), group in trace.groupby(["benchmark", "method"], sort=True):
         fig, axes = plt.subplots(1, 4, figsize=(14, 3))
         for (ood, seed), g in group.groupby(["ood", "seed"], sort=True):
@@ -213,8 +272,14 @@ def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[d
             ax.set_xlabel("stream batch")
         axes[-1].legend(fontsize=6)
         fig.suptitle(f"{bench}: {_label(view, method)}", fontsize=10)
-        figures.append(_figure_out(fig, fig_dir, f"trace_{bench}_{method}",
-                                   f"{bench}: {_label(view, method)}: threshold, bank sizes and lambda over batches"))
+        figures.append(
+            _figure_out(
+                fig,
+                fig_dir,
+                f"trace_{bench}_{method}",
+                f"{bench}: {_label(view, method)}: threshold, bank sizes and lambda over batches",
+            )
+        )
     return figures
 
 
@@ -225,7 +290,9 @@ def _numeric_or_none(values) -> list[float] | None:
         return None
 
 
-def sweep_figures(sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.PathLike) -> list[dict]:
+def sweep_figures(
+    sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.PathLike
+) -> list[dict]:
     """One figure per sweep (``results/sweeps/{sweep}.csv``): FPR95 (OOD-positive) and AUROC of
     each method against the swept value, ± std bands, the default value marked with a star.
 
@@ -237,7 +304,16 @@ def sweep_figures(sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.Pat
     out = []
     for path in sweep_csvs:
         frame = pd.read_csv(path)
-        need = {"sweep", "value", "is_default", "benchmark", "method", "dataset", "auroc", "fpr95_ood"}
+        need = {
+            "sweep",
+            "value",
+            "is_default",
+            "benchmark",
+            "method",
+            "dataset",
+            "auroc",
+            "fpr95_ood",
+        }
         missing = sorted(need - set(frame.columns))
         if missing:
             raise ValueError(f"{path}: a sweep table needs column(s) {', '.join(missing)}")
@@ -250,7 +326,11 @@ def sweep_figures(sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.Pat
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for (bench, method, ds), g in frame.groupby(["benchmark", "method", "dataset"], sort=False):
             g = g.drop_duplicates("value")
-            xs = _numeric_or_none(g["value"]) if numeric is not None else [values.index(v) for v in g["value"]]
+            xs = (
+                _numeric_or_none(g["value"])
+                if numeric is not None
+                else [values.index(v) for v in g["value"]]
+            )
             order = np.argsort(xs)
             x = np.asarray(xs)[order]
             label = str(g["label"].iloc[0]) if "label" in g else method
@@ -258,7 +338,7 @@ def sweep_figures(sweep_csvs: Sequence[str | os.PathLike], fig_dir: str | os.Pat
             label += f" [{bench}]" if frame["benchmark"].nunique() > 1 else ""
             for ax, col in zip(axes, ("fpr95_ood", "auroc"), strict=True):
                 y = g[col].to_numpy(np.float64)[order]
-                line, = ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
+                (line,) = ax.plot(x, y, marker="o", ms=3, lw=1.2, label=label)
                 if f"{col}_std" in g:
                     sd = g[f"{col}_std"].to_numpy(np.float64)[order]
                     ax.fill_between(x, y - sd, y + sd, color=line.get_color(), alpha=0.15, lw=0)
@@ -294,9 +374,13 @@ def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list
             continue
         blocks = [("Methods", paper_table(bench, main, view, paper))]
         if variants is not None and len(variants):
-            blocks.append(("ANTS variants (ada = adaptive; far_only = S_ens; near_only = S_vsnl; oracle = far_only "
-                           "on far sets, near_only on near sets)", paper_table(bench, main, view, paper,
-                                                                              variants=variants)))
+            blocks.append(
+                (
+                    "ANTS variants (ada = adaptive; far_only = S_ens; near_only = S_vsnl; oracle = far_only "
+                    "on far sets, near_only on near sets)",
+                    paper_table(bench, main, view, paper, variants=variants),
+                )
+            )
         tables = []
         for title, long in blocks:
             datasets = list(dict.fromkeys(long["dataset"]))
@@ -309,16 +393,30 @@ def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list
                         hit = part[(part["dataset"] == ds) & (part["metric"] == metric)]
                         h = hit.iloc[0] if len(hit) else None
                         ok = h is not None and not pd.isna(h["mean"])
-                        pub = None if h is None or pd.isna(h["published"]) else float(h["published"])
-                        cells.append({
-                            "ours": f"{h['mean']:.2f} ± {h['std']:.2f}" if ok else "–",
-                            "pub": None if pub is None else f"{pub:.2f}",
-                            "diff": None if pub is None or not ok else f"{h['mean'] - pub:+.2f}",
-                            "source": "" if h is None else f"{h['published_method']}: {h['published_source']}",
-                        })
+                        pub = (
+                            None if h is None or pd.isna(h["published"]) else float(h["published"])
+                        )
+                        cells.append(
+                            {
+                                "ours": f"{h['mean']:.2f} ± {h['std']:.2f}" if ok else "–",
+                                "pub": None if pub is None else f"{pub:.2f}",
+                                "diff": None
+                                if pub is None or not ok
+                                else f"{h['mean'] - pub:+.2f}",
+                                "source": ""
+                                if h is None
+                                else f"{h['published_method']}: {h['published_source']}",
+                            }
+                        )
                 rows.append({"label": r, "cells": cells})
-            tables.append({"title": title, "datasets": datasets, "metrics": list(TABLE_METRICS.values()),
-                           "rows": rows})
+            tables.append(
+                {
+                    "title": title,
+                    "datasets": datasets,
+                    "metrics": list(TABLE_METRICS.values()),
+                    "rows": rows,
+                }
+            )
         out.append({"benchmark": bench, "tables": tables})
     return out
 
@@ -334,9 +432,16 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
     mined = []
     for path in negatives:
         neg = MinedNegatives.load(path)
-        mined.append({"file": str(path), "count": len(neg),
-                      "rows": [{"label": r.label, "kind": r.kind, "stat": f"{r.stat:.3f}"}
-                               for r in neg.table.head(n_mined).itertuples()]})
+        mined.append(
+            {
+                "file": str(path),
+                "count": len(neg),
+                "rows": [
+                    {"label": r.label, "kind": r.kind, "stat": f"{r.stat:.3f}"}
+                    for r in neg.table.head(n_mined).itertuples()
+                ],
+            }
+        )
     frames = [read_logs(p) for p in answer_logs]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     per_update = int(settings["answers_per_update"])
@@ -346,7 +451,10 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
     hidden_streams = []
     if len(frame):
         ids = sorted(frame["stream_id"].dropna().unique())
-        seeds = sorted({s.rsplit("seed", 1)[-1] for s in ids if "seed" in s}, key=lambda x: int(x) if x.isdigit() else 0)
+        seeds = sorted(
+            {s.rsplit("seed", 1)[-1] for s in ids if "seed" in s},
+            key=lambda x: int(x) if x.isdigit() else 0,
+        )
         keep_seeds = set(seeds[:seeds_shown]) if seeds_shown > 0 else set(seeds)
         for sid in ids:
             if sid.rsplit("seed", 1)[-1] not in keep_seeds:
@@ -357,36 +465,80 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
             for b, part in g[g["kind"] == "ens"].groupby("batch_index", sort=True):
                 ok = part[part["status"] == "ok"]
                 shown = ok.drop_duplicates("cache_key").head(per_update)
-                ens_updates.append({
-                    "batch": int(b), "asked": len(part), "ok": len(ok),
-                    "entries": [{"thumb": _thumbnail(r.image, px), "image": str(r.image), "class_name": r.class_name,
-                               "sentence": " | ".join(r.negatives) or (r.raw_text or "")} for r in shown.itertuples()],
-                    "more": len(ok.drop_duplicates("cache_key")) - len(shown),
-                    "command": f"ants answers show --stream {sid} --batch {int(b)} --kind ens --limit {len(part)}",
-                })
+                ens_updates.append(
+                    {
+                        "batch": int(b),
+                        "asked": len(part),
+                        "ok": len(ok),
+                        "entries": [
+                            {
+                                "thumb": _thumbnail(r.image, px),
+                                "image": str(r.image),
+                                "class_name": r.class_name,
+                                "sentence": " | ".join(r.negatives) or (r.raw_text or ""),
+                            }
+                            for r in shown.itertuples()
+                        ],
+                        "more": len(ok.drop_duplicates("cache_key")) - len(shown),
+                        "command": f"ants answers show --stream {sid} --batch {int(b)} --kind ens --limit {len(part)}",
+                    }
+                )
             vsnl_events = []
             for b, part in g[g["kind"] == "vsnl"].groupby("batch_index", sort=True):
-                vsnl_events.append({
-                    "batch": int(b),
-                    "entries": [{"class_name": r.class_name, "labels": ", ".join(r.negatives), "status": r.status}
-                              for r in part.head(per_update * 4).itertuples()],
-                    "more": max(0, len(part) - per_update * 4),
-                    "command": f"ants answers show --stream {sid} --batch {int(b)} --kind vsnl --limit {len(part)}",
-                })
-            streams.append({"id": sid, "ens": ens_updates, "vsnl": vsnl_events,
-                            "command": f"ants negatives --stream {sid} --batch N"})
+                vsnl_events.append(
+                    {
+                        "batch": int(b),
+                        "entries": [
+                            {
+                                "class_name": r.class_name,
+                                "labels": ", ".join(r.negatives),
+                                "status": r.status,
+                            }
+                            for r in part.head(per_update * 4).itertuples()
+                        ],
+                        "more": max(0, len(part) - per_update * 4),
+                        "command": f"ants answers show --stream {sid} --batch {int(b)} --kind vsnl --limit {len(part)}",
+                    }
+                )
+            streams.append(
+                {
+                    "id": sid,
+                    "ens": ens_updates,
+                    "vsnl": vsnl_events,
+                    "command": f"ants negatives --stream {sid} --batch N",
+                }
+            )
         bad = frame[frame["status"] != "ok"]
-        failed_rows = [{"stream": r.stream_id, "batch": r.batch_index, "kind": r.kind, "status": r.status,
-                        "reason": r.reason or "", "raw": r.raw_text or "",
-                        "about": r.class_name if r.kind == "vsnl" else f"{r.image} ({r.class_name})"}
-                       for r in bad.head(int(settings["failed_shown"])).itertuples()]
+        failed_rows = [
+            {
+                "stream": r.stream_id,
+                "batch": r.batch_index,
+                "kind": r.kind,
+                "status": r.status,
+                "reason": r.reason or "",
+                "raw": r.raw_text or "",
+                "about": r.class_name if r.kind == "vsnl" else f"{r.image} ({r.class_name})",
+            }
+            for r in bad.head(int(settings["failed_shown"])).itertuples()
+        ]
         n_bad = len(bad)
     else:
         failed_rows, n_bad = [], 0
-    return {"mined": mined, "streams": streams, "hidden_streams": hidden_streams, "failed": failed_rows,
-            "n_failed": n_bad, "n_failed_hidden": max(0, n_bad - len(failed_rows)),
-            "counts": ({} if not len(frame) else
-                       {f"{k}:{s}": int(n) for (k, s), n in frame.groupby(["kind", "status"]).size().items()})}
+    return {
+        "mined": mined,
+        "streams": streams,
+        "hidden_streams": hidden_streams,
+        "failed": failed_rows,
+        "n_failed": n_bad,
+        "n_failed_hidden": max(0, n_bad - len(failed_rows)),
+        "counts": (
+            {}
+            if not len(frame)
+            else {
+                f"{k}:{s}": int(n) for (k, s), n in frame.groupby(["kind", "status"]).size().items()
+            }
+        ),
+    }
 
 
 # -- provenance ----------------------------------------------------------------------------------
@@ -427,15 +579,27 @@ def _stage_times(results_dir: Path) -> list[dict]:
             continue
         if "s" not in frame:
             continue
-        per.setdefault(rule, []).append((float(frame["s"].iloc[-1]),
-                                         float(frame["max_rss"].iloc[-1]) if "max_rss" in frame and
-                                         pd.notna(frame["max_rss"].iloc[-1]) else None))
+        per.setdefault(rule, []).append(
+            (
+                float(frame["s"].iloc[-1]),
+                float(frame["max_rss"].iloc[-1])
+                if "max_rss" in frame and pd.notna(frame["max_rss"].iloc[-1])
+                else None,
+            )
+        )
     rows = []
     for rule, vals in sorted(per.items()):
         secs = [v[0] for v in vals]
         rss = [v[1] for v in vals if v[1] is not None]
-        rows.append({"rule": rule, "jobs": len(vals), "total_s": f"{sum(secs):.1f}", "max_s": f"{max(secs):.1f}",
-                     "max_rss_mb": f"{max(rss):.0f}" if rss else "–"})
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(vals),
+                "total_s": f"{sum(secs):.1f}",
+                "max_s": f"{max(secs):.1f}",
+                "max_rss_mb": f"{max(rss):.0f}" if rss else "–",
+            }
+        )
     return rows
 
 
@@ -469,8 +633,14 @@ def _mllm_calls(answer_logs: Sequence) -> dict:
     return out
 
 
-def provenance(*, results_dir: Path, embeddings: Sequence, answer_logs: Sequence, view: Mapping,
-               params_file: str | os.PathLike = "params.yaml") -> dict:
+def provenance(
+    *,
+    results_dir: Path,
+    embeddings: Sequence,
+    answer_logs: Sequence,
+    view: Mapping,
+    params_file: str | os.PathLike = "params.yaml",
+) -> dict:
     """What produced this report (see the module docstring, section 7)."""
     from ants.embeddings import read_embeddings_metadata
     from ants.inspection import read_logs
@@ -483,39 +653,76 @@ def provenance(*, results_dir: Path, embeddings: Sequence, answer_logs: Sequence
     for path in embeddings:
         meta = read_embeddings_metadata(path)
         enc = meta.get("encoder") or {}
-        key = (enc.get("model"), enc.get("pretrained"), enc.get("weights_sha256"), enc.get("random_init"))
+        key = (
+            enc.get("model"),
+            enc.get("pretrained"),
+            enc.get("weights_sha256"),
+            enc.get("random_init"),
+        )
         if key not in seen:
             seen.add(key)
-            models.append({"role": "CLIP", "id": f"{enc.get('model')}"
-                           + (f" / {enc.get('pretrained')}" if enc.get("pretrained") else ""),
-                           "revision": enc.get("weights_sha256") or enc.get("revision") or "–",
-                           "note": f"RANDOM WEIGHTS (seed {enc.get('seed')})" if enc.get("random_init") else ""})
-        datasets.append({"dataset": meta.get("dataset", Path(path).stem), "images": meta.get("n_images"),
-                         "skipped": len(meta.get("skipped") or []), "file": str(path)})
+            models.append(
+                {
+                    "role": "CLIP",
+                    "id": f"{enc.get('model')}"
+                    + (f" / {enc.get('pretrained')}" if enc.get("pretrained") else ""),
+                    "revision": enc.get("weights_sha256") or enc.get("revision") or "–",
+                    "note": f"RANDOM WEIGHTS (seed {enc.get('seed')})"
+                    if enc.get("random_init")
+                    else "",
+                }
+            )
+        datasets.append(
+            {
+                "dataset": meta.get("dataset", Path(path).stem),
+                "images": meta.get("n_images"),
+                "skipped": len(meta.get("skipped") or []),
+                "file": str(path),
+            }
+        )
     for p in answer_logs:
         f = read_logs(p)
         for (b, m, r), _ in f.groupby(["backend", "model_id", "revision"], dropna=False):
-            models.append({"role": "MLLM", "id": f"{b}: {m}", "revision": r or "–",
-                           "note": "random-weight demo model" if b == "demo" else ""})
+            models.append(
+                {
+                    "role": "MLLM",
+                    "id": f"{b}: {m}",
+                    "revision": r or "–",
+                    "note": "random-weight demo model" if b == "demo" else "",
+                }
+            )
     models = list({json.dumps(x, sort_keys=True): x for x in models}.values())
     return {
-        "commit": commit or "not a git checkout", "dirty": dirty,
-        "params_file": str(pfile), "params_sha256": hashlib.sha256(pfile.read_bytes()).hexdigest()
-        if pfile.is_file() else "–",
-        "view_sha256": hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest(),
-        "versions": _versions(), "models": models, "datasets": datasets,
-        "stages": _stage_times(results_dir), "mllm": _mllm_calls(answer_logs),
+        "commit": commit or "not a git checkout",
+        "dirty": dirty,
+        "params_file": str(pfile),
+        "params_sha256": hashlib.sha256(pfile.read_bytes()).hexdigest() if pfile.is_file() else "–",
+        "view_sha256": hashlib.sha256(
+            json.dumps(view, sort_keys=True, default=str).encode()
+        ).hexdigest(),
+        "versions": _versions(),
+        "models": models,
+        "datasets": datasets,
+        "stages": _stage_times(results_dir),
+        "mllm": _mllm_calls(answer_logs),
     }
 
 
 # -- the page --------------------------------------------------------------------------------------
 
 
-def build_report(*, metrics_json: str | os.PathLike, score_files: Mapping[tuple[str, str, str, int], Any],
-                 answer_logs: Sequence[str | os.PathLike], negatives: Sequence[str | os.PathLike],
-                 embeddings: Sequence[str | os.PathLike], view: Mapping, out: str | os.PathLike,
-                 sweeps: Sequence[str | os.PathLike] | None = None,
-                 results_dir: str | os.PathLike | None = None) -> Path:
+def build_report(
+    *,
+    metrics_json: str | os.PathLike,
+    score_files: Mapping[tuple[str, str, str, int], Any],
+    answer_logs: Sequence[str | os.PathLike],
+    negatives: Sequence[str | os.PathLike],
+    embeddings: Sequence[str | os.PathLike],
+    view: Mapping,
+    out: str | os.PathLike,
+    sweeps: Sequence[str | os.PathLike] | None = None,
+    results_dir: str | os.PathLike | None = None,
+) -> Path:
     """Write ``out`` (one self-contained HTML file) and its figures in ``<out's folder>/figures``
     (replaced whole). ``sweeps``: sweep CSVs (default: ``{results_dir}/sweeps/*.csv``);
     ``results_dir``: default the folder of ``metrics_json`` (metric tables, benchmarks)."""
@@ -528,22 +735,36 @@ def build_report(*, metrics_json: str | os.PathLike, score_files: Mapping[tuple[
     if "in_score" not in next(iter(view["methods"].values()), {"in_score": None}):
         view = _complete_view(view)
     if sweeps is None:
-        sweeps = sorted((results_dir / "sweeps").glob("*.csv")) if (results_dir / "sweeps").is_dir() else []
+        sweeps = (
+            sorted((results_dir / "sweeps").glob("*.csv"))
+            if (results_dir / "sweeps").is_dir()
+            else []
+        )
     fig_dir = out.parent / "figures"
     with atomic_dir(fig_dir) as tmp_dir:
         rocs, hists = _score_figures(score_files, view, tmp_dir, int(settings["histogram_bins"]))
         traces = _trace_figures(score_files, view, tmp_dir)
         sweep_figs = sweep_figures(sweeps, tmp_dir)
-    env = Environment(loader=PackageLoader("ants", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("ants", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     html = env.get_template("report.html.j2").render(
         title=settings["title"],
         demo=is_demo(embeddings, answer_logs),
         banner=DEMO_BANNER,
         benchmarks=_html_tables(results_dir / "metrics", score_files, view),
-        rocs=rocs, hists=hists, traces=traces, sweeps=sweep_figs,
+        rocs=rocs,
+        hists=hists,
+        traces=traces,
+        sweeps=sweep_figs,
         negatives=_negatives_section(answer_logs, negatives, settings),
-        prov=provenance(results_dir=results_dir, embeddings=embeddings, answer_logs=answer_logs, view=view),
+        prov=provenance(
+            results_dir=results_dir, embeddings=embeddings, answer_logs=answer_logs, view=view
+        ),
         paper=paper_results().to_dict("records"),
         seeds=sorted({k[3] for k in score_files}),
         settings=settings,

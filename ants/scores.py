@@ -43,7 +43,9 @@ DEFAULT_TAU = 0.01
 DEFAULT_CHUNK = 4096
 
 
-def as_features(x: Any, name: str, *, dim: int | None = None, allow_empty: bool = False) -> torch.Tensor:
+def as_features(
+    x: Any, name: str, *, dim: int | None = None, allow_empty: bool = False
+) -> torch.Tensor:
     """A float32 CPU ``(n, d)`` tensor of ``x``, with clear errors for bad shapes and values.
 
     The one validator of feature matrices in the package (scores and methods). ``dim`` checks
@@ -51,7 +53,9 @@ def as_features(x: Any, name: str, *, dim: int | None = None, allow_empty: bool 
     """
     t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (rows = items, columns = features), got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must be a 2-D array (rows = items, columns = features), got shape {tuple(t.shape)}"
+        )
     if not t.is_floating_point():
         raise TypeError(f"{name} must hold floating-point features, got dtype {t.dtype}")
     if t.shape[0] == 0 and not allow_empty:
@@ -185,8 +189,12 @@ def mean_id_mass(lse_id: torch.Tensor, lse_neg: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(lse_id.unsqueeze(-1) - lse_neg).mean(dim=-1)
 
 
-def group_lse(negative_logit: torch.Tensor, layout: torch.Tensor | None = None, *,
-              log_multiplicity: float = 0.0) -> torch.Tensor:
+def group_lse(
+    negative_logit: torch.Tensor,
+    layout: torch.Tensor | None = None,
+    *,
+    log_multiplicity: float = 0.0,
+) -> torch.Tensor:
     """Log-sum-exp of ``negative_logit`` ``(n, M)`` per group of ``layout`` ``(G, m)`` -> ``(n, G)``.
 
     ``layout=None``: one group holding every column, ``(n,)``; ``log_multiplicity`` is added
@@ -233,8 +241,14 @@ def _layout_of(n_neg: int, n_groups, group_size, seed, groups) -> torch.Tensor:
         if n_groups is not None or group_size is not None:
             raise ValueError("pass either groups or n_groups/group_size, not both")
         layout = torch.as_tensor(groups)
-        if layout.ndim != 2 or layout.dtype not in (torch.int32, torch.int64) or layout.numel() == 0:
-            raise ValueError(f"groups must be a non-empty 2-D integer index matrix, got shape {tuple(layout.shape)}")
+        if (
+            layout.ndim != 2
+            or layout.dtype not in (torch.int32, torch.int64)
+            or layout.numel() == 0
+        ):
+            raise ValueError(
+                f"groups must be a non-empty 2-D integer index matrix, got shape {tuple(layout.shape)}"
+            )
         if int(layout.min()) < 0 or int(layout.max()) >= n_neg:
             raise ValueError(f"groups indexes outside the negative bank of {n_neg} entries")
         return layout
@@ -311,9 +325,17 @@ def negative_label(
 
     The grouped score is the mean over groups of ``S(v; N_g)`` (:func:`mean_id_mass`).
     """
-    parts = negative_label_parts(image_features, id_text_features, negative_features, tau=tau,
-                                 n_groups=n_groups, group_size=group_size, seed=seed, groups=groups,
-                                 chunk_size=chunk_size)
+    parts = negative_label_parts(
+        image_features,
+        id_text_features,
+        negative_features,
+        tau=tau,
+        n_groups=n_groups,
+        group_size=group_size,
+        seed=seed,
+        groups=groups,
+        chunk_size=chunk_size,
+    )
     out = torch.from_numpy(parts.scores)
     return _like_input(out, image_features)
 
@@ -321,4 +343,4 @@ def negative_label(
 def _logsumexp_(x: torch.Tensor) -> torch.Tensor:
     """Stable log-sum-exp over the last axis that overwrites ``x`` (saves a full-size copy)."""
     top = x.amax(dim=-1, keepdim=True)
-    return (top.squeeze(-1) + x.sub_(top).exp_().sum(dim=-1).log_())
+    return top.squeeze(-1) + x.sub_(top).exp_().sum(dim=-1).log_()

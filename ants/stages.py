@@ -79,26 +79,38 @@ def _write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
 # data
 
 
-def make_demo_data(out_dir: str | os.PathLike, demo: Mapping, *, progress: bool = True) -> dict[str, Path]:
+def make_demo_data(
+    out_dir: str | os.PathLike, demo: Mapping, *, progress: bool = True
+) -> dict[str, Path]:
     """Generate the demo image set (``params.demo``) under ``out_dir``."""
     from ants.demo_data import DemoSpec, generate_demo
 
     return generate_demo(out_dir, DemoSpec.from_config(demo), progress=progress)
 
 
-def download_dataset(dataset: str, cfg: Mapping, out_dir: str | os.PathLike, *, downloader=None,
-                     progress: bool = True) -> Path:
+def download_dataset(
+    dataset: str,
+    cfg: Mapping,
+    out_dir: str | os.PathLike,
+    *,
+    downloader=None,
+    progress: bool = True,
+) -> Path:
     """``ants download``: fetch ``cfg['url']`` (or take its ``mirror`` / ``extracted`` copy),
     check it against ``cfg['checksum']`` and extract it to ``out_dir/extracted``
     (:func:`ants.datasets.obtain_dataset`); returns the extracted folder."""
     from ants.datasets import obtain_dataset
 
     if cfg.get("source") != "download":
-        raise StageError(f"datasets.{dataset}.source is {cfg.get('source')!r}; only 'download' datasets are fetched")
+        raise StageError(
+            f"datasets.{dataset}.source is {cfg.get('source')!r}; only 'download' datasets are fetched"
+        )
     return obtain_dataset(dataset, cfg, out_dir, downloader=downloader, progress=progress)
 
 
-def dataset_location(dataset: str, cfg: Mapping, *, data_dir: str = "results/data") -> tuple[Path, Path | None]:
+def dataset_location(
+    dataset: str, cfg: Mapping, *, data_dir: str = "results/data"
+) -> tuple[Path, Path | None]:
     """``(root, list file or None)`` of a dataset as the manifest stage reads it."""
     source = cfg["source"]
     if source == "demo":
@@ -108,7 +120,9 @@ def dataset_location(dataset: str, cfg: Mapping, *, data_dir: str = "results/dat
         root = Path(data_dir) / "downloads" / dataset / "extracted" / cfg["root"]
     else:
         if cfg.get("root") is None:
-            raise StageError(f"datasets.{dataset}.root is not set: give the folder holding the images")
+            raise StageError(
+                f"datasets.{dataset}.root is not set: give the folder holding the images"
+            )
         root = Path(cfg["root"]).expanduser()
     lst = None
     if cfg.get("layout") == "list":
@@ -120,9 +134,16 @@ def dataset_location(dataset: str, cfg: Mapping, *, data_dir: str = "results/dat
     return root, lst
 
 
-def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *, check_images: bool = True,
-                           data_dir: str = "results/data", progress: bool = True,
-                           max_pixels: int | None = None) -> pd.DataFrame:
+def build_dataset_manifest(
+    dataset: str,
+    cfg: Mapping,
+    out: str | os.PathLike,
+    *,
+    check_images: bool = True,
+    data_dir: str = "results/data",
+    progress: bool = True,
+    max_pixels: int | None = None,
+) -> pd.DataFrame:
     """``ants manifest``: list a dataset (``params.datasets.<dataset>``) and write its manifest;
     a count other than ``expected_images`` is warned about with the difference."""
     from ants.datasets import (
@@ -146,14 +167,30 @@ def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *
         entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
     from ants.datasets import DEFAULT_MAX_PIXELS
 
-    frame = build_manifest(dataset, entries, root, class_names=class_names, check_images=check_images,
-                           progress=progress, expected_images=cfg.get("expected_images"),
-                           max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+    frame = build_manifest(
+        dataset,
+        entries,
+        root,
+        class_names=class_names,
+        check_images=check_images,
+        progress=progress,
+        expected_images=cfg.get("expected_images"),
+        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+    )
     bad = frame[~frame["readable"]]
     for _, row in bad.iterrows():
         log.warning("dataset %s: unreadable image %s (%s)", dataset, row["path"], row["error"])
-    write_manifest(out, frame, {"dataset": dataset, "config": dict(cfg), "root": str(root),
-                                "list": str(lst) if lst else None, "n_unreadable": int(len(bad))})
+    write_manifest(
+        out,
+        frame,
+        {
+            "dataset": dataset,
+            "config": dict(cfg),
+            "root": str(root),
+            "list": str(lst) if lst else None,
+            "n_unreadable": int(len(bad)),
+        },
+    )
     return frame
 
 
@@ -164,12 +201,23 @@ def build_dataset_manifest(dataset: str, cfg: Mapping, out: str | os.PathLike, *
 def _encoder(backbone: Mapping, encoding: Mapping):
     from ants.encoders import load_clip
 
-    return load_clip(dict(backbone), device=encoding["device"], precision=encoding["precision"],
-                     cache_dir=encoding.get("cache_dir"))
+    return load_clip(
+        dict(backbone),
+        device=encoding["device"],
+        precision=encoding["precision"],
+        cache_dir=encoding.get("cache_dir"),
+    )
 
 
-def embed_images(manifest: str | os.PathLike, backbone: Mapping, encoding: Mapping, out: str | os.PathLike, *,
-                 on_bad_image: str = "fail", progress: bool = True) -> dict:
+def embed_images(
+    manifest: str | os.PathLike,
+    backbone: Mapping,
+    encoding: Mapping,
+    out: str | os.PathLike,
+    *,
+    on_bad_image: str = "fail",
+    progress: bool = True,
+) -> dict:
     """Encode every image of a manifest into ``out`` (:mod:`ants.embeddings` format).
 
     An image that cannot be decoded (marked in the manifest, or failing now): with
@@ -218,8 +266,13 @@ def embed_images(manifest: str | os.PathLike, backbone: Mapping, encoding: Mappi
     kept = good[result.ok].reset_index(drop=True)
     if kept.empty:
         raise StageError(f"dataset {dataset!r}: no readable image is left to encode")
-    meta = {"dataset": dataset, "encoder": encoder.identity(), "on_bad_image": on_bad_image,
-            "skipped": skipped, "n_images": int(len(kept))}
+    meta = {
+        "dataset": dataset,
+        "encoder": encoder.identity(),
+        "on_bad_image": on_bad_image,
+        "skipped": skipped,
+        "n_images": int(len(kept)),
+    }
     write_embeddings(out, result.features, kept[["id", "path", "label", "sha256"]], meta)
     return meta
 
@@ -232,9 +285,18 @@ def _label_names(label_set: Mapping) -> list[str]:
     return read_classnames(label_set["file"])
 
 
-def embed_label_set(label_set: Mapping, backbone: Mapping, encoding: Mapping, mining: Mapping,
-                    out_text: str | os.PathLike, out_negatives: str | os.PathLike, *,
-                    label_set_name: str = "", backbone_name: str = "", progress: bool = True) -> dict:
+def embed_label_set(
+    label_set: Mapping,
+    backbone: Mapping,
+    encoding: Mapping,
+    mining: Mapping,
+    out_text: str | os.PathLike,
+    out_negatives: str | os.PathLike,
+    *,
+    label_set_name: str = "",
+    backbone_name: str = "",
+    progress: bool = True,
+) -> dict:
     """ID text features (both :data:`ID_PROMPTS`) and the mined negatives of one label set."""
     from ants.embeddings import write_embeddings
     from ants.mining import mine_negative_labels
@@ -249,13 +311,31 @@ def embed_label_set(label_set: Mapping, backbone: Mapping, encoding: Mapping, mi
     feats, rows = [], []
     for prompt_name, template in ID_PROMPTS.items():
         feats.append(encode_text(names, template))
-        rows.append(pd.DataFrame({"class_index": np.arange(len(names), dtype=np.int64), "class_name": names,
-                                  "prompt": prompt_name, "template": template}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "class_index": np.arange(len(names), dtype=np.int64),
+                    "class_name": names,
+                    "prompt": prompt_name,
+                    "template": template,
+                }
+            )
+        )
     identity = encoder.identity()
-    write_embeddings(out_text, np.concatenate(feats), pd.concat(rows, ignore_index=True),
-                     {"label_set": label_set_name, "backbone": backbone_name, "encoder": identity,
-                      "n_classes": len(names)})
-    mined = mine_negative_labels(names, encode_text, **dict(mining), batch_size=max(batch, 1024), progress=progress)
+    write_embeddings(
+        out_text,
+        np.concatenate(feats),
+        pd.concat(rows, ignore_index=True),
+        {
+            "label_set": label_set_name,
+            "backbone": backbone_name,
+            "encoder": identity,
+            "n_classes": len(names),
+        },
+    )
+    mined = mine_negative_labels(
+        names, encode_text, **dict(mining), batch_size=max(batch, 1024), progress=progress
+    )
     mined.meta.update({"label_set": label_set_name, "backbone": backbone_name, "encoder": identity})
     mined.save(out_negatives)
     return {"n_classes": len(names), "n_negatives": len(mined)}
@@ -282,8 +362,15 @@ def stream_id(benchmark: str, method: str, ood: str, seed: int) -> str:
     return f"{benchmark}/{method}/{ood}/seed{seed}"
 
 
-def stream(id_embeddings: str | os.PathLike, ood_embeddings: str | os.PathLike, *, seed: int,
-           batch_size: int, out: str | os.PathLike, order: str = "shuffled") -> pd.DataFrame:
+def stream(
+    id_embeddings: str | os.PathLike,
+    ood_embeddings: str | os.PathLike,
+    *,
+    seed: int,
+    batch_size: int,
+    out: str | os.PathLike,
+    order: str = "shuffled",
+) -> pd.DataFrame:
     """``ants stream``: the seeded ``[OOD, ID]`` stream (:func:`ants.streams.make_stream`) as a table."""
     from ants.embeddings import read_embeddings_metadata
     from ants.streams import make_stream
@@ -292,26 +379,38 @@ def stream(id_embeddings: str | os.PathLike, ood_embeddings: str | os.PathLike, 
         return pq.read_table(path, columns=["id", "path", "label", "sha256"]).to_pandas()
 
     id_rows, ood_rows = rows_of(id_embeddings), rows_of(ood_embeddings)
-    s = make_stream(len(id_rows), len(ood_rows), seed=int(seed), batch_size=int(batch_size), order=order)
+    s = make_stream(
+        len(id_rows), len(ood_rows), seed=int(seed), batch_size=int(batch_size), order=order
+    )
     both = pd.concat([ood_rows, id_rows], ignore_index=True).iloc[s.order].reset_index(drop=True)
-    frame = pd.DataFrame({
-        "position": np.arange(s.n, dtype=np.int64),
-        "batch": s.batch_of(),
-        "is_ood": s.is_ood,
-        "source": s.source,
-        "id": both["id"].to_numpy(),
-        "path": both["path"].to_numpy(),
-        "sha256": both["sha256"].to_numpy(),
-        "label": np.where(s.is_ood, -1, both["label"].to_numpy()).astype(np.int64),
-    })
-    meta = {"n_id": s.n_id, "n_ood": s.n_ood, "seed": int(seed), "batch_size": int(batch_size), "order": order,
-            "id_dataset": read_embeddings_metadata(id_embeddings).get("dataset"),
-            "ood_dataset": read_embeddings_metadata(ood_embeddings).get("dataset")}
+    frame = pd.DataFrame(
+        {
+            "position": np.arange(s.n, dtype=np.int64),
+            "batch": s.batch_of(),
+            "is_ood": s.is_ood,
+            "source": s.source,
+            "id": both["id"].to_numpy(),
+            "path": both["path"].to_numpy(),
+            "sha256": both["sha256"].to_numpy(),
+            "label": np.where(s.is_ood, -1, both["label"].to_numpy()).astype(np.int64),
+        }
+    )
+    meta = {
+        "n_id": s.n_id,
+        "n_ood": s.n_ood,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "order": order,
+        "id_dataset": read_embeddings_metadata(id_embeddings).get("dataset"),
+        "ood_dataset": read_embeddings_metadata(ood_embeddings).get("dataset"),
+    }
     write_table(out, frame, meta)
     return frame
 
 
-def _stream_rows(frame: pd.DataFrame, n_id: int, n_ood: int, ids_id, ids_ood, what: str) -> np.ndarray:
+def _stream_rows(
+    frame: pd.DataFrame, n_id: int, n_ood: int, ids_id, ids_ood, what: str
+) -> np.ndarray:
     """Row index into ``concat([OOD rows, ID rows])`` of every stream position, checked by item id."""
     is_ood = frame["is_ood"].to_numpy()
     src = frame["source"].to_numpy()
@@ -360,13 +459,21 @@ def parse_scoring_name(name: str) -> dict:
 
     m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
     if not m:
-        raise StageError(f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)")
+        raise StageError(
+            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)"
+        )
     key = "group_size" if m[1] == "size" else "n_groups"
     return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
 
 
-def static(embeddings: str | os.PathLike, id_text: str | os.PathLike, negatives: str | os.PathLike, *,
-           scoring: Mapping, out: str | os.PathLike) -> pd.DataFrame:
+def static(
+    embeddings: str | os.PathLike,
+    id_text: str | os.PathLike,
+    negatives: str | os.PathLike,
+    *,
+    scoring: Mapping,
+    out: str | os.PathLike,
+) -> pd.DataFrame:
     """``ants static``: the grouped negative-label score, ID prediction and ``lse_id`` of every
     image of one dataset (:func:`ants.scores.negative_label_parts`), once per (backbone, label
     set, dataset, grouping); NegLabel, the ANTS plans and the ANTS score jobs of every seed and
@@ -378,11 +485,28 @@ def static(embeddings: str | os.PathLike, id_text: str | os.PathLike, negatives:
     feats, rows, meta = read_embeddings(embeddings)
     idt, _ = read_id_text(id_text, "nice")
     grouping = {k: int(scoring[k]) for k in ("n_groups", "group_size") if k in scoring}
-    parts = negative_label_parts(feats, idt, _negative_features(negatives), tau=float(scoring["tau"]),
-                                 seed=int(scoring["seed"]), chunk_size=STATIC_CHUNK, **grouping)
-    frame = pd.DataFrame({"id": rows["id"].to_numpy(), "s_nl": parts.scores, "pred": parts.predictions,
-                          "lse_id": parts.lse_id})
-    write_table(out, frame, {"dataset": meta.get("dataset"), "scoring": dict(scoring), "n_images": len(frame)})
+    parts = negative_label_parts(
+        feats,
+        idt,
+        _negative_features(negatives),
+        tau=float(scoring["tau"]),
+        seed=int(scoring["seed"]),
+        chunk_size=STATIC_CHUNK,
+        **grouping,
+    )
+    frame = pd.DataFrame(
+        {
+            "id": rows["id"].to_numpy(),
+            "s_nl": parts.scores,
+            "pred": parts.predictions,
+            "lse_id": parts.lse_id,
+        }
+    )
+    write_table(
+        out,
+        frame,
+        {"dataset": meta.get("dataset"), "scoring": dict(scoring), "n_images": len(frame)},
+    )
     return frame
 
 
@@ -394,16 +518,30 @@ def _stream_static(frame: pd.DataFrame, static_id, static_ood):
     s_ood, _ = read_table(static_ood, what="static scores")
     rows = _stream_rows(frame, len(s_id), len(s_ood), s_id["id"], s_ood["id"], "static scores")
     both = pd.concat([s_ood, s_id], ignore_index=True)
-    return StaticScores(both["s_nl"].to_numpy(np.float32), both["pred"].to_numpy(np.int64),
-                        both["lse_id"].to_numpy(np.float32)).take(rows)
+    return StaticScores(
+        both["s_nl"].to_numpy(np.float32),
+        both["pred"].to_numpy(np.int64),
+        both["lse_id"].to_numpy(np.float32),
+    ).take(rows)
 
 
 # --------------------------------------------------------------------------------------------
 # plan -> answer -> encode -> replay
 
 
-def plan(stream_file, id_embeddings, ood_embeddings, id_text, static_id, static_ood, *, plan: Mapping,
-         stream_name: str, out: str | os.PathLike, progress: bool = False) -> pd.DataFrame:
+def plan(
+    stream_file,
+    id_embeddings,
+    ood_embeddings,
+    id_text,
+    static_id,
+    static_ood,
+    *,
+    plan: Mapping,
+    stream_name: str,
+    out: str | os.PathLike,
+    progress: bool = False,
+) -> pd.DataFrame:
     """``ants plan``: every MLLM query the ANTS stream will ask (:func:`ants.replay.plan_queries`)."""
     from ants.replay import plan_queries, write_plan
 
@@ -411,17 +549,30 @@ def plan(stream_file, id_embeddings, ood_embeddings, id_text, static_id, static_
     feats = _stream_features(frame, id_embeddings, ood_embeddings)
     idt, names = read_id_text(id_text, "nice")
     queries = plan_queries(
-        image_features=feats, items=frame["path"].tolist(), id_text_features=idt,
-        negative_features=np.zeros((1, feats.shape[1]), np.float32), class_names=names,
-        config=dict(plan["config"]), batch_size=int(plan["batch_size"]), item_sha256=frame["sha256"].tolist(),
-        static=_stream_static(frame, static_id, static_ood), progress=progress,
+        image_features=feats,
+        items=frame["path"].tolist(),
+        id_text_features=idt,
+        negative_features=np.zeros((1, feats.shape[1]), np.float32),
+        class_names=names,
+        config=dict(plan["config"]),
+        batch_size=int(plan["batch_size"]),
+        item_sha256=frame["sha256"].tolist(),
+        static=_stream_static(frame, static_id, static_ood),
+        progress=progress,
     )
     return write_plan(out, stream_name, queries, {"plan": dict(plan)})
 
 
-def answer(plan_file: str | os.PathLike, answer_cfg: Mapping, *, cache: str | os.PathLike,
-           out: str | os.PathLike, timings: str | os.PathLike | None = None, progress: bool = True,
-           answerer=None) -> dict:
+def answer(
+    plan_file: str | os.PathLike,
+    answer_cfg: Mapping,
+    *,
+    cache: str | os.PathLike,
+    out: str | os.PathLike,
+    timings: str | os.PathLike | None = None,
+    progress: bool = True,
+    answerer=None,
+) -> dict:
     """``ants answer``: answer one stream's planned queries through the cache; write its log.
 
     ``answer_cfg`` is :func:`ants.views.answer_config` (``mllm``: the backend config;
@@ -440,13 +591,27 @@ def answer(plan_file: str | os.PathLike, answer_cfg: Mapping, *, cache: str | os
     queries = [q for _, q in planned]
     answering = dict(answer_cfg.get("answering") or {})
     if answerer is None:
-        answerer = build_answerer(dict(answer_cfg["mllm"]), cache_path=cache, progress=progress,
-                                  parse_style=answer_cfg.get("parser", "lenient"),
-                                  max_failed_fraction=float(answering.get("max_failed_fraction", 0.0)),
-                                  max_negative_chars=answering.get("max_negative_chars", 200))
-    answers = answer_all(queries, answerer, progress=progress,
-                         max_failed_fraction=answering.get("max_failed_fraction")) if queries else []
-    records = answer_records(queries, answers, stream_id=stream_name, batch_index=[b for b, _ in planned])
+        answerer = build_answerer(
+            dict(answer_cfg["mllm"]),
+            cache_path=cache,
+            progress=progress,
+            parse_style=answer_cfg.get("parser", "lenient"),
+            max_failed_fraction=float(answering.get("max_failed_fraction", 0.0)),
+            max_negative_chars=answering.get("max_negative_chars", 200),
+        )
+    answers = (
+        answer_all(
+            queries,
+            answerer,
+            progress=progress,
+            max_failed_fraction=answering.get("max_failed_fraction"),
+        )
+        if queries
+        else []
+    )
+    records = answer_records(
+        queries, answers, stream_id=stream_name, batch_index=[b for b, _ in planned]
+    )
     write_answer_log(out, records, timings=timings if timings is not None else False)
     stats = dict(getattr(answerer, "stats", {}))
     log.info("MLLM answers of %s: %s", stream_name, stats)
@@ -456,8 +621,11 @@ def answer(plan_file: str | os.PathLike, answer_cfg: Mapping, *, cache: str | os
 def _ants_section_config(method: Mapping):
     from ants.methods.ants_tta import ants_config
 
-    return ants_config({**dict(method["config"]), "in_score": method["in_score"]} if isinstance(
-        method.get("in_score"), str) else dict(method["config"]))
+    return ants_config(
+        {**dict(method["config"]), "in_score": method["in_score"]}
+        if isinstance(method.get("in_score"), str)
+        else dict(method["config"])
+    )
 
 
 def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tuple[str, str]]:
@@ -478,8 +646,15 @@ def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tupl
     return list(dict.fromkeys(pairs))
 
 
-def encode_negatives(answers_log: str | os.PathLike, *, method: Mapping, backbone: Mapping, encoding: Mapping,
-                     store: str | os.PathLike, out: str | os.PathLike) -> dict:
+def encode_negatives(
+    answers_log: str | os.PathLike,
+    *,
+    method: Mapping,
+    backbone: Mapping,
+    encoding: Mapping,
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+) -> dict:
     """``ants encode-negatives``: CLIP text features of every negative in one stream's answers.
 
     Looked up in the content-addressed :class:`ants.text_features.TextFeatureStore`; only texts
@@ -495,20 +670,29 @@ def encode_negatives(answers_log: str | os.PathLike, *, method: Mapping, backbon
     def make_encoder():
         encoder = _encoder(backbone, encoding)
         batch = int(encoding["text_batch_size"])
-        return lambda texts, template: encoder.encode_texts(list(texts), template=template, batch_size=batch)
+        return lambda texts, template: encoder.encode_texts(
+            list(texts), template=template, batch_size=batch
+        )
 
     with TextFeatureStore(store, identity) as st:
         pairs, feats, n_new = encode_texts_once(pairs, st, make_encoder)
     if not pairs:
         feats = np.zeros((0, 1), np.float32)
     rows = pd.DataFrame({"template": [p[0] for p in pairs], "text": [p[1] for p in pairs]})
-    meta = {"encoder": identity, "n_texts": len(pairs)}  # nothing run-dependent: DVC hashes this file
+    meta = {
+        "encoder": identity,
+        "n_texts": len(pairs),
+    }  # nothing run-dependent: DVC hashes this file
     if pairs:
         write_embeddings(out, feats, rows, meta)
     else:
         write_table(out, rows.assign(embedding=[]), meta)
-    log.info("negatives' text features: %d texts, %d encoded now, %d from the store", len(pairs), n_new,
-             len(pairs) - n_new)
+    log.info(
+        "negatives' text features: %d texts, %d encoded now, %d from the store",
+        len(pairs),
+        n_new,
+        len(pairs) - n_new,
+    )
     return {**meta, "n_encoded_now": n_new}
 
 
@@ -530,13 +714,33 @@ class _StreamInputs:
     """Lazy, stream-ordered inputs of one score job (what :class:`ants.methods.MethodSpec`
     ``score`` functions read): each file is read only when a method asks for it."""
 
-    def __init__(self, stream_file, *, id_embeddings=None, ood_embeddings=None, id_text=None, negatives=None,
-                 static_id=None, static_ood=None, answers=None, negative_text=None, batch_size: int,
-                 stream_name: str = "", progress: bool = False) -> None:
+    def __init__(
+        self,
+        stream_file,
+        *,
+        id_embeddings=None,
+        ood_embeddings=None,
+        id_text=None,
+        negatives=None,
+        static_id=None,
+        static_ood=None,
+        answers=None,
+        negative_text=None,
+        batch_size: int,
+        stream_name: str = "",
+        progress: bool = False,
+    ) -> None:
         self.frame, self.meta = read_table(stream_file)
-        self._files = {"id": id_embeddings, "ood": ood_embeddings, "text": id_text, "negatives": negatives,
-                       "static_id": static_id, "static_ood": static_ood, "answers": answers,
-                       "negative_text": negative_text}
+        self._files = {
+            "id": id_embeddings,
+            "ood": ood_embeddings,
+            "text": id_text,
+            "negatives": negatives,
+            "static_id": static_id,
+            "static_ood": static_ood,
+            "answers": answers,
+            "negative_text": negative_text,
+        }
         self.batch_size = int(batch_size)
         self.stream_name = stream_name
         self.progress = progress
@@ -551,8 +755,11 @@ class _StreamInputs:
 
     @functools.cached_property
     def features(self) -> np.ndarray:
-        return _stream_features(self.frame, self._need("id", "the ID embeddings"),
-                                self._need("ood", "the OOD embeddings"))
+        return _stream_features(
+            self.frame,
+            self._need("id", "the ID embeddings"),
+            self._need("ood", "the OOD embeddings"),
+        )
 
     def id_text(self, prompt: str):
         return read_id_text(self._need("text", "the ID text features"), prompt)
@@ -563,8 +770,11 @@ class _StreamInputs:
 
     @functools.cached_property
     def static(self):
-        return _stream_static(self.frame, self._need("static_id", "the ID static scores"),
-                              self._need("static_ood", "the OOD static scores"))
+        return _stream_static(
+            self.frame,
+            self._need("static_id", "the ID static scores"),
+            self._need("static_ood", "the OOD static scores"),
+        )
 
     @functools.cached_property
     def answerer(self):
@@ -582,8 +792,15 @@ class _StreamInputs:
         return lookup_encoder(pairs, feats, source=str(path))
 
 
-def score(stream_file, *, method: Mapping, out: str | os.PathLike, stream_name: str = "", progress: bool = False,
-          **files) -> pd.DataFrame:
+def score(
+    stream_file,
+    *,
+    method: Mapping,
+    out: str | os.PathLike,
+    stream_name: str = "",
+    progress: bool = False,
+    **files,
+) -> pd.DataFrame:
     """``ants score``: run one detector over one stream and write the per-sample scores.
 
     ``method`` is :func:`ants.views.method_config` (its ``method`` key picks the detector in
@@ -595,26 +812,41 @@ def score(stream_file, *, method: Mapping, out: str | os.PathLike, stream_name: 
     from ants.methods import method_spec
 
     spec = method_spec(method["method"])
-    inputs = _StreamInputs(stream_file, batch_size=int(method["batch_size"]), stream_name=stream_name,
-                           progress=progress, **files)
+    inputs = _StreamInputs(
+        stream_file,
+        batch_size=int(method["batch_size"]),
+        stream_name=stream_name,
+        progress=progress,
+        **files,
+    )
     result = spec.score(method, inputs)
     trace = None
     if spec.uses_answers:
         t = result.trace
-        trace = {"batch": t.batch, "threshold": t.threshold, "lambda": t.lam, "n_candidates": t.n_candidates,
-                 "ens_size": t.ens_size, "vsnl_size": t.vsnl_size, "ens_update": t.ens_update,
-                 "vsnl_update": t.vsnl_update, "ens_sentences": t.ens_sentences[:50],
-                 "vsnl_labels": t.vsnl_labels[:50]}
+        trace = {
+            "batch": t.batch,
+            "threshold": t.threshold,
+            "lambda": t.lam,
+            "n_candidates": t.n_candidates,
+            "ens_size": t.ens_size,
+            "vsnl_size": t.vsnl_size,
+            "ens_update": t.ens_update,
+            "vsnl_update": t.vsnl_update,
+            "ens_sentences": t.ens_sentences[:50],
+            "vsnl_labels": t.vsnl_labels[:50],
+        }
     frame = inputs.frame
-    table = pd.DataFrame({
-        "position": frame["position"].to_numpy(),
-        "id": frame["id"].to_numpy(),
-        "batch": frame["batch"].to_numpy(),
-        "is_ood": frame["is_ood"].to_numpy(),
-        "label": frame["label"].to_numpy(),
-        "pred": np.asarray(result.predictions, dtype=np.int64),
-        "score": np.asarray(result.scores, dtype=np.float32),
-    })
+    table = pd.DataFrame(
+        {
+            "position": frame["position"].to_numpy(),
+            "id": frame["id"].to_numpy(),
+            "batch": frame["batch"].to_numpy(),
+            "is_ood": frame["is_ood"].to_numpy(),
+            "label": frame["label"].to_numpy(),
+            "pred": np.asarray(result.predictions, dtype=np.int64),
+            "score": np.asarray(result.scores, dtype=np.float32),
+        }
+    )
     for name, values in sorted((result.variants or {}).items()):
         table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
     meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
@@ -634,8 +866,9 @@ METRIC_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
 ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
 
 
-def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score",
-                   roc_points: str = "all") -> dict[str, float]:
+def stream_metrics(
+    frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score", roc_points: str = "all"
+) -> dict[str, float]:
     """OOD metrics (fractions) and ID accuracy of one score table (``column`` = the score).
 
     ``roc_points`` (``metrics.fpr95_roc``): the ROC points both FPR95s are read from, ``all``
@@ -644,7 +877,9 @@ def stream_metrics(frame: pd.DataFrame, recall_level: float = 0.95, column: str 
 
     is_ood = frame["is_ood"].to_numpy()
     scores = frame[column].to_numpy(np.float64)
-    out = ood_metrics(scores[~is_ood], scores[is_ood], recall_level=recall_level, roc_points=roc_points)
+    out = ood_metrics(
+        scores[~is_ood], scores[is_ood], recall_level=recall_level, roc_points=roc_points
+    )
     out["acc"] = accuracy(frame["pred"].to_numpy()[~is_ood], frame["label"].to_numpy()[~is_ood])
     return out
 
@@ -655,7 +890,9 @@ def _variant_column(variant: str, split: str) -> str:
     return f"v_{variant}"
 
 
-def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str], extra: Mapping) -> list[dict]:
+def _summarise(
+    per: Mapping, params: Mapping, bench: str, methods: Sequence[str], extra: Mapping
+) -> list[dict]:
     """Rows (mean and std over seeds, x100) of every (method, dataset or split average)."""
     from ants.metrics import seed_summary, split_average
     from ants.views import ood_sets
@@ -663,7 +900,11 @@ def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str]
     rows = []
     splits = ood_sets(params, bench)
     for method in methods:
-        label = params["methods"][method].get("label", method) if method in params["methods"] else method
+        label = (
+            params["methods"][method].get("label", method)
+            if method in params["methods"]
+            else method
+        )
         entries: list[tuple[str, str, dict[int, dict[str, float]]]] = [
             (ood, split, per[(method, ood)]) for split, ood in splits if (method, ood) in per
         ]
@@ -672,17 +913,36 @@ def _summarise(per: Mapping, params: Mapping, bench: str, methods: Sequence[str]
             if not members:
                 continue
             seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
-            entries.append((f"{split}_average", split,
-                            {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds}))
+            entries.append(
+                (
+                    f"{split}_average",
+                    split,
+                    {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds},
+                )
+            )
         for name, split, by_seed in entries:
             stats = seed_summary(by_seed, METRIC_KEYS, percent=True)
-            rows.append({"benchmark": bench, "method": method, "label": label, **extra, "dataset": name,
-                         "split": split, **stats})
+            rows.append(
+                {
+                    "benchmark": bench,
+                    "method": method,
+                    "label": label,
+                    **extra,
+                    "dataset": name,
+                    "split": split,
+                    **stats,
+                }
+            )
     return rows
 
 
-def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.PathLike], *, params: Mapping,
-                    out_json: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+def compute_metrics(
+    score_files: Mapping[tuple[str, str, str, int], str | os.PathLike],
+    *,
+    params: Mapping,
+    out_json: str | os.PathLike,
+    out_dir: str | os.PathLike,
+) -> dict:
     """``ants compute-metrics``: per-stream metrics -> mean and std over seeds, per dataset and
     split average.
 
@@ -700,29 +960,50 @@ def compute_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
     per_variant: dict[tuple[str, str], dict] = {}
     for (bench, method, ood, seed), path in sorted(score_files.items()):
         frame, _ = read_table(path)
-        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(frame, recall,
-                                                                                           roc_points=roc)
+        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(
+            frame, recall, roc_points=roc
+        )
         if "v_far_only" in frame.columns:
             split = dict((o, s) for s, o in ood_sets(params, bench)).get(ood, "far")
             for variant in ANTS_VARIANTS:
-                per_variant.setdefault((bench, variant), {}).setdefault((method, ood), {})[int(seed)] = (
-                    stream_metrics(frame, recall, _variant_column(variant, split), roc_points=roc))
+                per_variant.setdefault((bench, variant), {}).setdefault((method, ood), {})[
+                    int(seed)
+                ] = stream_metrics(frame, recall, _variant_column(variant, split), roc_points=roc)
 
     nested: dict = {}
     for bench in sorted(per):
         methods = [m for m in params["run"]["methods"] if any(k[0] == m for k in per[bench])]
         rows = _summarise(per[bench], params, bench, methods, {})
         for r in rows:
-            stats = {k: v for k, v in r.items() if k not in ("benchmark", "method", "label", "dataset", "split")}
+            stats = {
+                k: v
+                for k, v in r.items()
+                if k not in ("benchmark", "method", "label", "dataset", "split")
+            }
             nested.setdefault(bench, {}).setdefault(r["method"], {})[r["dataset"]] = stats
         _write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(rows))
         vrows = []
         for variant in ANTS_VARIANTS:
             if (bench, variant) in per_variant:
-                vrows += _summarise(per_variant[(bench, variant)], params, bench, methods, {"variant": variant})
-        _write_csv(Path(out_dir) / f"{bench}_variants.csv", pd.DataFrame(vrows, columns=[
-            "benchmark", "method", "label", "variant", "dataset", "split",
-            *[k for key in METRIC_KEYS for k in (key, f"{key}_std")], "n_seeds"]))
+                vrows += _summarise(
+                    per_variant[(bench, variant)], params, bench, methods, {"variant": variant}
+                )
+        _write_csv(
+            Path(out_dir) / f"{bench}_variants.csv",
+            pd.DataFrame(
+                vrows,
+                columns=[
+                    "benchmark",
+                    "method",
+                    "label",
+                    "variant",
+                    "dataset",
+                    "split",
+                    *[k for key in METRIC_KEYS for k in (key, f"{key}_std")],
+                    "n_seeds",
+                ],
+            ),
+        )
     write_json(out_json, nested)
     return nested
 
@@ -743,16 +1024,34 @@ def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
         per: dict[str, dict] = {}
         for bench, ood, seed, path in point["files"]:
             frame, _ = read_table(path, what="score file")
-            per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = stream_metrics(
-                frame, recall, roc_points=roc)
+            per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = (
+                stream_metrics(frame, recall, roc_points=roc)
+            )
         for bench, entries in sorted(per.items()):
-            extra = {"sweep": view["sweep"], "setting": view["setting"], "value": point["label"],
-                     "is_default": bool(point["is_default"])}
+            extra = {
+                "sweep": view["sweep"],
+                "setting": view["setting"],
+                "value": point["label"],
+                "is_default": bool(point["is_default"]),
+            }
             rows += _summarise(entries, view, bench, [point["method"]], extra)
-    columns = ["sweep", "setting", "value", "is_default", "benchmark", "method", "label", "dataset", "split",
-               *[k for key in METRIC_KEYS for k in (key, f"{key}_std")], "n_seeds"]
+    columns = [
+        "sweep",
+        "setting",
+        "value",
+        "is_default",
+        "benchmark",
+        "method",
+        "label",
+        "dataset",
+        "split",
+        *[k for key in METRIC_KEYS for k in (key, f"{key}_std")],
+        "n_seeds",
+    ]
     frame = pd.DataFrame(rows)
-    frame = frame[[c for c in columns if c in frame.columns]] if rows else pd.DataFrame(columns=columns)
+    frame = (
+        frame[[c for c in columns if c in frame.columns]] if rows else pd.DataFrame(columns=columns)
+    )
     _write_csv(out, frame)
     return frame
 
@@ -766,8 +1065,30 @@ def trace_table(score_files: Mapping[tuple[str, str, str, int], str | os.PathLik
         if not trace:
             continue
         for i, b in enumerate(trace["batch"]):
-            rows.append({"benchmark": bench, "method": method, "ood": ood, "seed": int(seed), "batch": int(b),
-                         "threshold": trace["threshold"][i], "lambda": trace["lambda"][i],
-                         "ens_size": trace["ens_size"][i], "vsnl_size": trace["vsnl_size"][i]})
-    return pd.DataFrame(rows, columns=["benchmark", "method", "ood", "seed", "batch", "threshold", "lambda",
-                                       "ens_size", "vsnl_size"])
+            rows.append(
+                {
+                    "benchmark": bench,
+                    "method": method,
+                    "ood": ood,
+                    "seed": int(seed),
+                    "batch": int(b),
+                    "threshold": trace["threshold"][i],
+                    "lambda": trace["lambda"][i],
+                    "ens_size": trace["ens_size"][i],
+                    "vsnl_size": trace["vsnl_size"][i],
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "benchmark",
+            "method",
+            "ood",
+            "seed",
+            "batch",
+            "threshold",
+            "lambda",
+            "ens_size",
+            "vsnl_size",
+        ],
+    )

@@ -119,7 +119,12 @@ class Stream:
 
 
 def make_stream(
-    n_id: int, n_ood: int, *, seed: int, batch_size: int = DEFAULT_BATCH_SIZE, order: str = "shuffled"
+    n_id: int,
+    n_ood: int,
+    *,
+    seed: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    order: str = "shuffled",
 ) -> Stream:
     """The stream of ``[OOD set (n_ood), ID set (n_id)]`` shuffled with ``PCG64(seed)``
     (``order``: one of :data:`ORDERS`, see the module docstring).

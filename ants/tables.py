@@ -61,10 +61,18 @@ CONVENTION = {"fpr95_id": "id", "fpr95_ood": "ood"}
 #: ANTS score variants in the score files (``v_{name}``) plus the oracle choice
 VARIANTS = ("ada", "far_only", "near_only", "oracle")
 #: our method kinds -> paper-results.csv method names
-PAPER_METHOD = {"mcm": "MCM", "neglabel": "NegLabel", "adaneg": "AdaNeg", "ants": "ANTS", "csp": "CSP"}
+PAPER_METHOD = {
+    "mcm": "MCM",
+    "neglabel": "NegLabel",
+    "adaneg": "AdaNeg",
+    "ants": "ANTS",
+    "csp": "CSP",
+}
 #: our split averages -> paper-results.csv dataset names, per benchmark
-PAPER_AVERAGE = {"mos4": {"far_average": "average"},
-                 "openood_v15": {"far_average": "far", "near_average": "near"}}
+PAPER_AVERAGE = {
+    "mos4": {"far_average": "average"},
+    "openood_v15": {"far_average": "far", "near_average": "near"},
+}
 _STAT_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
 
 
@@ -90,15 +98,26 @@ def tables_view(params: Mapping) -> dict:
             preset = "paper"
         if kind == "neglabel" and "csp" in (m.lower() + str(cfg.get("label", "")).lower()):
             kind = "csp"
-        out_methods[m] = {"label": cfg.get("label", m), "method": kind, "preset": preset,
-                          "in_score": copy.deepcopy(cfg.get("in_score")) if cfg["method"] == "ants" else None}
+        out_methods[m] = {
+            "label": cfg.get("label", m),
+            "method": kind,
+            "preset": preset,
+            "in_score": copy.deepcopy(cfg.get("in_score")) if cfg["method"] == "ants" else None,
+        }
     return {
-        "run": {"methods": methods, "benchmarks": list(params["run"]["benchmarks"]),
-                "seeds": list(params["run"].get("seeds", []))},
+        "run": {
+            "methods": methods,
+            "benchmarks": list(params["run"]["benchmarks"]),
+            "seeds": list(params["run"].get("seeds", [])),
+        },
         "methods": out_methods,
-        "benchmarks": {b: {"ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                           "backbone": params["benchmarks"][b]["backbone"]}
-                       for b in params["run"]["benchmarks"]},
+        "benchmarks": {
+            b: {
+                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
+                "backbone": params["benchmarks"][b]["backbone"],
+            }
+            for b in params["run"]["benchmarks"]
+        },
         "metrics": dict(params.get("metrics", {"recall_level": 0.95})),
         "report": dict(params.get("report", {})),
     }
@@ -120,7 +139,9 @@ def read_metric_rows(metrics_dir: str | os.PathLike, benchmark: str) -> pd.DataF
     """The workflow's per-benchmark metrics CSV (percentages, mean and std over seeds)."""
     path = Path(metrics_dir) / f"{benchmark}.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"metrics table {path} does not exist (run `snakemake metrics` first)")
+        raise FileNotFoundError(
+            f"metrics table {path} does not exist (run `snakemake metrics` first)"
+        )
     return pd.read_csv(path)
 
 
@@ -143,8 +164,11 @@ def _stream_variant_metrics(path, split: str, recall_level: float) -> dict[str, 
     return out
 
 
-def variant_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.PathLike], view: Mapping,
-                    metrics_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def variant_metrics(
+    score_files: Mapping[tuple[str, str, str, int], str | os.PathLike],
+    view: Mapping,
+    metrics_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """ANTS variants' metrics: columns of the metrics CSV plus ``variant`` (percentages).
 
     Reads ``{metrics_dir}/{benchmark}_variants.csv`` when the workflow wrote it; otherwise
@@ -174,8 +198,9 @@ def variant_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
             per: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
             for (b, m, ds, seed), path in sorted(score_files.items()):
                 if b == bench and m == method:
-                    per.setdefault(ds, {})[int(seed)] = _stream_variant_metrics(path, split_of.get(ds, "far"),
-                                                                                recall)
+                    per.setdefault(ds, {})[int(seed)] = _stream_variant_metrics(
+                        path, split_of.get(ds, "far"), recall
+                    )
             if not per:
                 continue
             for variant in VARIANTS:
@@ -189,31 +214,58 @@ def variant_metrics(score_files: Mapping[tuple[str, str, str, int], str | os.Pat
                     if f"{split}_average" not in splits or not members:
                         continue
                     seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
-                    entries.append((f"{split}_average", split,
-                                    {sd: split_average({e[0]: e[2][sd] for e in members}) for sd in seeds}))
+                    entries.append(
+                        (
+                            f"{split}_average",
+                            split,
+                            {sd: split_average({e[0]: e[2][sd] for e in members}) for sd in seeds},
+                        )
+                    )
                 for name, split, by_seed in entries:
                     stats: dict = {}
                     for key in _STAT_KEYS:
-                        vals = np.array([by_seed[sd][key] for sd in sorted(by_seed)], dtype=np.float64) * 100
+                        vals = (
+                            np.array([by_seed[sd][key] for sd in sorted(by_seed)], dtype=np.float64)
+                            * 100
+                        )
                         stats[key] = float(vals.mean())
                         stats[f"{key}_std"] = float(vals.std(ddof=0))
                     stats["n_seeds"] = len(by_seed)
-                    rows.append({"benchmark": bench, "method": method,
-                                 "label": view["methods"][method]["label"], "dataset": name, "split": split,
-                                 "variant": variant, **stats})
+                    rows.append(
+                        {
+                            "benchmark": bench,
+                            "method": method,
+                            "label": view["methods"][method]["label"],
+                            "dataset": name,
+                            "split": split,
+                            "variant": variant,
+                            **stats,
+                        }
+                    )
     if rows:
         frames.append(pd.DataFrame(rows))
     if not frames:
-        return pd.DataFrame(columns=["benchmark", "method", "label", "dataset", "split", "variant",
-                                     *[k for key in _STAT_KEYS for k in (key, f"{key}_std")], "n_seeds"])
+        return pd.DataFrame(
+            columns=[
+                "benchmark",
+                "method",
+                "label",
+                "dataset",
+                "split",
+                "variant",
+                *[k for key in _STAT_KEYS for k in (key, f"{key}_std")],
+                "n_seeds",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
 # -- published numbers -----------------------------------------------------------------------
 
 
-def published_for(paper: pd.DataFrame, benchmark: str, kind: str, dataset: str,
-                  variant: str | None = None) -> dict | None:
+def published_for(
+    paper: pd.DataFrame, benchmark: str, kind: str, dataset: str, variant: str | None = None
+) -> dict | None:
     """The published row for (benchmark, our method kind, our dataset or split average).
 
     Rows named ``"{Method}"`` are the paper's; rows named ``"{Method} (...; {variant})"`` are
@@ -249,9 +301,25 @@ def _published_value(row: Mapping | None, metric: str) -> float | None:
 
 # -- the table --------------------------------------------------------------------------------
 
-LONG_COLUMNS = ("benchmark", "row", "method", "label", "preset", "variant", "dataset", "split", "metric",
-                "convention", "mean", "std", "n_seeds", "published", "diff", "published_method",
-                "published_source")
+LONG_COLUMNS = (
+    "benchmark",
+    "row",
+    "method",
+    "label",
+    "preset",
+    "variant",
+    "dataset",
+    "split",
+    "metric",
+    "convention",
+    "mean",
+    "std",
+    "n_seeds",
+    "published",
+    "diff",
+    "published_method",
+    "published_source",
+)
 
 
 def _convention_name(metric: str) -> str:
@@ -267,8 +335,14 @@ def _row_label(label: str, preset: str | None, variant: str | None = None) -> st
     return text
 
 
-def paper_table(benchmark: str, main: pd.DataFrame, view: Mapping, paper: pd.DataFrame | None = None,
-                *, variants: pd.DataFrame | None = None) -> pd.DataFrame:
+def paper_table(
+    benchmark: str,
+    main: pd.DataFrame,
+    view: Mapping,
+    paper: pd.DataFrame | None = None,
+    *,
+    variants: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The long table of one benchmark (columns :data:`LONG_COLUMNS`).
 
     ``main``: the metrics CSV rows (every method's main score); ``variants``: when given, the
@@ -286,7 +360,7 @@ def paper_table(benchmark: str, main: pd.DataFrame, view: Mapping, paper: pd.Dat
         mine = source[source["method"] == method]
         if mine.empty:
             continue
-        for variant in ([None] if variants is None else list(VARIANTS)):
+        for variant in [None] if variants is None else list(VARIANTS):
             rows = mine if variant is None else mine[mine["variant"] == variant]
             if rows.empty:
                 continue
@@ -305,18 +379,42 @@ def paper_table(benchmark: str, main: pd.DataFrame, view: Mapping, paper: pd.Dat
                     n = 0
                     if len(hit):
                         r = hit.iloc[0]
-                        mean, std, n = float(r[metric]), float(r[f"{metric}_std"]), int(r["n_seeds"])
+                        mean, std, n = (
+                            float(r[metric]),
+                            float(r[f"{metric}_std"]),
+                            int(r["n_seeds"]),
+                        )
                     p = _published_value(pub, metric)
-                    out.append({
-                        "benchmark": benchmark, "row": label, "method": method, "label": info["label"],
-                        "preset": info.get("preset") or "", "variant": variant or (
-                            (info.get("in_score") or {}).get(split, "") if info["method"] == "ants" else ""),
-                        "dataset": ds, "split": split, "metric": metric, "convention": _convention_name(metric),
-                        "mean": mean, "std": std, "n_seeds": n, "published": p,
-                        "diff": None if p is None or mean is None else mean - p,
-                        "published_method": pub["method"] if pub is not None and p is not None else "",
-                        "published_source": pub["source"] if pub is not None and p is not None else "",
-                    })
+                    out.append(
+                        {
+                            "benchmark": benchmark,
+                            "row": label,
+                            "method": method,
+                            "label": info["label"],
+                            "preset": info.get("preset") or "",
+                            "variant": variant
+                            or (
+                                (info.get("in_score") or {}).get(split, "")
+                                if info["method"] == "ants"
+                                else ""
+                            ),
+                            "dataset": ds,
+                            "split": split,
+                            "metric": metric,
+                            "convention": _convention_name(metric),
+                            "mean": mean,
+                            "std": std,
+                            "n_seeds": n,
+                            "published": p,
+                            "diff": None if p is None or mean is None else mean - p,
+                            "published_method": pub["method"]
+                            if pub is not None and p is not None
+                            else "",
+                            "published_source": pub["source"]
+                            if pub is not None and p is not None
+                            else "",
+                        }
+                    )
     return pd.DataFrame(out, columns=list(LONG_COLUMNS))
 
 
@@ -332,7 +430,9 @@ def format_cell(mean, std, published=None, *, latex: bool = False) -> str:
     return text
 
 
-def _wide(long: pd.DataFrame, *, latex: bool = False) -> tuple[list[str], list[tuple[str, str]], list[list[str]]]:
+def _wide(
+    long: pd.DataFrame, *, latex: bool = False
+) -> tuple[list[str], list[tuple[str, str]], list[list[str]]]:
     rows = list(dict.fromkeys(long["row"]))
     datasets = list(dict.fromkeys(long["dataset"]))
     heads = [(ds, m) for ds in datasets for m in TABLE_METRICS]
@@ -347,22 +447,31 @@ def _wide(long: pd.DataFrame, *, latex: bool = False) -> tuple[list[str], list[t
                 continue
             h = hit.iloc[0]
             pub = None if pd.isna(h["published"]) else float(h["published"])
-            line.append(format_cell(None if pd.isna(h["mean"]) else float(h["mean"]),
-                                    None if pd.isna(h["std"]) else float(h["std"]), pub, latex=latex))
+            line.append(
+                format_cell(
+                    None if pd.isna(h["mean"]) else float(h["mean"]),
+                    None if pd.isna(h["std"]) else float(h["std"]),
+                    pub,
+                    latex=latex,
+                )
+            )
         cells.append(line)
     return rows, heads, cells
 
 
 def _legend(benchmark: str, long: pd.DataFrame) -> str:
     seeds = sorted({int(n) for n in long["n_seeds"] if n})
-    return (f"{benchmark}: percentages, mean ± std over {', '.join(map(str, seeds)) or '?'} stream seed(s). "
-            "FPR95-ID: ID-positive (threshold keeps 95 % of ID; MOS, MCM, NegLabel, CSP). "
-            "FPR95-OOD: OOD-positive (threshold catches 95 % of OOD; OpenOOD v1.5, AdaNeg, ANTS). "
-            "[published, ours - published] where the paper reports that column's convention.")
+    return (
+        f"{benchmark}: percentages, mean ± std over {', '.join(map(str, seeds)) or '?'} stream seed(s). "
+        "FPR95-ID: ID-positive (threshold keeps 95 % of ID; MOS, MCM, NegLabel, CSP). "
+        "FPR95-OOD: OOD-positive (threshold catches 95 % of OOD; OpenOOD v1.5, AdaNeg, ANTS). "
+        "[published, ours - published] where the paper reports that column's convention."
+    )
 
 
 def markdown_table(long: pd.DataFrame, title: str = "") -> str:
     """GitHub Markdown of a long table: one line per row, datasets x metrics as columns."""
+
     def esc(s: str) -> str:
         return str(s).replace("|", "\\|")
 
@@ -372,7 +481,9 @@ def markdown_table(long: pd.DataFrame, title: str = "") -> str:
         lines += [f"### {esc(title)}", ""]
     if not rows:
         return "\n".join(lines + ["(no rows)", ""])
-    lines.append("| method | " + " | ".join(f"{esc(ds)} {esc(TABLE_METRICS[m])}" for ds, m in heads) + " |")
+    lines.append(
+        "| method | " + " | ".join(f"{esc(ds)} {esc(TABLE_METRICS[m])}" for ds, m in heads) + " |"
+    )
     lines.append("|---|" + "---:|" * len(heads))
     for r, line in zip(rows, cells, strict=True):
         lines.append(f"| {esc(r)} | " + " | ".join(esc(c) for c in line) + " |")
@@ -381,9 +492,22 @@ def markdown_table(long: pd.DataFrame, title: str = "") -> str:
     return "\n".join(lines)
 
 
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                "·": r"$\cdot$", "↓": r"$\downarrow$", "↑": r"$\uparrow$", "±": r"$\pm$"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "·": r"$\cdot$",
+    "↓": r"$\downarrow$",
+    "↑": r"$\uparrow$",
+    "±": r"$\pm$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -396,15 +520,30 @@ def latex_table(long: pd.DataFrame, caption: str = "") -> str:
     rows, heads, cells = _wide(long, latex=True)
     datasets = list(dict.fromkeys(ds for ds, _ in heads))
     n = len(TABLE_METRICS)
-    out = [r"\begin{table}[t]", r"\centering", r"\scriptsize",
-           r"\begin{tabular}{l" + "r" * len(heads) + "}", r"\toprule"]
-    out.append(" & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(ds)}}}" for ds in datasets) + r" \\")
-    out.append("".join(rf"\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(datasets))))
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\scriptsize",
+        r"\begin{tabular}{l" + "r" * len(heads) + "}",
+        r"\toprule",
+    ]
+    out.append(
+        " & "
+        + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(ds)}}}" for ds in datasets)
+        + r" \\"
+    )
+    out.append(
+        "".join(rf"\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}" for i in range(len(datasets)))
+    )
     out.append("Method & " + " & ".join(latex_escape(TABLE_METRICS[m]) for _, m in heads) + r" \\")
     out.append(r"\midrule")
     for r, line in zip(rows, cells, strict=True):
-        out.append(latex_escape(r) + " & " + " & ".join(c.replace("[", "{[}").replace("]", "{]}")
-                                                         for c in line) + r" \\")
+        out.append(
+            latex_escape(r)
+            + " & "
+            + " & ".join(c.replace("[", "{[}").replace("]", "{]}") for c in line)
+            + r" \\"
+        )
     out += [r"\bottomrule", r"\end{tabular}"]
     if len(long):
         cap = caption or _legend(str(long["benchmark"].iloc[0]), long)
@@ -413,9 +552,14 @@ def latex_table(long: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def write_tables(view: Mapping, *, metrics_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 score_files: Mapping[tuple[str, str, str, int], str | os.PathLike] | None = None,
-                 benchmarks: Iterable[str] | None = None) -> list[Path]:
+def write_tables(
+    view: Mapping,
+    *,
+    metrics_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    score_files: Mapping[tuple[str, str, str, int], str | os.PathLike] | None = None,
+    benchmarks: Iterable[str] | None = None,
+) -> list[Path]:
     """Write ``{out_dir}/{benchmark}.{csv,md,tex}`` and, when ANTS ran,
     ``{benchmark}_ants_variants.{csv,md,tex}``; returns the paths written."""
     from ants._io import atomic_path
@@ -426,15 +570,23 @@ def write_tables(view: Mapping, *, metrics_dir: str | os.PathLike, out_dir: str 
     written: list[Path] = []
     has_ants = any(v["method"] == "ants" for v in view["methods"].values())
     variants = variant_metrics(score_files or {}, view, metrics_dir) if has_ants else None
-    for bench in (benchmarks or view["run"]["benchmarks"]):
+    for bench in benchmarks or view["run"]["benchmarks"]:
         main = read_metric_rows(metrics_dir, bench)
         tables = [(bench, paper_table(bench, main, view, paper), f"{bench}: methods")]
         if has_ants:
-            tables.append((f"{bench}_ants_variants", paper_table(bench, main, view, paper, variants=variants),
-                           f"{bench}: ANTS variants"))
+            tables.append(
+                (
+                    f"{bench}_ants_variants",
+                    paper_table(bench, main, view, paper, variants=variants),
+                    f"{bench}: ANTS variants",
+                )
+            )
         for stem, long, title in tables:
-            for ext, text in (("csv", long.to_csv(index=False)), ("md", markdown_table(long, title)),
-                              ("tex", latex_table(long))):
+            for ext, text in (
+                ("csv", long.to_csv(index=False)),
+                ("md", markdown_table(long, title)),
+                ("tex", latex_table(long)),
+            ):
                 path = out_dir / f"{stem}.{ext}"
                 with atomic_path(path) as tmp:
                     tmp.write_text(text, encoding="utf-8")
@@ -451,7 +603,12 @@ def table_rows_for_terminal(long: pd.DataFrame) -> Sequence[str]:
     for ds in datasets:
         idx = [i for i, (d, _) in enumerate(heads) if d == ds]
         out.append(f"  {ds}")
-        out.append("    " + "method".ljust(width) + "  " + "  ".join(TABLE_METRICS[heads[i][1]].ljust(28) for i in idx))
+        out.append(
+            "    "
+            + "method".ljust(width)
+            + "  "
+            + "  ".join(TABLE_METRICS[heads[i][1]].ljust(28) for i in idx)
+        )
         for r, line in zip(rows, cells, strict=True):
             out.append("    " + r.ljust(width) + "  " + "  ".join(line[i].ljust(28) for i in idx))
     return out

@@ -70,14 +70,18 @@ def encoder_key(backbone: Mapping, precision: str) -> dict:
 def text_key(encoder_identity: Mapping, template: str, text: str) -> str:
     """SHA-256 hex digest naming the feature of ``text`` encoded with ``template``."""
     return hashlib.sha256(
-        canonical_json({"encoder": dict(encoder_identity), "template": template, "text": text}).encode("utf-8")
+        canonical_json(
+            {"encoder": dict(encoder_identity), "template": template, "text": text}
+        ).encode("utf-8")
     ).hexdigest()
 
 
 class TextFeatureStore:
     """Content-addressed text features in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, encoder_identity: Mapping, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike, encoder_identity: Mapping, timeout_s: float = 120.0
+    ) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise ValueError(f"text feature store {str(self.path)!r} is a folder; give a file path")
@@ -112,7 +116,8 @@ class TextFeatureStore:
         for start in range(0, len(items), 500):
             chunk = items[start : start + 500]
             rows = self._conn.execute(
-                f"SELECT key, dim, feature FROM features WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                f"SELECT key, dim, feature FROM features WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
             ).fetchall()
             for key, dim, blob in rows:
                 out[keys[key]] = np.frombuffer(blob, dtype="<f4", count=dim).copy()
@@ -126,8 +131,10 @@ class TextFeatureStore:
         with self._conn:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO features (key, template, text, dim, feature) VALUES (?, ?, ?, ?, ?)",
-                [(text_key(self.identity, t, x), t, x, feats.shape[1], feats[i].tobytes())
-                 for i, (t, x) in enumerate(pairs)],
+                [
+                    (text_key(self.identity, t, x), t, x, feats.shape[1], feats[i].tobytes())
+                    for i, (t, x) in enumerate(pairs)
+                ],
             )
         return len(pairs)
 
@@ -161,7 +168,9 @@ def encode_texts_once(
     return unique, np.stack([found[p] for p in unique]).astype(np.float32), len(missing)
 
 
-def lookup_encoder(pairs: Sequence[Pair], features: np.ndarray, *, source: str = "the text feature table") -> EncodeText:
+def lookup_encoder(
+    pairs: Sequence[Pair], features: np.ndarray, *, source: str = "the text feature table"
+) -> EncodeText:
     """An ``encode_text(texts, template)`` that looks every text up in ``pairs``/``features``.
 
     A text that is not there raises :class:`MissingTextFeatureError` naming it and ``source``.
@@ -179,6 +188,10 @@ def lookup_encoder(pairs: Sequence[Pair], features: np.ndarray, *, source: str =
                     "re-run the encode_negatives job of this stream"
                 )
             rows.append(i)
-        return feats[rows] if rows else np.zeros((0, feats.shape[1] if feats.ndim == 2 else 0), np.float32)
+        return (
+            feats[rows]
+            if rows
+            else np.zeros((0, feats.shape[1] if feats.ndim == 2 else 0), np.float32)
+        )
 
     return encode

@@ -115,14 +115,20 @@ def point_params(params: Mapping, method: str) -> tuple[Mapping, str]:
     base, sweep, index = method.split(SWEEP_SEP)
     spec = params["sweeps"][sweep]
     out = copy.deepcopy(dict(params))
-    set_dotted(out, spec["setting"].replace("{method}", base), copy.deepcopy(spec["values"][int(index)]))
+    set_dotted(
+        out, spec["setting"].replace("{method}", base), copy.deepcopy(spec["values"][int(index)])
+    )
     return out, base
 
 
 def sweep_points(params: Mapping, sweep: str) -> list[tuple[str, str, int]]:
     """``(virtual method, base method, value index)`` of every point of ``sweep``."""
     spec = params["sweeps"][sweep]
-    return [(sweep_point_name(m, sweep, i), m, i) for m in spec["methods"] for i in range(len(spec["values"]))]
+    return [
+        (sweep_point_name(m, sweep, i), m, i)
+        for m in spec["methods"]
+        for i in range(len(spec["values"]))
+    ]
 
 
 def stream_key(params: Mapping, method: str) -> str:
@@ -157,11 +163,15 @@ def plan_config(params: Mapping, method: str) -> dict:
     p, base = point_params(params, method)
     cfg = p["methods"][base]
     if cfg["method"] != "ants":
-        raise ValueError(f"methods.{base}: plans exist only for ANTS methods, not {cfg['method']!r}")
+        raise ValueError(
+            f"methods.{base}: plans exist only for ANTS methods, not {cfg['method']!r}"
+        )
     switches = cfg["config"]
     return {
-        "config": {"preset": switches.get("preset", "authors_code"),
-                   **{k: switches[k] for k in ANTS_PLAN_KEYS if k in switches}},
+        "config": {
+            "preset": switches.get("preset", "authors_code"),
+            **{k: switches[k] for k in ANTS_PLAN_KEYS if k in switches},
+        },
         "batch_size": p["stream"]["batch_size"],
     }
 
@@ -178,8 +188,11 @@ def backend_config(params: Mapping, method: str | None = None) -> dict:
     point's params when ``method`` is one."""
     p = point_params(params, method)[0] if method else params
     mllm = p["mllm"]
-    out = {k: copy.deepcopy(v) for k, v in mllm.items()
-           if k not in MLLM_WORKFLOW_KEYS and k not in MLLM_ANSWERING_KEYS and k != "backends"}
+    out = {
+        k: copy.deepcopy(v)
+        for k, v in mllm.items()
+        if k not in MLLM_WORKFLOW_KEYS and k not in MLLM_ANSWERING_KEYS and k != "backends"
+    }
     out.update(copy.deepcopy(dict((mllm.get("backends") or {}).get(mllm["backend"]) or {})))
     return out
 
@@ -191,9 +204,11 @@ def answer_config(params: Mapping, method: str) -> dict:
     from ants.methods.ants_tta import ants_config
 
     p, base = point_params(params, method)
-    return {"mllm": backend_config(p),
-            "answering": {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]},
-            "parser": ants_config(p["methods"][base]["config"]).answer_parser}
+    return {
+        "mllm": backend_config(p),
+        "answering": {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]},
+        "parser": ants_config(p["methods"][base]["config"]).answer_parser,
+    }
 
 
 def text_config(params: Mapping, method: str) -> dict:
@@ -203,8 +218,12 @@ def text_config(params: Mapping, method: str) -> dict:
 
     p, base = point_params(params, method)
     cfg = ants_config(p["methods"][base]["config"])
-    return {"ens_template": cfg.ens_template, "vsnl_template": cfg.vsnl_template,
-            "answer_parser": cfg.answer_parser, "vsnl_labels_per_class": cfg.vsnl_labels_per_class}
+    return {
+        "ens_template": cfg.ens_template,
+        "vsnl_template": cfg.vsnl_template,
+        "answer_parser": cfg.answer_parser,
+        "vsnl_labels_per_class": cfg.vsnl_labels_per_class,
+    }
 
 
 def answers_owner(params: Mapping, method: str) -> str:
@@ -214,7 +233,10 @@ def answers_owner(params: Mapping, method: str) -> str:
     if SWEEP_SEP not in method:
         return method
     base = method.split(SWEEP_SEP)[0]
-    same = all(f(params, method) == f(params, base) for f in (plan_config, answer_config, text_config, stream_key))
+    same = all(
+        f(params, method) == f(params, base)
+        for f in (plan_config, answer_config, text_config, stream_key)
+    )
     return base if same else method
 
 
@@ -247,11 +269,20 @@ def metrics_view(params: Mapping) -> dict:
     methods = params["run"]["methods"]
     return {
         "run": {"methods": list(methods), "benchmarks": list(params["run"]["benchmarks"])},
-        "methods": {m: {"label": params["methods"][m].get("label", m), "method": params["methods"][m]["method"]}
-                    for m in methods},
-        "benchmarks": {b: {"ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                           "backbone": params["benchmarks"][b]["backbone"]}
-                       for b in params["run"]["benchmarks"]},
+        "methods": {
+            m: {
+                "label": params["methods"][m].get("label", m),
+                "method": params["methods"][m]["method"],
+            }
+            for m in methods
+        },
+        "benchmarks": {
+            b: {
+                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
+                "backbone": params["benchmarks"][b]["backbone"],
+            }
+            for b in params["run"]["benchmarks"]
+        },
         "metrics": dict(params["metrics"]),
     }
 

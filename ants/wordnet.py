@@ -215,7 +215,12 @@ def build_lemma_table(wordnet_dir: str | Path) -> pd.DataFrame:
             variants, lexnames = merged[pos][key]
             lemma = _preferred(variants)
             rows.append(
-                (lemma, pos, LEXNAME_SEPARATOR.join(sorted(lexnames)), pos == "adj" and key in nouns)
+                (
+                    lemma,
+                    pos,
+                    LEXNAME_SEPARATOR.join(sorted(lexnames)),
+                    pos == "adj" and key in nouns,
+                )
             )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["is_also_noun"] = table["is_also_noun"].astype(bool)
@@ -238,9 +243,10 @@ def write_lemma_table(table: pd.DataFrame, out_dir: str | Path) -> Path:
     text = "\n".join(lines) + "\n"
     path = out_dir / CORPUS_FILENAME
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0
-    ) as gz:
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
+    ):
         gz.write(text.encode("utf-8"))
     tmp.replace(path)
     return path
@@ -253,7 +259,9 @@ def corpus_path() -> Path:
 
 def _read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
-        raise CorpusError(f"WordNet lemma table not found: {path}. Regenerate it with: {_REGENERATE}")
+        raise CorpusError(
+            f"WordNet lemma table not found: {path}. Regenerate it with: {_REGENERATE}"
+        )
     try:
         with gzip.open(path, "rb") as fh:
             data = fh.read()
@@ -266,7 +274,9 @@ def _read_table(path: Path) -> pd.DataFrame:
             quoting=3,  # csv.QUOTE_NONE: lemmas may hold quotes and apostrophes
         )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise CorpusError(f"cannot read WordNet lemma table {path}: {exc}. Regenerate it with: {_REGENERATE}") from exc
+        raise CorpusError(
+            f"cannot read WordNet lemma table {path}: {exc}. Regenerate it with: {_REGENERATE}"
+        ) from exc
     if list(table.columns) != list(COLUMNS):
         raise CorpusError(f"{path}: columns {list(table.columns)}, expected {list(COLUMNS)}")
     return table
@@ -299,7 +309,9 @@ def check_corpus(path: str | Path | None = None) -> dict[str, int]:
     table = load_corpus(p)
 
     def fail(reason: str) -> CorpusError:
-        return CorpusError(f"WordNet lemma table {p} is not usable: {reason}. Regenerate it with: {_REGENERATE}")
+        return CorpusError(
+            f"WordNet lemma table {p} is not usable: {reason}. Regenerate it with: {_REGENERATE}"
+        )
 
     bad_pos = sorted(set(table["pos"]) - {"noun", "adj"})
     if bad_pos:
@@ -330,7 +342,9 @@ def _main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build lemmas.tsv.gz from a WordNet 3.0 dict directory")
-    build.add_argument("--from", dest="source", required=True, help="WordNet dict dir (e.g. /usr/share/wordnet)")
+    build.add_argument(
+        "--from", dest="source", required=True, help="WordNet dict dir (e.g. /usr/share/wordnet)"
+    )
     build.add_argument("--out", required=True, help="output directory (e.g. ants/data/wordnet/)")
     check = sub.add_parser("check", help="verify the shipped (or a given) table")
     check.add_argument("--path", default=None, help="table to check (default: the shipped one)")
@@ -339,8 +353,10 @@ def _main(argv: list[str] | None = None) -> int:
         table = build_lemma_table(args.source)
         out = write_lemma_table(table, args.out)
         counts = table["pos"].value_counts()
-        print(f"wrote {out}: {counts.get('noun', 0)} nouns, {counts.get('adj', 0)} adjectives, "
-              f"{out.stat().st_size} bytes")
+        print(
+            f"wrote {out}: {counts.get('noun', 0)} nouns, {counts.get('adj', 0)} adjectives, "
+            f"{out.stat().st_size} bytes"
+        )
     else:
         counts = check_corpus(args.path)
         print(f"WordNet corpus OK: {counts['noun']} nouns, {counts['adj']} adjectives")

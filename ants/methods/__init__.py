@@ -28,9 +28,16 @@ import numpy as np
 
 from ants.scores import as_features  # noqa: F401  (the one feature validator, re-exported)
 
-__all__ = ["METHODS", "METHOD_NAMES", "MethodResult", "MethodSpec", "as_features", "batch_slices", "method_spec",
-           "run_method"]
-
+__all__ = [
+    "METHODS",
+    "METHOD_NAMES",
+    "MethodResult",
+    "MethodSpec",
+    "as_features",
+    "batch_slices",
+    "method_spec",
+    "run_method",
+]
 
 
 @dataclass
@@ -124,43 +131,70 @@ def _ants_static(section: Mapping[str, Any]) -> dict:
     from ants.methods.ants_tta import ants_config
 
     cfg = ants_config(section["config"])
-    return {"tau": float(cfg.tau), "group_size": int(cfg.group_size), "seed": int(cfg.grouping_seed)}
+    return {
+        "tau": float(cfg.tau),
+        "group_size": int(cfg.group_size),
+        "seed": int(cfg.grouping_seed),
+    }
 
 
 def _score_mcm(section, inputs) -> MethodResult:
     idt, _ = inputs.id_text("photo")
-    return _run_mcm(image_features=inputs.features, id_text_features=idt,
-                    temperature=float(section["temperature"]))
+    return _run_mcm(
+        image_features=inputs.features,
+        id_text_features=idt,
+        temperature=float(section["temperature"]),
+    )
 
 
 def _score_neglabel(section, inputs) -> MethodResult:
     static = inputs.static  # the grouped score of each image, computed once per dataset
-    return MethodResult(method="neglabel", scores=np.asarray(static.scores, np.float32),
-                        predictions=np.asarray(static.predictions, np.int64))
+    return MethodResult(
+        method="neglabel",
+        scores=np.asarray(static.scores, np.float32),
+        predictions=np.asarray(static.predictions, np.int64),
+    )
 
 
 def _score_adaneg(section, inputs) -> MethodResult:
     idt, _ = inputs.id_text("nice")
-    return _run_adaneg(image_features=inputs.features, id_text_features=idt,
-                       negative_features=inputs.negatives, batch_size=inputs.batch_size,
-                       config=dict(section["config"]), progress=inputs.progress)
+    return _run_adaneg(
+        image_features=inputs.features,
+        id_text_features=idt,
+        negative_features=inputs.negatives,
+        batch_size=inputs.batch_size,
+        config=dict(section["config"]),
+        progress=inputs.progress,
+    )
 
 
 def _score_ants(section, inputs) -> MethodResult:
     idt, names = inputs.id_text("nice")
-    return _run_ants(image_features=inputs.features, items=inputs.items, id_text_features=idt,
-                     negative_features=None, class_names=names,
-                     encode_text=inputs.encode_text, answerer=inputs.answerer,
-                     config={**dict(section["config"]), "in_score": section["in_score"]},
-                     batch_size=inputs.batch_size, item_sha256=inputs.sha256, static=inputs.static,
-                     progress=inputs.progress)
+    return _run_ants(
+        image_features=inputs.features,
+        items=inputs.items,
+        id_text_features=idt,
+        negative_features=None,
+        class_names=names,
+        encode_text=inputs.encode_text,
+        answerer=inputs.answerer,
+        config={**dict(section["config"]), "in_score": section["in_score"]},
+        batch_size=inputs.batch_size,
+        item_sha256=inputs.sha256,
+        static=inputs.static,
+        progress=inputs.progress,
+    )
 
 
 #: Every detector, by its ``methods.<name>.method`` kind.
 METHODS: dict[str, MethodSpec] = {
     "mcm": MethodSpec("mcm", "photo", False, False, lambda section: None, _score_mcm, _run_mcm),
-    "neglabel": MethodSpec("neglabel", "nice", True, False, _neglabel_static, _score_neglabel, _run_neglabel),
-    "adaneg": MethodSpec("adaneg", "nice", True, False, lambda section: None, _score_adaneg, _run_adaneg),
+    "neglabel": MethodSpec(
+        "neglabel", "nice", True, False, _neglabel_static, _score_neglabel, _run_neglabel
+    ),
+    "adaneg": MethodSpec(
+        "adaneg", "nice", True, False, lambda section: None, _score_adaneg, _run_adaneg
+    ),
     "ants": MethodSpec("ants", "nice", False, True, _ants_static, _score_ants, _run_ants),
 }
 METHOD_NAMES = tuple(METHODS)
@@ -171,7 +205,9 @@ def method_spec(name: str) -> MethodSpec:
     try:
         return METHODS[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHOD_NAMES)}") from None
+        raise ValueError(
+            f"unknown method {name!r}; valid methods: {', '.join(METHOD_NAMES)}"
+        ) from None
 
 
 def run_method(name: str, **kwargs: Any) -> MethodResult:

@@ -273,8 +273,11 @@ class AdaNegMemory:
     """
 
     def __init__(self, text_features: Any, length: int, *, task_proxy: bool = True) -> None:
-        text = text_features if isinstance(text_features, torch.Tensor) else torch.as_tensor(
-            np.asarray(text_features))
+        text = (
+            text_features
+            if isinstance(text_features, torch.Tensor)
+            else torch.as_tensor(np.asarray(text_features))
+        )
         self.text = text.detach().to(torch.float32).contiguous()  # (C, d)
         self._text_np = self.text.numpy()
         if isinstance(length, bool) or int(length) != length or length < 1:
@@ -398,8 +401,9 @@ def adaptive_cosines(
     ``text_cos`` = ``cos(v, t_c)``, ``(n, C)``. A label without images has ``p_c = t_c``. The
     label-major form :func:`adaptive_cosines_t` does the work.
     """
-    out = adaptive_cosines_t(x, text_cos.T.contiguous(), memory, beta=beta, proxy=proxy,
-                             inplace=True)
+    out = adaptive_cosines_t(
+        x, text_cos.T.contiguous(), memory, beta=beta, proxy=proxy, inplace=True
+    )
     return out.T.contiguous()
 
 
@@ -435,7 +439,9 @@ def adaptive_cosines_t(
     xt = x.T
     if proxy == "task":
         if not memory.task_proxy:
-            raise ValueError("proxy='task' needs a memory that keeps task proxies (task_proxy=True)")
+            raise ValueError(
+                "proxy='task' needs a memory that keeps task proxies (task_proxy=True)"
+            )
         for b in memory.filled_buckets():
             labels = torch.from_numpy(b.labels[: b.size])
             out_t[labels] = torch.from_numpy(b.proxy[: b.size]) @ xt

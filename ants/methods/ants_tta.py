@@ -146,7 +146,9 @@ class AntsConfig:
     activation_gap: float = 0.5
     activation_queue: int = 20_000
     fixed_lambda: float | None = None  # a fixed weight instead of the adaptive one (ablation)
-    answer_parser: str = "authors"  # ants.mllm.parsing style: 'authors' (their labels.py) | 'lenient'
+    answer_parser: str = (
+        "authors"  # ants.mllm.parsing style: 'authors' (their labels.py) | 'lenient'
+    )
 
     def __post_init__(self) -> None:
         def choice(name: str, valid: tuple[str, ...]) -> None:
@@ -454,7 +456,9 @@ class _Bank:
         n = lneg.shape[1]
         n_tiled = n * tiling
         if n_tiled <= group_size:
-            return mean_id_mass(lse_id, group_lse(lneg, log_multiplicity=math.log(tiling) if tiling > 1 else 0.0))
+            return mean_id_mass(
+                lse_id, group_lse(lneg, log_multiplicity=math.log(tiling) if tiling > 1 else 0.0)
+            )
         idx = self.layout(n_tiled, group_size)
         if tiling > 1:
             idx = idx % n
@@ -552,8 +556,9 @@ class _AntsRun:
             for p in self.cache_pos
         ]
         answers = self._ask(batch, queries)
-        sentences = normalise_sentences([s for a in answers if a.status == "ok" for s in a.negatives],
-                                        style=cfg.answer_parser)
+        sentences = normalise_sentences(
+            [s for a in answers if a.status == "ok" for s in a.negatives], style=cfg.answer_parser
+        )
         if sentences:
             feats = self._encode(sentences, cfg.ens_template)
             self.ens.feats = prepend_keep_last(self.ens.feats, feats, cfg.ens_bank_cap)
@@ -572,12 +577,15 @@ class _AntsRun:
             )
             for c, a in zip(new, answers, strict=True):
                 got = list(a.negatives) if a.status == "ok" else []
-                self.vsnl_cache[c] = normalise_sentences(got, style=cfg.answer_parser)[: cfg.vsnl_labels_per_class]
+                self.vsnl_cache[c] = normalise_sentences(got, style=cfg.answer_parser)[
+                    : cfg.vsnl_labels_per_class
+                ]
         active = set(frequent)
         for c in [c for c in self.vsnl_cache if c not in active]:
             del self.vsnl_cache[c]
-        labels = normalise_sentences([lab for labs in self.vsnl_cache.values() for lab in labs],
-                                     style=cfg.answer_parser)
+        labels = normalise_sentences(
+            [lab for labs in self.vsnl_cache.values() for lab in labs], style=cfg.answer_parser
+        )
         if labels != self.vsnl.texts:
             self.vsnl.texts = labels
             self.vsnl.feats = self._encode(labels, cfg.vsnl_template) if labels else None
@@ -586,11 +594,16 @@ class _AntsRun:
     def set_static(self, static: StaticScores) -> None:
         """Step 1 for every sample, from the static pass (each value depends on its sample alone)."""
         n = self.s_nl.shape[0]
-        for name, values in (("scores", static.scores), ("predictions", static.predictions),
-                             ("lse_id", static.lse_id)):
+        for name, values in (
+            ("scores", static.scores),
+            ("predictions", static.predictions),
+            ("lse_id", static.lse_id),
+        ):
             if np.shape(values) != (n,):
-                raise ValueError(f"static.{name} must have one value per stream sample ({n}), "
-                                 f"got shape {np.shape(values)}")
+                raise ValueError(
+                    f"static.{name} must have one value per stream sample ({n}), "
+                    f"got shape {np.shape(values)}"
+                )
         self.s_nl[:] = static.scores
         self.pred[:] = static.predictions
         self.lse_id[:] = torch.from_numpy(np.asarray(static.lse_id, dtype=np.float32))
@@ -701,14 +714,25 @@ def _check_strings(
         raise ValueError(f"{name} must be a sequence of {n} strings (one per sample), got {got}")
 
 
-def ants_static_scores(image_features: Any, id_text_features: Any, negative_features: Any,
-                       config: AntsConfig | str | Mapping[str, Any] | None = None) -> StaticScores:
+def ants_static_scores(
+    image_features: Any,
+    id_text_features: Any,
+    negative_features: Any,
+    config: AntsConfig | str | Mapping[str, Any] | None = None,
+) -> StaticScores:
     """Step 1 of every batch for any set of images: the grouped score ``S_nl`` (group size
     ``s``, seed ``grouping_seed``), predictions and ``lse_id``, by the shared primitive
     :func:`ants.scores.negative_label_parts` in fixed chunks of :data:`STATIC_CHUNK` rows."""
     cfg = ants_config(config)
-    return negative_label_parts(image_features, id_text_features, negative_features, tau=cfg.tau,
-                                group_size=cfg.group_size, seed=cfg.grouping_seed, chunk_size=STATIC_CHUNK)
+    return negative_label_parts(
+        image_features,
+        id_text_features,
+        negative_features,
+        tau=cfg.tau,
+        group_size=cfg.group_size,
+        seed=cfg.grouping_seed,
+        chunk_size=STATIC_CHUNK,
+    )
 
 
 def run_ants(
@@ -751,7 +775,11 @@ def run_ants(
     idt = as_features(id_text_features, "id_text_features", dim=d)
     if negative_features is None and static is None:
         raise ValueError("negative_features are required unless the static scores are given")
-    neg = None if negative_features is None else as_features(negative_features, "negative_features", dim=d)
+    neg = (
+        None
+        if negative_features is None
+        else as_features(negative_features, "negative_features", dim=d)
+    )
     _check_strings(items, n, "items")
     _check_strings(item_sha256, n, "item_sha256", optional=True)
     _check_strings(class_names, idt.shape[0], "class_names")
