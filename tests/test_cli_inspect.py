@@ -211,9 +211,6 @@ def test_readme_inspection_examples_run(at_root, capsys):
     cmds = [x for x in lines if x.startswith(("ants answers", "ants negatives"))]
     if not cmds:
         pytest.skip("the README shows no inspection command")
-    if any("--batch 5 --kind ens" in c for c in cmds):
-        pytest.xfail("README still shows the old `ants answers show ... --batch 5` example (no ENS update at "
-                     "batch 5); the corrected text is in the report of issue 8")
     for cmd in cmds:
         argv = README_STREAM.sub(lambda m: STREAM if m.group(0).endswith("seed0") else "fixture/ants_code",
                                  cmd).split()[1:]
