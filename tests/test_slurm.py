@@ -131,7 +131,7 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
     planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", text.split("Job stats:", 1)[1], re.M)}
     planned.pop("total"), planned.pop("all")  # `all` is a local rule
     assert {r: len(js) for r, js in rules.items()} == planned
-    assert {"embed_images", "answer", "embed_labels", "score_ants", "report"} <= set(rules)
+    assert {"embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives", "score", "report"} <= set(rules)
     shipped = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     for rule, js in rules.items():
         res = {**shipped["default-resources"], **shipped["set-resources"].get(rule, {})}
