@@ -539,7 +539,7 @@ def register(add) -> None:
         "diff",
         help="compare two answers logs: queries, answers, negatives in and out",
         description="compare two answers logs (paths, or REV:PATH fetched with git or dvc, e.g. "
-        "HEAD~1:results/answers/demo.parquet): which queries changed, which answers "
+        "HEAD~1:results/answers): which queries changed, which answers "
         "changed, which negatives entered or left the banks",
     )
     c.add_argument("a", help="log A: a file, a folder, or REV:PATH")
