@@ -37,6 +37,10 @@ rule answer:
         timings="results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json",
     resources:
         gpu=MLLM_GPU,
+        # one answer job at a time (the profiles and dvc.yaml give mllm_jobs=1): each sees the
+        # answers the previous ones committed to the shared cache, so a question shared by
+        # several streams (an ID image, a VSNL class) is bought once
+        mllm_jobs=1,
     log:
         "results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.log",
     benchmark:
