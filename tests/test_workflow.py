@@ -26,7 +26,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPIED = ("Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "ants", ".dvc/config", ".dvc/.gitignore")
+COPIED = ("Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "ants", "profiles", ".dvc/config",
+          ".dvc/.gitignore")
 KEEP_LEXNAMES = {"noun.shape", "noun.object", "noun.phenomenon", "noun.feeling", "adj.ppl", "adj.all"}
 NOTHING = "Nothing to be done (all requested files are present and up to date)."
 
