@@ -107,7 +107,7 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
     t_local = time.perf_counter() - t0
 
     work = make_copy(tmp_path / "slurm", params)
-    (work / "profiles" / "slurm").mkdir(parents=True)
+    (work / "profiles" / "slurm").mkdir(parents=True, exist_ok=True)
     (work / "profiles" / "slurm" / "config.yaml").write_text(yaml.safe_dump(shrunk_profile(cpus, mem_mb)))
     t0 = time.perf_counter()
     out = run([BIN / "snakemake", "--workflow-profile", "profiles/slurm", "all",
