@@ -212,7 +212,7 @@ def test_unknown_names_in_run_and_benchmarks(params):
         "benchmarks.demo.ood.near[0]: 'demo_far' is listed twice (also in benchmarks.demo.ood.far[0])"
 
 
-def test_active_benchmark_needs_its_paths_and_labels(params):
+def test_active_benchmark_needs_its_paths_and_labels(params, tmp_path):
     found = problems(params, lambda p: p["run"].update(benchmarks=["openood_v15"]))
     instructions = params["datasets"]["openood_imagenet_test"]["instructions"]
     assert "OpenOOD" in instructions
@@ -225,8 +225,12 @@ def test_active_benchmark_needs_its_paths_and_labels(params):
     # an inactive benchmark may leave its paths unset (the shipped params do)
     assert params["datasets"]["imagenet_val"]["root"] is None
 
+    labels = tmp_path / "classnames.txt"  # a non-demo ID set needs its label file on disk
+    labels.write_text("a\nb\n")
+
     def flat_id(p):
         p["datasets"]["demo_id"] = {"source": "local", "layout": "flat", "root": str(ROOT)}
+        p["label_sets"]["demo"]["file"] = str(labels)
 
     assert only_problem(params, flat_id) == (
         "datasets.demo_id.layout: 'flat' gives no class labels, but run.benchmarks includes 'demo', which uses "
