@@ -43,9 +43,9 @@ from typing import Any
 
 import yaml
 
+from ants.mllm import BACKEND_REQUIRED_SETTINGS, BACKEND_SETTINGS
+
 __all__ = [
-    "MLLM_BACKEND_KEYS",
-    "MLLM_REQUIRED_KEYS",
     "SCHEMA_PATH",
     "ConfigError",
     "active_benchmarks",
@@ -64,31 +64,6 @@ __all__ = [
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
-
-#: The settings of each MLLM backend (``mllm.backends.<name>``; the backends' ``CONFIG_KEYS``).
-MLLM_BACKEND_KEYS: dict[str, tuple[str, ...]] = {
-    "demo": ("seed", "model_dir", "device", "architecture"),
-    "transformers": ("model", "revision", "model_id", "device", "dtype", "processor_kwargs"),
-    "openai": (
-        "base_url",
-        "model",
-        "api_key_env",
-        "revision",
-        "timeout_s",
-        "max_retries",
-        "backoff_s",
-        "max_backoff_s",
-        "max_wait_s",
-        "concurrency",
-        "extra_body",
-    ),
-}
-#: The settings the selected backend cannot do without.
-MLLM_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "demo": (),
-    "transformers": ("model",),
-    "openai": ("base_url", "model"),
-}
 
 
 class ConfigError(ValueError):
@@ -366,9 +341,7 @@ def _schema_error_lines(error) -> list[str]:
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             owners = (
-                [b for b, keys in MLLM_BACKEND_KEYS.items() if key in keys]
-                if path == "mllm"
-                else []
+                [b for b, keys in BACKEND_SETTINGS.items() if key in keys] if path == "mllm" else []
             )
             if owners:
                 did = (
@@ -652,10 +625,10 @@ def check_references(params: Mapping) -> list[str]:
     if settings is None:
         out.append(
             f"mllm.backends.{backend}: required, since mllm.backend is {backend!r} (its settings: "
-            f"{', '.join(MLLM_BACKEND_KEYS[backend])})"
+            f"{', '.join(BACKEND_SETTINGS[backend])})"
         )
     else:
-        for key in MLLM_REQUIRED_KEYS[backend]:
+        for key in BACKEND_REQUIRED_SETTINGS[backend]:
             if key not in settings:
                 out.append(f"mllm.backends.{backend}.{key}: required for backend {backend!r}")
     out += _prompting_problems(mllm)

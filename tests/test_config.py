@@ -312,7 +312,7 @@ def test_backend_config_is_the_flat_dict_build_backend_takes(params):
     answering = {k: params["mllm"][k] for k in mllm.ANSWERING_KEYS if k in params["mllm"]}
     assert {"backend", "family", "prompts", "generation", "batch_size"} <= set(answering)
     assert b == {**answering, **params["mllm"]["backends"]["demo"]}
-    assert set(b) <= set(mllm.ANSWERING_KEYS) | set(cfgmod.MLLM_BACKEND_KEYS["demo"])
+    assert set(b) <= set(mllm.ANSWERING_KEYS) | set(mllm.BACKEND_SETTINGS["demo"])
     p = copy.deepcopy(params)
     p["mllm"]["backend"] = "transformers"
     assert backend_config(p)["model"] == params["mllm"]["backends"]["transformers"]["model"]
@@ -351,13 +351,11 @@ def test_schema_mining_and_clip_keys_match_the_code():
 
 def test_mllm_backend_keys_match_the_backends():
     from ants import mllm
-    from ants.mllm import openai_http
 
     schema = load_schema()
-    for name, keys in cfgmod.MLLM_BACKEND_KEYS.items():
-        module = openai_http if name == "openai" else mllm._backend_module(name)
-        assert set(module.CONFIG_KEYS) == set(keys), name
+    for name, keys in mllm.BACKEND_SETTINGS.items():
         assert set(schema["$defs"][f"mllm_{name}"]["properties"]) == set(keys), name
+        assert set(mllm.BACKEND_REQUIRED_SETTINGS[name]) <= set(keys), name
     assert set(schema["properties"]["mllm"]["properties"]["backends"]["properties"]) == set(mllm.BACKENDS)
     top = set(schema["properties"]["mllm"]["properties"])
     assert top == {"backend", "family", "prompts", "generation", "batch_size", "cache", "gpu", "max_failed_fraction",

@@ -88,7 +88,8 @@ def test_shrunk_profile_keeps_partitions_runtimes_and_caps_sizes():
 
 def slurm_jobs(run_id: str) -> list[dict]:
     """The jobs of one Snakemake run as slurmctld lists them (MinJobAge keeps finished ones)."""
-    fields = ["JobID", "Comment", "Partition", "State", "NumCPUs", "MinMemory", "TimeLimit", "tres-per-job"]
+    fields = ["JobID", "Comment", "Partition", "State", "NumCPUs", "MinMemory", "TimeLimit", "tres-per-job",
+              "StartTime", "EndTime"]
     out = subprocess.run(["squeue", "--states=all", "--noheader", f"--name={run_id}",
                           "-O", ",".join(f"{f}:|" for f in fields)],
                          capture_output=True, text=True, check=True, timeout=30).stdout
@@ -141,6 +142,9 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
             assert job["MinMemory"] == f"{min(res['mem_mb'], mem_mb // cpus)}M", (rule, job)
             assert "gpu" not in job["tres-per-job"], (rule, job)  # the demo asks for no GPU
     assert rules["answer"][0]["Partition"] == rules["embed_images"][0]["Partition"] == "gpu"
+    # the profile's mllm_jobs=1: answer jobs ran one after another, never side by side
+    spans = sorted((job["StartTime"], job["EndTime"]) for job in rules["answer"])
+    assert len(spans) > 1 and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), spans
     # every job's own log is the SLURM log the plugin kept
     logs = work / ".snakemake" / "slurm_logs"
     assert {p.name for p in logs.iterdir()} == {f"rule_{r}" for r in rules}

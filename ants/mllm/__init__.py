@@ -29,12 +29,39 @@ from collections.abc import Mapping
 from ants.mllm.base import Answer, Answerer, AnswerFailureError, Backend, BackendError, Query
 from ants.mllm.parsing import MAX_NEGATIVE_CHARS
 
-BACKENDS = ("demo", "transformers", "openai")
 ANSWERING_KEYS = ("backend", "family", "prompts", "generation", "batch_size")
+#: Each backend's own settings (``mllm.backends.<name>`` in params; beside the answering keys
+#: in the flat mapping :func:`build_backend` takes). The config check and the backends use these.
+BACKEND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "demo": ("seed", "model_dir", "device", "architecture"),
+    "transformers": ("model", "revision", "model_id", "device", "dtype", "processor_kwargs"),
+    "openai": (
+        "base_url",
+        "model",
+        "api_key_env",
+        "revision",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "max_backoff_s",
+        "max_wait_s",
+        "concurrency",
+        "extra_body",
+    ),
+}
+#: The settings a backend cannot do without.
+BACKEND_REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "demo": (),
+    "transformers": ("model",),
+    "openai": ("base_url", "model"),
+}
+BACKENDS = tuple(BACKEND_SETTINGS)
 
 __all__ = [
     "ANSWERING_KEYS",
     "BACKENDS",
+    "BACKEND_REQUIRED_SETTINGS",
+    "BACKEND_SETTINGS",
     "Answer",
     "AnswerFailureError",
     "Answerer",
@@ -72,7 +99,7 @@ def build_backend(config: Mapping) -> Backend:
         raise ValueError(f"mllm.backend: required; valid backends: {', '.join(BACKENDS)}")
     name = config["backend"]
     module = _backend_module(name)
-    valid = tuple(module.CONFIG_KEYS) + ANSWERING_KEYS
+    valid = BACKEND_SETTINGS[name] + ANSWERING_KEYS
     bad = [k for k in config if k not in valid]
     if bad:
         raise ValueError(

@@ -54,9 +54,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from ants._io import file_digest, write_json, write_table
+from ants._io import canonical_json, file_digest, write_json, write_table
 from ants.mllm.base import Answer, AnswerFailureError, Backend, BackendError, Query
-from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key, canonical_json
+from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
 from ants.mllm.parsing import MAX_NEGATIVE_CHARS, check_style, parse_answer
 from ants.mllm.prompts import KINDS, Prompting
 

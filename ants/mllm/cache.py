@@ -47,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ants._io import canonical_json
 from ants.mllm.base import Query
 
 log = logging.getLogger(__name__)
@@ -177,13 +178,6 @@ def _create(path: Path) -> None:
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(tmp) + suffix).unlink(missing_ok=True)
-
-
-def canonical_json(obj) -> str:
-    """JSON with sorted keys and no insignificant whitespace (stable across runs and machines)."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
 
 
 def cache_key(identity: Mapping, prompt: str, query: Query, settings: Mapping) -> str:

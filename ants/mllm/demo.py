@@ -449,9 +449,6 @@ def demo_backend(
     )
 
 
-CONFIG_KEYS = ("seed", "model_dir", "device", "architecture")
-
-
 def from_config(config: Mapping) -> TransformersBackend:
     """Build from the ``mllm`` config section (``backend: demo``)."""
     seed = config.get("seed", 0)

@@ -492,6 +492,3 @@ def from_config(config: Mapping) -> TransformersBackend:
         dtype=str(config.get("dtype", "fp32")),
         processor_kwargs=config.get("processor_kwargs"),
     )
-
-
-CONFIG_KEYS = ("model", "revision", "model_id", "device", "dtype", "processor_kwargs")

@@ -73,19 +73,6 @@ from ants.mllm.base import BackendError, Query
 
 logger = logging.getLogger(__name__)
 
-CONFIG_KEYS = (
-    "base_url",
-    "model",
-    "api_key_env",
-    "revision",
-    "timeout_s",
-    "max_retries",
-    "backoff_s",
-    "max_backoff_s",
-    "max_wait_s",
-    "concurrency",
-    "extra_body",
-)
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_BACKOFF_S = 1.0
