@@ -6,7 +6,9 @@ config subset the rule passes as ``params``)::
     ants demo-data     --demo-json J --out DIR
     ants download      --dataset NAME --dataset-json J --out DIR
     ants manifest      --dataset NAME --dataset-json J --out FILE [--no-check-images]
-    ants embed-images  --manifest F --backbone-json J --encoding-json J --on-bad-image fail|skip --out F
+                       [--max-pixels N]
+    ants embed-images  --manifest F --backbone-json J --encoding-json J --on-bad-image fail|skip
+                       [--max-pixels N] --out F
     ants embed-labels  --label-set-json J --backbone-json J --encoding-json J --mining-json J
                        --out-text F --out-negatives F
     ants stream        --id-embeddings F --ood-embeddings F --seed N --stream-json J --out F
@@ -46,13 +48,29 @@ from ants.errors import UsageError
 
 __all__ = ["main"]
 
+#: a per-seed score file's path, ``.../scores/BENCH/METHOD/OOD/seedN.parquet`` (the one pattern;
+#: :mod:`ants.cli_inspect` imports it through :func:`score_file_key`)
 SCORE_PATH = re.compile(
     r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
 )
-DEMO_NOTE = (
-    "NOTE: this is the offline demo (random-weight CLIP and MLLM, generated images): "
-    "its numbers carry NO meaning."
+
+
+#: ``--max-pixels`` of the commands that decode images (``params.data.max_pixels``)
+MAX_PIXELS_HELP = (
+    "refuse images with more pixels (width x height), before decoding; "
+    "default: ants.images.DEFAULT_MAX_PIXELS"
 )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def _json(text: str, what: str):
@@ -62,7 +80,11 @@ def _json(text: str, what: str):
         raise UsageError(f"{what}: not valid JSON ({exc})") from None
 
 
-def _score_key(path: str) -> tuple[str, str, str, int]:
+def score_file_key(path: str) -> tuple[str, str, str, int]:
+    """``(benchmark, method, ood, seed)`` of a score file path (:data:`SCORE_PATH`).
+
+    Raises :class:`UsageError` for a path that is not one.
+    """
     m = SCORE_PATH.search(Path(path).as_posix())
     if not m:
         raise UsageError(
@@ -101,6 +123,7 @@ def cmd_manifest(a) -> int:
         check_images=not a.no_check_images,
         data_dir=a.data_dir,
         progress=not a.quiet,
+        max_pixels=a.max_pixels,
     )
     bad = int((~frame["readable"]).sum())
     print(f"{a.dataset}: {len(frame)} images, {bad} unreadable -> {a.out}")
@@ -117,6 +140,7 @@ def cmd_embed_images(a) -> int:
         a.out,
         on_bad_image=a.on_bad_image,
         progress=not a.quiet,
+        max_pixels=a.max_pixels,
     )
     skipped = meta["skipped"]
     print(
@@ -263,7 +287,7 @@ def cmd_compute_metrics(a) -> int:
     from ants.stages import _write_csv, compute_metrics, trace_table
 
     view = _json(a.view_json, "--view-json")
-    files = {_score_key(p): p for p in a.scores}
+    files = {score_file_key(p): p for p in a.scores}
     nested = compute_metrics(files, params=view, out_json=a.out_json, out_dir=a.out_dir)
     if a.plots:
         _write_csv(a.plots, trace_table(files))
@@ -291,7 +315,7 @@ def cmd_report(a) -> int:
 
     out = build_report(
         metrics_json=a.metrics,
-        score_files={_score_key(p): p for p in a.scores},
+        score_files={score_file_key(p): p for p in a.scores},
         answer_logs=a.answers or [],
         negatives=a.negatives or [],
         embeddings=a.embeddings or [],
@@ -370,12 +394,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--data-dir", default="results/data")
     s.add_argument("--no-check-images", action="store_true")
+    s.add_argument("--max-pixels", type=_positive_int, help=MAX_PIXELS_HELP)
 
     s = add("embed-images", cmd_embed_images, "encode a manifest's images with a CLIP backbone")
     s.add_argument("--manifest", required=True)
     s.add_argument("--backbone-json", required=True)
     s.add_argument("--encoding-json", required=True)
     s.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail")
+    s.add_argument("--max-pixels", type=_positive_int, help=MAX_PIXELS_HELP)
     s.add_argument("--out", required=True)
 
     s = add("embed-labels", cmd_embed_labels, "encode an ID label set and mine its negative labels")

@@ -30,6 +30,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from ants.cli import score_file_key
 from ants.errors import UsageError
 
 __all__ = ["register"]
@@ -37,9 +38,6 @@ __all__ = ["register"]
 DEFAULT_LOG = "results/answers"
 #: the name of the metrics-table command
 METRICS_COMMAND = "metrics"
-SCORE_PATH = re.compile(
-    r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
-)
 
 
 def _filtered(a):
@@ -90,7 +88,33 @@ def cmd_answers_list(a) -> int:
     return 0
 
 
+def _answer_chars(a) -> int | None:
+    """How much of a raw answer ``show``/``diff`` print: ``--max-chars`` (0 = all), else
+    ``mllm.max_answer_chars`` of ./params.yaml, else the package default."""
+    from ants.mllm.answering import MAX_ANSWER_CHARS
+
+    if a.max_chars is not None:
+        if a.max_chars < 0:
+            raise UsageError(
+                f"--max-chars: expected a whole number >= 0 (0 = no limit), got {a.max_chars}"
+            )
+        return a.max_chars or None
+    try:
+        import yaml
+
+        return int(
+            yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))["mllm"][
+                "max_answer_chars"
+            ]
+        )
+    except Exception:  # noqa: BLE001 - no (readable) params.yaml here: the package default
+        return MAX_ANSWER_CHARS
+
+
 def cmd_answers_show(a) -> int:
+    from ants.mllm.answering import shorten
+
+    chars = _answer_chars(a)
     sel = _filtered(a)
     if sel.empty:
         print("no queries match")
@@ -107,7 +131,7 @@ def cmd_answers_show(a) -> int:
         )
         print(
             "  answered:  "
-            + (repr(r.raw_text) if r.raw_text else "(nothing)")
+            + (repr(shorten(r.raw_text, chars)) if r.raw_text else "(nothing)")
             + f"  [{r.status}"
             + (f": {r.reason}" if r.reason else "")
             + cached
@@ -181,7 +205,9 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
 
 def cmd_answers_diff(a) -> int:
     from ants.inspection import diff_logs, filter_answers, read_logs
+    from ants.mllm.answering import shorten
 
+    chars = _answer_chars(a)
     with tempfile.TemporaryDirectory(prefix="ants-diff-") as tmp:
         fa = read_logs(_resolve(a.a, Path(tmp), "a"))
         fb = read_logs(_resolve(a.b, Path(tmp), "b"))
@@ -204,7 +230,8 @@ def cmd_answers_diff(a) -> int:
                 f"    prompt  A: {textwrap.shorten(r.prompt_a, 90)}\n            B: {textwrap.shorten(r.prompt_b, 90)}"
             )
         print(
-            f"    answer  A: {r.raw_text_a!r} [{r.status_a}]\n            B: {r.raw_text_b!r} [{r.status_b}]"
+            f"    answer  A: {shorten(r.raw_text_a, chars)!r} [{r.status_a}]\n"
+            f"            B: {shorten(r.raw_text_b, chars)!r} [{r.status_b}]"
         )
     for title, bag in (
         ("entered (in B, not in A)", d["entered"]),
@@ -369,6 +396,8 @@ def cmd_metrics(a) -> int:
                         f" FPR95-ID {cell.at['fpr95_id', 'mean']:.2f}"
                     )
                 print(f"{bench:10s} {row:40s} " + " | ".join(bits))
+        for line in _answers_summary(a.answers):
+            print(line)
         where = Path(a.report)
         print(
             f"report: {where}"
@@ -388,6 +417,36 @@ def cmd_metrics(a) -> int:
     if demo:
         print("NOTE: offline demo (random weights): these numbers carry NO meaning.")
     return 0
+
+
+def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
+    """Lines for ``metrics --brief``: the MLLM answers of the run by status, and each stream
+    with an answer that is not ``ok`` (failed, empty, unparsable) with its first failure."""
+    from ants.inspection import read_logs
+    from ants.mllm.answering import failure_summary, shorten
+
+    if not Path(log).exists():
+        return []
+    summary = failure_summary(read_logs(log))
+    if summary.empty:
+        return []
+    total = summary[["queries", "ok", "empty", "unparsable", "failed"]].sum()
+    lines = [
+        f"MLLM answers: {total['queries']} queries in {len(summary)} streams: {total['ok']} ok, "
+        f"{total['empty']} empty, {total['unparsable']} unparsable, {total['failed']} failed"
+    ]
+    bad = summary[summary["ok"] < summary["queries"]]
+    for sid, r in bad.head(streams_shown).iterrows():
+        lines.append(
+            f"  {sid}: {r['failed']} failed, {r['unparsable']} unparsable, {r['empty']} empty of "
+            f"{r['queries']}"
+            + (f"; first failure: {shorten(r['first_failure'], 120)}" if r["failed"] else "")
+        )
+    if len(bad) > streams_shown:
+        lines.append(
+            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {log}"
+        )
+    return lines
 
 
 def _is_demo_params(path: str) -> bool:
@@ -410,33 +469,23 @@ def cmd_tables(a) -> int:
     from ants.tables import write_tables
 
     view = json.loads(a.view_json)
-    files = {}
-    for p in a.scores or []:
-        m = SCORE_PATH.search(Path(p).as_posix())
-        if not m:
-            raise UsageError(
-                f"{p}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)"
-            )
-        files[(m["b"], m["m"], m["o"], int(m["s"]))] = p
+    files = {score_file_key(p): p for p in a.scores or []}
     written = write_tables(view, metrics_dir=a.metrics_dir, out_dir=a.out_dir, score_files=files)
     print(f"{len(written)} table files -> {a.out_dir}")
     return 0
 
 
 def cmd_cache_stats(a) -> int:
-    import sqlite3
+    from ants.mllm.cache import cache_stats
 
     path = Path(a.cache)
     if not path.is_file():
         raise UsageError(f"answer cache not found: {path}")
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        rows = conn.execute(
-            "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status ORDER BY 1, 2"
-        ).fetchall()
-    total = sum(r[2] for r in rows)
-    print(f"{path}: {total} cached answers")
-    for kind, status, n in rows:
-        print(f"  {kind:5s} {status:11s} {n}")
+    stats = cache_stats(path)  # a damaged file: CacheError, one line naming it and the way out
+    print(f"{path}: {sum(n for by in stats.values() for n in by.values())} cached answers")
+    for kind, by in stats.items():
+        for status, n in by.items():
+            print(f"  {kind:5s} {status:11s} {n}")
     return 0
 
 
@@ -501,6 +550,15 @@ def _filters(c, *, stream_required: bool = False) -> None:
     )
 
 
+def _max_chars(c) -> None:
+    c.add_argument(
+        "--max-chars",
+        type=int,
+        help="print at most this many characters of a raw answer (0 = all; default: "
+        "mllm.max_answer_chars of ./params.yaml)",
+    )
+
+
 def register(add) -> None:
     """Add the inspection commands through ``add(name, func, help)`` (see :mod:`ants.cli`)."""
     s = add("answers", None, "inspect the negatives log (what the MLLM was asked and answered)")
@@ -525,6 +583,8 @@ def register(add) -> None:
         c = asub.add_parser(name, help=text, description=text)
         _filters(c)
         c.add_argument("--limit", type=int, default=20 if name == "show" else 50)
+        if name == "show":
+            _max_chars(c)
         c.set_defaults(func=func)
     c = asub.add_parser(
         "export",
@@ -547,6 +607,7 @@ def register(add) -> None:
     c.add_argument("--stream", help="only this stream (or prefix)")
     c.add_argument("--limit", type=int, default=10, help="lines shown per section")
     c.add_argument("--exit-code", action="store_true", help="exit 1 when the logs differ")
+    _max_chars(c)
     c.set_defaults(func=cmd_answers_diff)
 
     s = add(
@@ -579,6 +640,11 @@ def register(add) -> None:
     s.add_argument("--params", default="params.yaml")
     s.add_argument("--report", default="reports/index.html")
     s.add_argument("--tables-dir", default="results/tables")
+    s.add_argument(
+        "--answers",
+        default=DEFAULT_LOG,
+        help=f"answers logs summarised per stream by --brief (default: {DEFAULT_LOG})",
+    )
 
     s = add(
         "tables", cmd_tables, "write the paper-shaped tables (CSV, Markdown, LaTeX) to a folder"

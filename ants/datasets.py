@@ -826,25 +826,33 @@ def _check_tar_links(members: Sequence[tarfile.TarInfo], target: Path, archive: 
             )
 
 
+def _extract_setting(dataset: str, key: str) -> str:
+    """Where an extraction limit is set: ``datasets.<dataset>.extract.<key>`` in params.yaml,
+    or the keyword ``<key>`` of :func:`extract_archive` when no dataset is named."""
+    return f"datasets.{dataset}.extract.{key}" if dataset else key
+
+
 def _check_sizes(
     archive: Path,
     total: int,
     limit: int,
     max_ratio: float,
     members: Iterable[tuple[str, int, int | None]],
+    dataset: str = "",
 ) -> None:
     """``members``: (name, uncompressed size, compressed size or None)."""
     if total > limit:
         raise DatasetError(
             f"{archive}: extracting it would write {total:,} bytes, above the limit of "
-            f"{limit:,} bytes (max_extract_bytes); refusing (raise the limit if the archive "
-            f"is genuine)"
+            f"{limit:,} bytes ({_extract_setting(dataset, 'max_bytes')}); refusing (raise the "
+            f"limit if the archive is genuine)"
         )
+    ratio_setting = _extract_setting(dataset, "max_ratio")
     size = archive.stat().st_size
     if total >= RATIO_MIN_BYTES and size > 0 and total / size > max_ratio:
         raise DatasetError(
             f"{archive}: {total:,} bytes from a {size:,}-byte archive is a compression ratio of "
-            f"{total / size:.0f}:1, above the limit of {max_ratio:g}:1 (max_ratio); "
+            f"{total / size:.0f}:1, above the limit of {max_ratio:g}:1 ({ratio_setting}); "
             f"refusing a likely decompression bomb"
         )
     for name, usize, csize in members:
@@ -852,7 +860,7 @@ def _check_sizes(
             raise DatasetError(
                 f"{archive}: member {name!r} expands {csize:,} -> {usize:,} bytes "
                 f"({usize / max(csize, 1):.0f}:1, above the limit of {max_ratio:g}:1, "
-                f"max_ratio); refusing a likely decompression bomb"
+                f"{ratio_setting}); refusing a likely decompression bomb"
             )
 
 
@@ -879,7 +887,9 @@ def extract_archive(
       expected extracted size is known, else :data:`DEFAULT_MAX_EXTRACT_BYTES`, 64 GiB);
     * a compression ratio above ``max_ratio`` (default 200:1) overall (uncompressed total /
       archive size) or, for zip files, per member (tar streams are compressed as a whole, so
-      only the overall ratio exists); sizes under 1 MiB are exempt.
+      only the overall ratio exists); sizes under 1 MiB are exempt. These two messages name
+      the setting to raise: ``datasets.<dataset>.extract.max_bytes`` / ``.max_ratio`` when
+      ``dataset`` is given, else the keyword.
 
     Tar files are extracted with tarfile's ``data`` filter as a second line of defence; its
     errors and those of a damaged archive are reported with the archive's name.
@@ -905,6 +915,7 @@ def extract_archive(
                         max_bytes,
                         max_ratio,
                         [(i.filename, i.file_size, i.compress_size) for i in infos],
+                        dataset,
                     )
                     zf.extractall(tmp)
         elif tarfile.is_tarfile(archive):
@@ -914,7 +925,12 @@ def extract_archive(
                     _safe_members([m.name for m in members], tmp, archive)
                     _check_tar_links(members, tmp, archive)
                     _check_sizes(
-                        archive, sum(m.size for m in members if m.isreg()), max_bytes, max_ratio, []
+                        archive,
+                        sum(m.size for m in members if m.isreg()),
+                        max_bytes,
+                        max_ratio,
+                        [],
+                        dataset,
                     )
                     tf.extractall(tmp, members=members, filter="data")
         else:

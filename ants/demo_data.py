@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm.auto import tqdm
 
 from ants._io import atomic_path
+from ants.progress import progress as progress_bar
 
 __all__ = [
     "FAR_KIND",
@@ -310,7 +310,7 @@ def generate_demo(
     root = Path(root)
     out: dict[str, Path] = {}
     total = sum(spec.n_images(s) for s in SPLITS)
-    with tqdm(total=total, desc="demo images", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc="demo images", unit="img", enabled=progress) as bar:
         for split_index, split in enumerate(SPLITS):
             lines = []
             for kind, label, class_index, i in _items(spec, split):

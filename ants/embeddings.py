@@ -5,9 +5,11 @@ Layout
 * One row per item. The caller's row columns (e.g. ``id``, ``path``, ``label``, ``dataset``)
   are stored as they are, plus a column ``embedding`` of Arrow type
   ``fixed_size_list<float32>[d]`` holding the feature vector.
-* The caller's metadata dict (e.g. the encoder's ``identity()``) is stored JSON-encoded in the
-  Parquet schema metadata under the key ``b"ants"``; pandas' own schema metadata is kept too,
-  so row columns come back with their dtypes.
+* The caller's metadata dict (e.g. the encoder's ``identity()``) is stored as canonical JSON
+  (:func:`ants._io.canonical_json`: sorted keys, no whitespace, no NaN) in the Parquet schema
+  metadata under the key ``b"ants"``; pandas' own schema metadata is kept too, so row columns
+  come back with their dtypes. Reading accepts any JSON object there (files written before the
+  canonical form, with ``", "`` separators, read the same).
 * Writes are atomic: the table goes to a temporary file in the target directory, is fsynced
   and then renamed over the target with ``os.replace``, so a reader (or a crashed run) never
   sees a half-written file.
@@ -28,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ants._io import atomic_path
+from ants._io import atomic_path, canonical_json
 
 __all__ = [
     "EMBEDDING_COLUMN",
@@ -73,7 +75,7 @@ def _encode_metadata(metadata: Mapping[str, Any]) -> bytes:
     if not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
     try:
-        return json.dumps(dict(metadata), sort_keys=True, allow_nan=False).encode("utf-8")
+        return canonical_json(dict(metadata)).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"metadata must be JSON-serialisable (str/number/bool/None/list/dict): {exc}"

@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 
 import ants
-from ants._io import file_digest, json_default
+from ants._io import canonical_json, file_digest, json_default
 from ants.images import DEFAULT_MAX_PIXELS, ImageError, open_rgb
 from ants.progress import progress as _progress
 
@@ -772,7 +772,7 @@ class ClipEncoder:
         )
 
     def fingerprint(self) -> str:
-        """A sha256 hex digest of :meth:`identity` without local file paths.
+        """The sha256 hex digest of :meth:`identity`'s canonical JSON, without local file paths.
 
         Stable across machines and checkout locations (the weights are identified by their
         sha256, not where they lie), so it can key caches that are shared or moved.
@@ -780,7 +780,7 @@ class ClipEncoder:
         ident = self.identity()
         for key in ("weights_path", "weights_file"):
             ident.pop(key, None)
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_json(ident).encode("utf-8")).hexdigest()
 
 
 def _check_positive(value: Any, name: str) -> None:

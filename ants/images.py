@@ -1,9 +1,12 @@
-"""Opening image files as 8-bit RGB, the same way for the manifest check and for encoding.
+"""Opening image files as 8-bit RGB, the same way for the manifest check, encoding and the MLLM.
 
 :func:`open_rgb` is the one place where ants decodes an image; the manifest stage
-(:func:`ants.datasets.build_manifest` via :func:`check_image`) and the CLIP encoder
-(:mod:`ants.encoders`) both use it, so an image that passes the manifest check is exactly the
-image that gets encoded.
+(:func:`ants.datasets.build_manifest` via :func:`check_image`), the CLIP encoder
+(:mod:`ants.encoders`) and the MLLM backends (:func:`ants.mllm.hf.load_image`,
+:mod:`ants.mllm.openai_http`) all use it, so an image that passes the manifest check is exactly
+the image that gets encoded and shown to the MLLM. In the workflow the pixel limit is the
+``data.max_pixels`` setting of ``params.yaml`` (manifest and encoding; the MLLM backends use the
+default).
 
 What it does, in order:
 
@@ -47,7 +50,15 @@ import warnings
 import numpy as np
 from PIL import Image
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "check_image", "open_rgb", "to_rgb"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageError",
+    "check_image",
+    "failure_reason",
+    "is_scaled_mode",
+    "open_rgb",
+    "to_rgb",
+]
 
 #: Default pixel limit (width x height) of :func:`open_rgb`: 100 million pixels, i.e. about
 #: 300 MB once decoded to RGB; the photos of the benchmark sets are far below it.
@@ -132,15 +143,20 @@ def _scale_float(img: Image.Image, path: str | os.PathLike) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
 
 
+def is_scaled_mode(mode: str) -> bool:
+    """Whether :func:`to_rgb` scales images of this PIL mode by their value range (16-bit and
+    32-bit integer, float) instead of Pillow's 8-bit ``convert("RGB")``: a consumer that
+    decodes such a file itself would not see what ants sees."""
+    return mode in _SIXTEEN_BIT_MODES or mode in ("I", "F")
+
+
 def to_rgb(img: Image.Image, path: str | os.PathLike = "<image>") -> Image.Image:
     """A decoded PIL image as 8-bit RGB, by the rules of the module docstring."""
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode in _SIXTEEN_BIT_MODES or mode == "I":
-        return _scale_integer(img, path)
-    if mode == "F":
-        return _scale_float(img, path)
+    if is_scaled_mode(mode):
+        return _scale_float(img, path) if mode == "F" else _scale_integer(img, path)
     try:
         if mode in ("P", "PA") and "transparency" in img.info:
             return img.convert("RGBA").convert("RGB")
@@ -193,6 +209,14 @@ def open_rgb(
     except Exception as exc:  # noqa: BLE001 - every decoding failure names the file
         raise ImageError(path, f"{type(exc).__name__}: {exc}") from exc
     return out
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why an image could not be used, in one line and without its path: an
+    :class:`ImageError`'s reason, else ``"<ExceptionType>: <message>"``."""
+    if isinstance(err, ImageError):
+        return err.reason
+    return f"{type(err).__name__}: {err}"
 
 
 def check_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> str:

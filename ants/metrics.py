@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "METRIC_NAMES",
     "ROC_POINTS",
+    "ROC_POINTS_TEXT",
     "accuracy",
     "fpr95_id",
     "fpr95_ood",
@@ -51,6 +52,11 @@ __all__ = [
 METRIC_NAMES = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
 #: Which ROC points the FPR95 metrics look at ("all" is the default; see the module doc).
 ROC_POINTS = ("all", "openood")
+#: how each ``roc_points`` value reads the FPR95s, for table legends and the report
+ROC_POINTS_TEXT = {
+    "all": "every ROC point (each distinct threshold)",
+    "openood": "the points of scikit-learn's roc_curve(drop_intermediate=True), as OpenOOD's evaluator",
+}
 
 
 def _scores(x, name: str) -> np.ndarray:

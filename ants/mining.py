@@ -45,7 +45,8 @@ Steps (NegLabel's NegMining, with the switches the paper, NegLabel's code and CS
    (:mod:`ants.embeddings` format).
 
 Memory: all candidate features are held until selection (about 140k x d float32; 280 MB for
-d = 512). Encoding and the statistic run in chunks of ``batch_size`` texts with a tqdm bar.
+d = 512). Encoding and the statistic run in chunks of ``batch_size`` texts, with progress
+(:mod:`ants.progress`).
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ants.embeddings import EmbeddingFileError, read_embeddings, write_embeddings
+from ants.progress import progress as progress_bar
 from ants.wordnet import LEXNAME_SEPARATOR, LEXNAMES, load_corpus
 
 __all__ = [
@@ -453,7 +454,7 @@ def mine_negative_labels(
         counts = {k: int(n * fraction) for k, n in sizes.items()}
 
     total = sizes["noun"] + sizes[second_kind]
-    bar = tqdm(total=total, desc="NegMining", unit="label", disable=not progress)
+    bar = progress_bar(total=total, desc="NegMining", unit="label", enabled=progress)
     try:
         id_feats = _encode_checked(encode_text, id_classnames, id_template, None, "ID class")
         d = id_feats.shape[1]

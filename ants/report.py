@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ants._io import atomic_dir, atomic_path
+from ants._io import atomic_dir, atomic_path, canonical_json
+from ants.metrics import ROC_POINTS_TEXT
 from ants.tables import PAPER_METHOD, TABLE_METRICS, paper_results
 
 __all__ = [
@@ -68,6 +69,7 @@ REPORT_DEFAULTS = {
     "seeds_shown": 1,
     "thumbnail_px": 64,
     "failed_shown": 50,
+    "max_answer_chars": None,  # None: ants.mllm.answering.MAX_ANSWER_CHARS
 }
 PACKAGES = (
     "ants",
@@ -442,8 +444,11 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
                 ],
             }
         )
+    from ants.mllm.answering import MAX_ANSWER_CHARS, failure_summary, shorten
+
     frames = [read_logs(p) for p in answer_logs]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    chars = settings["max_answer_chars"] or MAX_ANSWER_CHARS
     per_update = int(settings["answers_per_update"])
     px = int(settings["thumbnail_px"])
     seeds_shown = int(settings["seeds_shown"])
@@ -475,7 +480,7 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
                                 "thumb": _thumbnail(r.image, px),
                                 "image": str(r.image),
                                 "class_name": r.class_name,
-                                "sentence": " | ".join(r.negatives) or (r.raw_text or ""),
+                                "sentence": shorten(" | ".join(r.negatives) or r.raw_text, chars),
                             }
                             for r in shown.itertuples()
                         ],
@@ -516,14 +521,23 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
                 "kind": r.kind,
                 "status": r.status,
                 "reason": r.reason or "",
-                "raw": r.raw_text or "",
+                "raw": shorten(r.raw_text, chars),
                 "about": r.class_name if r.kind == "vsnl" else f"{r.image} ({r.class_name})",
             }
             for r in bad.head(int(settings["failed_shown"])).itertuples()
         ]
         n_bad = len(bad)
+        summary = failure_summary(frame)
+        per_stream = [
+            {
+                "stream": sid,
+                **{k: int(r[k]) for k in ("queries", "ok", "empty", "unparsable", "failed")},
+                "first_failure": shorten(r["first_failure"], 300),
+            }
+            for sid, r in summary.iterrows()
+        ]
     else:
-        failed_rows, n_bad = [], 0
+        failed_rows, n_bad, per_stream = [], 0, []
     return {
         "mined": mined,
         "streams": streams,
@@ -531,6 +545,7 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
         "failed": failed_rows,
         "n_failed": n_bad,
         "n_failed_hidden": max(0, n_bad - len(failed_rows)),
+        "per_stream": per_stream,
         "counts": (
             {}
             if not len(frame)
@@ -697,9 +712,7 @@ def provenance(
         "dirty": dirty,
         "params_file": str(pfile),
         "params_sha256": hashlib.sha256(pfile.read_bytes()).hexdigest() if pfile.is_file() else "–",
-        "view_sha256": hashlib.sha256(
-            json.dumps(view, sort_keys=True, default=str).encode()
-        ).hexdigest(),
+        "view_sha256": hashlib.sha256(canonical_json(view).encode()).hexdigest(),
         "versions": _versions(),
         "models": models,
         "datasets": datasets,
@@ -765,13 +778,24 @@ def build_report(
         prov=provenance(
             results_dir=results_dir, embeddings=embeddings, answer_logs=answer_logs, view=view
         ),
-        paper=paper_results().to_dict("records"),
+        paper=_published_rows(),
+        roc_points=view["metrics"]["fpr95_roc"],
+        roc_points_text=ROC_POINTS_TEXT[view["metrics"]["fpr95_roc"]],
         seeds=sorted({k[3] for k in score_files}),
         settings=settings,
     )
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return out
+
+
+def _published_rows() -> list[dict]:
+    """The shipped published numbers as the report lists them (no AUROC: "–")."""
+    rows = paper_results().to_dict("records")
+    for r in rows:
+        r["auroc"] = "–" if pd.isna(r["auroc"]) else r["auroc"]
+        r["convention"] = "ID-positive" if r["fpr95_convention"] == "id" else "OOD-positive"
+    return rows
 
 
 def _complete_view(view: Mapping) -> dict:

@@ -32,7 +32,6 @@ __all__ = [
     "mean_id_mass",
     "negative_label_parts",
     "group_layout",
-    "id_mass_from_logits",
     "id_logits",
     "mcm",
     "negative_label",
@@ -174,19 +173,24 @@ def mcm(
     return _like_input(out, image_features)
 
 
-def mean_id_mass(lse_id: torch.Tensor, lse_neg: torch.Tensor) -> torch.Tensor:
+def mean_id_mass(
+    lse_id: torch.Tensor, lse_neg: torch.Tensor, *, group_axis: int = -1
+) -> torch.Tensor:
     """THE grouped negative-label primitive: mean over groups of the ID softmax mass.
 
     ``lse_id``: ``(n,)`` log-sum-exp of each image's ID logits; ``lse_neg``: ``(n, G)``
     log-sum-exp of its logits against each of ``G`` negative groups (``(n,)`` = one group).
+    ``group_axis`` is the axis of ``lse_neg`` that holds the groups: ``-1`` (image-major
+    ``(n, G)``, the default) or ``0`` (label-major ``(G, n)``, as AdaNeg's blocks are stored).
     Returns ``(n,)``: ``mean_g sigmoid(lse_id - lse_neg_g)``, which equals
     ``mean_g e^lse_id / (e^lse_id + e^lse_neg_g)`` without exponentiating any logit. Every
     negative-label score of the package (NegLabel, the ANTS static pass and banks, the
-    activation-aware ENS score, AdaNeg) ends here. Higher = more in-distribution.
+    activation-aware ENS score, AdaNeg's ``S_nl`` and ``S_ada``) ends here. Higher = more
+    in-distribution.
     """
     if lse_neg.ndim == 1:
         return torch.sigmoid(lse_id - lse_neg)
-    return torch.sigmoid(lse_id.unsqueeze(-1) - lse_neg).mean(dim=-1)
+    return torch.sigmoid(lse_id.unsqueeze(group_axis) - lse_neg).mean(dim=group_axis)
 
 
 def group_lse(
@@ -203,19 +207,6 @@ def group_lse(
     if layout is None:
         return torch.logsumexp(negative_logit, dim=-1) + log_multiplicity
     return torch.logsumexp(negative_logit[:, layout], dim=-1)
-
-
-def id_mass_from_logits(id_logit: torch.Tensor, negative_logit: torch.Tensor) -> torch.Tensor:
-    """ID softmax mass given ID logits ``(n, K)`` and negative logits ``(n, ..., m)``.
-
-    ``negative_logit`` may carry a group axis ``(n, G, m)``: the result then has shape ``(n, G)``.
-    Uses ``sigmoid(lse_id - lse_neg)``, which equals ``e^lse_id / (e^lse_id + e^lse_neg)``.
-    """
-    lse_id = torch.logsumexp(id_logit, dim=-1)
-    lse_neg = torch.logsumexp(negative_logit, dim=-1)
-    while lse_id.ndim < lse_neg.ndim:
-        lse_id = lse_id.unsqueeze(-1)
-    return torch.sigmoid(lse_id - lse_neg)
 
 
 @dataclass
@@ -289,8 +280,11 @@ def negative_label_parts(
     scores = torch.empty(n, dtype=torch.float32)
     pred = torch.empty(n, dtype=torch.int64)
     lse_ids = torch.empty(n, dtype=torch.float32)
+    # one logits buffer for every chunk: a fresh (chunk, K + M) tensor per chunk would cost
+    # its page faults again each time (about a third of the work at ImageNet scale)
+    buffer = torch.empty(min(chunk_size, n), text.shape[1], dtype=text.dtype)
     for sl in _chunks(n, chunk_size):
-        logits = img[sl] @ text
+        logits = torch.matmul(img[sl], text, out=buffer[: sl.stop - sl.start])
         pred[sl] = logits[:, :k].argmax(dim=1)
         lse_id = _logsumexp_(logits[:, :k])
         lse_neg = _logsumexp_(logits[:, k:].reshape(-1, n_g, m))

@@ -145,7 +145,10 @@ def build_dataset_manifest(
     max_pixels: int | None = None,
 ) -> pd.DataFrame:
     """``ants manifest``: list a dataset (``params.datasets.<dataset>``) and write its manifest;
-    a count other than ``expected_images`` is warned about with the difference."""
+    a count other than ``expected_images`` is warned about with the difference.
+
+    ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
+    images with more pixels are recorded as unreadable, refused before decoding."""
     from ants.datasets import (
         build_manifest,
         list_class_folders,
@@ -165,7 +168,7 @@ def build_dataset_manifest(
         class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
     else:
         entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
-    from ants.datasets import DEFAULT_MAX_PIXELS
+    from ants.images import DEFAULT_MAX_PIXELS
 
     frame = build_manifest(
         dataset,
@@ -217,10 +220,13 @@ def embed_images(
     *,
     on_bad_image: str = "fail",
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> dict:
     """Encode every image of a manifest into ``out`` (:mod:`ants.embeddings` format).
 
-    An image that cannot be decoded (marked in the manifest, or failing now): with
+    An image that cannot be decoded (marked in the manifest, or failing now; more than
+    ``max_pixels`` pixels, ``params.data.max_pixels``, None =
+    :data:`ants.images.DEFAULT_MAX_PIXELS`, is refused before decoding): with
     ``on_bad_image='fail'`` a :class:`StageError` names every such file and the setting to
     change; with ``'skip'`` they are left out, logged, and listed in the metadata
     (``skipped``). Returns the metadata written.
@@ -243,6 +249,7 @@ def embed_images(
     skipped = [{"id": r.id, "path": r.path, "error": r.error} for r in bad.itertuples()]
     good = frame[frame["readable"]].reset_index(drop=True)
     from ants.encoders import ImageReadError
+    from ants.images import DEFAULT_MAX_PIXELS
 
     encoder = _encoder(backbone, encoding)
     try:
@@ -252,6 +259,7 @@ def embed_images(
             num_workers=int(encoding["num_workers"]),
             progress=progress,
             on_error="raise" if on_bad_image == "fail" else "skip",
+            max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
         )
     except ImageReadError as exc:
         raise StageError(
@@ -576,7 +584,9 @@ def answer(
     """``ants answer``: answer one stream's planned queries through the cache; write its log.
 
     ``answer_cfg`` is :func:`ants.views.answer_config` (``mllm``: the backend config;
-    ``answering``: failure bound and length limits; ``parser``: the parse style). Cache hits
+    ``answering``: ``max_failed_fraction`` and ``max_negative_chars``; ``parser``: the parse
+    style); every key is required (``mllm`` and ``parser`` only when no ``answerer`` is given,
+    which then parses the answers itself). Cache hits
     never reach the backend; every answered batch is committed to the SQLite cache at once, so
     a killed job loses nothing and a re-run asks only what is missing. More failed answers than
     ``mllm.max_failed_fraction`` fail the job (:class:`ants.mllm.base.AnswerFailureError`),
@@ -589,22 +599,22 @@ def answer(
 
     stream_name, planned = read_plan(plan_file)
     queries = [q for _, q in planned]
-    answering = dict(answer_cfg.get("answering") or {})
+    answering = answer_cfg["answering"]
     if answerer is None:
         answerer = build_answerer(
             dict(answer_cfg["mllm"]),
             cache_path=cache,
             progress=progress,
-            parse_style=answer_cfg.get("parser", "lenient"),
-            max_failed_fraction=float(answering.get("max_failed_fraction", 0.0)),
-            max_negative_chars=answering.get("max_negative_chars", 200),
+            parse_style=answer_cfg["parser"],
+            max_failed_fraction=float(answering["max_failed_fraction"]),
+            max_negative_chars=answering["max_negative_chars"],
         )
     answers = (
         answer_all(
             queries,
             answerer,
             progress=progress,
-            max_failed_fraction=answering.get("max_failed_fraction"),
+            max_failed_fraction=answering["max_failed_fraction"],
         )
         if queries
         else []
@@ -957,7 +967,7 @@ def compute_metrics(
     from ants.views import ood_sets
 
     recall = float(params["metrics"]["recall_level"])
-    roc = params["metrics"].get("fpr95_roc", "all")
+    roc = params["metrics"]["fpr95_roc"]
     per: dict[str, dict] = {}
     per_variant: dict[tuple[str, str], dict] = {}
     for (bench, method, ood, seed), path in sorted(score_files.items()):
@@ -1020,7 +1030,7 @@ def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
     over the seeds and ``n_seeds`` (percentages, as :func:`compute_metrics`).
     """
     recall = float(view["metrics"]["recall_level"])
-    roc = view["metrics"].get("fpr95_roc", "all")
+    roc = view["metrics"]["fpr95_roc"]
     rows = []
     for point in view["points"]:
         per: dict[str, dict] = {}

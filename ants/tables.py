@@ -84,14 +84,20 @@ def paper_results() -> pd.DataFrame:
 
 def tables_view(params: Mapping) -> dict:
     """What the tables (and the report) need from validated params: active methods with their
-    label, kind, preset (``config.preset`` of ANTS and AdaNeg; None otherwise) and ANTS's
-    ``in_score`` per split; the benchmarks' OOD splits; the ``metrics`` and ``report`` sections."""
+    label, kind, preset (``config.preset`` of ANTS and AdaNeg, their default preset when unset;
+    None otherwise) and ANTS's ``in_score`` per split; the benchmarks' OOD splits; the stream
+    seeds and the ``metrics`` and ``report`` sections.
+
+    Keys the schema requires (``run.seeds``, ``metrics``, ``report``, a method's ``config``
+    and ANTS's ``in_score``) are read directly: a params dict without them is a KeyError, never
+    a silent default. Only ``label`` (optional: the method's name) and ``config.preset``
+    (optional: the method's default preset) fall back."""
     methods = list(params["run"]["methods"])
     out_methods = {}
     for m in methods:
         cfg = params["methods"][m]
         kind = cfg["method"]
-        preset = (cfg.get("config") or {}).get("preset") if kind in ("ants", "adaneg") else None
+        preset = cfg["config"].get("preset") if kind in ("ants", "adaneg") else None
         if kind == "ants" and preset is None:
             preset = "authors_code"
         if kind == "adaneg" and preset is None:
@@ -102,13 +108,13 @@ def tables_view(params: Mapping) -> dict:
             "label": cfg.get("label", m),
             "method": kind,
             "preset": preset,
-            "in_score": copy.deepcopy(cfg.get("in_score")) if cfg["method"] == "ants" else None,
+            "in_score": copy.deepcopy(cfg["in_score"]) if cfg["method"] == "ants" else None,
         }
     return {
         "run": {
             "methods": methods,
             "benchmarks": list(params["run"]["benchmarks"]),
-            "seeds": list(params["run"].get("seeds", [])),
+            "seeds": list(params["run"]["seeds"]),
         },
         "methods": out_methods,
         "benchmarks": {
@@ -118,15 +124,15 @@ def tables_view(params: Mapping) -> dict:
             }
             for b in params["run"]["benchmarks"]
         },
-        "metrics": dict(params.get("metrics", {"recall_level": 0.95})),
-        "report": dict(params.get("report", {})),
+        "metrics": dict(params["metrics"]),
+        "report": dict(params["report"]),
     }
 
 
 def benchmark_columns(view: Mapping, benchmark: str) -> list[tuple[str, str]]:
     """``[(dataset or {split}_average, split), ...]``: far sets, near sets, then the split
     averages of splits with several sets (one set's average would repeat it)."""
-    ood = view["benchmarks"].get(benchmark, {}).get("ood", {})
+    ood = view["benchmarks"][benchmark]["ood"]
     cols = [(ds, s) for s in ("far", "near") for ds in ood.get(s, [])]
     cols += [(f"{s}_average", s) for s in ("far", "near") if len(ood.get(s, [])) > 1]
     return cols
@@ -188,11 +194,11 @@ def variant_metrics(
             frames.append(pd.read_csv(path))
         else:
             todo.append(bench)
-    recall = float(view.get("metrics", {}).get("recall_level", 0.95))
+    recall = float(view["metrics"]["recall_level"])
     rows = []
     for bench in todo:
         splits = {ds: s for ds, s in benchmark_columns(view, bench)}
-        ood = view["benchmarks"].get(bench, {}).get("ood", {})
+        ood = view["benchmarks"][bench]["ood"]
         split_of = {ds: s for s in ("far", "near") for ds in ood.get(s, [])}
         for method in [m for m in view["run"]["methods"] if m in ants_methods]:
             per: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
@@ -354,8 +360,8 @@ def paper_table(
     source = main if variants is None else variants
     source = source[source["benchmark"] == benchmark]
     for method in view["run"]["methods"]:
-        info = view["methods"].get(method)
-        if info is None or (variants is not None and info["method"] != "ants"):
+        info = view["methods"][method]
+        if variants is not None and info["method"] != "ants":
             continue
         mine = source[source["method"] == method]
         if mine.empty:
@@ -364,11 +370,11 @@ def paper_table(
             rows = mine if variant is None else mine[mine["variant"] == variant]
             if rows.empty:
                 continue
-            label = _row_label(info["label"], info.get("preset"), variant)
+            label = _row_label(info["label"], info["preset"], variant)
             for ds, split in cols:
                 hit = rows[rows["dataset"] == ds]
                 if variant is None and info["method"] == "ants":
-                    used = (info.get("in_score") or {}).get(split)
+                    used = info["in_score"][split]
                 else:
                     used = variant
                 if used == "oracle":
@@ -391,13 +397,9 @@ def paper_table(
                             "row": label,
                             "method": method,
                             "label": info["label"],
-                            "preset": info.get("preset") or "",
+                            "preset": info["preset"] or "",
                             "variant": variant
-                            or (
-                                (info.get("in_score") or {}).get(split, "")
-                                if info["method"] == "ants"
-                                else ""
-                            ),
+                            or (info["in_score"][split] if info["method"] == "ants" else ""),
                             "dataset": ds,
                             "split": split,
                             "metric": metric,
@@ -459,17 +461,20 @@ def _wide(
     return rows, heads, cells
 
 
-def _legend(benchmark: str, long: pd.DataFrame) -> str:
+def _legend(benchmark: str, long: pd.DataFrame, roc_points: str) -> str:
+    from ants.metrics import ROC_POINTS_TEXT
+
     seeds = sorted({int(n) for n in long["n_seeds"] if n})
     return (
         f"{benchmark}: percentages, mean ± std over {', '.join(map(str, seeds)) or '?'} stream seed(s). "
         "FPR95-ID: ID-positive (threshold keeps 95 % of ID; MOS, MCM, NegLabel, CSP). "
         "FPR95-OOD: OOD-positive (threshold catches 95 % of OOD; OpenOOD v1.5, AdaNeg, ANTS). "
+        f"Both read off {ROC_POINTS_TEXT[roc_points]} (metrics.fpr95_roc: {roc_points}). "
         "[published, ours - published] where the paper reports that column's convention."
     )
 
 
-def markdown_table(long: pd.DataFrame, title: str = "") -> str:
+def markdown_table(long: pd.DataFrame, title: str = "", *, roc_points: str = "all") -> str:
     """GitHub Markdown of a long table: one line per row, datasets x metrics as columns."""
 
     def esc(s: str) -> str:
@@ -488,7 +493,7 @@ def markdown_table(long: pd.DataFrame, title: str = "") -> str:
     for r, line in zip(rows, cells, strict=True):
         lines.append(f"| {esc(r)} | " + " | ".join(esc(c) for c in line) + " |")
     bench = str(long["benchmark"].iloc[0])
-    lines += ["", _legend(bench, long), ""]
+    lines += ["", _legend(bench, long, roc_points), ""]
     return "\n".join(lines)
 
 
@@ -515,7 +520,7 @@ def latex_escape(text: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
-def latex_table(long: pd.DataFrame, caption: str = "") -> str:
+def latex_table(long: pd.DataFrame, caption: str = "", *, roc_points: str = "all") -> str:
     """A booktabs ``table`` of a long table (needs ``\\usepackage{booktabs}``)."""
     rows, heads, cells = _wide(long, latex=True)
     datasets = list(dict.fromkeys(ds for ds, _ in heads))
@@ -546,7 +551,7 @@ def latex_table(long: pd.DataFrame, caption: str = "") -> str:
         )
     out += [r"\bottomrule", r"\end{tabular}"]
     if len(long):
-        cap = caption or _legend(str(long["benchmark"].iloc[0]), long)
+        cap = caption or _legend(str(long["benchmark"].iloc[0]), long, roc_points)
         out.append(r"\caption{" + latex_escape(cap) + "}")
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
@@ -569,6 +574,7 @@ def write_tables(
     paper = paper_results()
     written: list[Path] = []
     has_ants = any(v["method"] == "ants" for v in view["methods"].values())
+    roc = view["metrics"]["fpr95_roc"]
     variants = variant_metrics(score_files or {}, view, metrics_dir) if has_ants else None
     for bench in benchmarks or view["run"]["benchmarks"]:
         main = read_metric_rows(metrics_dir, bench)
@@ -584,8 +590,8 @@ def write_tables(
         for stem, long, title in tables:
             for ext, text in (
                 ("csv", long.to_csv(index=False)),
-                ("md", markdown_table(long, title)),
-                ("tex", latex_table(long)),
+                ("md", markdown_table(long, title, roc_points=roc)),
+                ("tex", latex_table(long, roc_points=roc)),
             ):
                 path = out_dir / f"{stem}.{ext}"
                 with atomic_path(path) as tmp:

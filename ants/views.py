@@ -62,7 +62,9 @@ ANTS_PLAN_KEYS = (
 )
 
 #: Keys of the ``mllm`` section that belong to the workflow, not to the backend.
-MLLM_WORKFLOW_KEYS = ("cache", "gpu")
+#: ``mllm`` keys of the workflow around the answers (the cache file, GPU claims, how much of an
+#: answer listings show): they never decide an answer, so they are in no answer job's params.
+MLLM_WORKFLOW_KEYS = ("cache", "gpu", "max_answer_chars")
 
 
 def dumps(obj: Any) -> str:
@@ -77,8 +79,15 @@ def ood_sets(params: Mapping, benchmark: str) -> list[tuple[str, str]]:
 
 
 def ants_methods(params: Mapping) -> list[str]:
-    """The active methods (run.methods) that are ANTS variants (they need plans and answers)."""
-    return [m for m in params["run"]["methods"] if params["methods"][m]["method"] == "ants"]
+    """The active methods (run.methods) that ask the MLLM (plans and answers: ANTS variants;
+    :attr:`ants.methods.MethodSpec.uses_answers`)."""
+    from ants.methods import method_spec
+
+    return [
+        m
+        for m in params["run"]["methods"]
+        if method_spec(params["methods"][m]["method"]).uses_answers
+    ]
 
 
 #: Separates a method from its sweep point in a virtual method name: ``ants_code~eta~1`` is
@@ -177,8 +186,8 @@ def plan_config(params: Mapping, method: str) -> dict:
 
 
 #: ``mllm`` keys of the answering layer (:class:`ants.mllm.answering.CachedAnswerer`), not
-#: of the backend.
-MLLM_ANSWERING_KEYS = ("max_failed_fraction", "max_answer_chars", "max_negative_chars")
+#: of the backend: when an answer job fails, and which parsed negatives are kept.
+MLLM_ANSWERING_KEYS = ("max_failed_fraction", "max_negative_chars")
 
 
 def backend_config(params: Mapping, method: str | None = None) -> dict:
@@ -258,7 +267,9 @@ def same_as_base(params: Mapping, method: str) -> bool:
         return True
     base = method.split(SWEEP_SEP)[0]
     views = [_resolved, stream_key]
-    if params["methods"][base]["method"] == "ants":
+    from ants.methods import method_spec
+
+    if method_spec(params["methods"][base]["method"]).uses_answers:
         views.append(answer_config)
     return all(f(params, method) == f(params, base) for f in views)
 
@@ -289,4 +300,10 @@ def metrics_view(params: Mapping) -> dict:
 
 def report_view(params: Mapping) -> dict:
     """What the report needs: :func:`metrics_view` plus the ``report`` section."""
-    return {**metrics_view(params), "report": dict(params["report"])}
+    return {
+        **metrics_view(params),
+        "report": {
+            **dict(params["report"]),
+            "max_answer_chars": params["mllm"]["max_answer_chars"],
+        },
+    }

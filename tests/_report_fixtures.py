@@ -108,7 +108,7 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
                            "in_score": {"far": "ada", "near": "ada"}},
         },
         "benchmarks": {"fixture": {"ood": {"far": ["fx_far"], "near": ["fx_near"]}, "backbone": "tiny"}},
-        "metrics": {"recall_level": 0.95},
+        "metrics": {"recall_level": 0.95, "fpr95_roc": "all"},
         "report": {"title": "Fixture report", "negatives_shown": 5, "histogram_bins": 10,
                    "answers_per_update": 3, "seeds_shown": 1, "thumbnail_px": 32, "failed_shown": 10},
     }

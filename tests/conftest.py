@@ -34,3 +34,20 @@ def image_files(tmp_path):
         Image.fromarray(pixels).save(path)
         paths.append(path)
     return paths
+
+
+#: files tests saved for a person to look at (e.g. the report's screenshot), listed at the end
+SAVED_ARTIFACTS: list[str] = []
+
+
+@pytest.fixture
+def record_artifact():
+    """``record_artifact(path)``: name a saved file in the run's final "test artifacts" section."""
+    return lambda path: SAVED_ARTIFACTS.append(str(path))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SAVED_ARTIFACTS:
+        terminalreporter.section("test artifacts")
+        for path in SAVED_ARTIFACTS:
+            terminalreporter.write_line(path)

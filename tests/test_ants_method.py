@@ -21,6 +21,7 @@ from ants.methods.ants_tta import (
     top_predicted,
 )
 from ants.mllm.base import Answer, Query
+from ants.mllm.parsing import normalise_sentences, parse_answer
 from ants.scores import negative_label, predict
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +143,43 @@ def test_presets_and_overrides():
     assert ants_config({"preset": "paper", "eta": 0.3}).eta == 0.3
     assert ants_config("paper") == paper
     assert set(PRESETS) == {"paper", "authors_code"}
+
+
+#: a VSNL answer for the class "leopard" with every line on which the two parsers disagree
+VSNL_DISAGREEMENTS = "1. Snow leopard: spotted\n3 - Jaguar\n- 4. lynx\n5) leopard\n6. Ocelot.."
+
+
+@pytest.mark.parametrize(
+    ("preset", "parser", "vsnl", "ens"),
+    [
+        # the authors' labels.py: "3 - Jaguar" and "- 4. lynx" are not numbered lines, the rest of
+        # the line is the label, the queried class stays, EVERY trailing dot goes
+        ("authors_code", "authors", ["Snow leopard: spotted", "leopard", "Ocelot"], "Leopard"),
+        # lenient: looser numbering kept, explanations cut, the queried class dropped, ONE dot
+        ("paper", "lenient", ["Snow leopard", "Jaguar", "lynx", "Ocelot."], None),
+    ],
+)
+def test_each_preset_parses_answers_with_its_parser(preset, parser, vsnl, ens):
+    """``authors_code`` parses MLLM answers as the authors' labels.py, ``paper`` leniently;
+    checked on the exact strings the two parsers treat differently."""
+    cfg = ants_config({"preset": preset})
+    assert cfg.answer_parser == parser
+    assert AntsConfig.preset(preset).answer_parser == parser
+    got = parse_answer("vsnl", VSNL_DISAGREEMENTS, "leopard", style=cfg.answer_parser)
+    assert got.status == "ok" and list(got.negatives) == vsnl
+    # one-line lists: the authors' rule keeps the whole rest of the line as ONE label
+    inline = parse_answer("vsnl", "1. a 2. b 3. c", "leopard", style=cfg.answer_parser)
+    assert list(inline.negatives) == (["a 2. b 3. c"] if parser == "authors" else ["a", "b", "c"])
+    # an ENS answer that is only the predicted class: a negative for the authors, empty if lenient
+    only_class = parse_answer("ens", "Leopard.", "leopard", style=cfg.answer_parser)
+    assert (list(only_class.negatives) or [None])[0] == ens
+    assert only_class.status == ("ok" if ens else "empty")
+    # what the method itself re-normalises (ENS sentences and VSNL labels) follows the preset too
+    want = ["Blue sky"] if parser == "authors" else ["Blue sky.", "blue sky"]
+    assert normalise_sentences(["Blue sky..", "blue sky"], style=cfg.answer_parser) == want
+    # an explicit switch wins over the preset
+    other = "lenient" if parser == "authors" else "authors"
+    assert ants_config({"preset": preset, "answer_parser": other}).answer_parser == other
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,32 @@ def test_show_prints_prompt_answer_negatives_and_cache_origin(at_root, capsys):
     assert XSS_SCRIPT in out or "a blue kite" in out
 
 
+def test_show_and_diff_cut_a_huge_answer_as_max_answer_chars_says(at_root, capsys, tmp_path, monkeypatch):
+    logs = tmp_path / "answers"
+    shutil.copytree("results/answers", logs)
+    path = sorted(logs.rglob("*.parquet"))[0]
+    frame = pd.read_parquet(path)
+    frame.loc[frame.index[0], "raw_text"] = "y" * 100_000
+    frame.to_parquet(path)
+    row = frame.iloc[0]
+    where = ["--log", str(logs), "--stream", row["stream_id"], "--batch", str(row["batch_index"]), "--kind", row["kind"]]
+    rc, out, _ = ants(capsys, "answers", "show", *where, "--max-chars", "500")
+    assert rc == 0 and "... [100,000 characters]" in out and "y" * 501 not in out and "y" * 400 in out
+    rc, out, _ = ants(capsys, "answers", "show", *where, "--max-chars", "0")
+    assert rc == 0 and "y" * 100_000 in out
+    original = Path("results/answers").resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "params.yaml").write_text("mllm: {max_answer_chars: 300}\n")
+    monkeypatch.chdir(elsewhere)  # a run folder whose params.yaml sets the limit: the default
+    rc, out, _ = ants(capsys, "answers", "show", *where)
+    assert rc == 0 and "y" * 301 not in out and "... [100,000 characters]" in out
+    rc, out, _ = ants(capsys, "answers", "diff", str(original), str(logs))
+    assert rc == 0 and "answers changed: 1" in out and "y" * 301 not in out and "y" * 200 in out
+    rc, _, err = ants(capsys, "answers", "show", *where, "--max-chars", "-1")
+    assert rc == 2 and "--max-chars: expected a whole number >= 0" in err
+
+
 def test_unknown_stream_and_batch_name_what_exists(at_root, capsys):
     rc, _, err = ants(capsys, "answers", "show", "--stream", "fixture/nope/seed0")
     assert rc == 2 and "no stream 'fixture/nope/seed0' in the answers log; streams: fixture/ants_code/fx_far/seed0" in err
@@ -172,6 +198,15 @@ def test_metrics_table_and_brief(at_root, capsys):
                f"AUROC {main_csv[(main_csv['method'] == 'ants_paper') & (main_csv['dataset'] == 'fx_near')]['auroc'].iloc[0]:.2f}"
                in x for x in lines)
     assert "report: reports/index.html (not built yet: snakemake report)" in out
+    # the MLLM answers by status, and each stream with a bad answer, as the log counts them
+    frame = read_logs("results/answers")
+    by = frame["status"].value_counts()
+    assert (f"MLLM answers: {len(frame)} queries in {frame['stream_id'].nunique()} streams: {by.get('ok', 0)} ok, "
+            f"{by.get('empty', 0)} empty, {by.get('unparsable', 0)} unparsable, {by.get('failed', 0)} failed") in out
+    for sid, g in frame[frame["status"] != "ok"].groupby("stream_id"):
+        n = g["status"].value_counts()
+        assert (f"  {sid}: {n.get('failed', 0)} failed, {n.get('unparsable', 0)} unparsable, {n.get('empty', 0)} "
+                f"empty of {int((frame['stream_id'] == sid).sum())}") in out
     rc, _, err = ants(capsys, name, "--benchmark", "mos9")
     assert rc == 2 and "benchmark 'mos9' is not run; benchmarks: fixture" in err
 

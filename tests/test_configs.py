@@ -185,6 +185,26 @@ def test_nothing_of_the_demo_leaks_into_a_paper_scale_config(name):
         assert "seed" not in flat and "model_dir" not in flat  # the demo backend's keys
 
 
+@pytest.mark.parametrize("name", CONFIGS)
+def test_adaneg_compared_with_the_published_numbers_is_the_authors_code(name):
+    """The published AdaNeg numbers come from the authors' code (METHOD.md section 5), and the
+    tables set every AdaNeg row beside them: each AdaNeg method of a shipped config is the
+    ``authors_code`` preset exactly (9 image slots, beta 5, task proxy), with nothing of the
+    demo's ``paper`` settings (params.yaml's ``proxy: sample``) merged in."""
+    from ants.methods.adaneg import AdaNegConfig, adaneg_config
+    from ants.tables import tables_view
+
+    p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)
+    view = tables_view(p)
+    adaneg = [m for m in p["run"]["methods"] if p["methods"][m]["method"] == "adaneg"]
+    assert adaneg, name
+    for m in adaneg:
+        cfg = adaneg_config(p["methods"][m]["config"])
+        assert cfg == AdaNegConfig.preset("authors_code"), (name, m)
+        assert (cfg.image_slots, cfg.effective_beta, cfg.proxy) == (9, 5.0, "task")
+        assert view["methods"][m]["preset"] == "authors_code"
+
+
 def test_the_qwen2vl_config_is_the_authors_released_setting():
     p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / "mos4_qwen2vl.yaml"], check_files=False)
     assert p["mllm"]["family"] == "qwen2vl"

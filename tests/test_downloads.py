@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import signal
@@ -354,6 +355,27 @@ def test_obtain_dataset_downloads_extracts_or_uses_an_extracted_copy(server, tmp
     # and back to the download: the link is replaced by a real folder
     out3 = obtain_dataset("sun", cfg, tmp_path / "dl", progress=False)
     assert not out3.is_symlink() and (out3 / "Set/images/a.bin").is_file()
+    # the params key extract.max_bytes is what the refusal names
+    with pytest.raises(DatasetError, match=r"above the limit of 1,000 bytes \(datasets\.sun\.extract\.max_bytes\)"):
+        obtain_dataset("sun", {**cfg, "extract": {"max_bytes": 1000}}, tmp_path / "dl2", progress=False)
+    assert not (tmp_path / "dl2" / "extracted").exists()
+
+
+def test_ants_download_of_a_missing_url_is_one_line_and_exit_2(server, tmp_path):
+    url = server.url("/gone/SUN.tar.gz")  # no route: the server answers 404
+    cfg = {"source": "download", "url": url, "checksum": SHA, "root": "Set/images", "layout": "flat",
+           "download": {"retries": 0, "timeout": 5}}
+    proc = subprocess.run(
+        [Path(sys.executable).with_name("ants"), "-q", "download", "--dataset", "sun",
+         "--dataset-json", json.dumps(cfg), "--out", str(tmp_path / "dl")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"ants download: error: dataset 'sun': cannot download {url}: HTTP 404 ")
+    assert "Traceback" not in proc.stderr and "datasets.sun.url" in proc.stderr
+    assert server.log == [("/gone/SUN.tar.gz", None)]
+    assert not (tmp_path / "dl" / "extracted").exists()
 
 
 # ------------------------------------------------------------------------------------------
@@ -417,14 +439,23 @@ def test_size_and_ratio_limits(tmp_path):
     assert extract_archive(zeros, tmp_path / "b", max_ratio=1e6) == tmp_path / "b"
     with pytest.raises(DatasetError, match=r"would write 8,388,608 bytes, above the limit of 4,000,000 bytes"):
         extract_archive(zeros, tmp_path / "b2", max_ratio=1e6, expected_bytes=1_000_000)  # 4 x expected
-    with pytest.raises(DatasetError, match="above the limit of 1,000 bytes"):
+    with pytest.raises(DatasetError, match=r"above the limit of 1,000 bytes \(max_bytes\); refusing"):
         extract_archive(zeros, tmp_path / "b3", max_ratio=1e6, max_bytes=1000)
+    # for a dataset, the messages name its params.yaml keys
+    with pytest.raises(DatasetError, match=r"^dataset 'sun': .*bomb.tar.gz: extracting it would write 8,388,608 "
+                                           r"bytes, above the limit of 1,000 bytes "
+                                           r"\(datasets\.sun\.extract\.max_bytes\); refusing"):
+        extract_archive(zeros, tmp_path / "b4", dataset="sun", max_ratio=1e6, max_bytes=1000)
+    with pytest.raises(DatasetError, match=r"above the limit of 200:1 \(datasets\.sun\.extract\.max_ratio\)"):
+        extract_archive(zeros, tmp_path / "b5", dataset="sun")
     zpath = tmp_path / "bomb.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("z.bin", bytes(4 << 20))
         zf.writestr("r.bin", np.random.default_rng(0).bytes(200_000))
     with pytest.raises(DatasetError, match=r"bomb.zip: member 'z.bin' expands [\d,]+ -> 4,194,304 bytes"):
         extract_archive(zpath, tmp_path / "zb", max_ratio=30)  # overall ratio ~20 passes, the member does not
+    with pytest.raises(DatasetError, match=r"above the limit of 30:1, datasets\.sun\.extract\.max_ratio\)"):
+        extract_archive(zpath, tmp_path / "zb", dataset="sun", max_ratio=30)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ants.images import DEFAULT_MAX_PIXELS, ImageError, check_image, open_rgb
+from ants.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    check_image,
+    failure_reason,
+    is_scaled_mode,
+    open_rgb,
+)
 
 
 def _grey(img: Image.Image) -> np.ndarray:
@@ -132,3 +139,31 @@ def test_other_modes_and_broken_files(tmp_path):
         open_rgb(cut)
     with pytest.raises(ImageError, match=r"missing\.png: FileNotFoundError: file not found"):
         open_rgb(tmp_path / "missing.png")
+
+
+def test_8bit_files_decode_exactly_as_pillow_converts_them(tmp_path):
+    """What the MLLM backends saw before they used open_rgb (plain ``convert("RGB")``) is what
+    they see now for 8-bit files, so the demo's answers do not change."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    files = {
+        "rgb.png": Image.fromarray(rgb),
+        "grey.png": Image.fromarray(rgb[..., 0]),
+        "rgba.png": Image.fromarray(np.dstack([rgb, rgb[..., 1]])),
+        "pal.png": Image.fromarray(rgb).quantize(37),
+        "photo.jpg": Image.fromarray(rgb),
+    }
+    for name, img in files.items():
+        img.save(tmp_path / name)
+        with Image.open(tmp_path / name) as raw:
+            want = np.asarray(raw.convert("RGB"))
+        got = open_rgb(tmp_path / name)
+        assert got.mode == "RGB" and got.size == (23, 17), name
+        np.testing.assert_array_equal(np.asarray(got), want, err_msg=name)
+
+
+def test_scaled_modes_and_failure_reasons():
+    assert [m for m in ("RGB", "L", "P", "RGBA", "I;16", "I;16B", "I", "F", "CMYK") if is_scaled_mode(m)] == [
+        "I;16", "I;16B", "I", "F"]
+    assert failure_reason(ImageError("/x/a.png", "too big")) == "too big"
+    assert failure_reason(OSError("disk gone")) == "OSError: disk gone"

@@ -1,12 +1,28 @@
 """ants._io: atomic files and folders, digests, Parquet with metadata."""
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from ants._io import atomic_dir, atomic_path, file_digest, read_table, write_json, write_table
+from ants._io import (
+    atomic_dir,
+    atomic_path,
+    canonical_json,
+    file_digest,
+    read_table,
+    write_json,
+    write_table,
+)
+from ants.embeddings import (
+    METADATA_KEY,
+    read_embeddings,
+    read_embeddings_metadata,
+    write_embeddings,
+)
 
 
 def test_atomic_path_replaces_on_success_and_keeps_old_on_failure(tmp_path):
@@ -80,3 +96,29 @@ def test_table_round_trip_with_metadata(tmp_path):
 def test_write_json_is_sorted_and_handles_numpy(tmp_path):
     p = write_json(tmp_path / "m.json", {"b": np.float32(0.5), "a": 1})
     assert p.read_text() == '{\n  "a": 1,\n  "b": 0.5\n}\n'
+
+
+def test_embedding_metadata_is_canonical_json_and_older_files_still_read(tmp_path):
+    """Embedding files store ``canonical_json(metadata)``; files from before (``", "``) read the same."""
+    meta = {"model": "ViT-B-16", "dim": 3, "name": "café", "nested": {"b": 1, "a": [1, 2]}}
+    rows = pd.DataFrame({"id": ["x", "y"]})
+    features = np.eye(2, 3, dtype=np.float32)
+    path = write_embeddings(tmp_path / "new.parquet", features, rows, meta)
+    raw = pq.read_schema(path).metadata[METADATA_KEY]
+    assert raw == canonical_json(meta).encode("utf-8")
+    assert raw.startswith(b'{"dim":3,"model":"ViT-B-16","name":"caf\xc3\xa9","nested":{"a":[1,2],"b":1}')
+    # Byte-identical run to run.
+    again = write_embeddings(tmp_path / "again.parquet", features, rows, dict(reversed(meta.items())))
+    assert again.read_bytes() == path.read_bytes()
+    # A file written with the former encoding (json.dumps(sort_keys=True): spaces, \u escapes).
+    old = pq.read_table(path)
+    old_raw = json.dumps(meta, sort_keys=True, allow_nan=False).encode("utf-8")
+    assert old_raw != raw
+    old = old.replace_schema_metadata({**old.schema.metadata, METADATA_KEY: old_raw})
+    pq.write_table(old, tmp_path / "old.parquet")
+    assert read_embeddings_metadata(tmp_path / "old.parquet") == meta
+    got, got_rows, got_meta = read_embeddings(tmp_path / "old.parquet")
+    np.testing.assert_array_equal(got, features)
+    assert got_rows["id"].tolist() == ["x", "y"] and got_meta == meta
+    with pytest.raises(ValueError, match="metadata must be JSON-serialisable"):
+        write_embeddings(tmp_path / "nan.parquet", features, rows, {"x": float("nan")})

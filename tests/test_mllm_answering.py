@@ -362,3 +362,22 @@ def test_shorten():
     assert shorten("a" * 30, None) == "a" * 30
     with pytest.raises(ValueError, match="max_answer_chars: expected a positive int or None"):
         shorten("a" * 30, 0)
+
+
+def test_answering_logs_progress_lines_when_not_on_a_terminal(tmp_path, images, monkeypatch, caplog):
+    """Under Snakemake stderr is a log file: plain progress lines, never a carriage-return bar."""
+    import logging
+    import time
+
+    class SlowBackend(ScriptedBackend):
+        def generate(self, queries, prompts, settings):
+            time.sleep(0.4)  # two ENS batches and one VSNL batch: longer than the 1 s quiet start
+            return super().generate(queries, prompts, settings)
+
+    monkeypatch.setenv("ANTS_PROGRESS", "log")
+    answerer = CachedAnswerer(SlowBackend(_texts(images)), None, Prompting("llava"), batch_size=3, progress=True)
+    with caplog.at_level(logging.INFO, logger="ants.progress"):
+        answerer.answer(_queries(images), desc="answer demo/ants_code/x/seed0")
+    lines = [r.getMessage() for r in caplog.records if r.name == "ants.progress"]
+    assert lines and all("\r" not in x for x in lines)
+    assert lines[-1].startswith("answer demo/ants_code/x/seed0: done, 8 query in "), lines

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_images import _png_header_only
 
 from ants.mllm import build_answerer, build_backend
 from ants.mllm.base import BackendError, Query
 from ants.mllm.cache import cache_key
 from ants.mllm.demo import ANSWER_WORDS, MARKER, build_demo_model, demo_backend, ensure_demo_model
-from ants.mllm.hf import TransformersBackend, local_model_revision, resolve_hub_revision
+from ants.mllm.hf import (
+    TransformersBackend,
+    load_image,
+    local_model_revision,
+    resolve_hub_revision,
+)
 from ants.mllm.parsing import parse_vsnl_answer
 from ants.mllm.prompts import Prompting
 
@@ -372,6 +378,38 @@ def test_unreadable_image_fails_only_its_query(demo_dir, images, tmp_path):
             ["p", "q"],
             {"max_new_tokens": 3},
         )
+
+
+def test_16bit_image_reaches_the_model_scaled_to_8bit(demo_dir, tmp_path):
+    g8 = np.random.default_rng(1).integers(0, 256, (28, 40), dtype=np.uint8)
+    p16, p8 = tmp_path / "deep.png", tmp_path / "flat.png"
+    Image.fromarray(g8.astype(np.uint16) * 257).save(p16)  # 0..255 -> 0..65535 exactly
+    Image.fromarray(np.repeat(g8[..., None], 3, axis=2)).save(p8)
+    with Image.open(p16) as raw:
+        assert raw.mode == "I;16"
+    loaded = load_image(str(p16))
+    assert loaded.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(loaded), np.repeat(g8[..., None], 3, axis=2))
+    assert np.asarray(load_image(str(p16), (5, 7))).shape == (7, 5, 3)
+    backend = demo_backend(0, model_dir=demo_dir)
+    deep, flat = _generate(backend, [Query("ens", "tench", image=str(p)) for p in (p16, p8)])
+    assert isinstance(deep, str) and deep == flat  # the same pixels, the same answer
+
+
+def test_over_limit_image_fails_only_its_query_naming_the_file(demo_dir, images, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header_only(12_000, 10_000))  # 1.2 * 10^8 pixels claimed, 60 bytes
+    backend = demo_backend(0, model_dir=demo_dir)
+    out = _generate(
+        backend, [Query("ens", "tench", image=str(big)), Query("ens", "tench", image=images[1])]
+    )
+    assert isinstance(out[1], str) and out[1]
+    assert isinstance(out[0], Exception)
+    assert str(out[0]) == (
+        f"cannot read image {str(big)!r}: image of 12000 x 10000 = 120,000,000 pixels exceeds the "
+        "limit of 100,000,000 pixels (max_pixels); refused before decoding. Raise the limit if the "
+        "file is genuine"
+    )
 
 
 def test_build_answerer_on_the_demo(demo_dir, images, tmp_path):

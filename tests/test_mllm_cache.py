@@ -6,6 +6,9 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -201,6 +204,29 @@ def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
     assert path.stat().st_size == size  # never replaced by a silent fresh cache
     with pytest.raises(CacheError, match=re.escape(WAY_OUT)):
         cache_stats(path)
+
+
+def test_ants_cache_stats_on_a_damaged_file_is_one_line_and_exit_2(tmp_path):
+    ants = [str(Path(sys.executable).with_name("ants")), "cache", "stats", "--cache"]
+    path = _filled_cache(tmp_path / "answers.sqlite", n=40)
+    ok = subprocess.run([*ants, str(path)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "40" in ok.stdout, ok.stderr
+    for kind, what in [
+        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
+        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
+        ("text", r"is not an SQLite database \(no SQLite header\)"),
+    ]:
+        bad = shutil.copy(path, tmp_path / f"{kind}.sqlite")
+        _damage(Path(bad), kind)
+        proc = subprocess.run([*ants, str(bad)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (kind, proc.stderr)
+        assert "Traceback" not in proc.stderr and proc.stdout == "", (kind, proc.stderr)
+        want = (
+            re.escape(f"ants cache: error: answer cache {str(bad)!r} ")
+            + what
+            + re.escape(WAY_OUT + "\n")
+        )
+        assert re.fullmatch(want, proc.stderr), (kind, proc.stderr)
 
 
 def test_foreign_sqlite_files_are_refused(tmp_path):

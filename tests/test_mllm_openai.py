@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from PIL import Image
+from test_images import _png_header_only
 
 from ants.mllm.answering import CachedAnswerer, answer_records, write_answer_log
 from ants.mllm.base import BackendError, Query
@@ -22,6 +23,7 @@ from ants.mllm.openai_http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_WAIT_S,
     OpenAIBackend,
+    _encode_image,
     backoff_bounds,
     backoff_delay,
     backoff_schedule,
@@ -295,6 +297,50 @@ def test_images_are_sent_as_data_urls(server, key_env, tmp_path):
         "type": "text",
         "text": "describe",
     }
+
+
+def _sent_image(data_url: str) -> tuple[str, Image.Image]:
+    mime, b64 = data_url.split(",", 1)
+    return mime, Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_16bit_image_is_sent_as_its_scaled_8bit_png(tmp_path):
+    g8 = np.random.default_rng(2).integers(0, 256, (20, 30), dtype=np.uint8)
+    path = tmp_path / "deep.png"
+    Image.fromarray(g8.astype(np.uint16) * 257).save(path)  # 0..255 -> 0..65535 exactly
+    with Image.open(path) as raw:
+        assert raw.mode == "I;16"
+    want = np.repeat(g8[..., None], 3, axis=2)
+    mime, sent = _sent_image(_encode_image(str(path), None))  # not the 16-bit file as is
+    assert mime == "data:image/png;base64" and sent.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(sent), want)
+    mime, small = _sent_image(_encode_image(str(path), [15, 10]))
+    assert small.mode == "RGB" and small.size == (15, 10)
+    assert np.asarray(small).max() > 200  # resized from the scaled image, not Pillow's clipped one
+    flat = tmp_path / "flat.png"
+    Image.fromarray(want).save(flat)
+    assert _encode_image(str(flat), None).split(",", 1)[1] == base64.b64encode(
+        flat.read_bytes()
+    ).decode("ascii")  # an 8-bit PNG still goes as is
+
+
+def test_unreadable_or_over_limit_images_fail_only_their_query(server, key_env, tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header_only(12_000, 10_000))  # 1.2 * 10^8 pixels claimed, 60 bytes
+    queries = [Query("ens", "tench", image=str(p)) for p in (junk, good, big)]
+    out = _backend(server, key_env).generate(queries, ["a", "b", "c"], {"max_new_tokens": 5})
+    assert out[1] == "answer to b"
+    assert str(out[0]).startswith(f"cannot read image {str(junk)!r}: UnidentifiedImageError: ")
+    assert str(out[2]) == (
+        f"cannot read image {str(big)!r}: image of 12000 x 10000 = 120,000,000 pixels exceeds the "
+        "limit of 100,000,000 pixels (max_pixels); refused before decoding. Raise the limit if the "
+        "file is genuine"
+    )
+    assert len(server.state["bodies"]) == 1  # nothing was sent for the failed two
 
 
 # -- the up-front check -----------------------------------------------------------------------

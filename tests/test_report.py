@@ -51,6 +51,7 @@ def test_tables_come_first_with_ours_published_and_presets(page, run):
     assert "ANTS (authors&#39; code) [preset authors_code]" in html
     assert "ANTS (paper) [preset paper] · oracle" in html
     assert html.count('<table class="paper"') == 2
+    assert "Both FPR95s are read off every ROC point (each distinct threshold) (<code>metrics.fpr95_roc: all</code>)" in html
     assert 'id="demo-banner"' in html
 
 
@@ -104,3 +105,36 @@ def test_sweep_table_missing_a_column_is_one_clear_error(tmp_path):
     pd.DataFrame({"sweep": ["x"], "value": [1]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"s.csv: a sweep table needs column\(s\) auroc, benchmark, dataset"):
         sweep_figures([bad], tmp_path)
+
+
+def test_answers_per_stream_counted_as_the_log_says(page, run):
+    _, html = page
+    frame = pd.concat([pd.read_parquet(p) for p in run["logs"]])
+    counts = frame.groupby(["stream_id", "status"]).size().unstack(fill_value=0)
+    assert counts.get("unparsable", pd.Series(dtype=int)).sum() > 0  # the fixture has bad answers
+    table = html.split('id="answers-per-stream"', 1)[1].split("</table>", 1)[0]
+    for sid, row in counts.iterrows():
+        cells = [str(int(row.get(s, 0))) for s in ("ok", "empty", "unparsable", "failed")]
+        assert re.search(rf"<td>{re.escape(sid)}</td><td>{int(row.sum())}</td>" + "".join(
+            rf"<td(?: class=\"bad\")?>{c}</td>" for c in cells), table), sid
+
+
+def test_a_huge_answer_is_cut_in_the_report_and_kept_in_the_log(run, tmp_path):
+    logs = tmp_path / "answers"
+    logs.mkdir()
+    huge = "x" * 100_000
+    for i, p in enumerate(run["logs"]):
+        frame = pd.read_parquet(p)
+        if i == 0:
+            bad = frame.index[frame["status"] != "ok"]
+            assert len(bad)
+            frame.loc[bad[0], "raw_text"] = huge
+        frame.to_parquet(logs / f"{i}.parquet")
+    view = {**run["view"], "report": {**run["view"]["report"], "max_answer_chars": 1000}}
+    out = tmp_path / "index.html"
+    build_report(metrics_json=run["results"] / "metrics.json", score_files=run["score_files"],
+                 answer_logs=[logs], negatives=run["negatives"], embeddings=run["embeddings"], view=view, out=out)
+    html = out.read_text(encoding="utf-8")
+    assert "x" * 1001 not in html and "x" * 900 in html
+    assert "... [100,000 characters]" in html
+    assert (pd.read_parquet(logs / "0.parquet")["raw_text"] == huge).sum() == 1  # the log keeps it whole

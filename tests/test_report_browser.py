@@ -72,7 +72,7 @@ def test_report_renders_without_console_errors_and_with_content(page, tmp_path):
     assert "onerror=" not in re.sub(r"&lt;img[^<]*", "", dom)
 
 
-def test_screenshot_saved_as_artifact(page, tmp_path):
+def test_screenshot_saved_as_artifact(page, tmp_path, record_artifact):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
@@ -80,4 +80,4 @@ def test_screenshot_saved_as_artifact(page, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    print(f"screenshot: {shot}")
+    record_artifact(shot)  # listed under "test artifacts" at the end of the pytest output

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ants.scores import group_layout, id_mass_from_logits, mcm, negative_label, predict
+from ants.scores import group_layout, group_lse, mcm, mean_id_mass, negative_label, predict
 
 
 def unit_rows(rng, n, d):
@@ -107,11 +107,41 @@ def test_stable_with_cosines_near_plus_minus_one():
     assert np.isfinite(s2[0]) and 0.0 <= s2[0] < 1e-30
 
 
-def test_id_mass_from_logits_group_axis():
-    lid = torch.tensor([[0.0, 0.0]])
-    lneg = torch.tensor([[[0.0, 0.0], [np.log(3.0), np.log(3.0)]]])
-    # group 0: 2 / (2 + 2) = 0.5; group 1: 2 / (2 + 6) = 0.25
-    np.testing.assert_allclose(id_mass_from_logits(lid, lneg).numpy(), [[0.5, 0.25]], rtol=1e-6)
+def test_mean_id_mass_over_group_lse_matches_float64_loop():
+    """``mean_id_mass(lse_id, group_lse(...))`` is the mean over groups of the ID softmax mass."""
+    rng = np.random.default_rng(3)
+    lid = torch.from_numpy(rng.normal(scale=3.0, size=(5, 4)).astype(np.float32))
+    lneg = torch.from_numpy(rng.normal(scale=3.0, size=(5, 9)).astype(np.float32))
+    layout = torch.tensor([[0, 4, 8], [1, 2, 3], [5, 6, 7]])
+    got = mean_id_mass(torch.logsumexp(lid, dim=1), group_lse(lneg, layout))
+    assert got.shape == (5,)
+    a, b = lid.double().numpy(), lneg.double().numpy()
+    for i in range(5):
+        masses = [np.exp(a[i]).sum() / (np.exp(a[i]).sum() + np.exp(b[i, g]).sum()) for g in layout.numpy()]
+        assert got[i].item() == pytest.approx(np.mean(masses), rel=1e-6)
+    # Hand-checked case: group 0 has 2 / (2 + 2) = 0.5, group 1 has 2 / (2 + 6) = 0.25.
+    lse_id = torch.logsumexp(torch.tensor([[0.0, 0.0]]), dim=1)
+    two_groups = torch.tensor([[0.0, 0.0, np.log(3.0), np.log(3.0)]])
+    per_group = group_lse(two_groups, torch.tensor([[0, 1], [2, 3]]))
+    np.testing.assert_allclose(per_group.numpy(), [[np.log(2.0), np.log(6.0)]], rtol=1e-6)
+    assert mean_id_mass(lse_id, per_group).item() == pytest.approx(0.375, rel=1e-6)
+    # One group (layout=None) with a multiplicity: each entry counts T = 3 times.
+    one = group_lse(two_groups[:, :2], log_multiplicity=np.log(3.0))
+    assert mean_id_mass(lse_id, one).item() == pytest.approx(2 / (2 + 6), rel=1e-6)
+
+
+def test_mean_id_mass_label_major_group_axis_matches_image_major():
+    """``group_axis=0`` (AdaNeg's label-major ``(G, n)`` blocks) gives the ``(n, G)`` result."""
+    rng = np.random.default_rng(4)
+    lse_id = torch.from_numpy(rng.normal(scale=5.0, size=7).astype(np.float32))
+    lse_neg = torch.from_numpy(rng.normal(scale=5.0, size=(7, 5)).astype(np.float32))
+    image_major = mean_id_mass(lse_id, lse_neg)
+    label_major = mean_id_mass(lse_id, lse_neg.T.contiguous(), group_axis=0)
+    np.testing.assert_allclose(label_major.numpy(), image_major.numpy(), rtol=1e-6)
+    want = torch.sigmoid(lse_id[:, None].double() - lse_neg.double()).mean(dim=1)
+    np.testing.assert_allclose(label_major.numpy(), want.numpy(), rtol=1e-6)
+    one_group = mean_id_mass(lse_id, lse_neg[:, 0], group_axis=0)
+    np.testing.assert_array_equal(one_group.numpy(), torch.sigmoid(lse_id - lse_neg[:, 0]).numpy())
 
 
 def test_mcm_matches_naive_and_temperature(world):

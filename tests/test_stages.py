@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from PIL import Image
 from ants import stages
 from ants._io import read_table, write_table
 from ants.cli import main
-from ants.datasets import build_manifest, write_manifest
+from ants.datasets import build_manifest, read_manifest, write_manifest
 from ants.embeddings import read_embeddings, write_embeddings
 from ants.mllm.answering import read_answer_log
 from ants.mllm.base import Answer
@@ -67,6 +68,69 @@ def test_image_broken_after_the_manifest_fails_naming_it(tmp_path):
     (tmp_path / "a.png").write_bytes(b"garbage")
     with pytest.raises(stages.StageError, match=r"cannot read image .*a\.png.*data\.on_bad_image: skip"):
         stages.embed_images(manifest, TINY, ENCODING, tmp_path / "e.parquet", progress=False)
+
+
+def test_data_max_pixels_reaches_the_manifest_and_the_encoder(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name, side in [("a.png", 8), ("big.png", 16), ("c.png", 8)]:
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(root / name)
+    ds = json.dumps({"source": "local", "root": str(root), "layout": "flat"})
+    limit = "16 x 16 = 256 pixels exceeds the limit of 100 pixels (max_pixels)"
+
+    def manifest(name, *flags):
+        out = tmp_path / f"{name}.parquet"
+        assert main(["-q", "manifest", "--dataset", "toy", "--dataset-json", ds, "--out", str(out), *flags]) == 0
+        return out, read_manifest(out)[0]
+
+    _, default = manifest("m0")
+    assert default["readable"].all()
+    _, limited = manifest("m1", "--max-pixels", "100")
+    assert limited["readable"].tolist() == [True, False, True]
+    assert limited["error"][1].startswith("image of " + limit)
+    unchecked, frame = manifest("m2", "--no-check-images", "--max-pixels", "100")
+    assert frame["readable"].all()  # not decoded: the encoder applies the limit
+
+    def embed(*flags):
+        out = tmp_path / "e.parquet"
+        out.unlink(missing_ok=True)
+        argv = ["-q", "embed-images", "--manifest", str(unchecked), "--backbone-json", json.dumps(TINY),
+                "--encoding-json", json.dumps(ENCODING), "--out", str(out), *flags]
+        return main(argv), out
+
+    capsys.readouterr()
+    code, out = embed("--max-pixels", "100")
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert f"cannot read image {root / 'big.png'}: image of {limit}" in err and err.count("\n") == 1
+    code, out = embed("--max-pixels", "100", "--on-bad-image", "skip")
+    _, rows, meta = read_embeddings(out)
+    assert code == 0 and rows["id"].tolist() == ["toy/a.png", "toy/c.png"]
+    assert [s["id"] for s in meta["skipped"]] == ["toy/big.png"] and limit in meta["skipped"][0]["error"]
+    code, out = embed()
+    assert code == 0 and len(read_embeddings(out)[1]) == 3  # the default limit (10^8) lets all in
+    with pytest.raises(SystemExit) as exit_:
+        embed("--max-pixels", "0")
+    assert exit_.value.code == 2
+    assert "argument --max-pixels: expected a whole number >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_params_data_max_pixels_is_the_module_default_and_validated(tmp_path, capsys):
+    import yaml
+
+    from ants.images import DEFAULT_MAX_PIXELS
+
+    params_file = Path(__file__).resolve().parents[1] / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    assert params["data"]["max_pixels"] == DEFAULT_MAX_PIXELS  # the demo decodes as before
+    for bad, why in [(0, "0 is out of range; expected a value >= 1"),
+                     ("many", "'many' has the wrong type; expected an integer")]:
+        over = tmp_path / "over.yaml"
+        over.write_text(yaml.safe_dump({"data": {"max_pixels": bad}}))
+        assert main(["config", "check", str(params_file), str(over)]) == 2
+        err = capsys.readouterr().err
+        assert f"data.max_pixels: {why}" in err, err
 
 
 # ------------------------------------------------------------------------------------------
@@ -209,7 +273,13 @@ def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tm
     assert name == "toy/ants/ood/seed3" and len(queries) == len(planned)
 
     fake = FakeMLLM()
-    stats = stages.answer(tmp_path / "plan.parquet", {}, cache=tmp_path / "c.sqlite",
+    # ants.views.answer_config's shape; with an answerer given, mllm and parser are its own
+    answering = {"answering": {"max_failed_fraction": 0.0, "max_negative_chars": 200}}
+    with pytest.raises(KeyError, match="answering"):
+        stages.answer(tmp_path / "plan.parquet", {}, cache=tmp_path / "c.sqlite",
+                      out=tmp_path / "answers.parquet", progress=False, answerer=fake)
+    assert fake.calls == 0 and not (tmp_path / "answers.parquet").exists()
+    stats = stages.answer(tmp_path / "plan.parquet", answering, cache=tmp_path / "c.sqlite",
                           out=tmp_path / "answers.parquet", progress=False, answerer=fake)
     assert fake.calls == 1 and isinstance(stats, dict)
     log = read_answer_log(tmp_path / "answers.parquet")
@@ -276,7 +346,7 @@ def test_metrics_mean_std_and_split_average_match_sklearn(tmp_path):
             y = np.r_[np.ones(30), np.zeros(20)]
             aurocs[(ood, seed)] = roc_auc_score(y, np.r_[ids, oods].astype(np.float32)) * 100
     view = {"run": {"methods": ["m"]}, "methods": {"m": {"label": "M", "method": "mcm"}},
-            "benchmarks": {"b": {"ood": {"far": ["farA", "farB"]}}}, "metrics": {"recall_level": 0.95}}
+            "benchmarks": {"b": {"ood": {"far": ["farA", "farB"]}}}, "metrics": {"recall_level": 0.95, "fpr95_roc": "all"}}
     nested = stages.compute_metrics(files, params=view, out_json=tmp_path / "m.json", out_dir=tmp_path / "csv")
     a = nested["b"]["m"]["farA"]
     assert a["auroc"] == pytest.approx(np.mean([aurocs[("farA", 0)], aurocs[("farA", 1)]]))

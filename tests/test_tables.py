@@ -136,16 +136,52 @@ def test_write_tables_writes_csv_markdown_latex(run, tmp_path):
     long = pd.read_csv(tmp_path / "fixture_ants_variants.csv")
     assert set(long["variant"]) == {"ada", "far_only", "near_only", "oracle"}
     assert "ANTS (paper) [preset paper] · oracle" in (tmp_path / "fixture_ants_variants.md").read_text()
+    assert "Both read off every ROC point (each distinct threshold) (metrics.fpr95_roc: all)." in \
+        (tmp_path / "fixture.md").read_text()
+    openood = {**run["view"], "metrics": {**run["view"]["metrics"], "fpr95_roc": "openood"}}
+    write_tables(openood, metrics_dir=run["results"] / "metrics", out_dir=tmp_path / "o", score_files=run["score_files"])
+    assert "roc_curve(drop_intermediate=True), as OpenOOD's evaluator (metrics.fpr95_roc: openood)" in \
+        (tmp_path / "o" / "fixture.md").read_text()
+    assert r"as OpenOOD's evaluator (metrics.fpr95\_roc: openood)" in (tmp_path / "o" / "fixture.tex").read_text()
+
+
+def _tables_params():
+    """The keys tables_view reads, as validated params always hold them."""
+    return {"run": {"methods": ["a", "n", "d", "c"], "benchmarks": ["b"], "seeds": [0, 1]},
+            "methods": {"a": {"method": "ants", "config": {}, "in_score": {"far": "ada", "near": "ada"}},
+                        "n": {"method": "adaneg", "label": "AdaNeg", "config": {"preset": "authors_code"}},
+                        "d": {"method": "adaneg", "config": {}},
+                        "c": {"method": "neglabel", "label": "CSP"}},
+            "benchmarks": {"b": {"ood": {"far": ["x"]}, "backbone": "t"}},
+            "metrics": {"recall_level": 0.9, "fpr95_roc": "all"},
+            "report": {"title": "T"}}
 
 
 def test_tables_view_names_presets_and_defaults():
-    params = {"run": {"methods": ["a", "n", "c"], "benchmarks": ["b"]},
-              "methods": {"a": {"method": "ants", "config": {}, "in_score": {"far": "ada", "near": "ada"}},
-                          "n": {"method": "adaneg", "label": "AdaNeg", "config": {"preset": "authors_code"}},
-                          "c": {"method": "neglabel", "label": "CSP"}},
-              "benchmarks": {"b": {"ood": {"far": ["x"]}, "backbone": "t"}}}
-    v = tables_view(params)
+    v = tables_view(_tables_params())
     assert v["methods"]["a"]["preset"] == "authors_code"  # ANTS's default preset
     assert v["methods"]["n"]["preset"] == "authors_code"
+    assert v["methods"]["d"]["preset"] == "paper"  # AdaNeg's default preset (adaneg.DEFAULT_PRESET)
+    assert v["methods"]["d"]["label"] == "d"  # label is optional: the method's name
     assert v["methods"]["c"]["method"] == "csp"
     assert v["methods"]["a"]["in_score"] == {"far": "ada", "near": "ada"}
+    assert v["run"]["seeds"] == [0, 1]
+    assert v["metrics"] == {"recall_level": 0.9, "fpr95_roc": "all"} and v["report"] == {"title": "T"}
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        (lambda p: p["run"].pop("seeds"), "seeds"),
+        (lambda p: p.pop("metrics"), "metrics"),
+        (lambda p: p.pop("report"), "report"),
+        (lambda p: p["methods"]["n"].pop("config"), "config"),
+        (lambda p: p["methods"]["a"].pop("in_score"), "in_score"),
+    ],
+)
+def test_tables_view_has_no_defaults_for_required_keys(drop, missing):
+    """A key the schema requires is read directly: a params dict without it fails loudly."""
+    params = _tables_params()
+    drop(params)
+    with pytest.raises(KeyError, match=missing):
+        tables_view(params)

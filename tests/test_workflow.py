@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -90,9 +91,9 @@ def snakemake(cwd: Path, *args, check: bool = True) -> subprocess.CompletedProce
     return run([BIN / "snakemake", "--cores", "2", *args], cwd, check=check)
 
 
-def planned_jobs(cwd: Path) -> dict[str, int]:
-    """Jobs per rule that ``snakemake -n`` would run (from its own job-stats table)."""
-    out = snakemake(cwd, "-n", "all")
+def planned_jobs(cwd: Path, target: str = "all") -> dict[str, int]:
+    """Jobs per rule that ``snakemake -n target`` would run (from its own job-stats table)."""
+    out = snakemake(cwd, "-n", target)
     text = out.stdout + out.stderr
     if NOTHING in text:
         return {}
@@ -319,6 +320,54 @@ def test_a_killed_answer_job_leaves_nothing_stale(built, tmp_path):
     fresh = make_copy(tmp_path / "fresh", yaml.safe_load((w / "params.yaml").read_text()))
     snakemake(fresh, "all")
     assert (fresh / "results/metrics.json").read_text() == (w / "results/metrics.json").read_text()
+
+
+def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt_points(built):
+    """`snakemake sweeps` on the demo: a fixed-lambda point is score jobs alone (its adaptive
+    point is the main run's scores); a prompt point asks the MLLM only what the cache lacks."""
+    w = built["dir"]
+    shipped = test_params()["sweeps"]
+    current_prompt = yaml.safe_load((w / "params.yaml").read_text())["mllm"]["prompts"]["ens"]
+    old_prompt, new_prompt = shipped["ens_words"]["values"][1], shipped["ens_words"]["values"][0]
+    assert current_prompt not in (old_prompt, new_prompt)  # the kill test's prompt is the base now
+
+    def two_sweeps(p):
+        p["sweeps"] = {
+            "fixed_lambda": {**shipped["fixed_lambda"], "values": [None, 0.5], "labels": ["adaptive", "0.5"],
+                             "methods": ["ants_code"]},
+            "ens_words": {**shipped["ens_words"], "values": [old_prompt, new_prompt], "labels": [8, 4],
+                          "default": old_prompt, "methods": ["ants_code"]},
+        }
+        p["run"]["sweeps"] = ["fixed_lambda", "ens_words"]
+
+    edit_params(w, two_sweeps)
+    rows_before = cache_rows(w)
+    jobs = planned_jobs(w, "sweeps")
+    # 2 OOD sets x seed 0: fixed_lambda 0.5 -> 2 score jobs; each prompt -> answer, encode, score
+    assert jobs == {"score": 2 + 4, "answer": 4, "encode_negatives": 4, "sweep_metrics": 2, "sweeps": 1}, jobs
+    snakemake(w, "sweeps")
+    assert planned_jobs(w, "sweeps") == {}
+
+    lam = pd.read_csv(w / "results/sweeps/fixed_lambda.csv")
+    avg = lam[(lam["method"] == "ants_code") & (lam["dataset"] == "far_average")].set_index("value")
+    assert set(avg.index) == {"adaptive", "0.5"} and (avg["n_seeds"] == 1).all()
+    assert avg.at["adaptive", "auroc"] != avg.at["0.5", "auroc"]
+    assert bool(avg.at["adaptive", "is_default"]) and not bool(avg.at["0.5", "is_default"])
+
+    # the shipped prompt's answers were bought by the first run of the demo: all from the cache;
+    # the new prompt's were generated once each
+    logs = sorted((w / "results/logs/answer").rglob("*ens_words*/**/seed0.log")) or sorted(
+        p for p in (w / "results/logs/answer").rglob("seed0.log") if "ens_words" in str(p))
+    assert len(logs) == 4, logs
+    generated = {}
+    for path in logs:
+        m = re.search(r"answered (\d+) queries \((\d+) distinct, (\d+) from the cache, (\d+) generated", path.read_text())
+        point = "old" if "ens_words~0" in str(path) else "new"
+        generated[point] = generated.get(point, 0) + int(m[4])
+    assert generated["old"] == 0 and generated["new"] > 0
+    assert cache_rows(w) - rows_before == generated["new"]
+    words = pd.read_csv(w / "results/sweeps/ens_words.csv")
+    assert set(words["value"].astype(str)) == {"8", "4"}
 
 
 def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):

@@ -24,6 +24,9 @@ Per batch (batches of the stream, numbered from 1), in the order of the authors'
 4. ``S_ada`` = grouped score (G groups, same layout) with logits ``cos(v, p_c)/tau``;
    ``S = S_ada + lambda S_nl`` (higher = more in-distribution).
 
+Both grouped scores are :func:`ants.scores.mean_id_mass` of per-block log-sum-exps
+(``group_axis=0``: the blocks are label-major ``(G, n)``, see :class:`_Blocks`).
+
 Predictions follow the authors: argmax over the ID labels of
 ``softmax(vanilla logits) + lambda softmax(adaptive logits)`` (softmax over all C labels).
 
@@ -56,10 +59,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ants.methods import MethodResult, as_features, batch_slices
-from ants.scores import group_layout
+from ants.progress import progress as progress_bar
+from ants.scores import group_layout, mean_id_mass
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -627,12 +630,12 @@ def run_adaneg(
 
     slices = list(batch_slices(n, batch_size))
     with torch.no_grad():
-        for _, sl in tqdm(slices, desc="AdaNeg stream", unit="batch", disable=not progress):
+        for _, sl in progress_bar(slices, desc="AdaNeg stream", unit="batch", enabled=progress):
             x = img[sl]
             cos_t = torch.mm(text, x.T)  # (C, n) label-major
             maxes, e = blocks.exponentials(cos_t)
             lse_v = blocks.lse(maxes, blocks.sums(e))  # (B, n) per block
-            s_nl = torch.sigmoid(lse_v[0] - lse_v[1 : 1 + n_grp]).mean(dim=0)
+            s_nl = mean_id_mass(lse_v[0], lse_v[1 : 1 + n_grp], group_axis=0)
             # softmax over all C labels, ID part, from the shared exponentials
             p_van = e[:k] * torch.exp(maxes[0] / tau - torch.logsumexp(lse_v, dim=0))
             # caching: ID pass, then negative pass, each in stream order
@@ -665,7 +668,7 @@ def run_adaneg(
                 lse_a = blocks.adaptive_lse(ada_t, e, maxes, memory.filled_labels())
             else:
                 lse_a = lse_v
-            s_ada = torch.sigmoid(lse_a[0] - lse_a[1 : 1 + n_grp]).mean(dim=0)
+            s_ada = mean_id_mass(lse_a[0], lse_a[1 : 1 + n_grp], group_axis=0)
             s_all[sl] = (s_ada + lam * s_nl).numpy()
             s_ada_all[sl] = s_ada.numpy()
             s_nl_all[sl] = s_nl.numpy()

@@ -65,11 +65,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ants.methods import MethodResult, as_features, batch_slices
 from ants.mllm.base import Answer, Answerer, Query
 from ants.mllm.parsing import PARSE_STYLES, normalise_sentences
+from ants.progress import progress as progress_bar
 from ants.scores import StaticScores, group_layout, group_lse, mean_id_mass, negative_label_parts
 
 __all__ = [
@@ -811,7 +811,7 @@ def run_ants(
         if static is None:
             static = ants_static_scores(img, idt, neg, cfg)
         run.set_static(static)
-        for b, sl in tqdm(slices, desc="ANTS stream", unit="batch", disable=not progress):
+        for b, sl in progress_bar(slices, desc="ANTS stream", unit="batch", enabled=progress):
             r = run.step(b, sl, img[sl])
             for name in out:
                 out[name][sl] = r[name].numpy()

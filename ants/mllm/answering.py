@@ -52,13 +52,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from ants._io import canonical_json, file_digest, write_json, write_table
 from ants.mllm.base import Answer, AnswerFailureError, Backend, BackendError, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
 from ants.mllm.parsing import MAX_NEGATIVE_CHARS, check_style, parse_answer
 from ants.mllm.prompts import KINDS, Prompting
+from ants.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +223,8 @@ class CachedAnswerer:
             self.backend.check()
             self._checked = True
         show = self.progress if progress is None else progress
-        with tqdm(
-            total=len(misses), desc=desc, unit="query", disable=not show or not misses
+        with progress_bar(
+            total=len(misses), desc=desc, unit="query", enabled=bool(show and misses)
         ) as bar:
             for kind in KINDS:
                 todo = [p for p in misses if p[0].kind == kind]

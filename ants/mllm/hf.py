@@ -24,6 +24,9 @@ offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersB
   their image, resized first when the settings say ``image_size``; VSNL queries carry a black
   ``blank_image_size`` image (the authors' choice) or no image at all when it is ``None``.
 * A batch must hold queries of one kind (the generation settings apply to all of them).
+* Images are decoded by :func:`ants.images.open_rgb` (as for the manifest and the CLIP
+  encoder: 16-bit and float images scaled by their range, more than
+  :data:`ants.images.DEFAULT_MAX_PIXELS` pixels refused before decoding).
 * An image that cannot be read fails that query only; an error inside ``generate`` fails the
   batch; both become ``Answer(status="failed")`` upstream and the run goes on.
 """
@@ -190,11 +193,14 @@ def _one_line(err: BaseException, limit: int = 400) -> str:
 
 
 def load_image(path: str, size: Sequence[int] | None = None):
-    """Open an image as RGB, optionally resized to ``(width, height)`` with bilinear filtering."""
+    """Open an image as 8-bit RGB with :func:`ants.images.open_rgb` (16-bit and float images
+    scaled by their range, huge ones refused before decoding; an :class:`ants.images.ImageError`
+    names the file), optionally resized to ``(width, height)`` with bilinear filtering."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    from ants.images import open_rgb
+
+    im = open_rgb(path)
     if size is not None:
         im = im.resize((int(size[0]), int(size[1])), Image.BILINEAR)
     return im
@@ -409,6 +415,8 @@ class TransformersBackend:
             raise ValueError(f"a batch must hold queries of one kind, got {sorted(kinds)}")
         import torch
 
+        from ants.images import failure_reason
+
         net, processor = self._load()
         results: list[str | Exception] = [RuntimeError("not generated")] * len(queries)
         texts, images, rows = [], [], []
@@ -417,7 +425,7 @@ class TransformersBackend:
                 text, image = self._conversation(query, prompt, settings)
             except Exception as err:  # unreadable image: this query fails, the others go on
                 results[i] = RuntimeError(
-                    f"cannot read image {query.image!r}: {type(err).__name__}: {err}"
+                    f"cannot read image {query.image!r}: {failure_reason(err)}"
                 )
                 continue
             texts.append(text)

@@ -16,6 +16,9 @@ Config (the ``mllm`` section, ``backend: openai``)::
 
 Requests are greedy (``temperature: 0``) with ``max_tokens`` from the generation settings; an
 image is sent as a base64 ``data:`` URL, after the resize asked by the settings (PNG then).
+Images are decoded by :func:`ants.images.open_rgb`, as for the manifest and the CLIP encoder:
+a 16-bit or float file is sent as its scaled 8-bit RGB PNG, and an unreadable or too large file
+(more than :data:`ants.images.DEFAULT_MAX_PIXELS` pixels) fails its query only, naming the file.
 
 **Secrets.** The API key is read from the environment variable named by ``api_key_env`` when
 the backend is built, sent only in the ``Authorization`` header, and never appears in
@@ -69,6 +72,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ants.images import failure_reason, is_scaled_mode, open_rgb
 from ants.mllm.base import BackendError, Query
 
 logger = logging.getLogger(__name__)
@@ -180,16 +184,23 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def _encode_image(
     path: str | None, size: Sequence[int] | None, blank: Sequence[int] | None = None
 ) -> str:
-    """A ``data:`` URL: the file as is (JPEG/PNG/WebP/GIF), else re-encoded as PNG after a resize."""
+    """A ``data:`` URL of an image file (or of a black ``blank`` image when ``path`` is None).
+
+    The file is decoded by :func:`ants.images.open_rgb` (an unreadable, huge or out-of-range
+    file raises :class:`ants.images.ImageError` naming it). It is sent as is when it is a
+    JPEG/PNG/WebP/GIF file of an 8-bit mode and no ``size`` is asked; otherwise that 8-bit RGB
+    image (16-bit and float images scaled by their range), resized to ``size`` if asked, is sent
+    as PNG.
+    """
     from PIL import Image
 
     if path is None:
         im = Image.new("RGB", (int(blank[0]), int(blank[1])))
         fmt = None
     else:
+        im = open_rgb(path)
         with Image.open(path) as opened:
-            fmt = opened.format
-            im = opened.convert("RGB")
+            fmt = None if is_scaled_mode(opened.mode) else opened.format
     if path is not None and size is None and fmt in ("JPEG", "PNG", "WEBP", "GIF"):
         with open(path, "rb") as f:
             data = f.read()
@@ -543,7 +554,7 @@ class OpenAIBackend:
         try:
             body = self._body(query, prompt, settings)
         except Exception as err:
-            return RequestFailed(f"cannot read image {query.image!r}: {type(err).__name__}: {err}")
+            return RequestFailed(f"cannot read image {query.image!r}: {failure_reason(err)}")
         try:
             data = self._with_retries("POST", "/chat/completions", body)
         except _HTTPStatus as err:

@@ -44,6 +44,7 @@ rule manifest:
     params:
         dataset=lambda w: dumps(PARAMS["datasets"][w.dataset]),
         check=lambda w: "" if PARAMS["data"]["check_images"] else "--no-check-images",
+        max_pixels=PARAMS["data"]["max_pixels"],
     log:
         "results/logs/manifest/{dataset}.log",
     benchmark:
@@ -52,4 +53,4 @@ rule manifest:
         "../envs/ants.yaml"
     shell:
         "ants manifest --dataset {wildcards.dataset:q} --dataset-json {params.dataset:q} {params.check}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --max-pixels {params.max_pixels} --out {output:q} > {log:q} 2>&1"

@@ -12,6 +12,7 @@ rule embed_images:
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "image_batch_size", "num_workers"),
         on_bad_image=PARAMS["data"]["on_bad_image"],
+        max_pixels=PARAMS["data"]["max_pixels"],
     resources:
         gpu=lambda w: encode_gpu(w.backbone),
     log:
@@ -22,4 +23,5 @@ rule embed_images:
         "../envs/ants.yaml"
     shell:
         "ants embed-images --manifest {input:q} --backbone-json {params.backbone:q}"
-        " --encoding-json {params.encoding:q} --on-bad-image {params.on_bad_image} --out {output:q} > {log:q} 2>&1"
+        " --encoding-json {params.encoding:q} --on-bad-image {params.on_bad_image}"
+        " --max-pixels {params.max_pixels} --out {output:q} > {log:q} 2>&1"

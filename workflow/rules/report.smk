@@ -1,4 +1,4 @@
-# The HTML report (ants.report): one self-contained page (figures and thumbnails inlined) with the
+# The HTML report (ants.report.build_report, `ants report`): one self-contained page (figures and thumbnails inlined) with the
 # paper-shaped tables first, ROC curves and score distributions, ANTS's stream traces, the
 # sensitivity figures (results/sweeps/*.csv when sweeps ran), the MLLM negatives (thumbnails beside
 # sentences, VSNL labels, failed answers) and the provenance. Figures also go to reports/figures/.

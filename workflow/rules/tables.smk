@@ -1,4 +1,4 @@
-# Tables shaped like the paper's (ants.tables): per benchmark, methods x OOD sets (FPR95 in both
+# Tables shaped like the paper's (ants.tables.write_tables, `ants tables`): per benchmark, methods x OOD sets (FPR95 in both
 # named conventions, AUROC; mean ± std over seeds; published value and difference beside; the
 # preset of each ANTS / AdaNeg row), and ANTS's variants side by side (ada, far_only, near_only,
 # oracle). CSV (long), Markdown and LaTeX (booktabs) under results/tables/.

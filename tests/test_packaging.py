@@ -1,0 +1,43 @@
+"""pyproject.toml's dependency floors against what the package really calls."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirement(name: str) -> Requirement:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    found = [Requirement(r) for r in project["dependencies"] if Requirement(r).name == name]
+    assert len(found) == 1, f"pyproject.toml lists {name} {len(found)} times"
+    return found[0]
+
+
+def test_numpy_floor_is_2_0_because_the_package_calls_np_trapezoid():
+    """The numpy requirement admits no 1.x release.
+
+    ``ants.metrics`` computes AUPR with ``np.trapezoid``, which numpy 2.0 added (1.x has only
+    ``np.trapz``); it is the package's one numpy>=2 API (a grep of ``ants/`` for the 2.0
+    additions: ``trapezoid``, ``concat``, ``unique_values``/``_counts``/``_inverse``/``_all``,
+    ``isdtype``, ``permute_dims``, ``matrix_transpose``, ``vecdot``, ``bitwise_count``,
+    ``np.strings``, ``cumulative_sum``, finds only it).
+    """
+    spec = _requirement("numpy").specifier
+    assert not any(spec.contains(v) for v in ("1.26.4", "1.99"))
+    assert spec.contains("2.0.0")
+    uses = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "ants").rglob("*.py"))
+        if re.search(r"\bnp\.trapezoid\(", p.read_text(encoding="utf-8"))
+    ]
+    assert "ants/metrics.py" in uses  # the reason for the floor still holds
+    # the environment the tests run in satisfies the floor (and has the API)
+    assert spec.contains(Version(np.__version__).base_version)
+    assert callable(np.trapezoid)
