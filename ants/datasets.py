@@ -1198,14 +1198,13 @@ KNOWN_DATASETS: dict[str, dict] = {
         "role": "id",
         "source": "user path",
         "expected_images": 25_250,
-        "layout": "list",
+        "layout": "class_folders",
         "root": None,
-        "list": None,
         "label_set": "food101",
         "instructions": (
-            "Food-101 (http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz, about 5 GB): the test split "
-            "is meta/test.txt (25,250 images, 'class/id' without extension). Write an image list "
-            "'class/id.jpg <index of class in meta/classes.txt>' and set root to food-101/images."
+            "Food-101 (http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz, about 5 GB): copy the test "
+            "images (meta/test.txt; 25,250 images) of food-101/images into a folder that keeps the "
+            "101 class folders (apple_pie ...) and set root to it (configs/finegrained.yaml)."
         ),
     },
     "oxford_pets": {
@@ -1213,16 +1212,14 @@ KNOWN_DATASETS: dict[str, dict] = {
         "role": "id",
         "source": "user path",
         "expected_images": 3_669,
-        "layout": "list",
+        "layout": "class_folders",
         "root": None,
-        "list": None,
         "label_set": "oxford_pets",
         "instructions": (
             "Oxford-IIIT Pets (https://www.robots.ox.ac.uk/~vgg/data/pets/, images.tar.gz and "
-            "annotations.tar.gz): the test split is annotations/test.txt (3,669 images). Write an image "
-            "list 'Name_123.jpg <index in ants/data/labels/oxford_pets.txt>' (the breed is the file "
-            "name without the trailing _number; that file's order is NOT the annotations' class id "
-            "order) and set root to the images folder."
+            "annotations.tar.gz): sort the test images (annotations/test.txt; 3,669 images) into one "
+            "folder per breed named like the file-name prefix (Abyssinian, american_bulldog, ...: 37 "
+            "folders) and set root to the folder holding them (configs/finegrained.yaml)."
         ),
     },
 }

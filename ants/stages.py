@@ -411,6 +411,8 @@ def stream(
         "order": order,
         "id_dataset": read_embeddings_metadata(id_embeddings).get("dataset"),
         "ood_dataset": read_embeddings_metadata(ood_embeddings).get("dataset"),
+        # the CLIP model (id, revision / weights digest) behind the features
+        "encoder": read_embeddings_metadata(id_embeddings).get("encoder"),
     }
     write_table(out, frame, meta)
     return frame
@@ -513,7 +515,12 @@ def static(
     write_table(
         out,
         frame,
-        {"dataset": meta.get("dataset"), "scoring": dict(scoring), "n_images": len(frame)},
+        {
+            "dataset": meta.get("dataset"),
+            "encoder": meta.get("encoder"),
+            "scoring": dict(scoring),
+            "n_images": len(frame),
+        },
     )
     return frame
 
@@ -804,6 +811,13 @@ class _StreamInputs:
         return lookup_encoder(pairs, feats, source=str(path))
 
 
+def _mllm_models(answers_file: str | os.PathLike) -> list[dict]:
+    """The MLLMs (backend, model id, revision) behind an answers log, sorted."""
+    cols = ["backend", "model_id", "revision"]
+    frame = pq.read_table(answers_file, columns=cols).to_pandas().drop_duplicates()
+    return frame.sort_values(cols).astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def score(
     stream_file,
     *,
@@ -862,6 +876,8 @@ def score(
     for name, values in sorted((result.variants or {}).items()):
         table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
     meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
+    if spec.uses_answers and files.get("answers"):
+        meta["mllm"] = _mllm_models(files["answers"])  # CLIP's: meta["stream"]["encoder"]
     write_table(out, table, meta)
     return table
 

@@ -70,15 +70,17 @@ def make_fixture_data(base: Path) -> dict:
     # ImageNet-1k val: one folder per wnid (1,000), as after valprep.sh
     _class_folders(base / "imagenet" / "val", [f"n{1440764 + i:08d}" for i in range(1000)], ext=".JPEG")
     ds["imagenet_val"] = {"root": str(base / "imagenet" / "val")}
-    # OpenOOD v1.5: images_largescale/<set>/... and benchmark_imglist/imagenet/test_<set>.txt
+    # OpenOOD v1.5: images_largescale/<set>/... (Textures: images_classic/texture/...) and
+    # benchmark_imglist/imagenet/test_<set>.txt
     large = base / "openood" / "images_largescale"
     lists = base / "openood" / "benchmark_imglist" / "imagenet"
     for name, setname, labels in [("openood_imagenet_test", "imagenet", [0, 1, 999]), ("ssb_hard", "ssb_hard", None),
                                   ("ninco", "ninco", None), ("openood_inaturalist", "inaturalist", None),
                                   ("openood_textures", "textures", None), ("openimage_o", "openimage_o", None)]:
-        sub = "imagenet_1k/val" if setname == "imagenet" else setname
-        _image_list(large, lists / f"test_{setname}.txt", sub, 3, labels)
-        ds[name] = {"root": str(large), "list": str(lists / f"test_{setname}.txt")}
+        sub = {"imagenet": "imagenet_1k/val", "textures": "texture"}.get(setname, setname)
+        folder = base / "openood" / "images_classic" if setname == "textures" else large  # as OpenOOD
+        _image_list(folder, lists / f"test_{setname}.txt", sub, 3, labels)
+        ds[name] = {"root": str(folder), "list": str(lists / f"test_{setname}.txt")}
     # fine-grained ID sets: class folders (CUB-200, Food-101, Pets) and a list (Stanford Cars)
     from ants.labels import load_label_set
 
@@ -360,3 +362,45 @@ def test_validate_params_of_a_config_copy_is_independent():
     q["methods"]["mcm"]["temperature"] = 2.0
     assert p["methods"]["mcm"]["temperature"] == 1.0
     assert copy.deepcopy(p) == p
+
+
+def test_configs_lay_datasets_out_as_the_registry_says():
+    """A shipped config and ants.datasets.KNOWN_DATASETS agree on each benchmark set's layout
+    and image count (the registry's instructions are what a missing path prints)."""
+    from ants.datasets import KNOWN_DATASETS
+
+    checked = 0
+    for name in CONFIGS:
+        for ds, cfg in (yaml.safe_load((ROOT / "configs" / name).read_text()).get("datasets") or {}).items():
+            known = KNOWN_DATASETS.get(ds)
+            if known is None:
+                continue
+            for key in ("layout", "expected_images"):
+                if key in cfg:
+                    assert cfg[key] == known[key], (name, ds, key)
+                    checked += 1
+            if ds == "openood_textures":
+                assert cfg["root"].endswith("images_classic"), (name, cfg["root"])  # where OpenOOD keeps it
+    assert checked >= 8
+
+
+def test_config_merge_writes_one_valid_params_file_for_dvc(fixture_config, tmp_path, capsys):
+    """`ants config merge params.yaml configs/X.yaml ... --out F` (the DVC route) writes what
+    `snakemake --configfile` would use, and `ants config check F` agrees."""
+    from ants.cli import main
+
+    merged = merge_config(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "configs" / "mos4.yaml"))
+    extra = tmp_path / "roots.yaml"
+    extra.write_text(yaml.safe_dump(_only_used(read_yaml(fixture_config), merged)))
+    files = [str(ROOT / "params.yaml"), str(ROOT / "configs" / "mos4.yaml"), str(extra)]
+    out = tmp_path / "params.yaml"
+    assert main(["config", "merge", *files, "--out", str(out)]) == 0
+    assert f"-> {out} (valid)" in capsys.readouterr().out
+    assert load_config_files([out]) == load_config_files(files)
+    assert main(["config", "check", str(out)]) == 0
+    assert "benchmarks: mos4" in capsys.readouterr().out
+    # a merge that is not valid writes nothing and names the key
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stream: {batch_size: 0}\n")
+    assert main(["config", "merge", *files, str(bad), "--out", str(tmp_path / "never.yaml")]) == 2
+    assert "stream.batch_size" in capsys.readouterr().err and not (tmp_path / "never.yaml").exists()

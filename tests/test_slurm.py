@@ -64,7 +64,7 @@ def cluster():
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
-        pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')")
+        pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[workflow]')")
     if os.geteuid() == 0 or shutil.which("sinfo") is None:
         setup = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=900)
         if setup.returncode != 0:

@@ -145,7 +145,8 @@ def toy_benchmark(tmp_path):
     for name, n, labels in (("id", 12, np.arange(12) % 3), ("ood", 8, np.full(8, -1))):
         rows = pd.DataFrame({"id": [f"{name}/{i}" for i in range(n)], "path": [f"/img/{name}/{i}.png" for i in range(n)],
                              "label": labels.astype(np.int64), "sha256": [f"{name}{i:062d}" for i in range(n)]})
-        files[name] = write_embeddings(tmp_path / f"{name}.parquet", unit_rows(rng, n), rows, {"dataset": name})
+        files[name] = write_embeddings(tmp_path / f"{name}.parquet", unit_rows(rng, n), rows,
+                                       {"dataset": name, "encoder": {"model": "toy-clip", "revision": "r1"}})
     text_rows = pd.DataFrame({"class_index": np.tile(np.arange(3), 2), "class_name": ["cat", "dog", "fox"] * 2,
                               "prompt": ["nice"] * 3 + ["photo"] * 3, "template": [""] * 6})
     files["text"] = write_embeddings(tmp_path / "text.parquet", unit_rows(rng, 6), text_rows, {})
@@ -315,6 +316,14 @@ def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tm
     _, meta = read_table(tmp_path / "s.parquet")
     assert meta["trace"]["lambda"] == pytest.approx(online.trace.lam.tolist())
     assert meta["trace"]["ens_size"] == online.trace.ens_size.tolist()
+    # the models behind the scores: the MLLM of every answer, CLIP's through the stream
+    log = pd.read_parquet(tmp_path / "answers.parquet")
+    assert meta["mllm"] == [dict(zip(("backend", "model_id", "revision"), k, strict=True))
+                            for k in sorted(set(zip(log["backend"], log["model_id"], log["revision"], strict=True)))]
+    from ants.embeddings import read_embeddings_metadata
+
+    encoder = read_embeddings_metadata(f["id"])["encoder"]
+    assert meta["stream"]["encoder"] == encoder and encoder["model"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -240,15 +240,17 @@ class OpenAIBackend:
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError(
-                f"mllm.base_url: expected an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
+                f"mllm.backends.openai.base_url: expected an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
             )
         parsed = urllib.parse.urlsplit(base_url)
         if not parsed.hostname:
             raise ValueError(
-                f"mllm.base_url: no host in {base_url!r}; expected e.g. http://localhost:8000/v1"
+                f"mllm.backends.openai.base_url: no host in {base_url!r}; expected e.g. http://localhost:8000/v1"
             )
         if not isinstance(model, str) or not model:
-            raise ValueError(f"mllm.model: expected the served model name, got {model!r}")
+            raise ValueError(
+                f"mllm.backends.openai.model: expected the served model name, got {model!r}"
+            )
         numbers = {
             "timeout_s": timeout_s,
             "max_retries": max_retries,
@@ -303,7 +305,7 @@ class OpenAIBackend:
             key = os.environ.get(api_key_env)
             if not key:
                 raise BackendError(
-                    f"mllm.api_key_env names the environment variable {api_key_env!r}, but it is not set"
+                    f"mllm.backends.openai.api_key_env names the environment variable {api_key_env!r}, but it is not set"
                 )
             self._api_key = key
 
@@ -477,7 +479,7 @@ class OpenAIBackend:
         where = (
             f"the environment variable {self.api_key_env!r}"
             if self.api_key_env
-            else "mllm.api_key_env (none set)"
+            else "mllm.backends.openai.api_key_env (none set)"
         )
         return BackendError(
             f"the server at {self.base_url} rejected the API key (HTTP {code}); check {where}"
@@ -593,7 +595,7 @@ def from_config(config: Mapping) -> OpenAIBackend:
     module's ``DEFAULT_*`` values."""
     for key in ("base_url", "model"):
         if key not in config:
-            raise ValueError(f"mllm.{key}: required for backend 'openai'")
+            raise ValueError(f"mllm.backends.openai.{key}: required for backend 'openai'")
     return OpenAIBackend(
         str(config["base_url"]),
         str(config["model"]),
