@@ -1,8 +1,12 @@
 """build_backend, the transformers backend and the offline demo model (tiny, built locally)."""
 
+import hashlib
 import json
+import logging
 import re
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ from ants.mllm.cache import cache_key
 from ants.mllm.demo import ANSWER_WORDS, MARKER, build_demo_model, demo_backend, ensure_demo_model
 from ants.mllm.hf import (
     TransformersBackend,
+    fetch_hub_revision,
     load_image,
     local_model_revision,
     resolve_hub_revision,
@@ -72,15 +77,15 @@ def _generate(backend, queries, prompting=LLAVA):
             {"backend": "demo", "sed": 1},
             r"mllm.sed: unknown setting for backend 'demo'; valid settings: .*seed",
         ),
-        ({"backend": "transformers"}, r"mllm.model: required for backend 'transformers'"),
+        ({"backend": "transformers"}, r"mllm.backends.transformers.model: required for backend 'transformers'"),
         (
             {"backend": "transformers", "model": "m", "dtype": "fp8"},
             r"dtype: unknown value 'fp8'; valid values: fp32, fp16, bf16",
         ),
-        ({"backend": "openai", "model": "m"}, r"mllm.base_url: required for backend 'openai'"),
+        ({"backend": "openai", "model": "m"}, r"mllm.backends.openai.base_url: required for backend 'openai'"),
         (
             {"backend": "openai", "model": "m", "base_url": "localhost:8000"},
-            r"mllm.base_url: expected an http\(s\) URL",
+            r"mllm.backends.openai.base_url: expected an http\(s\) URL",
         ),
         ({"backend": "demo", "seed": -1}, r"mllm.seed: expected a non-negative int, got -1"),
     ],
@@ -134,7 +139,7 @@ def test_transformers_load_failures_are_one_clear_error(tmp_path, monkeypatch):
     assert message.endswith(
         "download it where there is some (`hf download ants-test-org/no-such-mllm --revision v0 "
         "--local-dir DIR`), copy DIR here and point the setting at that local folder "
-        "(`mllm.model: /path/to/folder`)"
+        "(`mllm.backends.transformers.model: /path/to/folder`)"
     )
     assert "\n" not in message
     # a local folder that is not a model
@@ -223,6 +228,132 @@ def test_hub_id_is_keyed_by_the_commit_in_the_local_cache(tmp_path, monkeypatch,
     assert TransformersBackend("ants-test/tiny-llava", revision="v2").identity()["revision"] == "v2"
     other = "f" * 40
     assert TransformersBackend("ants-test/absent", revision=other).identity()["revision"] == other
+
+
+class _FakeHub:
+    """A Hugging Face hub on 127.0.0.1 serving one file: config.json of one repo at ``main``."""
+
+    def __init__(self, repo: str, commit: str, content: bytes):
+        self.repo, self.commit, self.content = repo, commit, content
+        self.requests: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, body: bool) -> None:
+                hub.requests.append((self.command, self.path))
+                if self.path != f"/{hub.repo}/resolve/main/config.json":
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.commit)
+                self.send_header("ETag", f'"{hashlib.sha1(hub.content).hexdigest()}"')
+                self.send_header("Content-Length", str(len(hub.content)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(hub.content)
+
+            def do_HEAD(self):  # noqa: N802 (the http.server API)
+                self._answer(body=False)
+
+            def do_GET(self):  # noqa: N802
+                self._answer(body=True)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """The fake hub, with huggingface_hub pointed at it, online, and a fresh cache."""
+    from huggingface_hub import constants
+
+    commit = "c0ffee0123456789abcdef0123456789abcdef01"
+    hub = _FakeHub("ants-test/remote-llava", commit, b'{"model_type": "llava"}')
+    # the endpoint and offline mode as huggingface_hub reads them (its constants are read
+    # from the environment at import; the test command may run with HF_HUB_OFFLINE=1)
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(
+        constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)  # no token sent
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    yield hub
+    hub.stop()
+
+
+def test_uncached_hub_ref_is_resolved_on_the_hub_before_keying(fake_hub, tmp_path, caplog):
+    repo, config_url = fake_hub.repo, f"/{fake_hub.repo}/resolve/main/config.json"
+    # (1) ref not in the local cache, online: the hub is asked, and the answers are keyed by
+    # the commit from the first run on (not by the name "main")
+    assert resolve_hub_revision(repo, "main") is None  # the local lookup never asks the hub
+    assert fake_hub.requests == []
+    backend = TransformersBackend(repo)
+    with caplog.at_level(logging.WARNING, logger="ants.mllm.hf"):
+        ident = backend.identity()
+    assert ident["revision"] == fake_hub.commit and ident["model_id"] == repo
+    assert ("GET", config_url) in fake_hub.requests
+    # (huggingface_hub may also ask {endpoint}/api/... for its own telemetry)
+    assert {path for _, path in fake_hub.requests if "/resolve/" in path} == {config_url}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert backend._model is None  # only config.json was fetched, nothing loaded
+    snapshot = tmp_path / "hub" / "models--ants-test--remote-llava" / "snapshots" / fake_hub.commit
+    assert (snapshot / "config.json").read_bytes() == fake_hub.content
+    assert resolve_hub_revision(repo, "main") == fake_hub.commit  # now in the cache
+    # an unknown ref (the hub answers 404): keyed by its name, with a warning naming the error
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ants.mllm.hf"):
+        assert TransformersBackend(repo, revision="v9").identity()["revision"] == "v9"
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"MLLM {repo!r}: revision 'v9' is not in the local Hugging Face cache" in warning
+    assert "asking the hub failed" in warning and "keyed by the name 'v9'" in warning
+    assert "<40-hex hash>" in warning
+    with pytest.raises(Exception):  # noqa: B017 (whatever huggingface_hub raises for a 404)
+        fetch_hub_revision(repo, "v9")
+    # (2) a later run, the hub gone: the same commit, from the cache, no request
+    fake_hub.stop()
+    fake_hub.requests.clear()
+    again = build_backend({"backend": "transformers", "model": repo})
+    assert again.identity() == ident
+    assert fake_hub.requests == [] and again._model is None
+
+
+@pytest.mark.parametrize("how", ["environment", "huggingface_hub"])
+def test_offline_mode_keys_an_uncached_ref_by_its_name(fake_hub, monkeypatch, caplog, how):
+    # (3) offline (the variable set now, or huggingface_hub's own mode): no request at all
+    if how == "environment":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with caplog.at_level(logging.WARNING, logger="ants.mllm.hf"):
+        assert TransformersBackend(fake_hub.repo).identity()["revision"] == "main"
+    assert fake_hub.requests == []
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.startswith(
+        f"MLLM {fake_hub.repo!r}: revision 'main' is not in the local Hugging Face cache "
+    )
+    assert "and the hub is not asked in offline mode (HF_HUB_OFFLINE), so answers" in warning
+    assert "keyed by the name 'main'" in warning and "<40-hex hash>" in warning
 
 
 # -- the demo model ---------------------------------------------------------------------------

@@ -9,9 +9,11 @@ offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersB
   (:func:`local_model_revision`: the SHA-256 of every file but hidden ones and docs), so
   moving or copying the folder keeps its answers and new weights in the same folder never
   reuse old ones. A hub id is keyed by the hub COMMIT its ``revision`` (default ``"main"``)
-  resolves to in the local Hugging Face cache (``$HF_HUB_CACHE``, or ``$HF_HOME/hub``); a
-  40-hex ``revision`` is that commit already. When a revision name cannot be resolved (the
-  model is not in the local cache) the name itself is used, with a warning: pin a commit for
+  resolves to: in the local Hugging Face cache (``$HF_HUB_CACHE``, or ``$HF_HOME/hub``) when
+  the ref is there, else on the hub (the ref's ``config.json`` is downloaded into that cache,
+  so later runs resolve it offline to the same commit); a 40-hex ``revision`` is that commit
+  already. Only when the ref is neither cached nor resolvable on the hub (offline mode,
+  network or hub error) the name itself is used, with a warning: pin a commit for
   reproducible caches (``"main"`` moves). The commit that keyed the answers is the one loaded.
   An explicit ``revision`` for a local folder is taken as given (the demo backend does so).
 * ``device`` (``auto`` = cuda when available), ``dtype`` (fp32 / fp16 / bf16; part of the
@@ -96,7 +98,8 @@ def resolve_hub_revision(
 
     A 40-hex ``revision`` is returned as is. A branch or tag name is resolved through the local
     Hugging Face cache (``cache_dir``, default :func:`hub_cache_dir`): the snapshot holding the
-    model's ``config.json`` for that ref. Never touches the network.
+    model's ``config.json`` for that ref. Never touches the network (:func:`fetch_hub_revision`
+    asks the hub).
     """
     if _COMMIT.fullmatch(revision):
         return revision
@@ -114,6 +117,52 @@ def resolve_hub_revision(
     if not isinstance(found, str):
         return None
     return Path(found).parent.name
+
+
+def hub_offline() -> bool:
+    """True when the hub must not be reached: ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is
+    set now, or ``huggingface_hub`` is in offline mode (it reads the variable at import)."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    from huggingface_hub import constants
+
+    is_offline = getattr(constants, "is_offline_mode", None)
+    return bool(
+        is_offline() if callable(is_offline) else getattr(constants, "HF_HUB_OFFLINE", False)
+    )
+
+
+def fetch_hub_revision(
+    repo_id: str, revision: str = "main", cache_dir: str | os.PathLike | None = None
+) -> str:
+    """The commit hash ``revision`` of hub model ``repo_id`` stands for, asked of the hub.
+
+    TOUCHES THE NETWORK (unlike :func:`resolve_hub_revision`) for a branch or tag name: the
+    model's ``config.json`` at that ref is downloaded into the Hugging Face cache (``cache_dir``,
+    default :func:`hub_cache_dir`), which records the ref, so that :func:`resolve_hub_revision`
+    finds the same commit offline afterwards. A 40-hex ``revision`` is returned as is, without
+    a request. Raises whatever ``huggingface_hub`` raises (offline mode, network or hub errors:
+    unknown repo or ref, gated repo), or :class:`BackendError` if no commit can be read off the
+    download.
+    """
+    if _COMMIT.fullmatch(revision):
+        return revision
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    # one HEAD request first, without retries: without network this fails within the etag
+    # timeout (HF_HUB_ETAG_TIMEOUT, 10 s), where hf_hub_download would retry for minutes
+    get_hf_file_metadata(hf_hub_url(repo_id, "config.json", revision=revision))
+    path = hf_hub_download(
+        repo_id,
+        "config.json",
+        revision=revision,
+        cache_dir=str(cache_dir if cache_dir is not None else hub_cache_dir()),
+    )
+    commit = Path(path).parent.name  # <cache>/models--org--name/snapshots/<commit>/config.json
+    if not _COMMIT.fullmatch(commit):
+        raise BackendError(f"no commit hash in the path of the downloaded config.json: {path}")
+    return commit
 
 
 def _content_files(folder: Path) -> list[Path]:
@@ -180,7 +229,7 @@ def local_model_revision(folder: str | os.PathLike, memo: bool = True) -> str:
     if not files:
         raise BackendError(
             f"the local model folder {str(folder)!r} holds no files; "
-            "`mllm.model` must be a folder written by save_pretrained, or a hub id"
+            "`mllm.backends.transformers.model` must be a folder written by save_pretrained, or a hub id"
         )
     listing = [[str(p.relative_to(folder).as_posix()), file_sha256(p, memo)] for p in files]
     payload = json.dumps(listing, separators=(",", ":"), ensure_ascii=False)
@@ -267,7 +316,11 @@ class TransformersBackend:
         """What keys the answers: the content digest (local folder), the hub commit, or the name.
 
         Computed once per backend (hashing a large local model takes a while the first time;
-        :func:`file_sha256` remembers the digests across runs).
+        :func:`file_sha256` remembers the digests across runs). A hub ref is resolved from the
+        local cache; only when it is not there, and the hub is not in offline mode, is the hub
+        asked (:func:`fetch_hub_revision`: one small download, before any answer is keyed, so
+        the first run keys its answers by the same commit as the later ones). If that fails too,
+        the name keys the answers, with a warning.
         """
         if self._resolved is not None:
             return self._resolved
@@ -278,25 +331,40 @@ class TransformersBackend:
             if not folder.is_dir():
                 raise BackendError(
                     f"cannot use the MLLM {self.model_id!r}: the local folder {self.model_path!r} does not exist; "
-                    "`mllm.model` must be a folder written by save_pretrained, or a hub id"
+                    "`mllm.backends.transformers.model` must be a folder written by save_pretrained, or a hub id"
                 )
             resolved = local_model_revision(folder)
         else:
-            commit = resolve_hub_revision(self.model_path, self.requested_revision)
-            if commit is None:
-                log.warning(
-                    "MLLM %r: revision %r is not in the local Hugging Face cache (%s), so answers are "
-                    "keyed by the name %r, which can move; pin a commit (mllm.revision: <40-hex hash>)",
-                    self.model_path,
-                    self.requested_revision,
-                    hub_cache_dir(),
-                    self.requested_revision,
-                )
-                resolved = self.requested_revision
-            else:
-                resolved = commit
+            resolved = self._resolve_hub_ref()
         self._resolved = resolved
         return resolved
+
+    def _resolve_hub_ref(self) -> str:
+        """The commit of the hub ref (local cache, else the hub), or the ref name with a warning."""
+        repo, ref = self.model_path, self.requested_revision
+        commit = resolve_hub_revision(repo, ref)
+        if commit is not None:
+            return commit
+        if hub_offline():
+            why = "and the hub is not asked in offline mode (HF_HUB_OFFLINE)"
+        else:
+            try:
+                commit = fetch_hub_revision(repo, ref)
+            except Exception as err:  # offline, no network, unknown repo or ref, gated, ...
+                why = f"and asking the hub failed ({type(err).__name__}: {_one_line(err, 200)})"
+            else:
+                log.info("MLLM %r: revision %r resolved on the hub to commit %s", repo, ref, commit)
+                return commit
+        log.warning(
+            "MLLM %r: revision %r is not in the local Hugging Face cache (%s) %s, so answers are "
+            "keyed by the name %r, which can move; pin a commit (mllm.backends.transformers.revision: <40-hex hash>)",
+            repo,
+            ref,
+            hub_cache_dir(),
+            why,
+            ref,
+        )
+        return ref
 
     def identity(self) -> dict:
         settings: dict = {"dtype": self.dtype}
@@ -318,7 +386,7 @@ class TransformersBackend:
         if self.is_local:
             return BackendError(
                 f"cannot load the MLLM {self.model_id!r} from the local folder {self.model_path!r} with "
-                f"transformers: {type(err).__name__}: {_one_line(err)}. `mllm.model` must be a folder "
+                f"transformers: {type(err).__name__}: {_one_line(err)}. `mllm.backends.transformers.model` must be a folder "
                 "written by save_pretrained (config, weights, processor and tokenizer files), or a hub id"
             )
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
@@ -330,7 +398,7 @@ class TransformersBackend:
             f"revision {self.requested_revision!r}; {where}) with transformers: {type(err).__name__}: "
             f"{_one_line(err)}. Without network access, download it where there is some "
             f"(`hf download {self.model_path} --revision {self.requested_revision} --local-dir DIR`), "
-            "copy DIR here and point the setting at that local folder (`mllm.model: /path/to/folder`)"
+            "copy DIR here and point the setting at that local folder (`mllm.backends.transformers.model: /path/to/folder`)"
         )
 
     def _load(self):
@@ -342,7 +410,7 @@ class TransformersBackend:
         if self.is_local and not Path(model).expanduser().is_dir():
             raise BackendError(
                 f"cannot load the MLLM {self.model_id!r}: the local folder {model!r} does not exist; "
-                "`mllm.model` must be a folder written by save_pretrained, or a hub id"
+                "`mllm.backends.transformers.model` must be a folder written by save_pretrained, or a hub id"
             )
         if self.is_local:
             source, kwargs = str(Path(model).expanduser()), {}
@@ -363,7 +431,7 @@ class TransformersBackend:
             commit = getattr(net.config, "_commit_hash", None)
             log.warning(
                 "MLLM %r: loaded revision %r%s; answers are keyed by the name %r, pin the commit "
-                "(mllm.revision: %s) for reproducible caches",
+                "(mllm.backends.transformers.revision: %s) for reproducible caches",
                 model,
                 self.requested_revision,
                 f" = commit {commit}" if commit else "",
@@ -489,7 +557,7 @@ def from_config(config: Mapping) -> TransformersBackend:
     """Build from the ``mllm`` config section (``backend: transformers``)."""
     if "model" not in config:
         raise ValueError(
-            "mllm.model: required for backend 'transformers' (a hub id or a local folder)"
+            "mllm.backends.transformers.model: required for backend 'transformers' (a hub id or a local folder)"
         )
     revision = config.get("revision")
     return TransformersBackend(
