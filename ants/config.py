@@ -783,6 +783,18 @@ def check_sweeps(params: Mapping, validator=None) -> list[str]:
             continue
         for method, path in sweep_targets(params, name):
             for_m = f" for method {method!r}" if method else ""
+            in_score = (params["methods"].get(method) or {}).get("in_score") if method else None
+            if (
+                path.endswith(".config.fixed_lambda")
+                and in_score
+                and "ada" not in in_score.values()
+            ):
+                # lambda only weighs the two scores of in_score `ada`: the sweep would be flat
+                out.append(
+                    f"{where}.methods: {method!r} reports in_score {_show(dict(in_score))}, which never "
+                    f"reads lambda, so {path!r} changes nothing; sweep a method with in_score 'ada'"
+                )
+                continue
             node, key, why = _container(params, path)
             if node is None:
                 out.append(f"{where}.setting: {path!r}{for_m} does not exist: {why}")

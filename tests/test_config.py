@@ -707,3 +707,10 @@ def test_download_stand_ins_and_label_files_are_checked(params, tmp_path):
     q = copy.deepcopy(params)
     q["label_sets"]["demo"]["file"] = str(tmp_path / "not-yet.txt")
     validate_params(q)
+
+
+def test_a_fixed_lambda_sweep_needs_a_method_that_reads_lambda(params):
+    """ants_code reports far_only / near_only: a fixed lambda cannot change its scores."""
+    assert only_problem(params, lambda p: p["sweeps"]["fixed_lambda"].update(methods=["ants_paper", "ants_code"])) == (
+        "sweeps.fixed_lambda.methods: 'ants_code' reports in_score {\"far\": \"far_only\", \"near\": \"near_only\"}, which never "
+        "reads lambda, so 'methods.ants_code.config.fixed_lambda' changes nothing; sweep a method with in_score 'ada'")

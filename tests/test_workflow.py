@@ -334,7 +334,7 @@ def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt
     def two_sweeps(p):
         p["sweeps"] = {
             "fixed_lambda": {**shipped["fixed_lambda"], "values": [None, 0.5], "labels": ["adaptive", "0.5"],
-                             "methods": ["ants_code"]},
+                             "methods": ["ants_paper"]},  # in_score ada: lambda counts
             "ens_words": {**shipped["ens_words"], "values": [old_prompt, new_prompt], "labels": [8, 4],
                           "default": old_prompt, "methods": ["ants_code"]},
         }
@@ -343,15 +343,16 @@ def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt
     edit_params(w, two_sweeps)
     rows_before = cache_rows(w)
     jobs = planned_jobs(w, "sweeps")
-    # 2 OOD sets x seed 0: fixed_lambda 0.5 -> 2 score jobs; each prompt -> answer, encode, score
-    assert jobs == {"score": 2 + 4, "answer": 4, "encode_negatives": 4, "sweep_metrics": 2, "sweeps": 1}, jobs
+    # 2 OOD sets x seed 0: fixed_lambda 0.5 -> 2 score jobs; each prompt -> plan, answer, encode, score
+    assert jobs == {"plan": 4, "answer": 4, "encode_negatives": 4, "score": 2 + 4, "sweep_metrics": 2, "sweeps": 1}, jobs
     snakemake(w, "sweeps")
     assert planned_jobs(w, "sweeps") == {}
 
     lam = pd.read_csv(w / "results/sweeps/fixed_lambda.csv")
-    avg = lam[(lam["method"] == "ants_code") & (lam["dataset"] == "far_average")].set_index("value")
+    avg = lam[(lam["method"] == "ants_paper") & (lam["dataset"] == "near_average")].set_index("value")
     assert set(avg.index) == {"adaptive", "0.5"} and (avg["n_seeds"] == 1).all()
-    assert avg.at["adaptive", "auroc"] != avg.at["0.5", "auroc"]
+    cols = ["auroc", "aupr_in", "aupr_out", "fpr95_ood"]
+    assert (avg.loc["adaptive", cols] != avg.loc["0.5", cols]).any()  # a fixed lambda scores otherwise
     assert bool(avg.at["adaptive", "is_default"]) and not bool(avg.at["0.5", "is_default"])
 
     # the shipped prompt's answers were bought by the first run of the demo: all from the cache;
