@@ -273,21 +273,38 @@ def negative_label_parts(
     layout = _layout_of(neg.shape[0], n_groups, group_size, seed, groups)
     n_g, m = layout.shape
     k = idt.shape[0]
-    # One matrix of [ID; negatives reordered by group], pre-scaled by 1/tau, so each chunk is a
-    # single product whose columns reshape straight into (chunk, G, m) for the negatives.
-    text = (torch.cat([idt, neg[layout.reshape(-1)]]) / tau).T.contiguous()
+    # The ID and the negative text features, pre-scaled by 1/tau; the negatives reordered by
+    # group, so a chunk's negative logits reshape straight into (chunk, G, m).
+    id_text = (idt / tau).T.contiguous()
+    neg_text = (neg[layout.reshape(-1)] / tau).T.contiguous()
     n = img.shape[0]
     scores = torch.empty(n, dtype=torch.float32)
     pred = torch.empty(n, dtype=torch.int64)
     lse_ids = torch.empty(n, dtype=torch.float32)
-    # one logits buffer for every chunk: a fresh (chunk, K + M) tensor per chunk would cost
-    # its page faults again each time (about a third of the work at ImageNet scale)
-    buffer = torch.empty(min(chunk_size, n), text.shape[1], dtype=text.dtype)
+    # one buffer per part for every chunk: a fresh (chunk, K + M) tensor per chunk would cost
+    # its page faults again each time
+    rows = min(chunk_size, n)
+    id_buffer = torch.empty(rows, k, dtype=torch.float32)
+    neg_buffer = torch.empty(rows, n_g * m, dtype=torch.float32)
     for sl in _chunks(n, chunk_size):
-        logits = torch.matmul(img[sl], text, out=buffer[: sl.stop - sl.start])
-        pred[sl] = logits[:, :k].argmax(dim=1)
-        lse_id = _logsumexp_(logits[:, :k])
-        lse_neg = _logsumexp_(logits[:, k:].reshape(-1, n_g, m))
+        chunk = img[sl]
+        c = chunk.shape[0]
+        id_logit = torch.matmul(chunk, id_text, out=id_buffer[:c])
+        pred[sl] = id_logit.argmax(dim=1)
+        top = id_logit.amax(dim=1, keepdim=True)  # (c, 1): the shift of both log-sum-exps
+        lse_id = top.squeeze(1) + id_logit.sub_(top).exp_().sum(dim=1).log_()
+        # exp(negative logit - the ID maximum) straight out of the product (one pass fewer than
+        # shifting by the negatives' own maximum); a row whose negatives exceed its ID maximum
+        # by more than float32's exp range overflows and is redone with its own maxima
+        shifted = torch.addmm(top, chunk, neg_text, beta=-1, out=neg_buffer[:c])
+        sums = shifted.exp_().view(c, n_g, m).sum(dim=-1)
+        lse_neg = top + sums.log_()
+        # (a group that underflows to 0 gives -inf: its ID mass is 1, as with exact maxima, since
+        # lse_id >= top and a gap over 87 already rounds sigmoid to 1 in float32)
+        over = torch.isposinf(lse_neg).any(dim=1)
+        if bool(over.any()):
+            exact = (chunk[over] @ neg_text).view(-1, n_g, m)
+            lse_neg[over] = _logsumexp_(exact)
         scores[sl] = mean_id_mass(lse_id, lse_neg)
         lse_ids[sl] = lse_id
     return StaticScores(scores.numpy(), pred.numpy(), lse_ids.numpy())

@@ -190,3 +190,21 @@ def test_bad_features(world):
         negative_label(img, idt, neg[:0])
     with pytest.raises(ValueError, match=r"image_features must be a 2-D array"):
         negative_label(img[0], idt, neg)
+
+
+def test_negatives_far_above_the_id_maximum_are_exact(world):
+    """The negatives' exponentials are shifted by the ID maximum; an image whose negatives
+    exceed it by more than float32's exp range (cos 1 against cos -1 at tau = 0.01) is redone
+    with its own maxima: still the float64 loop's value, never NaN."""
+    from ants.scores import negative_label_parts
+
+    img, idt, neg = world
+    v = img[0] / np.linalg.norm(img[0])
+    idt = np.stack([-v, -v])  # every ID label opposite the image: ID logits -100
+    neg = np.concatenate([np.stack([v] * 5), neg[5:]])  # 5 negatives on it: logits +100
+    parts = negative_label_parts(np.stack([v, img[1]]), idt, neg, tau=0.01, group_size=5, chunk_size=1)
+    layout = group_layout(len(neg), group_size=5).numpy()
+    for i, x in enumerate([v, img[1]]):
+        want = np.mean([naive_id_mass(x, idt, neg[g], 0.01) for g in layout])
+        assert np.isfinite(parts.scores[i]) and parts.scores[i] == pytest.approx(want, rel=1e-5, abs=1e-7)
+    assert parts.scores[0] < 0.9  # the group holding the 5 copies of v has ID mass ~ 0
