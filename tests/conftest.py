@@ -36,18 +36,27 @@ def image_files(tmp_path):
     return paths
 
 
-#: files tests saved for a person to look at (e.g. the report's screenshot), listed at the end
-SAVED_ARTIFACTS: list[str] = []
+#: what tests leave for a person to read at the end of the run (pytest -q hides their prints):
+#: "test artifacts" (saved files, e.g. the report's screenshot) and "test figures" (measured
+#: numbers, e.g. the dry-run job counts of every config)
+SUMMARY: dict[str, list[str]] = {"test artifacts": [], "test figures": []}
 
 
 @pytest.fixture
 def record_artifact():
     """``record_artifact(path)``: name a saved file in the run's final "test artifacts" section."""
-    return lambda path: SAVED_ARTIFACTS.append(str(path))
+    return lambda path: SUMMARY["test artifacts"].append(str(path))
+
+
+@pytest.fixture
+def record_figure():
+    """``record_figure(line)``: a line for the run's final "test figures" section."""
+    return lambda line: SUMMARY["test figures"].append(str(line))
 
 
 def pytest_terminal_summary(terminalreporter):
-    if SAVED_ARTIFACTS:
-        terminalreporter.section("test artifacts")
-        for path in SAVED_ARTIFACTS:
-            terminalreporter.write_line(path)
+    for title, lines in SUMMARY.items():
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -302,7 +302,7 @@ def _has_rule(name: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
-def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path):
+def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path, record_figure):
     merged = merge_config(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "configs" / name))
     extra = tmp_path / "roots.yaml"
     extra.write_text(yaml.safe_dump(_only_used(read_yaml(fixture_config), merged)))
@@ -313,8 +313,8 @@ def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path):
         proc = _dry_run(work, ROOT / "configs" / name, extra, target=target)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         counts = job_counts(proc.stdout + proc.stderr)
-        print(f"\n{name} ({target}): {sum(v for k, v in counts.items() if k != 'total')} jobs: "
-              + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "total"))
+        record_figure(f"dry run {name} ({target}): {sum(v for k, v in counts.items() if k != 'total')} jobs: "
+                      + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "total"))
         if target == "all":
             for rule in ("manifest", "embed_images", "embed_labels", "metrics", "report"):
                 assert counts.get(rule, 0) > 0, (rule, counts)

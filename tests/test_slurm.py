@@ -98,7 +98,7 @@ def slurm_jobs(run_id: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_path):
+def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_path, record_figure):
     cpus, mem_mb = cluster
     params = slurm_params()
 
@@ -117,7 +117,7 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
                "--slurm-keep-successful-logs"], work, timeout=1500)
     t_slurm = time.perf_counter() - t0
     text = out.stdout + out.stderr
-    print(f"local run {t_local:.0f} s, SLURM run {t_slurm:.0f} s")
+    record_figure(f"demo DAG: local run {t_local:.0f} s, through the SLURM profile {t_slurm:.0f} s")
 
     assert (work / "results/metrics.json").read_text() == (local / "results/metrics.json").read_text()
     assert set(json.loads((work / "results/metrics.json").read_text())["demo"]) == {"neglabel", "ants_code"}

@@ -166,8 +166,9 @@ def built(tmp_path_factory):
             "metrics": (workdir / "results" / "metrics.json").read_text()}
 
 
-def test_demo_dag_end_to_end_through_snakemake(built):
+def test_demo_dag_end_to_end_through_snakemake(built, record_figure):
     w = built["dir"]
+    record_figure(f"test demo DAG (test_params) from scratch through snakemake: {built['seconds']:.0f} s")
     assert "Its numbers carry NO meaning" in built["out"]
     metrics = json.loads(built["metrics"])
     assert set(metrics["demo"]) == {"mcm", "neglabel", "adaneg", "ants_paper", "ants_code"}
@@ -322,7 +323,7 @@ def test_a_killed_answer_job_leaves_nothing_stale(built, tmp_path):
     assert (fresh / "results/metrics.json").read_text() == (w / "results/metrics.json").read_text()
 
 
-def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt_points(built):
+def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt_points(built, record_figure):
     """`snakemake sweeps` on the demo: a fixed-lambda point is score jobs alone (its adaptive
     point is the main run's scores); a prompt point asks the MLLM only what the cache lacks."""
     w = built["dir"]
@@ -367,6 +368,8 @@ def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt
         generated[point] = generated.get(point, 0) + int(m[4])
     assert generated["old"] == 0 and generated["new"] > 0
     assert cache_rows(w) - rows_before == generated["new"]
+    record_figure(f"demo sweeps fixed_lambda + ens_words (seed 0): {sum(jobs.values())} jobs; answers generated: "
+                  f"shipped prompt {generated['old']}, new prompt {generated['new']}")
     words = pd.read_csv(w / "results/sweeps/ens_words.csv")
     assert set(words["value"].astype(str)) == {"8", "4"}
 

@@ -117,7 +117,7 @@ def _params(port: int) -> dict:
 
 
 def test_an_mllm_outage_fails_loudly_caches_nothing_and_the_same_command_finishes_after_the_fix(
-    tmp_path, server
+    tmp_path, server, record_figure
 ):
     w = make_copy(tmp_path / "w", _params(server.server_address[1]))
     st = server.state
@@ -176,5 +176,5 @@ def test_an_mllm_outage_fails_loudly_caches_nothing_and_the_same_command_finishe
     assert set(metrics["demo"]) == {"ants_code"}
     assert {"demo_far", "demo_near"} <= set(metrics["demo"]["ants_code"])
     assert planned_jobs(w) == {}
-    print(f"outage run {t_down:.0f} s ({len(st['requests']['down'])} requests, failed {failed_logs}); "
+    record_figure(f"MLLM outage: outage run {t_down:.0f} s ({len(st['requests']['down'])} requests, failed {failed_logs}); "
           f"fixed run {t_fixed:.0f} s ({len(asked)} requests, {distinct} distinct queries, {stats})")
