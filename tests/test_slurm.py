@@ -31,9 +31,9 @@ SETUP = ROOT / "tests" / "setup" / "slurm.sh"
 
 
 def slurm_params() -> dict:
-    """tests/test_workflow.py's reduced demo with one seed, one OOD set, NegLabel and ANTS."""
+    """tests/test_workflow.py's reduced demo with two seeds (two answer jobs), one OOD set, NegLabel and ANTS."""
     p = test_params()
-    p["run"].update(methods=["neglabel", "ants_code"], seeds=[0])
+    p["run"].update(methods=["neglabel", "ants_code"], seeds=[0, 1])
     p["benchmarks"]["demo"]["ood"] = {"far": ["demo_far"]}
     return p
 
@@ -144,7 +144,7 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
     assert rules["answer"][0]["Partition"] == rules["embed_images"][0]["Partition"] == "gpu"
     # the profile's mllm_jobs=1: answer jobs ran one after another, never side by side
     spans = sorted((job["StartTime"], job["EndTime"]) for job in rules["answer"])
-    assert len(spans) > 1 and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), spans
+    assert len(spans) == 2 and all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), spans
     # every job's own log is the SLURM log the plugin kept
     logs = work / ".snakemake" / "slurm_logs"
     assert {p.name for p in logs.iterdir()} == {f"rule_{r}" for r in rules}
