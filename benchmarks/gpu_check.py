@@ -241,7 +241,10 @@ def mllm_specs(args):
     def shallow(builder):
         def build_shallow(tokenizer):
             processor, cls, config, family = builder(tokenizer)
-            config.text_config.num_hidden_layers = args.depth
+            text = config.text_config
+            text.num_hidden_layers = args.depth
+            if getattr(text, "layer_types", None):  # Qwen2: one attention type per layer
+                text.layer_types = text.layer_types[: args.depth]
             vision = config.vision_config
             if hasattr(vision, "depth"):  # Qwen2-VL
                 vision.depth = args.depth
@@ -558,6 +561,16 @@ def main(argv=None) -> int:
         help="the MLLMs at their published widths but N layers per tower (a shape check "
         "of the paths without the memory; the figures are not the models')",
     )
+    ap.add_argument("--answer-batch", type=int, default=None, help="queries per batch (default 16)")
+    ap.add_argument(
+        "--answer-batches", type=int, default=None, help="batches timed per kind (default 2)"
+    )
+    ap.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="new tokens per answer (default: the family's generation settings)",
+    )
     ap.add_argument("--skip-embedding", action="store_true")
     ap.add_argument(
         "--workdir", default=None, help="where the weights folders are written (default: temp)"
@@ -583,11 +596,20 @@ def main(argv=None) -> int:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
     args.image_batch = 8 if args.small else 256
     args.model_reps = 2 if args.small else 20
-    args.answer_batch = 2 if args.small else 16
-    args.answer_batches = 1 if args.small else 2
-    args.max_new_tokens = 4 if args.small else None  # None: the family's generation settings
+    for option in ("answer_batch", "answer_batches", "max_new_tokens"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            ap.error(f"--{option.replace('_', '-')}: expected a positive integer, got {value}")
+    if args.answer_batch is None:
+        args.answer_batch = 2 if args.small else 16
+    if args.answer_batches is None:
+        args.answer_batches = 1 if args.small else 2
+    if args.max_new_tokens is None and args.small:
+        args.max_new_tokens = 4  # None: the family's generation settings
     args.num_workers = 0 if args.small else min(8, os.cpu_count() or 1)
     n_images = 8 if args.small else 2048
+    if args.skip_embedding:
+        n_images = args.answer_batch * args.answer_batches
 
     gpu = (
         torch.cuda.get_device_name(device)
@@ -610,10 +632,10 @@ def main(argv=None) -> int:
         if not args.skip_embedding:
             failures += check_embedding(args, device, images, report)
         failures += check_mllms(args, device, report)
-    if args.small and report["mllm"]:
+    if (args.small or args.depth is not None or args.max_new_tokens) and report["mllm"]:
         print(
-            "cost per image below: tiny models and 4 new tokens per answer, so only the arithmetic "
-            "is checked (run the full check on a GPU for the figures)"
+            "cost per image below: not the paper's models or not their full answers (--small, "
+            "--depth or --max-new-tokens), so only the arithmetic is checked"
         )
     for mllm in report["mllm"]:
         cost = cost_per_image(report, "fp16" if device.type == "cuda" else "bf16", mllm)

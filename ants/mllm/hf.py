@@ -716,6 +716,7 @@ class TransformersBackend:
             processor = AutoProcessor.from_pretrained(source, **kwargs, **self.processor_kwargs)
         except Exception as err:  # OSError (offline, missing files), ValueError
             raise self._load_error(err) from err
+        processor = self._prepare_processor(processor)
         if self.processor_kwargs:
             self._image_tokens = check_processor_settings(
                 processor,
@@ -723,8 +724,8 @@ class TransformersBackend:
                 lambda: AutoProcessor.from_pretrained(source, **kwargs),
                 f"mllm.backends.{self.name}.processor_kwargs",
             )
-        self._processor = self._prepare_processor(processor)
-        return self._processor
+        self._processor = processor
+        return processor
 
     def _load(self):
         if self._model is not None:
