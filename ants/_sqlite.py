@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -61,12 +60,16 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def entry_digest(fields: Sequence, blob: bytes = b"") -> str:
     """SHA-256 hex digest of one entry: its ``fields`` (str, int, float or None, in column
-    order, as stored) as a JSON list, a NUL byte, then ``blob`` (a feature's bytes).
+    order, as stored), then ``blob`` (a feature's bytes).
 
-    JSON escapes every control character, so the NUL byte cannot occur in the list's text and
-    the two parts never run into each other.
+    Hashed: the list of the fields' lengths, a NUL, the fields joined by NULs (a str as it is;
+    a number or None as a NUL then its ``repr``, which is stable across Python versions), a
+    NUL, the blob. The lengths make the joined text unambiguous whatever the fields hold; the
+    leading NUL tells a number from the str of its digits. (Plain, not JSON: reading 100,000
+    answers verifies 100,000 digests, ``benchmarks/bench_cache_open.py``.)
     """
-    text = json.dumps(list(fields), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    parts = [v if isinstance(v, str) else "\x00" + repr(v) for v in fields]
+    text = f"{list(map(len, parts))}\x00{chr(0).join(parts)}"
     h = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
     h.update(b"\x00")
     h.update(blob)
