@@ -31,13 +31,14 @@ do not provide reliably.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,10 @@ __all__ = [
     "check_header",
     "create_store",
     "entry_digest",
+    "guard",
     "open_read_only",
     "open_store",
+    "transaction",
 ]
 
 #: the name of the per-entry digest column, the last column of every store's table
@@ -147,6 +150,32 @@ def as_store_error(err: sqlite3.DatabaseError, path: Path, kind: StoreKind) -> E
     if isinstance(err, sqlite3.OperationalError):
         return None
     return kind.damaged(path, f"is damaged ({err})")
+
+
+@contextlib.contextmanager
+def guard(path: Path, kind: StoreKind) -> Iterator[None]:
+    """Database errors met while reading or writing a store, as the store's error
+    (:func:`as_store_error`); a busy database stays an ``OperationalError``."""
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        mapped = as_store_error(err, path, kind)
+        if mapped is None:
+            raise
+        raise mapped from err
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on an autocommit connection; rolled back on any
+    exception, so a failed (or killed) writer leaves nothing of the transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _is_readonly(err: sqlite3.Error) -> bool:
@@ -291,8 +320,7 @@ def _probe_write(conn: sqlite3.Connection, path: Path, kind: StoreKind) -> None:
 def _add_digests(conn: sqlite3.Connection, path: Path, kind: StoreKind) -> None:
     """Give a store made before the digests existed its digest column (one transaction; a
     concurrent process that did it first leaves nothing to do)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         if tuple(_columns(conn, kind.table)) == kind.legacy_columns:
             names = ", ".join(kind.legacy_columns)
             rows = conn.execute(f"SELECT rowid, {names} FROM {kind.table}").fetchall()
@@ -308,10 +336,6 @@ def _add_digests(conn: sqlite3.Connection, path: Path, kind: StoreKind) -> None:
                 path,
                 len(rows),
             )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def open_store(path: Path, kind: StoreKind, timeout_s: float) -> sqlite3.Connection:
@@ -331,26 +355,21 @@ def open_store(path: Path, kind: StoreKind, timeout_s: float) -> sqlite3.Connect
     except sqlite3.DatabaseError as err:
         raise kind.damaged(path, f"cannot be opened ({err})") from err
     try:
-        conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
-        state = check_database(conn, path, kind, create=True)
-        _probe_write(conn, path, kind)
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise kind.error(
-                f"{kind.noun} {str(path)!r}: journal_mode is {mode!r}, WAL could not be enabled "
-                "(keep the store on a local disk, not NFS)"
-            )
-        conn.execute("PRAGMA synchronous=FULL")
-        if state == "empty":
-            conn.execute(kind.schema)
-        elif state == "legacy":
-            _add_digests(conn, path, kind)
-    except sqlite3.DatabaseError as err:
-        conn.close()
-        mapped = as_store_error(err, path, kind)
-        if mapped is None:
-            raise
-        raise mapped from err
+        with guard(path, kind):
+            conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            state = check_database(conn, path, kind, create=True)
+            _probe_write(conn, path, kind)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise kind.error(
+                    f"{kind.noun} {str(path)!r}: journal_mode is {mode!r}, WAL could not be "
+                    "enabled (keep the store on a local disk, not NFS)"
+                )
+            conn.execute("PRAGMA synchronous=FULL")
+            if state == "empty":
+                conn.execute(kind.schema)
+            elif state == "legacy":
+                _add_digests(conn, path, kind)
     except BaseException:
         conn.close()
         raise

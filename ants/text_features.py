@@ -17,23 +17,21 @@ features live in a content-addressed store, like the MLLM answers:
   CLIP) and storing the new ones in one transaction.
 
 The workflow's ``encode_negatives`` stage writes, per stream, the features of exactly the texts
-that stream's answers hold (:func:`ants.stages.negative_texts`) to a Parquet table; the ANTS score job
-reads that table and makes no CLIP forward pass (:func:`lookup_encoder`).
+that stream's answers hold (:func:`ants.stages.negative_texts`) to a Parquet table; the ANTS
+score job reads that table and makes no CLIP forward pass (:func:`lookup_encoder`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ants._io import canonical_json
-from ants._sqlite import DIGEST, StoreKind, as_store_error, entry_digest, open_store
+from ants._sqlite import DIGEST, StoreKind, entry_digest, guard, open_store, transaction
 
 __all__ = [
     "MissingTextFeatureError",
@@ -148,18 +146,6 @@ class TextFeatureStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _guard(self):
-        """A file damaged while in use: :class:`TextFeatureStoreError`; a busy database stays
-        an ``OperationalError``."""
-        try:
-            yield
-        except sqlite3.DatabaseError as err:
-            mapped = as_store_error(err, self.path, KIND)
-            if mapped is None:
-                raise
-            raise mapped from err
-
     def get_many(self, pairs: Sequence[Pair]) -> dict[Pair, np.ndarray]:
         """The stored features of ``pairs`` (missing pairs are simply absent).
 
@@ -168,7 +154,7 @@ class TextFeatureStore:
         keys = {text_key(self.identity, t, x): (t, x) for t, x in pairs}
         out: dict[Pair, np.ndarray] = {}
         items = list(keys)
-        with self._guard():
+        with guard(self.path, KIND):
             for start in range(0, len(items), 500):
                 chunk = items[start : start + 500]
                 rows = self._conn.execute(
@@ -194,29 +180,23 @@ class TextFeatureStore:
         for i, (t, x) in enumerate(pairs):
             row = (text_key(self.identity, t, x), t, x, int(feats.shape[1]), feats[i].tobytes())
             rows.append((*row, feature_digest(row)))
-        with self._guard():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    f"INSERT OR IGNORE INTO features ({', '.join(COLUMNS)}) "
-                    f"VALUES ({','.join('?' * len(COLUMNS))})",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with guard(self.path, KIND), transaction(self._conn) as conn:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO features ({', '.join(COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(COLUMNS))})",
+                rows,
+            )
         return len(pairs)
 
     def damaged_keys(self) -> list[str]:
         """The keys of every entry whose bytes do not match its digest (a full scan)."""
-        with self._guard():
+        with guard(self.path, KIND):
             return [
                 row[0] for row in self._conn.execute(_SELECT) if feature_digest(row[:-1]) != row[-1]
             ]
 
     def __len__(self) -> int:
-        with self._guard():
+        with guard(self.path, KIND):
             return int(self._conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
 
 

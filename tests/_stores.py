@@ -33,6 +33,45 @@ def overwrite(path, old: bytes, new: bytes) -> None:
         fh.write(new)
 
 
+#: how :func:`damage` can damage a store, and the regex of what the store's error says then
+DAMAGES = {
+    "empty": r"is empty \(0 bytes: an interrupted copy or download\?\)",
+    "text": r"is not an SQLite database \(no SQLite header\)",
+    "header-only": r"is truncated \(60 bytes, less than an SQLite header\)",
+    "mid-page": r"is truncated \(\d+ bytes, not a whole number of 4096-byte pages\)",
+    "whole-pages": r"is damaged \(.+\)",
+    "mid-file": r"is damaged \(.+\)",
+}
+
+
+def damage(path, kind: str) -> None:
+    """Damage a store file (its WAL checkpointed) the way ``kind`` says, in place."""
+    data = bytearray(Path(path).read_bytes())
+    if kind == "empty":
+        data = b""
+    elif kind == "text":
+        data = b"key,raw_text\nabc,1. leopard\n"
+    elif kind == "header-only":
+        data = data[:60]
+    elif kind == "mid-page":
+        data = data[: len(data) // 2 + 123]
+    elif kind == "whole-pages":
+        data = data[: 4096 * 3]
+    elif kind == "mid-file":  # a page in the middle overwritten: the file keeps its size
+        mid = (len(data) // 4096 // 2) * 4096
+        data[mid : mid + 4096] = b"\xa5" * 4096
+    else:
+        raise ValueError(f"unknown damage {kind!r}")
+    Path(path).write_bytes(bytes(data))
+
+
+def user_name() -> str:
+    """Who :func:`unprivileged` runs as."""
+    import pwd
+
+    return "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
 @contextmanager
 def shared_folder():
     """A fresh folder under /tmp that every user may enter and write (removed afterwards)."""

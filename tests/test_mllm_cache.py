@@ -4,7 +4,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import pwd
 import re
 import shutil
 import sqlite3
@@ -19,15 +18,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _stores import (
+    DAMAGES,
     answer_entry,
     cache_batch_writer,
     cache_writer_hanging_mid_transaction,
     checkpoint,
+    damage,
     kill_after,
     kill_when,
     overwrite,
     shared_folder,
     unprivileged,
+    user_name,
 )
 from PIL import Image
 
@@ -181,34 +183,11 @@ def _filled_cache(path, n=400):
     return path
 
 
-def _damage(path, kind):
-    data = path.read_bytes() if path.exists() else b""
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("key,raw_text\nabc,1. leopard\n")
-    elif kind == "header-only":
-        path.write_bytes(data[:60])
-    elif kind == "mid-page":
-        path.write_bytes(data[: len(data) // 2 + 123])
-    elif kind == "whole-pages":
-        path.write_bytes(data[: 4096 * 3])
-
-
-@pytest.mark.parametrize(
-    ("kind", "what"),
-    [
-        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
-        ("text", r"is not an SQLite database \(no SQLite header\)"),
-        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
-        ("mid-page", r"is truncated \(\d+ bytes, not a whole number of 4096-byte pages\)"),
-        ("whole-pages", r"is damaged \(.+\)"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "what"), DAMAGES.items())
 def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
     path = _filled_cache(tmp_path / "answers.sqlite")
     assert path.stat().st_size > 4096 * 8
-    _damage(path, kind)
+    damage(path, kind)
     size = path.stat().st_size
     with pytest.raises(CacheError) as err:
         AnswerCache(path)
@@ -227,13 +206,10 @@ def test_ants_cache_stats_on_a_damaged_file_is_one_line_and_exit_2(tmp_path):
     path = _filled_cache(tmp_path / "answers.sqlite", n=40)
     ok = subprocess.run([*ants, str(path)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "40" in ok.stdout, ok.stderr
-    for kind, what in [
-        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
-        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
-        ("text", r"is not an SQLite database \(no SQLite header\)"),
-    ]:
+    for kind in ("empty", "header-only", "text"):
+        what = DAMAGES[kind]
         bad = shutil.copy(path, tmp_path / f"{kind}.sqlite")
-        _damage(Path(bad), kind)
+        damage(bad, kind)
         proc = subprocess.run([*ants, str(bad)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (kind, proc.stderr)
         assert "Traceback" not in proc.stderr and proc.stdout == "", (kind, proc.stderr)
@@ -822,10 +798,6 @@ def _open_and_put(path):
     return len(cache)
 
 
-def _user():
-    return "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-
-
 def test_a_read_only_cache_fails_at_open_naming_the_file():
     with shared_folder() as folder:
         path = folder / "answers.sqlite"
@@ -838,16 +810,17 @@ def test_a_read_only_cache_fails_at_open_naming_the_file():
         assert (kind, message) == (
             "CacheError",
             f"answer cache {str(path)!r} cannot be written: {str(path)!r} is read-only for this "
-            f"user ({_user()}); make it writable, or point mllm.cache (`--cache`) at a writable "
-            "path (it is checked before any work, so nothing was lost)",
+            f"user ({user_name()}); make it writable, or point mllm.cache (`--cache`) at a "
+            "writable path (it is checked before any work, so nothing was lost)",
         )
         os.chmod(path, 0o666)
         os.chmod(folder, 0o555)  # the file is writable, its folder (-wal, -shm) is not
         kind, message = unprivileged(_open_and_put, path)
         assert (kind, message) == (
             "CacheError",
-            f"answer cache {str(path)!r} cannot be written: this user ({_user()}) may not write "
-            f"in its folder {str(folder)!r}, where SQLite keeps the store's -wal and -shm files; "
+            f"answer cache {str(path)!r} cannot be written: this user ({user_name()}) may not "
+            f"write in its folder {str(folder)!r}, where SQLite keeps the store's -wal and -shm "
+            "files; "
             "make it writable, or point mllm.cache (`--cache`) at a writable path (it is checked "
             "before any work, so nothing was lost)",
         )

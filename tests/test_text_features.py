@@ -5,7 +5,6 @@ issue 19 items 1 and 2)."""
 import json
 import multiprocessing as mp
 import os
-import pwd
 import re
 import sqlite3
 from contextlib import closing
@@ -14,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _stores import (
+    DAMAGES,
     checkpoint,
+    damage,
     feature_of,
     features_batch_writer,
     features_writer_hanging_mid_transaction,
@@ -23,6 +24,7 @@ from _stores import (
     overwrite,
     shared_folder,
     unprivileged,
+    user_name,
 )
 
 from ants.text_features import (
@@ -129,37 +131,12 @@ def test_every_field_of_a_feature_is_under_its_digest(tmp_path, column):
 # -- damage SQLite itself sees: at open, one line (issue 21 item 7) ---------------------------
 
 
-def _damage(path, kind):
-    data = bytearray(path.read_bytes())
-    if kind == "empty":
-        data = b""
-    elif kind == "text":
-        data = b"template,text\n,a red car\n"
-    elif kind == "header-only":
-        data = data[:60]
-    elif kind == "mid-page":
-        data = data[: len(data) // 2 + 123]
-    elif kind == "mid-file":  # a page in the middle overwritten: the file keeps its size
-        mid = (len(data) // 4096 // 2) * 4096
-        data[mid : mid + 4096] = b"\xa5" * 4096
-    path.write_bytes(bytes(data))
-
-
-@pytest.mark.parametrize(
-    ("kind", "what"),
-    [
-        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
-        ("text", r"is not an SQLite database \(no SQLite header\)"),
-        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
-        ("mid-page", r"is truncated \(\d+ bytes, not a whole number of 4096-byte pages\)"),
-        ("mid-file", r"is damaged \(.+\)"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "what"), DAMAGES.items())
 def test_a_damaged_store_is_one_line_at_open(tmp_path, kind, what):
     path = tmp_path / "tiny.sqlite"
     _filled(path)
     assert path.stat().st_size > 100 * 4096
-    _damage(path, kind)
+    damage(path, kind)
     size = path.stat().st_size
     with pytest.raises(TextFeatureStoreError) as err:
         TextFeatureStore(path, IDENTITY)
@@ -282,7 +259,7 @@ def _open_and_put(path):
 
 
 def test_a_read_only_store_fails_at_open_naming_the_file():
-    user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    user = user_name()
     with shared_folder() as folder:
         path = folder / "tiny.sqlite"
         TextFeatureStore(path, IDENTITY).close()

@@ -41,7 +41,6 @@ improved parser never meets stale parsed values.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -57,10 +56,11 @@ from ants._io import canonical_json
 from ants._sqlite import (
     DIGEST,
     StoreKind,
-    as_store_error,
     entry_digest,
+    guard,
     open_read_only,
     open_store,
+    transaction,
 )
 from ants.mllm.base import Query
 
@@ -222,23 +222,11 @@ class AnswerCache:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _guard(self):
-        """A file damaged (or made read-only) while in use: :class:`CacheError`; a busy
-        database stays an ``OperationalError``."""
-        try:
-            yield
-        except sqlite3.DatabaseError as err:
-            mapped = as_store_error(err, self.path, KIND)
-            if mapped is None:
-                raise
-            raise mapped from err
-
     # -- reading ------------------------------------------------------------------------------
     def _rows(self, keys: Sequence[str]) -> list[tuple]:
         """The stored rows (every column) of ``keys``, checked against their digests."""
         rows: list[tuple] = []
-        with self._lock, self._guard():
+        with self._lock, guard(self.path, KIND):
             conn = self._connect()
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -277,17 +265,17 @@ class AnswerCache:
         return self.get(key) is not None
 
     def __len__(self) -> int:
-        with self._lock, self._guard():
+        with self._lock, guard(self.path, KIND):
             return int(self._connect().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def keys(self) -> list[str]:
-        with self._lock, self._guard():
+        with self._lock, guard(self.path, KIND):
             return [r[0] for r in self._connect().execute("SELECT key FROM answers ORDER BY key")]
 
     def damaged_keys(self) -> list[str]:
         """The keys of every entry whose bytes do not match its digest (a full scan)."""
         bad: list[str] = []
-        with self._lock, self._guard():
+        with self._lock, guard(self.path, KIND):
             for row in self._connect().execute(_SELECT):
                 if KIND.digest(row[:-1]) != row[-1]:
                     bad.append(row[0])
@@ -321,19 +309,13 @@ class AnswerCache:
             rows.append((*row, KIND.digest(row)))
         if not rows:
             return 0
-        with self._lock, self._guard():
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        with self._lock, guard(self.path, KIND):
+            with transaction(self._connect()) as conn:
                 conn.executemany(
                     f"INSERT OR REPLACE INTO answers ({', '.join(COLUMNS)}) "
                     f"VALUES ({','.join('?' * len(COLUMNS))})",
                     rows,
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         return len(rows)
 
     def drop(self, keys: Sequence[str]) -> int:
@@ -341,20 +323,14 @@ class AnswerCache:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return 0
-        with self._lock, self._guard():
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                n = 0
+        with self._lock, guard(self.path, KIND):
+            n = 0
+            with transaction(self._connect()) as conn:
                 for start in range(0, len(keys), 500):
                     chunk = keys[start : start + 500]
                     n += conn.execute(
                         f"DELETE FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk
                     ).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         return n
 
     def drop_damaged(self) -> list[str]:
@@ -385,14 +361,11 @@ def cache_stats(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     path = Path(path)
     conn = open_read_only(path, KIND)
     try:
-        rows = conn.execute(
-            "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status ORDER BY kind, status"
-        ).fetchall()
-    except sqlite3.DatabaseError as err:
-        mapped = as_store_error(err, path, KIND)
-        if mapped is None:
-            raise
-        raise mapped from err
+        with guard(path, KIND):
+            rows = conn.execute(
+                "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status "
+                "ORDER BY kind, status"
+            ).fetchall()
     finally:
         conn.close()
     out: dict[str, dict[str, int]] = {}
@@ -474,8 +447,9 @@ def rebuild_cache(cache_path: str | os.PathLike, log_paths: Iterable[str | os.Pa
 
     Every non-failed answer of every log is stored under its cache key (an existing valid cache
     is added to; a damaged file raises :class:`CacheError` -- move it aside first). Entries
-    whose bytes do not match their digest are dropped first; the logs put back those they hold. Rows whose
-    key no longer matches what they record (another key version) are skipped with a warning.
+    whose bytes do not match their digest are dropped first; the logs put back those they hold.
+    Rows whose key no longer matches what they record (another key version) are skipped with a
+    warning.
     The timings (``answered_at``, ``seconds``) come from each log's timing sidecar when there is
     one, else they are ``""`` and ``0.0``.
     """
