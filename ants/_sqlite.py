@@ -110,10 +110,13 @@ class StoreKind:
             f"{self.entry_way_out}"
         )
 
-    def unwritable(self, path: Path, what: str) -> Exception:
+    def unwritable(self, path: Path, what: str, at_open: bool = True) -> Exception:
+        """The store's error for a store this user cannot write (found when it is opened, or
+        while in use when ``at_open`` is false)."""
+        when = " (it is checked before any work, so nothing was lost)" if at_open else ""
         return self.error(
             f"{self.noun} {str(path)!r} cannot be written: {what}; make it writable"
-            f"{self.elsewhere} (it is checked before any work, so nothing was lost)"
+            f"{self.elsewhere}{when}"
         )
 
     @property
@@ -132,7 +135,7 @@ class StoreKind:
             raise self.damaged_entry(path, entry or str(row[0]), what)
 
 
-def is_not_utf8(err: sqlite3.Error) -> bool:
+def _is_not_utf8(err: sqlite3.Error) -> bool:
     """Python's sqlite3 reports a TEXT value that is not UTF-8 as an OperationalError."""
     return isinstance(err, sqlite3.OperationalError) and str(err).startswith(
         "Could not decode to UTF-8"
@@ -142,11 +145,11 @@ def is_not_utf8(err: sqlite3.Error) -> bool:
 def as_store_error(err: sqlite3.DatabaseError, path: Path, kind: StoreKind) -> Exception | None:
     """The store error a database error found while reading or writing stands for, or None for
     one that is not about the file's bytes (a busy database: a plain ``OperationalError``)."""
-    if is_not_utf8(err):
+    if _is_not_utf8(err):
         column = str(err).split("'")[1] if str(err).count("'") >= 2 else "a column"
         return kind.damaged(path, f"is damaged (an entry's {column} is not valid UTF-8 text)")
     if _is_readonly(err):
-        return kind.unwritable(path, str(err))
+        return kind.unwritable(path, f"SQLite says: {err}", at_open=False)
     if isinstance(err, sqlite3.OperationalError):
         return None
     return kind.damaged(path, f"is damaged ({err})")
@@ -230,7 +233,7 @@ def check_database(conn: sqlite3.Connection, path: Path, kind: StoreKind, create
         columns = _columns(conn, kind.table)
     except sqlite3.DatabaseError as err:
         if _is_readonly(err):
-            raise kind.unwritable(path, str(err)) from err
+            raise kind.unwritable(path, f"SQLite says: {err}") from err
         raise kind.damaged(path, f"is damaged ({err})") from err
     if problems != ["ok"]:
         raise kind.damaged(path, f"is damaged (SQLite integrity check: {problems[0]})")

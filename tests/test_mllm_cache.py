@@ -798,6 +798,15 @@ def _open_and_put(path):
     return len(cache)
 
 
+def _open_and_put_permissions_unseen(path):
+    """As on a read-only mount, where the permission bits say nothing: only the write probe
+    can tell."""
+    import ants._sqlite
+
+    ants._sqlite.os.access = lambda *args, **kwargs: True
+    return _open_and_put(path)
+
+
 def test_a_read_only_cache_fails_at_open_naming_the_file():
     with shared_folder() as folder:
         path = folder / "answers.sqlite"
@@ -813,7 +822,21 @@ def test_a_read_only_cache_fails_at_open_naming_the_file():
             f"user ({user_name()}); make it writable, or point mllm.cache (`--cache`) at a "
             "writable path (it is checked before any work, so nothing was lost)",
         )
+        kind, message = unprivileged(_open_and_put_permissions_unseen, path)
+        assert (kind, message) == (
+            "CacheError",
+            f"answer cache {str(path)!r} cannot be written: SQLite says: attempt to write a "
+            "readonly database; make it writable, or point mllm.cache (`--cache`) at a writable "
+            "path (it is checked before any work, so nothing was lost)",
+        )
+        # SQLite made the -wal and -shm files read-only like the database: they are named too
         os.chmod(path, 0o666)
+        kind, message = unprivileged(_open_and_put, path)
+        assert message.startswith(
+            f"answer cache {str(path)!r} cannot be written: '{path}-wal' is read-only for this "
+        )
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink()
         os.chmod(folder, 0o555)  # the file is writable, its folder (-wal, -shm) is not
         kind, message = unprivileged(_open_and_put, path)
         assert (kind, message) == (
