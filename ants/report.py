@@ -363,7 +363,7 @@ def sweep_figures(
 
 
 def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list[dict]:
-    from ants.tables import paper_table, read_metric_rows, variant_metrics
+    from ants.tables import paper_table, read_metric_rows, split_notes, variant_metrics
 
     paper = paper_results()
     out = []
@@ -417,6 +417,7 @@ def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list
                     "datasets": datasets,
                     "metrics": list(TABLE_METRICS.values()),
                     "rows": rows,
+                    "notes": split_notes(long),
                 }
             )
         out.append({"benchmark": bench, "tables": tables})
