@@ -10,7 +10,7 @@ Conventions
 * Work is done in chunks of images so memory stays bounded, and every softmax is computed with
   log-sum-exp (raw logits are never exponentiated).
 
-The grouped score follows METHOD.md section 2: drop the LAST ``M mod G`` negatives in stored
+The grouped score follows docs/METHOD.md section 2: drop the LAST ``M mod G`` negatives in stored
 order, permute the kept ones with ``torch.randperm(n_kept, generator=manual_seed(seed))`` and
 reshape into ``G`` rows; the score is the mean over groups of the ID softmax mass against that
 group.
