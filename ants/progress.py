@@ -75,7 +75,11 @@ def _is_notebook_stream(stream: TextIO) -> bool:
 
 
 def format_count(n: float, unit: str) -> str:
-    """``1234567, 'B'`` -> ``'1.2 MB'``; ``1234, 'img'`` -> ``'1,234 img'``."""
+    """A count for a progress line; ``unit="B"`` gives bytes with a decimal prefix.
+
+    >>> format_count(1_234_567, "B"), format_count(1234, "img")
+    ('1.2 MB', '1,234 img')
+    """
     if unit == "B":
         value = float(n)
         for prefix in ("B", "kB", "MB", "GB", "TB"):
@@ -86,7 +90,11 @@ def format_count(n: float, unit: str) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``75.2`` -> ``'1m15s'``; ``3725`` -> ``'1h02m'``; ``4.2`` -> ``'4s'``."""
+    """A duration for a progress line, rounded to whole seconds.
+
+    >>> format_duration(4.2), format_duration(75.2), format_duration(3725)
+    ('4s', '1m15s', '1h02m')
+    """
     s = int(round(max(seconds, 0)))
     if s < 60:
         return f"{s}s"

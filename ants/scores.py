@@ -335,6 +335,14 @@ def negative_label(
     * ``groups``: an explicit ``(G, m)`` integer index matrix into ``negative_features``.
 
     The grouped score is the mean over groups of ``S(v; N_g)`` (:func:`mean_id_mass`).
+
+    An image on its ID label (cosine 1) and orthogonal to the one negative, with ``tau = 1``:
+    ``e^1 / (e^1 + e^0)``.
+
+    >>> import numpy as np
+    >>> image, id_text, negative = np.eye(2, dtype=np.float32)[[0, 0, 1]][:, None]
+    >>> round(float(negative_label(image, id_text, negative, tau=1.0)[0]), 4)
+    0.7311
     """
     parts = negative_label_parts(
         image_features,

@@ -39,7 +39,8 @@ The optional activation-aware ENS (TANL; ``activation_aware_ens``) replaces ``S_
 batch by :func:`activation_selected_score` against the whole ENS bank, with the threshold
 :func:`activation_threshold` of the last ``activation_queue`` plain ``S_ens`` scores (current
 batch included); the balanced ENS score used for lambda is unchanged, as in the authors' code.
-``activation_top`` defaults to docs/METHOD.md's 500 (the authors' config default is 1000).
+``activation_top`` defaults to 500, the value of docs/METHOD.md section 6 (the authors' config
+default is 1000).
 
 Queries never depend on answers: a VSNL class counts as cached once it has been asked,
 whatever the answer; an ENS update counts even when every answer was empty. Answers whose
