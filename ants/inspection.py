@@ -9,7 +9,7 @@ recursively (``**/*.parquet``). The per-answer timing columns (``answered_at``, 
 ``from_cache``) may live in a JSON sidecar next to the log instead; they are ``None`` when absent.
 
 Banks (:func:`banks_at`): the answers say what each update added; the state machine's own rules
-(METHOD.md section 6, :mod:`ants.methods.ants_tta`) say how:
+(docs/METHOD.md section 6, :mod:`ants.methods.ants_tta`) say how:
 
 * ENS, at each update batch ``u <= B`` in order: the sentences of the ``ok`` answers of that
   update, de-duplicated (:func:`ants.mllm.parsing.ens_update_sentences`: the parser normalised
