@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     from ants.mllm.cache import CacheError
     from ants.replay import MissingAnswerError
     from ants.stages import StageError
-    from ants.text_features import MissingTextFeatureError
+    from ants.text_features import MissingTextFeatureError, TextFeatureStoreError
 
     try:
         return int(args.func(args) or 0)
@@ -563,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         StageError,
         FileNotFoundError,
         CacheError,
+        TextFeatureStoreError,
         BackendError,
     ) as exc:
         print(f"ants {args.command}: error: {exc}", file=sys.stderr)
