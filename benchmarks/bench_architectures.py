@@ -264,25 +264,11 @@ def llava_7b(tokenizer):
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
-        LlavaProcessor,
     )
-    from transformers.models.llava.image_processing_llava import LlavaImageProcessor
 
-    from ants.mllm.demo import LLAVA_CHAT_TEMPLATE
+    from ants.mllm.demo import llava_processor
 
-    processor = LlavaProcessor(
-        image_processor=LlavaImageProcessor(
-            size={"shortest_edge": 336},
-            crop_size={"height": 336, "width": 336},
-            image_mean=[0.48145466, 0.4578275, 0.40821073],
-            image_std=[0.26862954, 0.26130258, 0.27577711],
-        ),
-        tokenizer=tokenizer,
-        patch_size=14,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=LLAVA_CHAT_TEMPLATE,
-    )
+    processor = llava_processor(tokenizer, 336)  # CLIP ViT-L/14-336: 576 image tokens
     vision = CLIPVisionConfig(
         hidden_size=1024,
         intermediate_size=4096,

@@ -59,6 +59,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_architectures import (  # noqa: E402 (a sibling script)
     AUTHORS_PROCESSOR_KWARGS,
+    BYTES,
+    CLASSES,
+    TORCH_DTYPES,
     NoEarlyStop,
     build,
     llava_7b,
@@ -71,22 +74,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the per-image cost the ANTS authors give for their method (as quoted in issue 20)
 AUTHORS_MS_PER_IMAGE = 2.84
 PRECISIONS = ("fp32", "fp16", "bf16")
-BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MIN_FP16_COSINE = 0.999
 #: MOS-4 streams: ImageNet-1k val + one OOD set of about 10,000 images (Textures: 5,640)
 MOS4_STREAM_IMAGES = 50_000 + 10_000
 MOS4_ID_CLASSES = 1000
-CLASSES = (
-    "goldfish",
-    "tabby cat",
-    "golden retriever",
-    "school bus",
-    "espresso",
-    "volcano",
-    "lighthouse",
-    "red fox",
-)
 
 
 def anon_bytes() -> int:

@@ -17,10 +17,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from ants.config import ConfigError, load_params, validate_params
@@ -28,7 +26,6 @@ from ants.mllm import build_answerer, build_backend
 from ants.mllm.answering import CachedAnswerer
 from ants.mllm.base import BackendError, Query
 from ants.mllm.cache import AnswerCache, cache_key
-from ants.mllm.demo import ensure_demo_model
 from ants.mllm.hf import (
     PROBE_SIZES,
     TransformersBackend,
@@ -50,29 +47,6 @@ LLAVA = Prompting("llava")
 def _own_cache_dir(tmp_path, monkeypatch):
     """Digest memos and default demo folders go to the test's folder, not ~/.cache/ants."""
     monkeypatch.setenv("ANTS_CACHE_DIR", str(tmp_path / "ants-cache"))
-
-
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory):
-    return ensure_demo_model(seed=0, model_dir=tmp_path_factory.mktemp("demo") / "llava")
-
-
-@pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "qwen"
-    return ensure_demo_model(seed=0, model_dir=folder, architecture="qwen2vl")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(3)
-    paths = []
-    for i, (w, h) in enumerate([(64, 48), (40, 40), (90, 60)]):
-        p = d / f"photo{i}.png"
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
-        paths.append(str(p))
-    return paths
 
 
 def _ask(backend, queries, prompting):
@@ -101,8 +75,8 @@ def load_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
-def test_weights_are_loaded_onto_the_device_in_the_dtype(llava_dir, load_calls, dtype):
-    backend = TransformersBackend(str(llava_dir), device="cpu", dtype=dtype)
+def test_weights_are_loaded_onto_the_device_in_the_dtype(demo_dir, load_calls, dtype):
+    backend = TransformersBackend(str(demo_dir), device="cpu", dtype=dtype)
     backend.check()
     (call,) = load_calls
     # loaded where they run: no host copy first and a .to(device) afterwards
@@ -115,12 +89,12 @@ def test_weights_are_loaded_onto_the_device_in_the_dtype(llava_dir, load_calls, 
     assert backend.identity()["settings"] == {"dtype": dtype}
 
 
-def test_a_device_this_machine_lacks_fails_before_any_weight_is_read(llava_dir, load_calls):
+def test_a_device_this_machine_lacks_fails_before_any_weight_is_read(demo_dir, load_calls):
     with pytest.raises(
         ValueError, match=r"mllm.backends.transformers.device: unknown device 'gpu'; valid: 'auto'"
     ):
-        TransformersBackend(str(llava_dir), device="gpu")
-    backend = TransformersBackend(str(llava_dir), device="cuda:99")
+        TransformersBackend(str(demo_dir), device="gpu")
+    backend = TransformersBackend(str(demo_dir), device="cuda:99")
     with pytest.raises(BackendError) as err:
         backend.check()
     assert str(err.value).startswith("mllm.backends.transformers.device: 'cuda:99' requested but ")
@@ -159,7 +133,7 @@ _RSS_CHILD = textwrap.dedent(
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RssAnon from /proc")
-def test_half_precision_load_makes_no_full_precision_copy(tmp_path, llava_dir):
+def test_half_precision_load_makes_no_full_precision_copy(tmp_path, demo_dir):
     """A 42 M-parameter model saved in fp32 (161 MiB) loaded in bf16: the process's anonymous
     memory grows by about the bf16 weights (81 MiB), not by an fp32 copy on top."""
     from ants.mllm import demo
@@ -176,7 +150,7 @@ def test_half_precision_load_makes_no_full_precision_copy(tmp_path, llava_dir):
     processor.save_pretrained(tmp_path / "m")
     del model
     out = subprocess.run(
-        [sys.executable, "-c", _RSS_CHILD, str(tmp_path / "m"), "bf16", str(llava_dir)],
+        [sys.executable, "-c", _RSS_CHILD, str(tmp_path / "m"), "bf16", str(demo_dir)],
         capture_output=True,
         text=True,
         check=True,
@@ -210,7 +184,7 @@ def test_image_token_counts_of_the_demo_qwen_processor(qwen_dir):
     assert [f"{w}x{h}" for w, h in PROBE_SIZES] == ["28x28", "56x56", "224x224", "640x480"]
 
 
-def test_the_processor_setting_changes_the_image_tokens_and_the_key(qwen_dir, photos):
+def test_the_processor_setting_changes_the_image_tokens_and_the_key(qwen_dir, image_files):
     lengths: dict[str, list[int]] = {"default": [], "authors": []}
 
     def recorder(name):
@@ -239,7 +213,7 @@ def test_the_processor_setting_changes_the_image_tokens_and_the_key(qwen_dir, ph
         "image_tokens": {"28x28": 256, "56x56": 256, "224x224": 256, "640x480": 391},
     }
     assert authors._model is None  # keyed without loading the weights
-    query = Query("ens", "tench", image=photos[0])
+    query = Query("ens", "tench", image=str(image_files[0]))
     settings = QWEN.settings("ens")  # images resized to 56 x 56 first
     assert cache_key(ident, "p", query, settings) != cache_key(
         default.identity(), "p", query, settings
@@ -300,10 +274,10 @@ def test_deprecated_min_max_pixels_are_refused_with_the_warning(qwen_dir):
         assert "size: {shortest_edge: MIN_PIXELS, longest_edge: MAX_PIXELS}" in str(err.value)
 
 
-def test_a_fixed_token_processor_setting_is_seen_in_the_pixels(llava_dir):
+def test_a_fixed_token_processor_setting_is_seen_in_the_pixels(demo_dir):
     # LLaVA always gives 4 image tokens (28 x 28 crop); resizing to 56 first changes the crop
     backend = TransformersBackend(
-        str(llava_dir), device="cpu", processor_kwargs={"size": {"shortest_edge": 56}}
+        str(demo_dir), device="cpu", processor_kwargs={"size": {"shortest_edge": 56}}
     )
     tokens = backend.identity()["settings"]["image_tokens"]
     assert tokens == {"28x28": 4, "56x56": 4, "224x224": 4, "640x480": 4}
@@ -312,14 +286,15 @@ def test_a_fixed_token_processor_setting_is_seen_in_the_pixels(llava_dir):
 # -- 3. a model built in memory ---------------------------------------------------------------
 
 
-def test_a_built_model_answers_as_the_folder_it_came_from(llava_dir, photos, tmp_path):
-    folder = TransformersBackend(str(llava_dir), device="cpu")
-    net = AutoModelForImageTextToText.from_pretrained(str(llava_dir))
-    processor = AutoProcessor.from_pretrained(str(llava_dir))
+def test_a_built_model_answers_as_the_folder_it_came_from(demo_dir, image_files, tmp_path):
+    folder = TransformersBackend(str(demo_dir), device="cpu")
+    net = AutoModelForImageTextToText.from_pretrained(str(demo_dir))
+    processor = AutoProcessor.from_pretrained(str(demo_dir))
     built = TransformersBackend.from_model(net, processor, model_id="tiny-built")
     assert processor.tokenizer.padding_side == "left"
     queries = [
-        Query("ens", c, image=p) for c, p in zip(["ox", "tench", "hen"], photos, strict=True)
+        Query("ens", c, image=str(p))
+        for c, p in zip(["ox", "tench", "hen"], image_files[:3], strict=True)
     ]
     short = Prompting(
         "llava", generation={"ens": {"max_new_tokens": 6}, "vsnl": {"max_new_tokens": 12}}
@@ -333,7 +308,7 @@ def test_a_built_model_answers_as_the_folder_it_came_from(llava_dir, photos, tmp
     assert ident["settings"] == {"dtype": "fp32"}
     assert ident["revision"] == built_model_revision(net, processor)
     assert ident["revision"].startswith("sha256-") and len(ident["revision"]) == 7 + 64
-    twin = AutoModelForImageTextToText.from_pretrained(str(llava_dir))
+    twin = AutoModelForImageTextToText.from_pretrained(str(demo_dir))
     assert built_model_revision(twin, processor) == ident["revision"]
     with torch.no_grad():
         next(twin.parameters()).view(-1)[0] += 1e-3
@@ -352,9 +327,9 @@ def test_a_built_model_answers_as_the_folder_it_came_from(llava_dir, photos, tmp
         _ask(built, queries[:1], short)
 
 
-def test_a_built_model_takes_its_dtype_and_device_from_the_model(llava_dir):
-    net = AutoModelForImageTextToText.from_pretrained(str(llava_dir), dtype=torch.bfloat16)
-    processor = AutoProcessor.from_pretrained(str(llava_dir))
+def test_a_built_model_takes_its_dtype_and_device_from_the_model(demo_dir):
+    net = AutoModelForImageTextToText.from_pretrained(str(demo_dir), dtype=torch.bfloat16)
+    processor = AutoProcessor.from_pretrained(str(demo_dir))
     built = TransformersBackend.from_model(net, processor, model_id="m", revision="r")
     assert (built.dtype, built.device) == ("bf16", "cpu")
     assert built.identity()["settings"] == {"dtype": "bf16"}
@@ -368,8 +343,8 @@ def test_a_built_model_takes_its_dtype_and_device_from_the_model(llava_dir):
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-def test_the_demo_answers_in_half_precision_on_the_cpu(llava_dir, photos, dtype):
-    config = {"backend": "demo", "model_dir": str(llava_dir), "seed": 0}
+def test_the_demo_answers_in_half_precision_on_the_cpu(demo_dir, image_files, dtype):
+    config = {"backend": "demo", "model_dir": str(demo_dir), "seed": 0}
     half = build_backend({**config, "dtype": dtype})
     full = build_backend(config)
     assert half.identity()["settings"] == {"dtype": dtype}
@@ -381,13 +356,13 @@ def test_the_demo_answers_in_half_precision_on_the_cpu(llava_dir, photos, dtype)
     )
     half.check()
     assert {p.dtype for p in half._model.parameters()} == {TORCH[dtype]}
-    ens = _ask(half, [Query("ens", "tench", image=p) for p in photos], LLAVA)
+    ens = _ask(half, [Query("ens", "tench", image=str(p)) for p in image_files[:3]], LLAVA)
     assert all(isinstance(t, str) and 3 <= len(t.split()) <= 7 for t in ens)
     vsnl = _ask(half, [query, Query("vsnl", "goldfish")], LLAVA)
     assert [parse_vsnl_answer(t, "x").status for t in vsnl] == ["ok", "ok"]
 
 
-def test_the_demo_dtype_setting_is_validated(llava_dir):
+def test_the_demo_dtype_setting_is_validated(demo_dir):
     params = load_params(ROOT / "params.yaml")
     assert params["mllm"]["backends"]["demo"]["dtype"] == "fp32"
     bad = copy.deepcopy(params)
@@ -397,5 +372,5 @@ def test_the_demo_dtype_setting_is_validated(llava_dir):
     assert [p for p in err.value.problems if "mllm.backends.demo.dtype" in p]
     with pytest.raises(ValueError, match=r"mllm.backends.demo.dtype: unknown value 'fp8'"):
         build_backend({"backend": "demo", "dtype": "fp8"})
-    answerer = build_answerer({"backend": "demo", "dtype": "bf16", "model_dir": str(llava_dir)})
+    answerer = build_answerer({"backend": "demo", "dtype": "bf16", "model_dir": str(demo_dir)})
     assert answerer.identity["settings"] == {"dtype": "bf16"}

@@ -178,20 +178,17 @@ def _build_tokenizer():
     )
 
 
-def _llava(tokenizer):
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+def llava_processor(tokenizer, image_size: int):
+    """A LLaVA-1.5 processor over ``tokenizer``: the shorter side resized to ``image_size``, a
+    centre crop of ``image_size`` x ``image_size`` (CLIP mean/std), 14-pixel patches, the
+    LLaVA chat template (the demo: 28; LLaVA-1.5-7B: 336, i.e. 576 image tokens)."""
+    from transformers import LlavaProcessor
     from transformers.models.llava.image_processing_llava import LlavaImageProcessor
 
     image_processor = LlavaImageProcessor(
-        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
-    processor = LlavaProcessor(
+    return LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=14,
@@ -199,6 +196,17 @@ def _llava(tokenizer):
         num_additional_image_tokens=1,
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
+
+
+def _llava(tokenizer):
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    processor = llava_processor(tokenizer, 28)
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
