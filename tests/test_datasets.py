@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ants.datasets import (
-    ChecksumError,
-    DatasetError,
+from ants.datasets import DatasetError
+from ants.datasets.download import ChecksumError, fetch_archive
+from ants.datasets.extract import extract_archive
+from ants.datasets.manifests import (
     build_manifest,
-    extract_archive,
-    fetch_archive,
     list_class_folders,
     list_flat,
     read_image_list,
