@@ -291,6 +291,8 @@ def _join(path: str, key: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):  # numpy scalars too
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
