@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ants.views import tables_view  # noqa: F401  (the view the tables read, re-exported)
-
 __all__ = [
     "CONVENTION",
     "PAPER_METHOD",
@@ -50,7 +48,6 @@ __all__ = [
     "published_for",
     "read_metric_rows",
     "table_rows_for_terminal",
-    "tables_view",
     "variant_metrics",
     "write_tables",
 ]

@@ -267,6 +267,17 @@ def same_as_base(params: Mapping, method: str) -> bool:
     return all(f(params, method) == f(params, base) for f in views)
 
 
+def _benchmarks_view(params: Mapping) -> dict:
+    """The active benchmarks' OOD splits and backbone."""
+    return {
+        b: {
+            "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
+            "backbone": params["benchmarks"][b]["backbone"],
+        }
+        for b in params["run"]["benchmarks"]
+    }
+
+
 def metrics_view(params: Mapping) -> dict:
     """What the metrics stage needs: active methods and their labels, the benchmarks' OOD
     splits, and the ``metrics`` section."""
@@ -280,13 +291,7 @@ def metrics_view(params: Mapping) -> dict:
             }
             for m in methods
         },
-        "benchmarks": {
-            b: {
-                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                "backbone": params["benchmarks"][b]["backbone"],
-            }
-            for b in params["run"]["benchmarks"]
-        },
+        "benchmarks": _benchmarks_view(params),
         "metrics": dict(params["metrics"]),
     }
 
@@ -337,13 +342,7 @@ def tables_view(params: Mapping) -> dict:
             "seeds": list(params["run"]["seeds"]),
         },
         "methods": out_methods,
-        "benchmarks": {
-            b: {
-                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                "backbone": params["benchmarks"][b]["backbone"],
-            }
-            for b in params["run"]["benchmarks"]
-        },
+        "benchmarks": _benchmarks_view(params),
         "metrics": dict(params["metrics"]),
         "report": dict(params["report"]),
     }

@@ -165,3 +165,12 @@ def test_a_score_job_of_a_feature_method_imports_no_clip_and_no_mllm_library(tmp
     assert "torch" in out["heavy"]  # MCM's math runs in torch
     assert not {"open_clip", "transformers", "torchvision", "sklearn"} & set(out["heavy"])
     assert (tmp_path / "scores.parquet").is_file()
+
+
+def test_an_answer_job_for_a_server_imports_no_torch():
+    """``ants answer`` with the OpenAI-compatible backend reads the plan and talks HTTP: the
+    modules it loads (the stage, the plan reader, the answering layer, the backend, the cache)
+    import no torch, CLIP or transformers."""
+    code = "import ants.stages, ants.replay, ants.mllm.answering, ants.mllm.openai_http"
+    heavy = set(loaded_after(code)["heavy"])
+    assert not {"torch", "torchvision", "open_clip", "transformers"} & heavy

@@ -15,10 +15,10 @@ from ants.tables import (
     paper_table,
     published_for,
     read_metric_rows,
-    tables_view,
     variant_metrics,
     write_tables,
 )
+from ants.views import tables_view
 
 
 @pytest.fixture(scope="module")
