@@ -8,8 +8,10 @@ Everything is validated before any job runs, in these steps:
 1. reading: a YAML syntax error or a **duplicate key** (YAML would silently keep the last one)
    is an error naming the file and line (:func:`read_yaml`);
 2. the JSON schema ``ants/schemas/params.schema.yaml`` (package data; types, ranges, allowed
-   values; every key required; unknown keys rejected). Stricter than plain JSON Schema: a whole number must be
-   written as one (``32.0`` is not an integer here), and NaN / inf are rejected everywhere;
+   values; every key required; unknown keys rejected). Stricter than plain JSON Schema: a whole
+   number must be written as one (``32.0`` is not an integer here), and NaN / inf are rejected
+   everywhere. :class:`~ants.methods.ants_switches.AntsConfig` checks its fields against the
+   same definitions (:func:`definition_checker`);
 3. cross-references (:func:`check_references`): a benchmark names datasets, a label set and a
    backbone that exist; group counts fit the mined negatives; the selected MLLM backend has its
    required settings; prompt templates and generation settings are valid

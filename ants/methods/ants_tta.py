@@ -89,21 +89,15 @@ from ants.scores import (
     negative_label_parts,
 )
 
+#: The detector's own names; its switches (``AntsConfig``, ``ants_config``, ``PRESETS``,
+#: ``ANTS_PLAN_KEYS``, ...) are importable from here too, declared in ants_switches.
 __all__ = [
-    "ANTS_PLAN_KEYS",
-    "IN_SCORES",
-    "LAMBDA_STATS",
-    "NEAR_SUBSETS",
-    "PRESETS",
-    "THRESHOLD_RULES",
-    "AntsConfig",
     "AntsResult",
     "AntsTrace",
     "EncodeText",
     "activation_selected_score",
     "activation_threshold",
     "adaptive_weight",
-    "ants_config",
     "ants_static_scores",
     "prepend_keep_last",
     "run_ants",
