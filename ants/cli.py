@@ -546,6 +546,7 @@ BAD_INPUT = (
     ("ants.datasets", "DatasetError"),
     ("ants.stages", "StageError"),
     ("ants.mllm.cache", "CacheError"),
+    ("ants.text_features", "TextFeatureStoreError"),
     ("ants.mllm.base", "BackendError"),
 )
 #: Work that could not be done (exit 1): failed answers, answers or text features missing.

@@ -564,6 +564,11 @@ def answer(
     stream_name, planned = read_plan(plan_file)
     queries = [q for _, q in planned]
     answering = answer_cfg["answering"]
+    if answer_cfg.get("parser") == "authors":
+        log.info(
+            "answers parsed in the authors' style: no length limit on negatives "
+            "(mllm.max_negative_chars applies to the lenient parser only)"
+        )
     if answerer is None:
         answerer = build_answerer(
             dict(answer_cfg["mllm"]),
@@ -603,20 +608,24 @@ def _ants_section_config(method: Mapping):
 
 
 def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tuple[str, str]]:
-    """Every ``(template, text)`` the replay of this stream can encode: the normalised ENS
-    sentences and VSNL labels of its ``ok`` answers with the method's templates."""
+    """Every ``(template, text)`` the replay of this stream can encode, with the method's
+    templates: the ENS sentences of its ``ok`` answers as logged (the ENS update only
+    de-duplicates them) and each VSNL label in the form the bank holds it (normalised again
+    per class and over the bank, :mod:`ants.mllm.parsing`)."""
     from ants.mllm.answering import read_answer_log
-    from ants.mllm.parsing import normalise_sentences
+    from ants.mllm.parsing import ens_update_sentences, vsnl_bank_labels, vsnl_class_labels
 
     cfg = _ants_section_config(method)
     frame = read_answer_log(answers_log)
     pairs: list[tuple[str, str]] = []
     for r in frame[frame["status"] == "ok"].itertuples():
-        texts = normalise_sentences(list(r.negatives), style=cfg.answer_parser)
         if r.kind == "ens":
-            pairs.extend((cfg.ens_template, t) for t in texts)
+            pairs.extend((cfg.ens_template, t) for t in ens_update_sentences(r.negatives))
         else:
-            pairs.extend((cfg.vsnl_template, t) for t in texts[: cfg.vsnl_labels_per_class])
+            labels = vsnl_class_labels(r.negatives, cfg.answer_parser, cfg.vsnl_labels_per_class)
+            pairs.extend(
+                (cfg.vsnl_template, t) for t in vsnl_bank_labels(labels, cfg.answer_parser)
+            )
     return list(dict.fromkeys(pairs))
 
 

@@ -210,13 +210,17 @@ def backend_config(params: Mapping, method: str | None = None) -> dict:
 def answer_config(params: Mapping, method: str) -> dict:
     """What decides one ANTS stream's answers: the backend config and the method's answer
     parser (its preset's, unless set). The ANTS score jobs take it as a param too, so a changed
-    prompt, model or setting re-runs them even when the answers file is missing."""
+    prompt, model or setting re-runs them even when the answers file is missing.
+
+    ``mllm.max_negative_chars`` applies to the ``lenient`` parser only: with the ``authors``
+    parser it is ``None`` here (no limit, as the authors' code), so that setting never re-runs
+    those jobs and the answer job's log says it does not apply."""
     p, base = point_params(params, method)
-    return {
-        "mllm": backend_config(p),
-        "answering": {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]},
-        "parser": ants_config(p["methods"][base]["config"]).answer_parser,
-    }
+    parser = ants_config(p["methods"][base]["config"]).answer_parser
+    answering = {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]}
+    if parser == "authors" and "max_negative_chars" in answering:
+        answering["max_negative_chars"] = None
+    return {"mllm": backend_config(p), "answering": answering, "parser": parser}
 
 
 def text_config(params: Mapping, method: str) -> dict:

@@ -1,4 +1,4 @@
-"""The benchmark datasets (METHOD.md section 9 and the fine-grained ID sets), as data.
+"""The benchmark datasets (docs/METHOD.md section 9 and the fine-grained ID sets), as data.
 
 :data:`KNOWN_DATASETS` says where each comes from, its expected image count, checksum,
 layout and, for the registration-gated ones, what to do. No logic and no imports: the config
@@ -16,7 +16,7 @@ _OPENOOD = (
     "Google Drive ids are in openood/evaluation_api/datasets.py) and unzip them. "
 )
 
-#: Every benchmark dataset of METHOD.md section 9 plus the fine-grained ID sets the paper
+#: Every benchmark dataset of docs/METHOD.md section 9 plus the fine-grained ID sets the paper
 #: reports. Per entry: ``benchmark`` (where it is used), ``role`` (``id`` / ``near`` / ``far``),
 #: ``source`` (``"download"`` with ``url``, or ``"user path"``), ``expected_images`` (the
 #: published image count of the split used), ``checksum`` (of the archive, where known),

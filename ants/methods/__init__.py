@@ -2,8 +2,8 @@
 
 * :mod:`ants.methods.base` -- :class:`MethodResult`, :class:`MethodSpec`, :func:`batch_slices`.
 * :mod:`ants.methods.static` -- MCM and NegLabel (no test-time state; order-free).
-* :mod:`ants.methods.adaneg` -- AdaNeg (METHOD.md section 5), batch-by-batch memory.
-* :mod:`ants.methods.ants_tta` -- ANTS (METHOD.md sections 6, 7 and 10), with MLLM queries;
+* :mod:`ants.methods.adaneg` -- AdaNeg (docs/METHOD.md section 5), batch-by-batch memory.
+* :mod:`ants.methods.ants_tta` -- ANTS (docs/METHOD.md sections 6, 7 and 10), with MLLM queries;
   its switches and presets (:class:`~ants.methods.ants_switches.AntsConfig`) live in
   :mod:`ants.methods.ants_switches`.
 

@@ -42,7 +42,7 @@ LAMBDA_STATS = tuple(_SWITCHES["lambda_stats"]["enum"])
 #: ANTS's outputs, any of which can be a method's score (``methods.<name>.in_score``).
 IN_SCORES = tuple(_SCHEMA_DEFS["ants_output"]["enum"])
 
-#: ANTS switches that decide which MLLM queries a stream asks (METHOD.md section 6: queries
+#: ANTS switches that decide which MLLM queries a stream asks (docs/METHOD.md section 6: queries
 #: depend only on S_nl, predictions and the stream order). Everything else (lambda
 #: statistics, output score, bank cap, templates, balanced scores, activation-aware ENS) only
 #: changes the scores, so it is left out of the plan's params (:func:`ants.views.plan_config`).
@@ -65,7 +65,7 @@ ANTS_PLAN_KEYS = (
 
 @dataclass(frozen=True)
 class AntsConfig:
-    """Every switch of METHOD.md section 7 (the MLLM family is the backend's business).
+    """Every switch of docs/METHOD.md section 7 (the MLLM family is the backend's business).
 
     The defaults are the ``authors_code`` preset; :meth:`preset` gives ``paper``.
     """

@@ -1,4 +1,9 @@
-"""ANTS: adaptive negative textual space shaping at test time (METHOD.md sections 6, 7, 10).
+"""ANTS: adaptive negative textual space shaping at test time (docs/METHOD.md sections 6, 7, 10).
+
+Zhu et al., "ANTS: Adaptive Negative Textual Space Shaping for OOD Detection via Test-Time MLLM
+Understanding and Reasoning", CVPR 2026, https://arxiv.org/abs/2509.03951; reference code
+https://github.com/ZhuWenjie98/ANTS (``openood/postprocessors/ants/``; the ``authors_code``
+preset follows it step by step, docs/METHOD.md section 10).
 
 The stream is processed batch by batch (batches numbered from 1), in the order of section 10:
 
@@ -34,17 +39,20 @@ The optional activation-aware ENS (TANL; ``activation_aware_ens``) replaces ``S_
 batch by :func:`activation_selected_score` against the whole ENS bank, with the threshold
 :func:`activation_threshold` of the last ``activation_queue`` plain ``S_ens`` scores (current
 batch included); the balanced ENS score used for lambda is unchanged, as in the authors' code.
-``activation_top`` defaults to METHOD.md's 500 (the authors' config default is 1000).
+``activation_top`` defaults to 500, the value of docs/METHOD.md section 6 (the authors' config
+default is 1000).
 
 Queries never depend on answers: a VSNL class counts as cached once it has been asked,
 whatever the answer; an ENS update counts even when every answer was empty. Answers whose
 status is not ``"ok"`` contribute nothing. This is what makes plan -> answer -> replay exact
 (:mod:`ants.replay`).
 
-Conventions chosen where METHOD.md leaves room (documented, tested):
+Conventions chosen where docs/METHOD.md leaves room (documented, tested):
 
-* ENS sentences are normalised and de-duplicated (case-insensitively) within one update, as
-  the authors' code does; the bank may repeat a sentence across updates.
+* ENS sentences are normalised once, by the answer parser, and de-duplicated
+  (case-insensitively) within one update, as the authors' code does
+  (:func:`ants.mllm.parsing.ens_update_sentences`); the bank may repeat a sentence across
+  updates. VSNL labels are normalised again per class and over the bank, as theirs are.
 * ``paper`` threshold rule: ``k = max(1, ceil(eta * n))`` lowest cached scores; the new
   threshold is the largest of them.
 * ``paper`` lambda statistics: running means of ``S_ens`` and ``S_vsnl`` (the scores
@@ -78,7 +86,11 @@ from ants.methods.ants_switches import (  # noqa: F401  (re-exported: the detect
 )
 from ants.methods.base import MethodResult, batch_slices
 from ants.mllm.base import Answer, Answerer, Query
-from ants.mllm.parsing import normalise_sentences
+from ants.mllm.parsing import (
+    ens_update_sentences,
+    vsnl_bank_labels,
+    vsnl_class_labels,
+)
 from ants.progress import progress as progress_bar
 from ants.scores import (
     StaticScores,
@@ -397,8 +409,8 @@ class _AntsRun:
             for p in self.cache_pos
         ]
         answers = self._ask(batch, queries)
-        sentences = normalise_sentences(
-            [s for a in answers if a.status == "ok" for s in a.negatives], style=cfg.answer_parser
+        sentences = ens_update_sentences(
+            s for a in answers if a.status == "ok" for s in a.negatives
         )
         if sentences:
             feats = self._encode(sentences, cfg.ens_template)
@@ -418,14 +430,14 @@ class _AntsRun:
             )
             for c, a in zip(new, answers, strict=True):
                 got = list(a.negatives) if a.status == "ok" else []
-                self.vsnl_cache[c] = normalise_sentences(got, style=cfg.answer_parser)[
-                    : cfg.vsnl_labels_per_class
-                ]
+                self.vsnl_cache[c] = vsnl_class_labels(
+                    got, cfg.answer_parser, cfg.vsnl_labels_per_class
+                )
         active = set(frequent)
         for c in [c for c in self.vsnl_cache if c not in active]:
             del self.vsnl_cache[c]
-        labels = normalise_sentences(
-            [lab for labs in self.vsnl_cache.values() for lab in labs], style=cfg.answer_parser
+        labels = vsnl_bank_labels(
+            [lab for labs in self.vsnl_cache.values() for lab in labs], cfg.answer_parser
         )
         if labels != self.vsnl.texts:
             self.vsnl.texts = labels
