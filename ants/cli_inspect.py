@@ -359,7 +359,8 @@ def _load_params(path: str) -> dict:
 def _tables_for_terminal(
     metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
 ):
-    from ants.tables import paper_results, paper_table, read_metric_rows, tables_view
+    from ants.tables import paper_results, paper_table, read_metric_rows
+    from ants.views import tables_view
 
     view = tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]

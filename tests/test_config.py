@@ -1,4 +1,4 @@
-"""params.yaml validation (ants.config + workflow/schemas/params.schema.yaml) and the config views."""
+"""params.yaml validation (ants.config + ants/schemas/params.schema.yaml) and the config views."""
 
 from __future__ import annotations
 
