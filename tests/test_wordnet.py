@@ -199,7 +199,7 @@ def test_check_corpus_missing_file(tmp_path):
 
 
 @pytest.mark.skipif(
-    not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet database files not installed"
+    not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet database files not installed (bash tests/setup/wordnet.sh)"
 )
 def test_shipped_table_is_the_build_of_the_installed_wordnet(tmp_path):
     out = write_lemma_table(build_lemma_table("/usr/share/wordnet"), tmp_path)
