@@ -769,10 +769,10 @@ def test_class_names_out_of_the_folders_order_are_refused_naming_the_folder(para
     names.write_text("日本\ncat\ndog\n")
     line = only_problem(params, lambda p: _custom_id(p, tmp_path / "id", names))
     assert line == (
-        f"datasets.demo_id.root: class folder 'cat' is class 0 (the 1st folder in sorted order), whose name "
-        f"in label set 'demo' (label_sets.demo.file) is '日本', but 'cat' is class 1 there (2 more folders are "
-        f"named like another class); the class names must be in the sorted order of the folders (cat, dog, 日本): "
-        f"put them in that order, or rename the folders")
+        "datasets.demo_id.root: class folder 'cat' is class 0 (the 1st folder in sorted order), whose name "
+        "in label set 'demo' (label_sets.demo.file) is '日本', but 'cat' is class 1 there (2 more folders are "
+        "named like another class); the class names must be in the sorted order of the folders (cat, dog, 日本): "
+        "put them in that order, or rename the folders")
     names.write_text("cat\ndog\n日本\n")  # the sorted folder order: valid
     p = copy.deepcopy(params)
     _custom_id(p, tmp_path / "id", names)
