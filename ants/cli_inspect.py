@@ -392,12 +392,16 @@ def _load_params(path: str) -> dict:
 
 
 def _tables_for_terminal(
-    metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
+    metrics_dir: str,
+    params_path: str,
+    scores_dir: str,
+    benchmark: str | None,
+    view_json: str | None = None,
 ):
     from ants.tables import paper_results, paper_table, read_metric_rows
     from ants.views import tables_view
 
-    view = tables_view(_load_params(params_path))
+    view = json.loads(view_json) if view_json else tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]
     unknown = [b for b in benches if b not in view["benchmarks"]]
     if unknown:
@@ -413,8 +417,10 @@ def _tables_for_terminal(
 def cmd_metrics(a) -> int:
     from ants.tables import table_rows_for_terminal
 
-    view, tables = _tables_for_terminal(a.metrics_dir, a.params, "results/scores", a.benchmark)
-    demo = _is_demo_params(a.params)
+    view, tables = _tables_for_terminal(
+        a.metrics_dir, a.params, "results/scores", a.benchmark, a.view_json
+    )
+    demo = a.demo if a.view_json else _is_demo_params(a.params)
     if a.brief:
         for bench, long in tables:
             cols = [c for c in ("far_average", "near_average") if c in set(long["dataset"])]
@@ -455,19 +461,26 @@ def cmd_metrics(a) -> int:
     return 0
 
 
-def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
-    """Lines for ``metrics --brief``: the MLLM answers of the run by status, and each stream
-    with an answer that is not ``ok`` (failed, empty, unparsable) with its first failure."""
+def _answers_summary(logs: list[str], streams_shown: int = 10) -> list[str]:
+    """Lines for ``metrics --brief``: the MLLM answers of the logs (files or folders) by
+    status, and each stream with an answer that is not ``ok`` (failed, empty, unparsable)
+    with its first failure; a named log that is missing is counted."""
+    import pandas as pd
+
     from ants.inspection import read_logs
     from ants.mllm.answering import failure_summary, shorten
 
-    if not Path(log).exists():
-        return []
-    summary = failure_summary(read_logs(log))
+    there = [log for log in logs if Path(log).exists()]
+    missing = len(logs) - len(there) if len(logs) > 1 else 0
+    gone = [f"MLLM answers: {missing} of the {len(logs)} answers logs are missing"] if missing else []
+    if not there:
+        return gone
+    frames = [read_logs(log) for log in there]
+    summary = failure_summary(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
     if summary.empty:
-        return []
+        return gone
     total = summary[["queries", "ok", "empty", "unparsable", "failed"]].sum()
-    lines = [
+    lines = gone + [
         f"MLLM answers: {total['queries']} queries in {len(summary)} streams: {total['ok']} ok, "
         f"{total['empty']} empty, {total['unparsable']} unparsable, {total['failed']} failed"
     ]
@@ -479,8 +492,9 @@ def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
             + (f"; first failure: {shorten(r['first_failure'], 120)}" if r["failed"] else "")
         )
     if len(bad) > streams_shown:
+        where = there[0] if len(there) == 1 else DEFAULT_LOG
         lines.append(
-            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {log}"
+            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {where}"
         )
     return lines
 
@@ -695,12 +709,24 @@ def register(add) -> None:
     s.add_argument("--benchmark", help="only this benchmark")
     s.add_argument("--metrics-dir", default="results/metrics")
     s.add_argument("--params", default="params.yaml")
+    s.add_argument(
+        "--view-json",
+        help="the run's tables view (ants.views.tables_view of the merged config) instead of "
+        "--params: what the workflow passes, so the summary is the run's own",
+    )
+    s.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --view-json: the run used random-weight models (the numbers carry no meaning)",
+    )
     s.add_argument("--report", default="reports/index.html")
     s.add_argument("--tables-dir", default="results/tables")
     s.add_argument(
         "--answers",
-        default=DEFAULT_LOG,
-        help=f"answers logs summarised per stream by --brief (default: {DEFAULT_LOG})",
+        nargs="*",
+        default=[DEFAULT_LOG],
+        help=f"answers logs (files or folders) summarised per stream by --brief (default: "
+        f"{DEFAULT_LOG}; none after --answers: no MLLM answers)",
     )
 
     s = add(

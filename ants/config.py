@@ -58,6 +58,7 @@ __all__ = [
     "check_references",
     "check_sweeps",
     "definition_checker",
+    "dvc_restore_hint",
     "format_path",
     "load_config_files",
     "load_params",
@@ -271,6 +272,39 @@ def load_config_files(
         return validate_params(merged, schema=schema, source=source, check_files=check_files)
     except ConfigError as err:
         raise ConfigError(_annotate(err.problems, provenance), source=source) from None
+
+
+def dvc_restore_hint(paths: Sequence[str | os.PathLike], env: Mapping | None = None) -> str | None:
+    """What to tell a user whose params failed inside a DVC stage (``DVC_STAGE`` is set: ``dvc
+    repro``, ``dvc exp run``): ``dvc exp run -S key=value`` writes the value into params.yaml
+    before the run and leaves it there when the run fails, so every later run fails too. When
+    params.yaml (one of ``paths``) differs from git's last commit, the line says so and how to
+    restore it; None outside DVC or when params.yaml is as committed."""
+    env = os.environ if env is None else env
+    if not env.get("DVC_STAGE"):
+        return None
+    params = next((Path(p) for p in paths if Path(p).name == "params.yaml"), None)
+    if params is None or not params.is_file():
+        return None
+    import subprocess
+
+    try:
+        diff = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", params.name],
+            cwd=params.parent,
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if diff.returncode != 1:  # 0: as committed; other: no git repository, no commit
+        return None
+    return (
+        f"{params} differs from the last commit (git diff {params.name}): a value given to "
+        f"`dvc exp run -S` is written into it before the run and stays there when the run "
+        f"fails. Restore the committed file with `git checkout HEAD -- {params.name}` (this "
+        f"drops every uncommitted edit of it), then run again with a valid value."
+    )
 
 
 # --------------------------------------------------------------------------------------------
