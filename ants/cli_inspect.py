@@ -471,12 +471,18 @@ def _answers_summary(logs: list[str], streams_shown: int = 10) -> list[str]:
     from ants.mllm.answering import failure_summary, shorten
 
     there = [log for log in logs if Path(log).exists()]
-    missing = len(logs) - len(there) if len(logs) > 1 else 0
-    gone = [f"MLLM answers: {missing} of the {len(logs)} answers logs are missing"] if missing else []
+    missing = [log for log in logs if str(log).endswith(".parquet") and log not in there]
+    gone = (
+        [f"MLLM answers: {len(missing)} answers log(s) missing, e.g. {missing[0]}"]
+        if missing
+        else []
+    )
     if not there:
         return gone
     frames = [read_logs(log) for log in there]
-    summary = failure_summary(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+    summary = failure_summary(
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    )
     if summary.empty:
         return gone
     total = summary[["queries", "ok", "empty", "unparsable", "failed"]].sum()

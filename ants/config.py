@@ -19,8 +19,11 @@ Everything is validated before any job runs, in these steps:
    settings, and each of their values is valid for its setting;
 4. data on disk (:func:`check_data`, skipped with ``check_files=False``): every dataset an
    active benchmark needs (``run.benchmarks`` and the benchmarks of the selected sweeps) has its
-   root folder, image list and label file, ImageNet-style class folders match the label set,
-   and ``mllm.cache`` is not a folder. Downloaded datasets are fetched by a job and not checked.
+   root folder, image list and a readable label file (no duplicate names); class folders match
+   the label set (as many, none without images, none named like the class of another line);
+   the settings fit the data (``near_top_k`` <= the classes, ``mining.n_negatives`` <= the
+   candidate pool); ``mllm.cache`` can be created or written. Downloaded datasets are fetched
+   by a job and not checked.
 
 Every problem is reported on one line that starts with the key path (``run.seeds[1]``,
 ``methods.adaneg.config.lam``) and says what the bad value is and what would be valid;
