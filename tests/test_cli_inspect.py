@@ -260,6 +260,27 @@ def test_metrics_table_and_brief(at_root, capsys):
     assert rc == 2 and "benchmark 'mos9' is not run; benchmarks: fixture" in err
 
 
+def test_metrics_brief_describes_the_run_it_is_given(at_root, capsys):
+    """What the workflow passes (the merged config's view, the run's answers logs) is what the
+    summary shows, not ./params.yaml's benchmarks or every log under results/answers."""
+    from ants.views import tables_view
+
+    view = tables_view(cli_inspect._load_params("params.yaml"))
+    view["run"]["methods"] = ["mcm", "ants_code"]
+    one = sorted(Path("results/answers").rglob("*.parquet"))[0]
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one))
+    assert rc == 0
+    rows = [x.split()[:2] for x in out.splitlines() if x.startswith("fixture ")]
+    assert rows == [["fixture", "MCM"], ["fixture", "ANTS"]]
+    assert f"MLLM answers: {len(read_logs(one))} queries in 1 streams: " in out
+    assert "NOTE: offline demo" not in out  # the view says nothing of the models: --demo does
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", "--demo")
+    assert rc == 0 and "MLLM answers" not in out and "NOTE: offline demo" in out
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one),
+                      "results/answers/fixture/none/x/seed9.parquet")
+    assert "MLLM answers: 1 answers log(s) missing, e.g. results/answers/fixture/none/x/seed9.parquet" in out
+
+
 def test_cache_rebuild_then_stats(at_root, capsys, tmp_path):
     cache = tmp_path / "c.sqlite"
     frame = read_logs("results/answers")
