@@ -671,8 +671,20 @@ def check_references(params: Mapping) -> list[str]:
                 f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'"
             )
 
-    # group counts must fit the mined bank
+    # NegMining's lexicographer files (a typo would fail the mining job)
     mining = params["mining"]
+    from ants.wordnet import LEXNAMES
+
+    for i, name in enumerate(mining["exclude_lexnames"]):
+        if name not in LEXNAMES:
+            hint = difflib.get_close_matches(name, LEXNAMES, n=1)
+            out.append(
+                f"mining.exclude_lexnames[{i}]: {name!r} is not a WordNet 3.0 lexicographer file"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + "; expected names such as 'noun.person', 'adj.pert' (ants.wordnet.LEXNAMES)"
+            )
+
+    # group counts must fit the mined bank
     if mining["selection"] == "proportional":
         m = mining["n_negatives"]
         for name, cfg in methods.items():
@@ -1096,6 +1108,10 @@ def _mining_problems(params: Mapping, labels: _LabelSets) -> list[str]:
         return []
     n = mining["n_negatives"]
     excluded = list(mining["exclude_lexnames"])
+    from ants.wordnet import LEXNAMES
+
+    if set(excluded) - set(LEXNAMES):
+        return []  # an unknown lexicographer file: check_references names it
     if not excluded and n <= 40_000:  # WordNet 3.0 alone has 117,798 nouns: no need to count
         return []
     from ants.wordnet import candidate_pool_sizes

@@ -932,3 +932,9 @@ def test_the_answer_cache_must_be_writable(params, tmp_path):
             "can write")
     finally:
         (tmp_path / "ro").chmod(0o755)
+
+
+def test_an_unknown_lexname_to_exclude_is_named_before_the_mining_job(params):
+    assert only_problem(params, lambda p: p["mining"].update(exclude_lexnames=["noun.persn"])) == (
+        "mining.exclude_lexnames[0]: 'noun.persn' is not a WordNet 3.0 lexicographer file (did you mean "
+        "'noun.person'?); expected names such as 'noun.person', 'adj.pert' (ants.wordnet.LEXNAMES)")
