@@ -68,7 +68,7 @@ import pandas as pd
 
 from ants.embeddings import EmbeddingFileError, read_embeddings, write_embeddings
 from ants.progress import progress as progress_bar
-from ants.wordnet import LEXNAME_SEPARATOR, LEXNAMES, load_corpus
+from ants.wordnet import LEXNAMES, candidate_rule, load_corpus
 
 __all__ = [
     "ADJ_TEMPLATE",
@@ -167,14 +167,21 @@ def candidate_pools(
             removed["duplicate"] += 1
             continue
         seen[pos].add(key)
-        if key in id_keys:
-            removed["id_name"] += 1
-        elif excluded and set(str(lexnames).split(LEXNAME_SEPARATOR)) <= excluded:
-            removed["lexname"] += 1
-        elif pos == "adj" and drop_adjectives_that_are_nouns and bool(also_noun):
-            removed["adjective_is_noun"] += 1
-        else:
+        rule = (
+            "id_name"
+            if key in id_keys
+            else candidate_rule(
+                pos,
+                str(lexnames),
+                bool(also_noun),
+                exclude_lexnames=excluded,
+                drop_adjectives_that_are_nouns=drop_adjectives_that_are_nouns,
+            )
+        )
+        if rule is None:
             pools[pos].append(str(lemma).strip())
+        else:
+            removed[rule] += 1
     return CandidatePools(pools["noun"], pools["adj"], removed)
 
 

@@ -125,7 +125,7 @@ def build_dataset_manifest(
     ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
     images with more pixels are recorded as unreadable, refused before decoding. Where its
     images and list are: :func:`ants.datasets.location.dataset_location`."""
-    from ants.datasets.location import dataset_location
+    from ants.datasets.location import class_folder_names, dataset_extensions, dataset_location
     from ants.datasets.manifests import (
         build_manifest,
         list_class_folders,
@@ -135,16 +135,16 @@ def build_dataset_manifest(
     )
 
     root, lst = dataset_location(dataset, cfg, data_dir=data_dir)
-    ext = cfg.get("extensions") or None
+    ext = dataset_extensions(cfg)
     layout = "list" if cfg["source"] == "demo" else cfg["layout"]
     class_names = None
     if layout == "list":
         entries = read_image_list(lst, dataset)
     elif layout == "class_folders":
-        entries = list_class_folders(root, ext or (".jpg", ".jpeg", ".png"), dataset)
-        class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
+        entries = list_class_folders(root, ext, dataset)
+        class_names = class_folder_names(root)
     else:
-        entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
+        entries = list_flat(root, ext, dataset)
     from ants.images import DEFAULT_MAX_PIXELS
 
     frame = build_manifest(
