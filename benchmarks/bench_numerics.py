@@ -73,7 +73,7 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--texts", type=int, default=16_384)
+    ap.add_argument("--texts", type=int, default=8_192)
     ap.add_argument("--image-files", type=int, default=512)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--candidates", type=int, default=40_000)
