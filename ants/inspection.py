@@ -9,17 +9,18 @@ recursively (``**/*.parquet``). The per-answer timing columns (``answered_at``, 
 ``from_cache``) may live in a JSON sidecar next to the log instead; they are ``None`` when absent.
 
 Banks (:func:`banks_at`): the answers say what each update added; the state machine's own rules
-(METHOD.md section 6, :mod:`ants.methods.ants_tta`) say how:
+(docs/METHOD.md section 6, :mod:`ants.methods.ants_tta`) say how:
 
 * ENS, at each update batch ``u <= B`` in order: the sentences of the ``ok`` answers of that
-  update, normalised and de-duplicated (:func:`ants.mllm.parsing.normalise_sentences`), are
-  PREPENDED to the bank, which keeps its last ``ens_bank_cap`` entries;
+  update, de-duplicated (:func:`ants.mllm.parsing.ens_update_sentences`: the parser normalised
+  them once), are PREPENDED to the bank, which keeps its last ``ens_bank_cap`` entries;
 * VSNL, at each event batch ``v <= B``: the subset = the most predicted ID classes over the
   samples of batches ``1..v`` (:func:`ants.methods.ants_tta.top_predicted` of the score file's
   ``pred``); classes of the subset not cached yet are asked (the log's VSNL rows of batch ``v``),
   each keeps its first ``vsnl_labels_per_class`` normalised labels (``ok`` answers only); cached
   classes that left the subset are dropped; the bank = the cached labels in cache order,
-  normalised and de-duplicated.
+  normalised and de-duplicated (in the method's parse style,
+  :func:`ants.mllm.parsing.vsnl_class_labels` / :func:`~ants.mllm.parsing.vsnl_bank_labels`).
 
 Without the score file and the class names, the VSNL bank cannot know which classes left the
 subset; :func:`banks_at` then returns the labels asked so far and says so (``vsnl_exact``).
@@ -251,16 +252,17 @@ def banks_at(
     ``pred`` and ``batch`` columns in stream order; ``class_names``: the ID class names by index.
     """
     from ants.methods.ants_tta import ants_config, top_predicted
-    from ants.mllm.parsing import normalise_sentences
+    from ants.mllm.parsing import ens_update_sentences, vsnl_bank_labels, vsnl_class_labels
 
     cfg = ants_config(dict(config or {}))
+    style, keep = cfg.answer_parser, cfg.vsnl_labels_per_class
     out = Banks(stream=stream, batch=int(batch))
     rows = answers[answers["batch_index"] <= batch]
     ens = rows[rows["kind"] == "ens"]
     for b in sorted(int(x) for x in ens["batch_index"].unique()):
         part = ens[ens["batch_index"] == b]
-        sentences = normalise_sentences(
-            [s for r in part.itertuples() if r.status == "ok" for s in r.negatives]
+        sentences = ens_update_sentences(
+            s for r in part.itertuples() if r.status == "ok" for s in r.negatives
         )
         out.ens = (sentences + out.ens)[-cfg.ens_bank_cap :]
         out.ens_updates.append(b)
@@ -273,9 +275,7 @@ def banks_at(
         for r in vs.itertuples():
             cache.setdefault(
                 str(r.class_name),
-                normalise_sentences(list(r.negatives) if r.status == "ok" else [])[
-                    : cfg.vsnl_labels_per_class
-                ],
+                vsnl_class_labels(list(r.negatives) if r.status == "ok" else [], style, keep),
             )
         out.vsnl_exact = False
         out.note = (
@@ -301,11 +301,11 @@ def banks_at(
                     continue
                 r = by_class.get(c)
                 got = list(r.negatives) if r is not None and r.status == "ok" else []
-                cache[c] = normalise_sentences(got)[: cfg.vsnl_labels_per_class]
+                cache[c] = vsnl_class_labels(got, style, keep)
             for c in [c for c in cache if c not in set(frequent)]:
                 del cache[c]
     out.vsnl_classes = list(cache)
-    out.vsnl = normalise_sentences([lab for labs in cache.values() for lab in labs])
+    out.vsnl = vsnl_bank_labels([lab for labs in cache.values() for lab in labs], style)
     return out
 
 

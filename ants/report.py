@@ -91,17 +91,17 @@ def paper_rows(
     benchmark: str, method_kind: str, dataset: str, table: pd.DataFrame | None = None
 ) -> list[dict]:
     """Every published row for (benchmark, our method kind, our dataset or split-average name),
-    the paper's and the authors' scripts' (:func:`ants.tables.published_for` picks one)."""
+    the paper's (``"{Method}"``) and the authors' scripts' (``"{Method} (...)"``;
+    :func:`ants.tables.published_for` picks one). Rows of other variants of the method (the
+    paper's ablations, ``"ANTS ablation ..."``) are not the method's own numbers."""
     from ants.tables import PAPER_AVERAGE
 
     table = paper_results() if table is None else table
     name = PAPER_METHOD.get(method_kind)
     ds = PAPER_AVERAGE.get(benchmark, {}).get(dataset, dataset)
-    sel = table[
-        (table["benchmark"] == benchmark)
-        & (table["dataset"] == ds)
-        & table["method"].astype(str).str.startswith(name or "\0")
-    ]
+    methods = table["method"].astype(str)
+    own = (methods == name) | methods.str.startswith(f"{name} (") if name else False
+    sel = table[(table["benchmark"] == benchmark) & (table["dataset"] == ds) & own]
     return sel.to_dict("records")
 
 
@@ -363,7 +363,7 @@ def sweep_figures(
 
 
 def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list[dict]:
-    from ants.tables import paper_table, read_metric_rows, variant_metrics
+    from ants.tables import paper_table, read_metric_rows, split_notes, variant_metrics
 
     paper = paper_results()
     out = []
@@ -417,6 +417,7 @@ def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list
                     "datasets": datasets,
                     "metrics": list(TABLE_METRICS.values()),
                     "rows": rows,
+                    "notes": split_notes(long),
                 }
             )
         out.append({"benchmark": bench, "tables": tables})
