@@ -196,7 +196,7 @@ def pin(environ=None) -> dict:
             env.update(settings)
             state["settings"] = settings
             late = [name for name in _LIBRARIES if name in sys.modules]
-            if late:
+            if late and environ is None:  # (another environ is a test's: no library reads it)
                 state["loaded_before_pin"] = late
     if environ is None:
         _state = state
