@@ -68,8 +68,11 @@ Modes and opting out
 What was in effect is recorded where it decides stored bytes (:func:`provenance`: the CLIP
 encoder's identity, hence the embedding, text and negatives files; the static and score files)
 and, with this machine's details, in the report (:func:`describe`).
-Pinning after numpy or torch were imported (a notebook that imports them first) cannot change
-them any more; :func:`provenance` then names them under ``loaded_before_pin``.
+Pinning after numpy or torch were imported (a notebook that imports them first) cannot be
+counted on: numpy (and its OpenBLAS) read their settings when numpy loads, torch and MKL at their
+first CPU computation, so the pin reaches only what has not started yet. :func:`provenance` then
+names the libraries loaded before it under ``loaded_before_pin`` (and the files record it); the
+settings are still put into the environment, for the processes this one starts.
 """
 
 from __future__ import annotations

@@ -81,28 +81,125 @@ def test_numpy_feature_names_follow_its_version(monkeypatch):
     assert "AVX512_SKX" in numerics.portable_settings()["NPY_DISABLE_CPU_FEATURES"].split()
 
 
-@needs_avx2
-def test_importing_ants_pins_torch_and_mkl_before_they_load():
-    code = (
-        "import json, ants, torch; a = torch.ones(8, 8); a @ a;"
-        "print(json.dumps([torch.backends.cpu.get_cpu_capability(), ants.numerics.provenance()]))"
+def report(imports: str) -> str:
+    """Code that runs ``imports``, one CPU computation per library, then prints what each says
+    it ran: torch's capability, numpy's OpenBLAS kernels, and the pin's provenance."""
+    return (
+        f"{imports}; import json, torch, numpy, threadpoolctl, ants; a = torch.ones(64, 64);"
+        "a @ a; torch.nn.functional.gelu(torch.ones(1000));"
+        "print(json.dumps([torch.backends.cpu.get_cpu_capability(),"
+        " [i.get('architecture') for i in threadpoolctl.threadpool_info()"
+        " if i['internal_api'] == 'openblas'], ants.numerics.provenance()]))"
     )
-    # a machine whose torch would take another path: ants replaces the setting
-    pinned = python(code, ATEN_CPU_CAPABILITY="default", MKL_VERBOSE="1")
-    capability, state = json.loads(pinned.stdout.splitlines()[-1])
+
+
+#: what another machine, or a user's shell, would make the libraries do
+OTHER_PATH = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "OPENBLAS_CORETYPE": "Sandybridge",
+    "MKL_VERBOSE": "1",
+    "ONEDNN_VERBOSE": "1",
+}
+
+
+@needs_avx2
+def test_importing_ants_first_pins_torch_mkl_onednn_and_openblas():
+    pytest.importorskip("threadpoolctl")
+    pinned = python(report("import ants"), **OTHER_PATH)
+    capability, openblas, state = json.loads(pinned.stdout.splitlines()[-1])
     assert capability == "AVX2" and state["mode"] == "portable" and "loaded_before_pin" not in state
     assert "CNR:COMPATIBLE" in pinned.stdout  # MKL's verbose line of the product
-    assert "replaced ATEN_CPU_CAPABILITY=default" in pinned.stderr
-    # native: the user's setting holds, MKL runs without its reproducibility mode
-    native = python(
-        code, ATEN_CPU_CAPABILITY="default", MKL_VERBOSE="1", ANTS_CPU_NUMERICS="native"
+    assert "isa:Intel AVX2" in pinned.stdout and "jit:avx2" in pinned.stdout  # oneDNN's GELU
+    assert openblas == ["Haswell"]  # numpy's OpenBLAS
+    assert (
+        "replaced ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, "
+        "OPENBLAS_CORETYPE=Sandybridge (ANTS_CPU_NUMERICS=native keeps yours)" in pinned.stderr
     )
-    capability, state = json.loads(native.stdout.splitlines()[-1])
-    assert (capability, state) == ("DEFAULT", {"mode": "native"})
-    assert "CNR:OFF" in native.stdout and native.stderr == ""
-    # imported after torch: too late to count on, and recorded so
-    late = python("import torch, json, ants; print(json.dumps(ants.numerics.provenance()))")
-    assert "torch" in json.loads(late.stdout)["loaded_before_pin"]
+
+
+@needs_avx2
+def test_native_mode_honours_the_users_settings_in_every_library():
+    pytest.importorskip("threadpoolctl")
+    native = python(report("import ants"), ANTS_CPU_NUMERICS="native", **OTHER_PATH)
+    capability, openblas, state = json.loads(native.stdout.splitlines()[-1])
+    assert (capability, openblas, state) == ("DEFAULT", ["Sandybridge"], {"mode": "native"})
+    assert "CNR:OFF" in native.stdout  # MKL without its reproducibility mode
+    assert "isa:Intel SSE4.1" in native.stdout and "jit:sse41" in native.stdout
+    assert "replaced" not in native.stderr
+
+
+@needs_avx2
+def test_numpy_knows_every_feature_name_it_is_asked_to_disable():
+    # numpy warns (ImportWarning) and ignores a name it does not dispatch, e.g. AVX512_SKX since
+    # numpy 2.4: the pin would then leave AVX-512 loops on
+    python("import ants, numpy", PYTHONWARNINGS="error::ImportWarning")
+
+
+@needs_avx2
+def test_ants_imported_after_numpy_or_torch_is_recorded_and_pins_only_what_has_not_started():
+    """numpy fixes its kernels (and OpenBLAS's) when it loads; torch its capability, and MKL its
+    branch, at their first CPU computation: the pin after them cannot be counted on, and the
+    files say so (``loaded_before_pin``)."""
+    pytest.importorskip("threadpoolctl")
+    imported = python(report("import torch"), **OTHER_PATH)  # `import torch` imports numpy
+    capability, openblas, state = json.loads(imported.stdout.splitlines()[-1])
+    assert state["loaded_before_pin"] == ["numpy", "torch"] and state["mode"] == "portable"
+    assert openblas == ["Sandybridge"]  # too late for numpy's OpenBLAS
+    assert capability == "AVX2" and "CNR:COMPATIBLE" in imported.stdout  # torch had not computed
+    computed = python(report("import torch; torch.ones(8, 8) @ torch.ones(8, 8)"), **OTHER_PATH)
+    capability, _, state = json.loads(computed.stdout.splitlines()[-1])
+    assert capability == "DEFAULT" and "CNR:OFF" in computed.stdout  # too late for torch and MKL
+    assert state["loaded_before_pin"] == ["numpy", "torch"]
+    numpy_only = python("import numpy, json, ants; print(json.dumps(ants.numerics.provenance()))")
+    assert json.loads(numpy_only.stdout)["loaded_before_pin"] == ["numpy"]
+
+
+@needs_avx2
+def test_the_pin_runs_once_per_process_and_hands_out_copies():
+    # conftest imported ants first: this process is pinned, and its environment says so
+    state = numerics.provenance()
+    assert state == {"mode": "portable", "settings": numerics.portable_settings()}
+    assert {k: os.environ[k] for k in numerics.portable_settings()} == state["settings"]
+    state["settings"]["MKL_CBWR"] = "AUTO"
+    assert numerics.pin() == numerics.provenance() != state
+
+
+@needs_avx2
+def test_the_mode_ignores_case_and_spaces_and_defaults_to_portable():
+    assert numerics.pin({"ANTS_CPU_NUMERICS": " Native "}) == {"mode": "native"}
+    assert numerics.pin({"ANTS_CPU_NUMERICS": ""})["mode"] == "portable"
+    assert numerics.pin({})["mode"] == "portable"
+
+
+def test_only_cpu_libraries_are_pinned_never_a_gpu_setting():
+    """A CUDA run's kernels are the GPU libraries' own: the pin sets CPU libraries' variables
+    only, leaves CUDA's and torch's GPU switches alone."""
+    gpu = {
+        "CUDA_VISIBLE_DEVICES": "1",
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+        "NVIDIA_TF32_OVERRIDE": "0",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    }
+    env = dict(gpu)
+    numerics.pin(env)
+    assert {k: env[k] for k in gpu} == gpu
+    assert all(
+        k.startswith(("ATEN_CPU_", "MKL_", "ONEDNN_", "OPENBLAS_", "NPY_"))
+        for k in numerics.portable_settings()
+    )
+
+
+@needs_avx2
+def test_torch_gpu_switches_are_the_same_pinned_and_native():
+    code = (
+        "import json, ants, torch; b = torch.backends;"
+        "print(json.dumps([torch.cuda.is_available(), b.cuda.matmul.allow_tf32,"
+        " b.cudnn.allow_tf32, b.cudnn.deterministic, b.cudnn.benchmark,"
+        " torch.get_float32_matmul_precision(), torch.are_deterministic_algorithms_enabled()]))"
+    )
+    pinned = python(code).stdout.splitlines()[-1]
+    assert pinned == python(code, ANTS_CPU_NUMERICS="native").stdout.splitlines()[-1]
 
 
 @needs_avx2
