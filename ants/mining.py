@@ -65,6 +65,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ants.embeddings import EmbeddingFileError, read_embeddings, write_embeddings
 from ants.progress import progress as progress_bar
@@ -218,7 +219,9 @@ def id_similarity_stats(
     """Per candidate: the ``percentile`` of its cosines to the ID features, and their maximum.
 
     ``candidate_features`` ``(n, d)`` and ``id_features`` ``(K, d)`` are L2-normalised rows, so
-    cosines are dot products (computed in float32). ``method`` is numpy's percentile method; the
+    cosines are dot products, computed in float32 by torch (MKL: under :mod:`ants.numerics`'s
+    pin the same bits for any thread count, which numpy's OpenBLAS product does not give).
+    ``method`` is numpy's percentile method; the
     default ``'inverted_cdf'`` returns the ``ceil(percentile * K / 100)``-th smallest cosine
     (K = 1000, 95 -> the 950th). Returns two float64 arrays of length ``n``.
     """
@@ -235,8 +238,9 @@ def id_similarity_stats(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     stat = np.empty(cand.shape[0], dtype=np.float64)
     mx = np.empty(cand.shape[0], dtype=np.float64)
+    ids_t = torch.tensor(ids).T  # (copies: the inputs may be read-only arrays)
     for start in range(0, cand.shape[0], chunk_size):
-        cos = cand[start : start + chunk_size] @ ids.T
+        cos = (torch.tensor(cand[start : start + chunk_size]) @ ids_t).numpy()
         stat[start : start + len(cos)] = np.percentile(cos, percentile, axis=1, method=method)
         mx[start : start + len(cos)] = cos.max(axis=1)
     return stat, mx

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ants import numerics
 from ants._io import METADATA_KEY, atomic_path, read_table, write_json, write_table
 from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
@@ -477,6 +478,7 @@ def static(
             "encoder": meta.get("encoder"),
             "scoring": dict(scoring),
             "n_images": len(frame),
+            "cpu_numerics": numerics.provenance(),
         },
     )
     return frame
@@ -841,7 +843,13 @@ def score(
     )
     for name, values in sorted((result.variants or {}).items()):
         table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
-    meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
+    meta = {
+        "stream_id": stream_name,
+        "method": dict(method),
+        "stream": inputs.meta,
+        "trace": trace,
+        "cpu_numerics": numerics.provenance(),
+    }
     if spec.uses_answers and files.get("answers"):
         meta["mllm"] = _mllm_models(files["answers"])  # CLIP's: meta["stream"]["encoder"]
     write_table(out, table, meta)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
+
+# before numpy or torch load, as in the `ants` command: pins their CPU code path (ants.numerics)
+import ants  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,6 +41,7 @@ def qwen_dir(tmp_path_factory):
 @pytest.fixture
 def image_files(tmp_path):
     """Six small generated images (PNG and JPEG, different sizes and content), as paths."""
+    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
