@@ -28,9 +28,9 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/metrics.json",
+        template("metrics_json"),
         metric_tables(),
-        "reports/index.html",
+        artifacts.REPORT,
         report_figures(),
 
 
@@ -40,6 +40,7 @@ onstart:
 
 onsuccess:
     announce()
-    if os.path.exists("results/metrics.json"):
+    if os.path.exists(template("metrics_json")):
         shell("ants metrics --brief || true")
-    print("Metrics: results/metrics.json, results/tables/; report: reports/index.html", file=sys.stderr)
+    print(f"Metrics: {template('metrics_json')}, {artifacts.folder('tables')}/; report: {artifacts.REPORT}",
+          file=sys.stderr)

@@ -31,8 +31,9 @@ Inspection (:mod:`ants.cli_inspect`; ``ants COMMAND --help``)::
     ants config merge params.yaml configs/X.yaml --out F  write the merged, validated whole
     ants answers ...  ants negatives ...  ants metrics ...  ants cache ...
 
-Exit status: 0 on success, 2 for bad input (a clear message on stderr naming the file or key),
-1 for anything unexpected.
+Exit status: 0 on success, 2 for bad input (a clear message on stderr naming the file or key;
+a damaged or missing artifact: the file, what is wrong and how to rebuild it,
+:class:`ants.artifacts.ArtifactError`), 1 for anything unexpected.
 """
 
 from __future__ import annotations
@@ -40,19 +41,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
-from pathlib import Path
 
 from ants.errors import UsageError
 
 __all__ = ["main"]
-
-#: a per-seed score file's path, ``.../scores/BENCH/METHOD/OOD/seedN.parquet`` (the one pattern;
-#: :mod:`ants.cli_inspect` imports it through :func:`score_file_key`)
-SCORE_PATH = re.compile(
-    r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
-)
 
 
 #: ``--max-pixels`` of the commands that decode images (``params.data.max_pixels``)
@@ -81,16 +74,14 @@ def _json(text: str, what: str):
 
 
 def score_file_key(path: str) -> tuple[str, str, str, int]:
-    """``(benchmark, method, ood, seed)`` of a score file path (:data:`SCORE_PATH`).
+    """``(benchmark, method, ood, seed)`` of a score file path (the ``scores`` template of
+    :mod:`ants.artifacts`). Raises :class:`UsageError` for a path that is not one."""
+    from ants.artifacts import parse_path, template
 
-    Raises :class:`UsageError` for a path that is not one.
-    """
-    m = SCORE_PATH.search(Path(path).as_posix())
-    if not m:
-        raise UsageError(
-            f"{path}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)"
-        )
-    return m["b"], m["m"], m["o"], int(m["s"])
+    w = parse_path("scores", path)
+    if w is None:
+        raise UsageError(f"{path}: not a score file path (expected .../{template('scores')})")
+    return w["benchmark"], w["method"], w["ood"], int(w["seed"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,13 +275,13 @@ def cmd_score(a) -> int:
 
 
 def cmd_compute_metrics(a) -> int:
-    from ants.stages import _write_csv, compute_metrics, trace_table
+    from ants.stages import compute_metrics
 
     view = _json(a.view_json, "--view-json")
     files = {score_file_key(p): p for p in a.scores}
-    nested = compute_metrics(files, params=view, out_json=a.out_json, out_dir=a.out_dir)
-    if a.plots:
-        _write_csv(a.plots, trace_table(files))
+    nested = compute_metrics(
+        files, params=view, out_json=a.out_json, out_dir=a.out_dir, out_trace=a.plots
+    )
     for bench, methods in nested.items():
         print(f"{bench}:")
         for method, entries in methods.items():
@@ -546,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from ants.artifacts import ArtifactError
     from ants.config import ConfigError
     from ants.datasets import DatasetError
     from ants.mllm.base import AnswerFailureError, BackendError
@@ -558,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (
         UsageError,
+        ArtifactError,
         ConfigError,
         DatasetError,
         StageError,

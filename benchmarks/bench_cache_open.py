@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ants.mllm.answering import answer_records, write_answer_log
+from ants.answers_log import answer_records, write_answer_log
 from ants.mllm.base import Answer, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key, rebuild_cache
 

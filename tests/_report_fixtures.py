@@ -62,7 +62,7 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
     from ants.embeddings import write_embeddings
     from ants.methods.ants_tta import run_ants
     from ants.mining import MinedNegatives
-    from ants.mllm.answering import answer_records
+    from ants.answers_log import answer_records
     from ants.stages import compute_metrics
 
     root = Path(root)

@@ -194,7 +194,7 @@ def test_adaneg_compared_with_the_published_numbers_is_the_authors_code(name):
     ``authors_code`` preset exactly (9 image slots, beta 5, task proxy), with nothing of the
     demo's ``paper`` settings (params.yaml's ``proxy: sample``) merged in."""
     from ants.methods.adaneg import AdaNegConfig, adaneg_config
-    from ants.tables import tables_view
+    from ants.views import tables_view
 
     p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)
     view = tables_view(p)

@@ -21,9 +21,8 @@ from ants.datasets import (
     list_class_folders,
     list_flat,
     read_image_list,
-    read_manifest,
-    write_manifest,
 )
+from ants.artifacts import read_manifest, write_manifest
 from ants.stages import build_dataset_manifest, download_dataset
 
 

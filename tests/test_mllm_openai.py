@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 from test_images import _png_header_only
 
-from ants.mllm.answering import CachedAnswerer, answer_records, write_answer_log
+from ants.answers_log import answer_records, write_answer_log
+from ants.mllm.answering import CachedAnswerer
 from ants.mllm.base import BackendError, Query
 from ants.mllm.cache import AnswerCache
 from ants.mllm.openai_http import (

@@ -1,6 +1,7 @@
-# Helpers of the rules: validated params, file paths, input functions, the rule params.
-# Each rule passes as `params` exactly the config subset its output depends on (ants.config's
-# views), so Snakemake's params trigger re-runs only the rules a changed setting affects.
+# Helpers of the rules: validated params, input functions, the rule params -- thin glue.
+# File paths are the templates of ants.artifacts (one home of the results layout); each rule
+# passes as `params` exactly the config subset its output depends on (ants.views), so
+# Snakemake's params trigger re-runs only the rules a changed setting affects.
 
 import os
 import re
@@ -9,14 +10,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from ants import artifacts
+from ants.artifacts import benchmark_path, log_path, template
 from ants.config import ConfigError, load_config_files, load_schema
 from ants.methods import method_spec
-from ants.stages import scoring_name
 from ants.views import (
     answer_config,
     answers_owner,
-    get_dotted,
-    same_as_base,
     text_config,
     ants_methods,
     dumps,
@@ -28,7 +28,8 @@ from ants.views import (
     report_view,
     static_scoring,
     stream_key,
-    sweep_points,
+    sweep_view,
+    tables_view,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -115,7 +116,7 @@ def bench(wildcards):
 
 
 def embeddings(backbone, dataset):
-    return f"results/embeddings/{backbone}/{dataset}.parquet"
+    return artifacts.path("embeddings", backbone=backbone, dataset=dataset)
 
 
 def split_of(wildcards):
@@ -126,7 +127,7 @@ def split_of(wildcards):
 
 
 def stream_name(wildcards):
-    return f"{wildcards.benchmark}/{wildcards.method}/{wildcards.ood}/seed{wildcards.seed}"
+    return artifacts.stream_id(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed)
 
 
 def kind_of(method):
@@ -145,12 +146,13 @@ def streams_of(benchmark, methods):
 
 
 def stream_path(benchmark, method, ood, seed):
-    return f"results/streams/{benchmark}/{ood}/{stream_key(PARAMS, method)}/seed{seed}.parquet"
+    return artifacts.path("stream", benchmark=benchmark, ood=ood, stream_key=stream_key(PARAMS, method),
+                          seed=seed)
 
 
 def per_stream(kind, benchmark, method, ood, seed):
-    """Path of one stream's file of ``kind`` (scores, plans, answers, negatives-text)."""
-    return f"results/{kind}/{benchmark}/{method}/{ood}/seed{seed}.parquet"
+    """Path of one stream's file of ``kind`` (scores, plan, answers, negative_text)."""
+    return artifacts.path(kind, benchmark=benchmark, method=method, ood=ood, seed=seed)
 
 
 def score_files(methods=None):
@@ -166,7 +168,8 @@ def answer_logs():
 def static_path(wildcards, dataset):
     b = bench(wildcards)
     scoring = static_scoring(PARAMS, wildcards.method)
-    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring_name(scoring)}.parquet"
+    return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
+                          scoring=artifacts.scoring_name(scoring))
 
 
 def stream_inputs(wildcards):
@@ -186,10 +189,10 @@ def scoring_inputs(wildcards):
     files = {
         "stream": stream_path(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed),
         **stream_inputs(wildcards),
-        "text": f"results/text/{b['backbone']}/{b['label_set']}.parquet",
+        "text": artifacts.path("id_text", backbone=b["backbone"], label_set=b["label_set"]),
     }
     if spec.uses_negatives:
-        files["negatives"] = f"results/negatives/{b['backbone']}/{b['label_set']}.parquet"
+        files["negatives"] = artifacts.path("negatives", backbone=b["backbone"], label_set=b["label_set"])
     if static_scoring(PARAMS, wildcards.method) is not None:
         files["static_id"] = static_path(wildcards, b["id"])
         files["static_ood"] = static_path(wildcards, wildcards.ood)
@@ -202,7 +205,7 @@ def ants_inputs(wildcards):
     w = wildcards
     owner = answers_owner(PARAMS, w.method)
     return {**scoring_inputs(w), "answers": per_stream("answers", w.benchmark, owner, w.ood, w.seed),
-            "negative_text": per_stream("negatives-text", w.benchmark, owner, w.ood, w.seed)}
+            "negative_text": per_stream("negative_text", w.benchmark, owner, w.ood, w.seed)}
 
 
 def score_options(wildcards, input):
@@ -216,9 +219,9 @@ def score_options(wildcards, input):
 def manifest_inputs(wildcards):
     cfg = PARAMS["datasets"][wildcards.dataset]
     if cfg["source"] == "demo":
-        return [f"results/data/demo/{cfg['split']}.txt"]
+        return [artifacts.path("demo_list", split=cfg["split"])]
     if cfg["source"] == "download":
-        return [f"results/data/downloads/{wildcards.dataset}/extracted"]
+        return [artifacts.path("download", dataset=wildcards.dataset)]
     return [cfg["list"]] if cfg.get("layout") == "list" and cfg.get("list") and os.path.isfile(cfg["list"]) else []
 
 
@@ -234,10 +237,10 @@ def report_inputs(wildcards):
     )
     texts = sorted({(PARAMS["benchmarks"][b]["backbone"], PARAMS["benchmarks"][b]["label_set"]) for b in BENCHMARKS})
     return {
-        "metrics": "results/metrics.json",
+        "metrics": template("metrics_json"),
         "scores": score_files(),
         "answers": answer_logs(),
-        "negatives": [f"results/negatives/{bb}/{ls}.parquet" for bb, ls in texts],
+        "negatives": [artifacts.path("negatives", backbone=bb, label_set=ls) for bb, ls in texts],
         "embeddings": [embeddings(bb, ds) for bb, ds in datasets],
         "sweeps": report_sweeps(),
     }
@@ -247,20 +250,26 @@ def report_sweeps():
     """The sweep tables the report draws: those already built, and all of them when this run
     builds the `sweeps` target too (`snakemake tables sweeps report`), so the report waits."""
     wanted = "sweeps" in sys.argv[1:]
-    return [f"results/sweeps/{s}.csv" for s in sweep_names()
-            if wanted or os.path.exists(f"results/sweeps/{s}.csv")]
+    return [artifacts.path("sweep_csv", sweep=s) for s in sweep_names()
+            if wanted or os.path.exists(artifacts.path("sweep_csv", sweep=s))]
 
 
 def metric_tables():
     """Per-benchmark metric tables and the ANTS trace (for `dvc plots`)."""
-    return [f"results/metrics/{b}.csv" for b in BENCHMARKS] + ["results/plots/ants_trace.csv"]
+    return [artifacts.path("metrics_csv", benchmark=b) for b in BENCHMARKS] + [template("trace_csv")]
 
 
 def report_figures():
     """The report's figures: score histograms of every method, ANTS's threshold and lambda."""
-    hist = [f"reports/figures/hist_{b}_{m}.png" for b in BENCHMARKS for m in METHODS]
-    trace = [f"reports/figures/trace_{b}_{m}.png" for b in BENCHMARKS for m in ANTS_METHODS]
+    hist = [artifacts.REPORT_FIGURE.format(name=f"hist_{b}_{m}") for b in BENCHMARKS for m in METHODS]
+    trace = [artifacts.REPORT_FIGURE.format(name=f"trace_{b}_{m}") for b in BENCHMARKS for m in ANTS_METHODS]
     return hist + trace
+
+
+def table_files():
+    """The paper-shaped tables: per benchmark, and its ANTS variants when ANTS runs."""
+    stems = list(BENCHMARKS) + ([f"{b}_ants_variants" for b in BENCHMARKS] if ANTS_METHODS else [])
+    return [artifacts.path("tables", stem=s, ext=ext) for s in stems for ext in ("csv", "md", "tex")]
 
 
 # -- the params of each rule (canonical JSON of the config subset it depends on) -----------------
@@ -295,9 +304,7 @@ def stream_json(wildcards):
 
 
 def static_json(wildcards):
-    from ants.stages import parse_scoring_name
-
-    return dumps(parse_scoring_name(wildcards.scoring))
+    return dumps(artifacts.parse_scoring_name(wildcards.scoring))
 
 
 def method_json(wildcards):
@@ -311,7 +318,7 @@ def backbone_json(wildcards):
 
 def text_store(wildcards):
     """The content-addressed store of the negatives' text features of one backbone."""
-    return f"results/text-features/{bench(wildcards)['backbone']}.sqlite"
+    return artifacts.path("text_store", backbone=bench(wildcards)["backbone"])
 
 
 # -- sweeps (params.yaml `sweeps`; built by `snakemake sweeps`) ---------------------------------
@@ -321,27 +328,5 @@ def sweep_names():
     return list(PARAMS["run"].get("sweeps") or PARAMS.get("sweeps") or {})
 
 
-def sweep_view(sweep):
-    """Each point of ``sweep`` with its score files. A point whose value is what params.yaml
-    already has reads the main run's files (its base method's name), so it costs nothing."""
-    spec = PARAMS["sweeps"][sweep]
-    seeds = spec.get("seeds") or SEEDS
-    labels = spec.get("labels") or [None] * len(spec["values"])
-    points = []
-    for point, base, i in sweep_points(PARAMS, sweep):
-        value = spec["values"][i]
-        current = get_dotted(PARAMS, spec["setting"].replace("{method}", base), object())
-        name = base if same_as_base(PARAMS, point) else point
-        default = spec["default"] if "default" in spec else current
-        files = [[b, ood, int(s), per_stream("scores", b, name, ood, s)]
-                 for b in spec["benchmarks"] for _, ood in ood_sets(PARAMS, b) for s in seeds]
-        points.append({"method": base, "index": i, "value": value,
-                       "label": labels[i] if labels[i] is not None else value,
-                       "is_default": value == default, "files": files})
-    view = {"sweep": sweep, "setting": spec["setting"], "title": spec.get("title", sweep), "points": points}
-    view["benchmarks"] = {b: {"ood": PARAMS["benchmarks"][b]["ood"]} for b in spec["benchmarks"]}
-    return view
-
-
 def sweep_score_files(wildcards):
-    return sorted({f[3] for p in sweep_view(wildcards.sweep)["points"] for f in p["files"]})
+    return sorted({f[3] for p in sweep_view(PARAMS, wildcards.sweep)["points"] for f in p["files"]})
