@@ -277,11 +277,7 @@ def read_answer_log(
         if col not in df.columns:
             df[col] = _DEFAULTS.get(col)
     df["negatives"] = [list(v) if v is not None else [] for v in df["negatives"]]
-    side = (
-        None
-        if timings is False
-        else (sidecar_path(path) if timings is True else Path(timings))
-    )
+    side = None if timings is False else (sidecar_path(path) if timings is True else Path(timings))
     payload = _read_timings(path, side, len(df)) if side is not None and side.is_file() else None
     if payload is not None:
         for col in TIMING_COLUMNS:

@@ -226,8 +226,10 @@ ARTIFACTS: dict[str, Artifact] = {
             "manifests/{dataset}.parquet",
             "manifest",
             "manifest",
-            tuple((c, "bool" if c == "readable" else "int" if c == "label" else "str")
-                  for c in MANIFEST_COLUMNS),
+            tuple(
+                (c, "bool" if c == "readable" else "int" if c == "label" else "str")
+                for c in MANIFEST_COLUMNS
+            ),
         ),
         Artifact(
             "embeddings",
@@ -353,7 +355,8 @@ ARTIFACTS: dict[str, Artifact] = {
             "metrics/{benchmark}_variants.csv",
             "metrics",
             "compute-metrics",
-            _ROW_KEYS + (("variant", "str"), ("dataset", "str"), ("split", "str"))
+            _ROW_KEYS
+            + (("variant", "str"), ("dataset", "str"), ("split", "str"))
             + _METRIC_COLUMNS,
         ),
         Artifact(
@@ -400,9 +403,7 @@ ARTIFACTS: dict[str, Artifact] = {
             "answer",
             "answer",
         ),
-        Artifact(
-            "demo_list", "demo image list", "data/demo/{split}.txt", "demo_data", "demo-data"
-        ),
+        Artifact("demo_list", "demo image list", "data/demo/{split}.txt", "demo_data", "demo-data"),
         Artifact(
             "demo_classnames",
             "demo class names",
@@ -411,7 +412,10 @@ ARTIFACTS: dict[str, Artifact] = {
             "demo-data",
         ),
         Artifact(
-            "download", "extracted archive", "data/downloads/{dataset}/extracted", "download",
+            "download",
+            "extracted archive",
+            "data/downloads/{dataset}/extracted",
+            "download",
             "download",
         ),
         Artifact(
@@ -592,8 +596,7 @@ def _type_ok(t, want: str) -> bool:
         return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
     if want == "list<str>":
         return pa.types.is_null(t) or (
-            (pa.types.is_list(t) or pa.types.is_large_list(t))
-            and _type_ok(t.value_type, "str")
+            (pa.types.is_list(t) or pa.types.is_large_list(t)) and _type_ok(t.value_type, "str")
         )
     raise ValueError(f"unknown column type {want!r}; valid: {', '.join(COLUMN_TYPES)}")
 
@@ -646,7 +649,9 @@ def _metadata(file: Path, kind: str | None, schema, required: bool) -> dict:
     try:
         meta = json.loads(raw)
     except ValueError:
-        raise artifact_error(file, f"its {name!r} schema metadata is not valid JSON", kind) from None
+        raise artifact_error(
+            file, f"its {name!r} schema metadata is not valid JSON", kind
+        ) from None
     if not isinstance(meta, dict):
         raise artifact_error(file, f"its {name!r} schema metadata is not a JSON object", kind)
     return meta
@@ -830,8 +835,8 @@ def read_metrics_json(file: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise artifact_error(file, "not a JSON object (benchmark -> method -> dataset)", kind)
     for bench, methods in data.items():
-        for method, datasets in (methods.items() if isinstance(methods, dict) else [(None, 0)]):
-            for ds, stats in (datasets.items() if isinstance(datasets, dict) else [(None, 0)]):
+        for method, datasets in methods.items() if isinstance(methods, dict) else [(None, 0)]:
+            for ds, stats in datasets.items() if isinstance(datasets, dict) else [(None, 0)]:
                 ok = (
                     ds is not None
                     and isinstance(stats, dict)
@@ -856,7 +861,9 @@ def write_manifest(file: str | os.PathLike, frame: pd.DataFrame, metadata: Mappi
     """A manifest (:data:`MANIFEST_COLUMNS`, in that order), written atomically."""
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}")
+        raise ValueError(
+            f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}"
+        )
     return write_parquet(file, "manifest", frame[list(MANIFEST_COLUMNS)], metadata)
 
 

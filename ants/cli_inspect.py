@@ -615,7 +615,9 @@ def register(add) -> None:
     s.add_argument("--batch", type=int, required=True, help="stream batch (from 1)")
     s.add_argument("--log", default=DEFAULT_LOG)
     s.add_argument(
-        "--scores", default=artifacts.folder("scores"), help="score files folder (predictions, config, trace)"
+        "--scores",
+        default=artifacts.folder("scores"),
+        help="score files folder (predictions, config, trace)",
     )
     s.add_argument("--text-file", help="ID text file (class names); default: from params.yaml")
     s.add_argument("--params", default="params.yaml")

@@ -164,7 +164,9 @@ def read_embeddings(
         )
     flat = column.flatten()  # honours the array offset; no per-row work
     if len(flat) != n * d or flat.null_count:
-        raise artifact_error(path, f"column {EMBEDDING_COLUMN!r} holds null or missing values", kind)
+        raise artifact_error(
+            path, f"column {EMBEDDING_COLUMN!r} holds null or missing values", kind
+        )
     features = np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True).reshape(
         n, d
     )

@@ -11,7 +11,6 @@ logs and their timing sidecars (:mod:`ants.answers_log`), the metric files
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +57,11 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
     """Write a finished fixture run under ``root``; returns paths and the view."""
     from PIL import Image
 
+    from ants.answers_log import answer_records, write_answer_log
+    from ants.artifacts import write_scores
     from ants.embeddings import write_embeddings
     from ants.methods.ants_tta import run_ants
     from ants.mining import MinedNegatives
-    from ants.answers_log import answer_records, write_answer_log
-    from ants.artifacts import write_scores
     from ants.stages import compute_metrics
 
     root = Path(root)

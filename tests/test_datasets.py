@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ants.artifacts import read_manifest, write_manifest
 from ants.datasets import (
     ChecksumError,
     DatasetError,
@@ -22,7 +23,6 @@ from ants.datasets import (
     list_flat,
     read_image_list,
 )
-from ants.artifacts import read_manifest, write_manifest
 from ants.stages import build_dataset_manifest, download_dataset
 
 

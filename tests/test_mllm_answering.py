@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ants.mllm import build_answerer
 from ants.answers_log import (
     LOG_COLUMNS,
     TIMING_COLUMNS,
@@ -19,6 +18,7 @@ from ants.answers_log import (
     timing_path,
     write_answer_log,
 )
+from ants.mllm import build_answerer
 from ants.mllm.answering import MAX_ANSWER_CHARS, CachedAnswerer, answer_all, shorten
 from ants.mllm.base import Answer, AnswerFailureError, Query
 from ants.mllm.cache import AnswerCache

@@ -12,7 +12,6 @@ from PIL import Image
 
 from ants import stages
 from ants._io import read_table, write_table
-from ants.cli import main
 from ants.answers_log import read_answer_log
 from ants.artifacts import (
     ARTIFACTS,
@@ -22,6 +21,7 @@ from ants.artifacts import (
     scoring_name,
     write_manifest,
 )
+from ants.cli import main
 from ants.datasets import build_manifest
 from ants.embeddings import read_embeddings, write_embeddings
 from ants.mllm.base import Answer
