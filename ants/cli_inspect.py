@@ -447,17 +447,10 @@ def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
 
 
 def _is_demo_params(path: str) -> bool:
+    from ants.views import uses_random_weights
+
     try:
-        p = _load_params(path)
-        if (p.get("mllm") or {}).get("backend") == "demo":
-            return True
-        return any(
-            not (
-                p["backbones"][p["benchmarks"][b]["backbone"]].get("pretrained")
-                or p["backbones"][p["benchmarks"][b]["backbone"]].get("weights_path")
-            )
-            for b in p["run"]["benchmarks"]
-        )
+        return uses_random_weights(_load_params(path))
     except Exception:  # noqa: BLE001 - unknown: no note
         return False
 

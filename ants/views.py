@@ -43,6 +43,7 @@ __all__ = [
     "report_view",
     "sweep_view",
     "tables_view",
+    "uses_random_weights",
 ]
 
 #: ANTS switches that decide which MLLM queries a stream asks (METHOD.md section 6: queries
@@ -278,6 +279,18 @@ def same_as_base(params: Mapping, method: str) -> bool:
     if method_spec(params["methods"][base]["method"]).uses_answers:
         views.append(answer_config)
     return all(f(params, method) == f(params, base) for f in views)
+
+
+def uses_random_weights(params: Mapping) -> bool:
+    """Whether a run's numbers carry no meaning: the demo MLLM, or a CLIP backbone of an active
+    benchmark with neither ``pretrained`` weights nor a ``weights_path`` (random weights)."""
+    if (params.get("mllm") or {}).get("backend") == "demo":
+        return True
+    backbones = [
+        params["backbones"][params["benchmarks"][b]["backbone"]]
+        for b in params["run"]["benchmarks"]
+    ]
+    return any(not (bb.get("pretrained") or bb.get("weights_path")) for bb in backbones)
 
 
 def metrics_view(params: Mapping) -> dict:

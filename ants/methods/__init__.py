@@ -79,7 +79,7 @@ class MethodSpec:
     """What one detector needs and how the workflow runs it.
 
     * ``id_prompt``: which ID text features it scores against (``photo`` = "a photo of a {}.",
-      ``nice`` = "The nice {}.", :data:`ants.stages.ID_PROMPTS`);
+      ``nice`` = "The nice {}.", :data:`ants.artifacts.ID_PROMPTS`);
     * ``uses_negatives``: scores against the mined negative labels;
     * ``uses_answers``: asks the MLLM (plan -> answer -> replay; :mod:`ants.replay`);
     * ``static_scoring(section)``: the settings of the shared per-image static pass

@@ -14,7 +14,7 @@ How answers are judged is given to :func:`build_answerer` by the caller, not rea
 mapping: ``max_failed_fraction`` (default 0.0: any failed query is an error), ``max_negative_chars``
 (default 200: a longer parsed negative is dropped) and ``parse_style`` (``"lenient"`` /
 ``"authors"``, following the ANTS preset; a log can also be re-parsed at replay with
-:func:`ants.mllm.answering.answer_map`). ``max_answer_chars`` only shortens listings
+:func:`ants.answers_log.answer_map`). ``max_answer_chars`` only shortens listings
 (:func:`ants.mllm.answering.shorten`).
 
 :func:`build_backend` builds the backend, :func:`build_answerer` the cached answerer on top.

@@ -30,6 +30,7 @@ from ants.views import (
     stream_key,
     sweep_view,
     tables_view,
+    uses_random_weights,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -65,11 +66,7 @@ SEEDS = PARAMS["run"]["seeds"]
 ANTS_METHODS = ants_methods(PARAMS)
 STATIC_METHODS = [m for m in METHODS if m not in ANTS_METHODS]
 MLLM_GPU = int(PARAMS["mllm"].get("gpu", PARAMS["mllm"]["backend"] == "transformers"))
-DEMO = PARAMS["mllm"]["backend"] == "demo" or any(
-    not (PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("pretrained")
-         or PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("weights_path"))
-    for b in BENCHMARKS
-)
+DEMO = uses_random_weights(PARAMS)
 DEMO_NOTE = (
     "NOTE: this run uses random-weight models (the offline demo: tiny CLIP and/or demo MLLM, "
     "generated images). Its numbers carry NO meaning."
