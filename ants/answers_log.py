@@ -38,7 +38,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ants._io import canonical_json, file_digest, write_json, write_table
-from ants.artifacts import ARTIFACTS, artifact_error, match_path, parse_path, read_parquet
+from ants.artifacts import (
+    ARTIFACTS,
+    ArtifactError,
+    MissingArtifactError,
+    match_path,
+    parse_path,
+    read_parquet,
+)
 from ants.artifacts import path as artifact_path
 from ants.mllm.base import Answer, Query
 from ants.mllm.parsing import MAX_NEGATIVE_CHARS, check_style, parse_answer
@@ -297,12 +304,12 @@ def list_logs(path: str | os.PathLike) -> list[Path]:
     p = Path(path)
     if p.is_file():
         return [p]
-    if p.is_dir():
-        logs = sorted(x for x in p.rglob("*.parquet") if x.is_file())
-        if not logs:
-            raise artifact_error(p, "a folder holding no answers log (*.parquet)", "answers")
+    logs = sorted(x for x in p.rglob("*.parquet") if x.is_file()) if p.is_dir() else []
+    if logs:
         return logs
-    raise artifact_error(p, "does not exist", "answers", missing=True)
+    what = "a folder holding no answers log (*.parquet)" if p.is_dir() else "does not exist"
+    cls = ArtifactError if p.is_dir() else MissingArtifactError
+    raise cls(p, what, "snakemake --cores all (its answer jobs write them)", "answers logs")
 
 
 def read_logs(path: str | os.PathLike) -> pd.DataFrame:

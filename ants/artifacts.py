@@ -122,13 +122,22 @@ PLAN_COLUMNS = ("stream_id", "batch_index", "kind", "class_name", "image", "imag
 
 class ArtifactError(ValueError):
     """A stored artifact cannot be used: ``path``, what is wrong (``problem``), and how to
-    rebuild it (``rebuild``: a command). ``str()`` is one line holding all three."""
+    rebuild it (``rebuild``: a command); ``kind``: its :data:`ARTIFACTS` entry when known (whose
+    ``rule`` writes it). ``str()`` is one line holding the path, the problem and the command."""
 
-    def __init__(self, path: str | os.PathLike, problem: str, rebuild: str, what: str = "") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        problem: str,
+        rebuild: str,
+        what: str = "",
+        kind: str | None = None,
+    ) -> None:
         self.path = os.fspath(path)
         self.problem = problem
         self.rebuild = rebuild
         self.what = what
+        self.kind = kind
         kind = f" ({what})" if what else ""
         super().__init__(f"{self.path}{kind}: {problem}. Rebuild it: {rebuild}")
 
@@ -540,9 +549,10 @@ def artifact_error(
 ) -> ArtifactError:
     """The :class:`ArtifactError` (or :class:`MissingArtifactError`) for ``file``."""
     found = match_path(file)
-    what = _spec(kind).what if kind is not None else (found[0].what if found else "")
+    spec = _spec(kind) if kind is not None else (found[0] if found else None)
     cls = MissingArtifactError if missing else ArtifactError
-    return cls(file, problem, rebuild_hint(file, kind), what)
+    name = spec.name if spec is not None and spec.name in ARTIFACTS else None
+    return cls(file, problem, rebuild_hint(file, kind), spec.what if spec else "", name)
 
 
 def stream_id(benchmark: str, method: str, ood: str, seed: int | str) -> str:

@@ -186,7 +186,8 @@ def _fails(kind, rel, problem, error=ArtifactError):
     with pytest.raises(error) as err:
         read(rel)
     assert str(err.value) == _message(kind, rel, problem)
-    assert err.value.path == str(rel) and err.value.rebuild == f"snakemake --cores all --forcerun {rel.as_posix()}"
+    assert err.value.path == str(rel) and err.value.kind == kind
+    assert err.value.rebuild == f"snakemake --cores all --forcerun {rel.as_posix()}"
 
 
 def _rewrite(rel, edit_table=None, edit_meta=None):
@@ -300,6 +301,20 @@ def test_the_rebuild_hint_outside_the_current_folder_and_outside_any_workflow(tm
     with pytest.raises(ArtifactError) as err:
         artifacts.read_stream(loose)
     assert str(err.value) == f"{loose} (stream table): empty file (0 bytes). Rebuild it: write it again with `ants stream`"
+
+
+def test_no_answers_log_where_the_inspection_commands_look(tmp_path, capsys):
+    from ants.cli import main
+
+    assert main(["answers", "list", "--log", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ants answers: error: {tmp_path / 'nowhere'} (answers logs): does not exist. "
+        "Rebuild it: snakemake --cores all (its answer jobs write them)"]
+    (tmp_path / "empty").mkdir()
+    assert main(["answers", "streams", "--log", str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"ants answers: error: {tmp_path / 'empty'} (answers logs): a folder holding no answers log (*.parquet). "
+        "Rebuild it: snakemake --cores all (its answer jobs write them)"]
 
 
 def test_writers_refuse_a_table_that_disagrees_with_its_declaration(tmp_path):
