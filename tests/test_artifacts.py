@@ -477,3 +477,22 @@ def test_a_damaged_stream_file_is_one_line_on_stderr_exit_2(tmp_path):
         f"Rebuild it: snakemake --cores all --forcerun {rel}"
     ]
     assert "Traceback" not in proc.stderr + proc.stdout and not (tmp_path / "plan.parquet").exists()
+
+
+def test_a_damaged_timing_sidecar_is_ignored_with_a_warning_and_the_log_still_reads(workflow, caplog):
+    """The sidecar holds run-dependent timings only: never needed, so a damaged one is skipped, said so."""
+    from ants.answers_log import answer_records, read_answer_log, sidecar_path, write_answer_log
+    from ants.mllm.base import Answer, Query
+
+    rel = Path(artifacts.path("answers", benchmark="b", method="m", ood="o", seed=0))
+    side = Path(artifacts.path("timings", benchmark="b", method="m", ood="o", seed=0))
+    frame = answer_records([Query("vsnl", "dog")], [Answer("1. wolf", ("wolf",))], stream_id="s", batch_index=1)
+    write_answer_log(rel, frame.assign(from_cache=True), timings=side)
+    assert sidecar_path(rel) == side and read_answer_log(rel)["from_cache"].tolist() == [True]
+    for damage in (b"", b"{\"rows\": 1, \"seconds\"", bytes(range(256))):
+        side.write_bytes(damage)
+        with caplog.at_level("WARNING"):
+            back = read_answer_log(rel)
+        assert back["from_cache"].tolist() == [None] and back["negatives"].tolist() == [["wolf"]]
+        assert f"ignoring the timing sidecar {side} of {rel}" in caplog.text
+        caplog.clear()
