@@ -52,11 +52,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ants._io import METADATA_KEY, atomic_path, write_json, write_table
+
+if TYPE_CHECKING:  # the layout (templates, paths) imports no pandas / pyarrow: the rules parse fast
+    import pandas as pd
 
 __all__ = [
     "ARTIFACTS",
@@ -796,6 +797,8 @@ def write_csv(file: str | os.PathLike, frame: pd.DataFrame) -> Path:
 def read_csv(file: str | os.PathLike, kind: str) -> pd.DataFrame:
     """A ``kind`` CSV table, checked: it exists, is not empty, parses, has the declared columns;
     numeric ones hold numbers and no gaps (a cut-off line leaves some)."""
+    import pandas as pd
+
     file = Path(file)
     spec = _spec(kind)
     _exists(file, kind)
