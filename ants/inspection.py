@@ -5,7 +5,7 @@ report (:mod:`ants.report`): pure functions over the frames :func:`ants.answers_
 reads (the logs' format and its one reader live in :mod:`ants.answers_log`).
 
 Banks (:func:`banks_at`): the answers say what each update added; the detector's own update
-steps (METHOD.md section 6, :mod:`ants.methods.ants_tta`: :func:`~ants.methods.ants_tta.ens_sentences`,
+steps (METHOD.md section 6, :mod:`ants.methods.ants_tta`: :func:`~ants.methods.ants_tta.ens_update_texts`,
 :func:`~ants.methods.ants_tta.prepend_keep_last`, :func:`~ants.methods.ants_tta.vsnl_event`,
 with the preset's ``answer_parser``) say how -- the very functions the detector runs, on the
 answers the score job replays (:func:`ants.answers_log.answer_map`):
@@ -136,13 +136,13 @@ def banks_at(
     from ants.answers_log import answer_map, log_queries
     from ants.methods.ants_tta import (
         ants_config,
-        ens_sentences,
+        ens_update_texts,
         is_vsnl_batch,
         near_subset_size,
         prepend_keep_last,
         top_predicted,
-        vsnl_bank_labels,
-        vsnl_class_labels,
+        vsnl_answer_labels,
+        vsnl_bank_texts,
         vsnl_event,
     )
     from ants.mllm.base import Answer, Query
@@ -154,7 +154,7 @@ def banks_at(
     ens = rows[rows["kind"] == "ens"]
     for b in sorted(int(x) for x in ens["batch_index"].unique()):
         part = ens[ens["batch_index"] == b]
-        sentences = ens_sentences([replayed[q] for q in log_queries(part)], cfg)
+        sentences = ens_update_texts([replayed[q] for q in log_queries(part)], cfg)
         out.ens = prepend_keep_last(out.ens, sentences, cfg.ens_bank_cap)
         out.ens_updates.append(b)
     vs = rows[rows["kind"] == "vsnl"]
@@ -164,9 +164,9 @@ def banks_at(
     if not exact:
         cache: dict = {}
         for q in log_queries(vs):
-            cache.setdefault(q.class_name, vsnl_class_labels(replayed[q], cfg))
+            cache.setdefault(q.class_name, vsnl_answer_labels(replayed[q], cfg))
         out.vsnl_classes = list(cache)
-        out.vsnl = vsnl_bank_labels(cache, cfg)
+        out.vsnl = vsnl_bank_texts(cache, cfg)
         out.vsnl_exact = False
         out.note = (
             "VSNL: no score file / class names, so classes that left the frequent subset are not "

@@ -88,7 +88,7 @@ __all__ = [
     "adaptive_weight",
     "ants_config",
     "ants_static_scores",
-    "ens_sentences",
+    "ens_update_texts",
     "is_vsnl_batch",
     "near_subset_size",
     "prepend_keep_last",
@@ -96,8 +96,8 @@ __all__ = [
     "threshold_code_rule",
     "threshold_paper_rule",
     "top_predicted",
-    "vsnl_bank_labels",
-    "vsnl_class_labels",
+    "vsnl_bank_texts",
+    "vsnl_answer_labels",
     "vsnl_event",
 ]
 
@@ -351,7 +351,7 @@ def is_vsnl_batch(batch: int, cfg: AntsConfig) -> bool:
 # -- the bank updates, on texts: the detector runs them, ants.inspection.banks_at replays them
 
 
-def ens_sentences(answers: Sequence[Answer], cfg: AntsConfig) -> list[str]:
+def ens_update_texts(answers: Sequence[Answer], cfg: AntsConfig) -> list[str]:
     """The sentences one ENS update prepends to the bank: the negatives of its ``ok`` answers,
     in query order, normalised and de-duplicated (case-insensitively) within the update in the
     ``answer_parser`` style (:func:`ants.mllm.parsing.normalise_sentences`)."""
@@ -360,14 +360,14 @@ def ens_sentences(answers: Sequence[Answer], cfg: AntsConfig) -> list[str]:
     )
 
 
-def vsnl_class_labels(answer: Answer, cfg: AntsConfig) -> list[str]:
+def vsnl_answer_labels(answer: Answer, cfg: AntsConfig) -> list[str]:
     """The labels a VSNL answer gives its class: the first ``vsnl_labels_per_class`` of its
     negatives normalised in the ``answer_parser`` style; none unless it is ``ok``."""
     got = list(answer.negatives) if answer.status == "ok" else []
     return normalise_sentences(got, style=cfg.answer_parser)[: cfg.vsnl_labels_per_class]
 
 
-def vsnl_bank_labels(cache: Mapping[Any, Sequence[str]], cfg: AntsConfig) -> list[str]:
+def vsnl_bank_texts(cache: Mapping[Any, Sequence[str]], cfg: AntsConfig) -> list[str]:
     """The VSNL bank of a class cache: every cached class's labels in cache order, normalised
     and de-duplicated in the ``answer_parser`` style."""
     return normalise_sentences(
@@ -385,17 +385,17 @@ def vsnl_event(
 
     ``frequent``: the classes of the subset now (:func:`top_predicted`); the ones not cached
     yet are asked (ONE ``ask(new classes)`` call, one answer per class) and keep
-    :func:`vsnl_class_labels` -- a class counts as cached once asked, whatever the answer;
+    :func:`vsnl_answer_labels` -- a class counts as cached once asked, whatever the answer;
     cached classes that left the subset are dropped.
     """
     new = [c for c in frequent if c not in cache]
     if new:
         for c, a in zip(new, ask(new), strict=True):
-            cache[c] = vsnl_class_labels(a, cfg)
+            cache[c] = vsnl_answer_labels(a, cfg)
     active = set(frequent)
     for c in [c for c in cache if c not in active]:
         del cache[c]
-    return vsnl_bank_labels(cache, cfg)
+    return vsnl_bank_texts(cache, cfg)
 
 
 def adaptive_weight(a: float, b: float) -> float:
@@ -632,7 +632,7 @@ class _AntsRun:
             )
             for p in self.cache_pos
         ]
-        sentences = ens_sentences(self._ask(batch, queries), cfg)
+        sentences = ens_update_texts(self._ask(batch, queries), cfg)
         if sentences:
             feats = self._encode(sentences, cfg.ens_template)
             self.ens.feats = prepend_keep_last(self.ens.feats, feats, cfg.ens_bank_cap)
