@@ -41,7 +41,7 @@ already ``extracted`` copy can stand in for the download (:func:`obtain_dataset`
 pointing outside, special files, and archives that would expand beyond a size or
 compression-ratio limit.
 
-:data:`KNOWN_DATASETS` lists the benchmark datasets (METHOD.md section 9 and the
+:data:`KNOWN_DATASETS` lists the benchmark datasets (docs/METHOD.md section 9 and the
 fine-grained ID sets): where they come from, their expected image counts, checksums, layout
 and, for the registration-gated ones, what to do.
 """
@@ -1009,7 +1009,7 @@ _OPENOOD = (
     "to {images}/."
 )
 
-#: Every benchmark dataset of METHOD.md section 9 plus the fine-grained ID sets the paper
+#: Every benchmark dataset of docs/METHOD.md section 9 plus the fine-grained ID sets the paper
 #: reports. Per entry: ``benchmark`` (where it is used), ``role`` (``id`` / ``near`` / ``far``),
 #: ``source`` (``"download"`` with ``url``, or ``"user path"``), ``expected_images`` (the
 #: published image count of the split used), ``checksum`` (of the archive, where known),

@@ -5,7 +5,7 @@ report (:mod:`ants.report`): pure functions over the frames :func:`ants.answers_
 reads (the logs' format and its one reader live in :mod:`ants.answers_log`).
 
 Banks (:func:`banks_at`): the answers say what each update added; the detector's own update
-steps (METHOD.md section 6, :mod:`ants.methods.ants_tta`: :func:`~ants.methods.ants_tta.ens_update_texts`,
+steps (docs/METHOD.md section 6, :mod:`ants.methods.ants_tta`: :func:`~ants.methods.ants_tta.ens_update_texts`,
 :func:`~ants.methods.ants_tta.prepend_keep_last`, :func:`~ants.methods.ants_tta.vsnl_event`,
 with the preset's ``answer_parser``) say how -- the very functions the detector runs, on the
 answers the score job replays (:func:`ants.answers_log.answer_map`):

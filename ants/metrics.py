@@ -1,6 +1,6 @@
 """OOD-detection metrics for scores where HIGHER = MORE IN-DISTRIBUTION.
 
-Conventions (METHOD.md section 8)
+Conventions (docs/METHOD.md section 8)
 ---------------------------------
 * ``auroc``: probability that an ID sample scores above an OOD sample (ties count one half).
   It is the same whichever class is called positive.

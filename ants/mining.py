@@ -1,4 +1,9 @@
-"""NegMining: choose the negative labels farthest from every ID class (METHOD.md section 3).
+"""NegMining: choose the negative labels farthest from every ID class (docs/METHOD.md section 3).
+
+NegMining is NegLabel's (ICLR 2024, https://arxiv.org/abs/2403.20078; code
+https://github.com/XueJiang16/NegLabel); the CSP phrases are from "Conjugated Semantic Pool"
+(NeurIPS 2024, https://arxiv.org/abs/2410.08611; code
+https://github.com/MengyuanChen21/NeurIPS2024-CSP).
 
 Steps (NegLabel's NegMining, with the switches the paper, NegLabel's code and CSP need):
 
@@ -18,12 +23,12 @@ Steps (NegLabel's NegMining, with the switches the paper, NegLabel's code and CS
    percentile of its cosines to the K ID text features; lower = farther from every ID class.
    The default ``percentile_method='inverted_cdf'`` (numpy) is the ``ceil(p K / 100)``-th smallest
    cosine, an actual order statistic: for K = 1000 and p = 95 the 950th of the 1000
-   ascending-sorted values (0-based index 949), as METHOD.md specifies. (numpy's ``'lower'`` gives
-   the same element for K = 1000; ``'linear'`` reproduces ``torch.quantile`` as used in the
+   ascending-sorted values (0-based index 949), as docs/METHOD.md specifies. (numpy's
+   ``'lower'`` gives the same element for K = 1000; ``'linear'`` reproduces ``torch.quantile`` as used in the
    NegLabel and CSP code: 0.05 of the way from the 950th to the 951st value.)
 4. **Selection** (``selection``):
 
-   * ``'proportional'`` (METHOD.md, the paper): ``M = n_negatives`` split between the pools in
+   * ``'proportional'`` (docs/METHOD.md, the paper): ``M = n_negatives`` split between the pools in
      proportion to their sizes, ``M_noun = round(M * n_noun / (n_noun + n_adj))`` with halves
      rounded UP (exact integer arithmetic: ``(2 M n_noun + n) // (2 n)``), ``M_adj = M - M_noun``;
      the lowest ``M_noun`` nouns and lowest ``M_adj`` adjectives are kept.
@@ -181,8 +186,12 @@ def csp_candidates(
 
     The draws are sequential, ``random.Random(seed).choice(superclasses)`` once per adjective in
     the given order (CSP's code: ``random.seed(0)`` then ``random.choice`` per adjective), so an
-    adjective's superclass depends on its position. ``csp_candidates(['wooden'])`` gives e.g.
-    ``['wooden object']``.
+    adjective's superclass depends on its position:
+
+    >>> csp_candidates(["wooden", "red", "quiet"])
+    ['wooden creature', 'red area', 'quiet vista']
+    >>> csp_candidates(["red"])
+    ['red creature']
     """
     if not superclasses:
         raise ValueError("superclasses must not be empty")
@@ -238,7 +247,10 @@ def proportional_split(n_negatives: int, n_noun: int, n_adj: int) -> tuple[int, 
     """``(M_noun, M_adj)``: ``M_noun = round(M n_noun / (n_noun + n_adj))`` with halves rounded up.
 
     Exact integer arithmetic; ``M_adj = M - M_noun``. Both never exceed their pool when
-    ``M <= n_noun + n_adj``.
+    ``M <= n_noun + n_adj``. ImageNet-1k's pools with the shipped WordNet table:
+
+    >>> proportional_split(10_000, 116_950, 18_340)
+    (8644, 1356)
     """
     total = n_noun + n_adj
     if total <= 0:
@@ -401,6 +413,11 @@ def mine_negative_labels(
     candidates whose maximum cosine to an ID feature exceeds it are never selected; ``'auto'``
     means 0.95 for ``selection='csp'`` and no rejection otherwise. ``n_negatives`` is used only
     by ``'proportional'``; ``fraction`` only by the other two modes.
+
+    ``progress`` (default on) follows the encoding of the candidates (135,290 for ImageNet-1k
+    with the shipped WordNet table: minutes with a ViT-B/16 on a CPU): a bar on a terminal or
+    in Jupyter, else a line every 10 % -- to the ``ants.progress`` logger when logging is
+    configured (a workflow job's log), otherwise to stderr (:mod:`ants.progress`).
 
     Errors (``ValueError`` unless noted): empty ``id_classnames``; an unknown ``selection``,
     lexname or percentile method; ``n_negatives`` larger than the candidate pool (the message

@@ -27,7 +27,14 @@ took longer than ``min_seconds``. ``unit="B"`` formats counts as bytes (kB, MB, 
 
 Which mode: ``enabled=False`` shows nothing; else the environment variable ``ANTS_PROGRESS``
 (``bar``, ``log`` or ``off``) decides when set; else a bar when ``stream`` (default
-``sys.stderr``) is a terminal, log lines otherwise.
+``sys.stderr``) is a terminal or a Jupyter kernel's output stream, log lines otherwise.
+
+Where the log lines go: to the ``ants.progress`` logger when logging is configured (the
+``ants`` command configures it; so does pytest, or a ``logging.basicConfig()`` call, whose
+level then decides what shows). When nothing is configured -- a plain Python session or
+script whose stderr is not a terminal -- Python would drop INFO records silently (its
+last-resort handler shows only warnings), so the lines are written to ``stream`` instead:
+long work called from Python is never silent.
 """
 
 from __future__ import annotations
@@ -54,14 +61,25 @@ def progress_mode(stream: TextIO | None = None, enabled: bool = True) -> str:
     if env in MODES:
         return env
     stream = sys.stderr if stream is None else stream
+    if _is_notebook_stream(stream):
+        return "bar"  # tqdm.auto draws a notebook widget there (or a text bar, which Jupyter shows)
     try:
         return "bar" if stream.isatty() else "log"
     except (AttributeError, ValueError):  # closed or odd streams
         return "log"
 
 
+def _is_notebook_stream(stream: TextIO) -> bool:
+    """True for the output streams of a Jupyter (IPython) kernel, which are no terminals."""
+    return type(stream).__module__.split(".", 1)[0] == "ipykernel"
+
+
 def format_count(n: float, unit: str) -> str:
-    """``1234567, 'B'`` -> ``'1.2 MB'``; ``1234, 'img'`` -> ``'1,234 img'``."""
+    """A count for a progress line; ``unit="B"`` gives bytes with a decimal prefix.
+
+    >>> format_count(1_234_567, "B"), format_count(1234, "img")
+    ('1.2 MB', '1,234 img')
+    """
     if unit == "B":
         value = float(n)
         for prefix in ("B", "kB", "MB", "GB", "TB"):
@@ -72,7 +90,11 @@ def format_count(n: float, unit: str) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``75.2`` -> ``'1m15s'``; ``3725`` -> ``'1h02m'``; ``4.2`` -> ``'4s'``."""
+    """A duration for a progress line, rounded to whole seconds.
+
+    >>> format_duration(4.2), format_duration(75.2), format_duration(3725)
+    ('4s', '1m15s', '1h02m')
+    """
     s = int(round(max(seconds, 0)))
     if s < 60:
         return f"{s}s"
@@ -119,6 +141,7 @@ class Progress:
         self.n = initial
         self.initial = initial
         self.mode = progress_mode(stream, enabled)
+        self._stream = stream
         self._log = logger or log
         self._every_fraction = every_fraction
         self._every_seconds = every_seconds
@@ -190,9 +213,9 @@ class Progress:
                 parts.append(rate)
             if left is not None:
                 parts.append(f"~{format_duration(left)} left")
-            self._log.info("%s: %d%% (%s)", self.desc, int(pct), ", ".join(parts))
+            self._say("%s: %d%% (%s)", self.desc, int(pct), ", ".join(parts))
         else:
-            self._log.info(
+            self._say(
                 "%s: %s so far (%s)",
                 self.desc,
                 format_count(self.n, self.unit),
@@ -201,6 +224,18 @@ class Progress:
         self._emitted = True
         self._last_emit = now
         self._next_fraction = self._fraction_step(self.n)
+
+    def _say(self, message: str, *args: Any) -> None:
+        """One progress line: to the logger when logging is configured, else to the stream."""
+        if self._log.hasHandlers():
+            self._log.info(message, *args)
+            return
+        stream = sys.stderr if self._stream is None else self._stream
+        try:
+            stream.write((message % args) + "\n")
+            stream.flush()
+        except (AttributeError, ValueError, OSError):  # a closed or odd stream: nothing to show
+            pass
 
     # -- iteration and lifetime -----------------------------------------------------------
     def __iter__(self) -> Iterator:
@@ -227,7 +262,7 @@ class Progress:
         if self._emitted or elapsed >= self._min_seconds:
             done = self.n - self.initial
             rate = _rate(done, elapsed, self.unit)
-            self._log.info(
+            self._say(
                 "%s: done, %s in %s%s",
                 self.desc,
                 format_count(self.n, self.unit),

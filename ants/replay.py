@@ -1,4 +1,4 @@
-"""Plan -> answer -> replay for ANTS (docs/ARCHITECTURE.md, METHOD.md section 6).
+"""Plan -> answer -> replay for ANTS (docs/ARCHITECTURE.md, docs/METHOD.md section 6).
 
 Every MLLM query of an ANTS stream is determined by the static scores, the predictions and
 the stream order, never by earlier answers. So:

@@ -97,17 +97,17 @@ def paper_rows(
     benchmark: str, method_kind: str, dataset: str, table: pd.DataFrame | None = None
 ) -> list[dict]:
     """Every published row for (benchmark, our method kind, our dataset or split-average name),
-    the paper's and the authors' scripts' (:func:`ants.tables.published_for` picks one)."""
+    the paper's (``"{Method}"``) and the authors' scripts' (``"{Method} (...)"``;
+    :func:`ants.tables.published_for` picks one). Rows of other variants of the method (the
+    paper's ablations, ``"ANTS ablation ..."``) are not the method's own numbers."""
     from ants.tables import PAPER_AVERAGE
 
     table = paper_results() if table is None else table
     name = PAPER_METHOD.get(method_kind)
     ds = PAPER_AVERAGE.get(benchmark, {}).get(dataset, dataset)
-    sel = table[
-        (table["benchmark"] == benchmark)
-        & (table["dataset"] == ds)
-        & table["method"].astype(str).str.startswith(name or "\0")
-    ]
+    methods = table["method"].astype(str)
+    own = (methods == name) | methods.str.startswith(f"{name} (") if name else False
+    sel = table[(table["benchmark"] == benchmark) & (table["dataset"] == ds) & own]
     return sel.to_dict("records")
 
 

@@ -10,7 +10,7 @@ Conventions
 * Work is done in chunks of images so memory stays bounded, and every softmax is computed with
   log-sum-exp (raw logits are never exponentiated).
 
-The grouped score follows METHOD.md section 2: drop the LAST ``M mod G`` negatives in stored
+The grouped score follows docs/METHOD.md section 2: drop the LAST ``M mod G`` negatives in stored
 order, permute the kept ones with ``torch.randperm(n_kept, generator=manual_seed(seed))`` and
 reshape into ``G`` rows; the score is the mean over groups of the ID softmax mass against that
 group.
@@ -335,6 +335,14 @@ def negative_label(
     * ``groups``: an explicit ``(G, m)`` integer index matrix into ``negative_features``.
 
     The grouped score is the mean over groups of ``S(v; N_g)`` (:func:`mean_id_mass`).
+
+    An image on its ID label (cosine 1) and orthogonal to the one negative, with ``tau = 1``:
+    ``e^1 / (e^1 + e^0)``.
+
+    >>> import numpy as np
+    >>> image, id_text, negative = np.eye(2, dtype=np.float32)[[0, 0, 1]][:, None]
+    >>> round(float(negative_label(image, id_text, negative, tau=1.0)[0]), 4)
+    0.7311
     """
     parts = negative_label_parts(
         image_features,

@@ -1,6 +1,6 @@
 """Seeded test-time streams: one OOD set and the ID test set, shuffled together, in batches.
 
-METHOD.md section 4: for each OOD dataset separately, concatenate ``[OOD set, ID set]``,
+docs/METHOD.md section 4: for each OOD dataset separately, concatenate ``[OOD set, ID set]``,
 shuffle, and iterate in batches of 256. The authors do not seed the shuffle; here it is
 ``numpy.random.Generator(PCG64(seed)).permutation(n_ood + n_id)``, so a stream is fully
 determined by ``(n_id, n_ood, seed, batch_size, order)``.
@@ -14,7 +14,7 @@ Conventions
 * Positions ``p = 0 .. n-1`` are stream order. Position ``p`` holds the item at index
   ``order[p]`` of the concatenation ``[OOD set (n_ood items), ID set (n_id items)]``;
   ``source[p]`` is the index inside its own set and ``is_ood[p]`` says which set.
-* Batches are numbered from 1 (as in the authors' code, METHOD.md section 10): batch ``b``
+* Batches are numbered from 1 (as in the authors' code, docs/METHOD.md section 10): batch ``b``
   covers positions ``(b-1)*batch_size .. min(n, b*batch_size) - 1``; the last may be short.
 * A stream works on precomputed per-item arrays (embeddings, ids, paths): :meth:`Stream.gather`
   puts an OOD-set array and an ID-set array into stream order.

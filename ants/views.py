@@ -46,7 +46,7 @@ __all__ = [
     "uses_random_weights",
 ]
 
-#: ANTS switches that decide which MLLM queries a stream asks (METHOD.md section 6: queries
+#: ANTS switches that decide which MLLM queries a stream asks (docs/METHOD.md section 6: queries
 #: depend only on S_nl, predictions and the stream order). Everything else (lambda
 #: statistics, output score, bank cap, templates, balanced scores, activation-aware ENS) only
 #: changes the scores, so it is left out of the plan's params.

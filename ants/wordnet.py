@@ -1,6 +1,6 @@
 """WordNet 3.0 noun and adjective lemmas, shipped with the package.
 
-NegMining (METHOD.md section 3) draws its candidate negative labels from WordNet 3.0 nouns and
+NegMining (docs/METHOD.md section 3) draws its candidate negative labels from WordNet 3.0 nouns and
 adjectives. The package ships a compact table built from WordNet's own database files, so no
 network access, NLTK download or system package is needed at run time:
 

@@ -1,4 +1,4 @@
-"""AdaNeg (METHOD.md section 5) against a direct, slot-by-slot re-implementation."""
+"""AdaNeg (docs/METHOD.md section 5) against a direct, slot-by-slot re-implementation."""
 
 import numpy as np
 import pytest

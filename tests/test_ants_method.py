@@ -1,4 +1,4 @@
-"""ANTS state machine on tiny streams checked by hand (METHOD.md sections 6, 7, 10)."""
+"""ANTS state machine on tiny streams checked by hand (docs/METHOD.md sections 6, 7, 10)."""
 
 from collections import Counter
 

@@ -189,7 +189,7 @@ def test_nothing_of_the_demo_leaks_into_a_paper_scale_config(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_adaneg_compared_with_the_published_numbers_is_the_authors_code(name):
-    """The published AdaNeg numbers come from the authors' code (METHOD.md section 5), and the
+    """The published AdaNeg numbers come from the authors' code (docs/METHOD.md section 5), and the
     tables set every AdaNeg row beside them: each AdaNeg method of a shipped config is the
     ``authors_code`` preset exactly (9 image slots, beta 5, task proxy), with nothing of the
     demo's ``paper`` settings (params.yaml's ``proxy: sample``) merged in."""

@@ -97,7 +97,7 @@ def test_batch_size_and_workers_do_not_change_results(tiny_clip, image_files):
 
 
 def test_eval_transform_is_resize_bicubic_center_crop_clip_norm(tiny_clip, image_files):
-    # Independent re-implementation of METHOD.md's preprocessing at the tiny size (32 px).
+    # Independent re-implementation of docs/METHOD.md's preprocessing at the tiny size (32 px).
     with Image.open(image_files[1]) as img:  # 64 x 48, not square
         img = img.convert("RGB")
         got = tiny_clip.preprocess(img)

@@ -453,3 +453,46 @@ def test_shipped_corpus_end_to_end(monkeypatch, caplog):
     assert mined.meta["selected"]["noun"] == proportional_split(1000, sizes["noun"], sizes["adj"])[0]
     assert len(mined) == 1000 and not set(ids) & set(mined.labels)
     assert any(r.getMessage().startswith("NegMining: ") for r in caplog.records if r.name == "ants.progress")
+
+
+def test_mining_called_from_python_shows_progress_without_any_logging_setup(tmp_path):
+    """A plain Python script whose stderr is a file (not a terminal) and that configures no
+    logging: the progress lines still appear on stderr (they used to go to an unconfigured
+    logger, i.e. nowhere: paper-scale mining ran minutes without a word)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "mine.py"
+    script.write_text(
+        "import time\n"
+        "import numpy as np\n"
+        "import pandas as pd\n"
+        "from ants.mining import mine_negative_labels\n"
+        "def encode(texts, template):\n"
+        "    time.sleep(0.25)  # a slow text encoder: 10 chunks, about 2.5 s in all\n"
+        "    x = np.ones((len(texts), 8), np.float32)\n"
+        "    x[:, 0] += np.arange(len(texts))\n"
+        "    return x / np.linalg.norm(x, axis=1, keepdims=True)\n"
+        "words = [f'word{i}' for i in range(90)]\n"
+        "corpus = pd.DataFrame({'lemma': words, 'pos': 'noun', 'lexnames': 'noun.artifact',\n"
+        "                       'is_also_noun': False})\n"
+        "mined = mine_negative_labels(['cls'], encode, corpus=corpus, n_negatives=10, batch_size=10)\n"
+        "print(len(mined))\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ANTS_PROGRESS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    with open(tmp_path / "stderr.txt", "w+", encoding="utf-8") as err:
+        done = subprocess.run(
+            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=err, env=env,
+            text=True, timeout=300, check=True,
+        )
+        err.seek(0)
+        lines = err.read().splitlines()
+    assert done.stdout.strip() == "10"
+    mining = [x for x in lines if x.startswith("NegMining: ")]
+    assert mining and all("\r" not in x for x in mining), lines
+    assert any(x.startswith("NegMining: ") and "% (" in x for x in mining[:-1]), mining
+    assert mining[-1].startswith("NegMining: done, 90 label in "), mining

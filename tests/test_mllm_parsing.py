@@ -254,7 +254,7 @@ def test_parse_answer_dispatch():
         parse_answer("x", "", "tench")
 
 
-# -- parsing styles: the authors' labels.py (METHOD.md section 6) next to the lenient parser --
+# -- parsing styles: the authors' labels.py (docs/METHOD.md section 6) next to the lenient parser --
 
 
 def test_parse_styles_and_unknown_style():
@@ -280,7 +280,7 @@ def test_normalise_authors_strips_every_trailing_dot():
 @pytest.mark.parametrize(
     ("raw", "authors", "lenient"),
     [
-        # the examples of METHOD.md, both styles
+        # the examples of docs/METHOD.md, both styles
         ("3 - Jaguar", [], ["Jaguar"]),
         ("1. Snow leopard: spotted", ["Snow leopard: spotted"], ["Snow leopard"]),
         ("1. a 2. b 3. c", ["a 2. b 3. c"], ["a", "b", "c"]),

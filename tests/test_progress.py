@@ -104,3 +104,36 @@ def test_resumed_count_and_bar_mode(caplog):
     for _ in progress(range(3), desc="off", stream=off, enabled=False):
         pass
     assert off.getvalue() == ""
+
+
+def test_log_lines_reach_the_stream_when_logging_is_not_configured(caplog):
+    """No handler anywhere (a plain Python session): Python would drop INFO records, so the
+    lines are written to the stream; a configured logger gets them instead."""
+    clock = Clock()
+    quiet = logging.getLogger("ants.test.unconfigured")
+    quiet.propagate = False  # no handler on it or above it, as in a fresh interpreter
+    assert not quiet.hasHandlers()
+    out = io.StringIO()
+    with progress(total=4, desc="mine", unit="label", stream=out, logger=quiet, clock=clock) as bar:
+        for _ in range(4):
+            clock.t += 1
+            bar.update(1)
+    assert out.getvalue().splitlines() == [
+        "mine: 25% (1 of 4 label, 1 label/s, ~3s left)",
+        "mine: 50% (2 of 4 label, 1 label/s, ~2s left)",
+        "mine: 75% (3 of 4 label, 1 label/s, ~1s left)",
+        "mine: done, 4 label in 4s (1 label/s)",
+    ]
+    caplog.set_level(logging.INFO, logger="ants.progress")
+    out = io.StringIO()
+    with progress(total=4, desc="mine", stream=out, clock=clock) as bar:
+        clock.t += 2
+        bar.update(4)
+    assert out.getvalue() == ""
+    assert [r.getMessage() for r in caplog.records] == ["mine: done, 4 it in 2s (2 it/s)"]
+
+
+def test_a_jupyter_output_stream_gets_a_bar():
+    notebook_stream = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})
+    assert progress_mode(notebook_stream()) == "bar"
+    assert progress_mode(notebook_stream(), enabled=False) == "off"

@@ -1,4 +1,4 @@
-"""Seeded [OOD + ID] streams (METHOD.md section 4)."""
+"""Seeded [OOD + ID] streams (docs/METHOD.md section 4)."""
 
 import numpy as np
 import pytest

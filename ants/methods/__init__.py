@@ -1,8 +1,8 @@
 """OOD detectors, one per module, all with the same result type.
 
 * :mod:`ants.methods.static` -- MCM and NegLabel (no test-time state; order-free).
-* :mod:`ants.methods.adaneg` -- AdaNeg (METHOD.md section 5), batch-by-batch memory.
-* :mod:`ants.methods.ants_tta` -- ANTS (METHOD.md sections 6, 7 and 10), with MLLM queries.
+* :mod:`ants.methods.adaneg` -- AdaNeg (docs/METHOD.md section 5), batch-by-batch memory.
+* :mod:`ants.methods.ants_tta` -- ANTS (docs/METHOD.md sections 6, 7 and 10), with MLLM queries.
 
 Conventions shared by every method:
 

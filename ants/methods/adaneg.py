@@ -1,4 +1,8 @@
-"""AdaNeg (NeurIPS 2024), the test-time baseline of METHOD.md section 5.
+"""AdaNeg (NeurIPS 2024), the test-time baseline of docs/METHOD.md section 5.
+
+Zhang and Zhang, "AdaNeg: Adaptive Negative Proxy Guided OOD Detection with Vision-Language
+Models", https://arxiv.org/abs/2410.20149; reference code https://github.com/YBZh/OpenOOD-VLM
+(the ``authors_code`` preset reproduces it).
 
 Labels are the K ID classes followed by the M negatives (``C = K + M``). Each label owns a
 memory: slot 0 is its text feature, the image slots (``AdaNegConfig.image_slots`` of them)
@@ -79,7 +83,7 @@ __all__ = [
 
 PROXIES = ("sample", "task")
 
-#: Switch values of the two presets (METHOD.md section 5); every other setting is shared.
+#: Switch values of the two presets (docs/METHOD.md section 5); every other setting is shared.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"authors_slots": False, "truncate_beta": False, "proxy": "sample"},
     "authors_code": {"authors_slots": True, "truncate_beta": True, "proxy": "task"},
@@ -93,7 +97,7 @@ _CHUNK_ELEMS = 1 << 19
 
 @dataclass(frozen=True)
 class AdaNegConfig:
-    """AdaNeg's settings: ImageNet values of METHOD.md section 5, switches of the ``paper``
+    """AdaNeg's settings: ImageNet values of docs/METHOD.md section 5, switches of the ``paper``
     preset (the defaults). :meth:`preset` gives ``authors_code``.
 
     * ``memory_length`` (L): image slots per label; with ``authors_slots`` only ``L - 1`` of

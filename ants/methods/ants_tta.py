@@ -1,4 +1,9 @@
-"""ANTS: adaptive negative textual space shaping at test time (METHOD.md sections 6, 7, 10).
+"""ANTS: adaptive negative textual space shaping at test time (docs/METHOD.md sections 6, 7, 10).
+
+Zhu et al., "ANTS: Adaptive Negative Textual Space Shaping for OOD Detection via Test-Time MLLM
+Understanding and Reasoning", CVPR 2026, https://arxiv.org/abs/2509.03951; reference code
+https://github.com/ZhuWenjie98/ANTS (``openood/postprocessors/ants/``; the ``authors_code``
+preset follows it step by step, docs/METHOD.md section 10).
 
 The stream is processed batch by batch (batches numbered from 1), in the order of section 10:
 
@@ -34,14 +39,15 @@ The optional activation-aware ENS (TANL; ``activation_aware_ens``) replaces ``S_
 batch by :func:`activation_selected_score` against the whole ENS bank, with the threshold
 :func:`activation_threshold` of the last ``activation_queue`` plain ``S_ens`` scores (current
 batch included); the balanced ENS score used for lambda is unchanged, as in the authors' code.
-``activation_top`` defaults to METHOD.md's 500 (the authors' config default is 1000).
+``activation_top`` defaults to 500, the value of docs/METHOD.md section 6 (the authors' config
+default is 1000).
 
 Queries never depend on answers: a VSNL class counts as cached once it has been asked,
 whatever the answer; an ENS update counts even when every answer was empty. Answers whose
 status is not ``"ok"`` contribute nothing. This is what makes plan -> answer -> replay exact
 (:mod:`ants.replay`).
 
-Conventions chosen where METHOD.md leaves room (documented, tested):
+Conventions chosen where docs/METHOD.md leaves room (documented, tested):
 
 * ENS sentences are normalised and de-duplicated (case-insensitively) within one update, as
   the authors' code does; the bank may repeat a sentence across updates.
@@ -121,7 +127,7 @@ STATIC_CHUNK = 4096
 
 @dataclass(frozen=True)
 class AntsConfig:
-    """Every switch of METHOD.md section 7 (the MLLM family is the backend's business).
+    """Every switch of docs/METHOD.md section 7 (the MLLM family is the backend's business).
 
     The defaults are the ``authors_code`` preset; :meth:`preset` gives ``paper``.
     """

@@ -1,4 +1,11 @@
-"""Static zero-shot detectors: MCM and NegLabel (METHOD.md section 2).
+"""Static zero-shot detectors: MCM and NegLabel (docs/METHOD.md section 2).
+
+* MCM: Ming et al., "Delving into Out-of-Distribution Detection with Vision-Language
+  Representations", NeurIPS 2022, https://arxiv.org/abs/2211.13445; reference code
+  https://github.com/deeplearning-wisc/MCM.
+* NegLabel: Jiang et al., "Negative Label Guided OOD Detection with Pretrained Vision-Language
+  Models", ICLR 2024, https://arxiv.org/abs/2403.20078; reference code
+  https://github.com/XueJiang16/NegLabel (the grouping follows it exactly: :mod:`ants.scores`).
 
 Neither keeps state across samples, so a sample's score does not depend on the stream order:
 these run on all features at once (chunked inside :mod:`ants.scores`). Scores: higher = more

@@ -14,8 +14,8 @@ Two parsing **styles** (:data:`PARSE_STYLES`), chosen per run; the ANTS ``paper`
     * the queried class itself is dropped (VSNL), and an ENS answer that is nothing but the
       predicted class name is ``"empty"``.
 
-``"authors"`` (exactly the authors' current ``openood/postprocessors/ants/labels.py``, METHOD.md
-section 6, "Answer normalisation and parsing")
+``"authors"`` (exactly the authors' current ``openood/postprocessors/ants/labels.py``,
+docs/METHOD.md section 6, "Answer normalisation and parsing")
     * normalisation: strip, strip EVERY trailing ``"."``, collapse whitespace, drop empties,
       de-duplicate case-insensitively (first kept);
     * VSNL: read line by line; a line counts only if it matches
@@ -23,7 +23,7 @@ section 6, "Answer normalisation and parsing")
       whole rest of the line is the label. So ``"3 - Jaguar"`` is dropped, ``"1. Snow leopard:
       spotted"`` gives ``"Snow leopard: spotted"``, ``"1. a 2. b 3. c"`` gives ONE label
       ``"a 2. b 3. c"`` and ``"- 1. lynx"`` gives nothing;
-    * the queried class is NOT dropped: METHOD.md describes no such step in their code (and
+    * the queried class is NOT dropped: docs/METHOD.md describes no such step in their code (and
       their VSNL prompt for LLaVA asks the model to exclude it), so neither do we.
 
 Both styles: case is kept as the model wrote it (that is what the negatives log shows);

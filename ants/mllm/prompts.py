@@ -1,4 +1,5 @@
-"""The MLLM prompts and generation settings of ANTS, per model family (METHOD.md, "MLLM prompts").
+"""The MLLM prompts and generation settings of ANTS, per model family (docs/METHOD.md section 6,
+"MLLM prompts").
 
 Two families are built in:
 
