@@ -48,7 +48,7 @@ from ants.artifacts import (
 )
 from ants.artifacts import path as artifact_path
 from ants.mllm.base import Answer, Query
-from ants.mllm.parsing import MAX_NEGATIVE_CHARS, check_style, parse_answer
+from ants.mllm.parsing import BY_STYLE, check_style, parse_answer
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def answer_map(
     *,
     parse_style: str | None = None,
     max_items: int = 5,
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ) -> dict[Query, Answer]:
     """``{Query: Answer}`` from a negatives log (a frame or a file), optionally one stream's rows.
 

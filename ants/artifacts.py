@@ -79,7 +79,6 @@ __all__ = [
     "open_parquet",
     "read_arrow",
     "parse_path",
-    "parse_scoring_name",
     "parse_stream_id",
     "path",
     "read_csv",
@@ -95,7 +94,6 @@ __all__ = [
     "read_static",
     "read_stream",
     "rebuild_hint",
-    "scoring_name",
     "stream_id",
     "template",
     "write_csv",
@@ -560,25 +558,6 @@ def stream_id(benchmark: str, method: str, ood: str, seed: int | str) -> str:
     """The name of one method's stream (answers log, plans, the CLI): ``B/M/O/seedN``, the part
     of its per-stream files' paths below their folder."""
     return f"{benchmark}/{method}/{ood}/seed{int(seed)}"
-
-
-def scoring_name(scoring: Mapping) -> str:
-    """The ``{scoring}`` of a static pass's file name: ``size100-tau0.01-seed0`` (a group size)
-    or ``groups5-tau0.01-seed0`` (a number of groups)."""
-    kind = "size" if "group_size" in scoring else "groups"
-    count = scoring.get("group_size", scoring.get("n_groups"))
-    return f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
-
-
-def parse_scoring_name(name: str) -> dict:
-    """Inverse of :func:`scoring_name`."""
-    m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
-    if not m:
-        raise ValueError(
-            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)"
-        )
-    key = "group_size" if m[1] == "size" else "n_groups"
-    return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
 
 
 _STREAM_ID = re.compile(r"(?P<benchmark>[^/]+)/(?P<method>[^/]+)/(?P<ood>[^/]+)/seed(?P<seed>\d+)")

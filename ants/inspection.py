@@ -11,14 +11,15 @@ with the preset's ``answer_parser``) say how -- the very functions the detector 
 answers the score job replays (:func:`ants.answers_log.answer_map`):
 
 * ENS, at each update batch ``u <= B`` in order: the sentences of the ``ok`` answers of that
-  update, normalised and de-duplicated, are PREPENDED to the bank, which keeps its last
-  ``ens_bank_cap`` entries;
+  update, de-duplicated (:func:`ants.mllm.parsing.ens_update_sentences`: the parser normalised
+  them once), are PREPENDED to the bank, which keeps its last ``ens_bank_cap`` entries;
 * VSNL, at each event batch ``v <= B``: the subset = the most predicted ID classes over the
   samples of batches ``1..v`` (:func:`ants.methods.ants_tta.top_predicted` of the score file's
   ``pred``); classes of the subset not cached yet are asked (the log's VSNL rows of batch ``v``),
   each keeps its first ``vsnl_labels_per_class`` normalised labels (``ok`` answers only); cached
   classes that left the subset are dropped; the bank = the cached labels in cache order,
-  normalised and de-duplicated.
+  normalised and de-duplicated (in the method's parse style,
+  :func:`ants.mllm.parsing.vsnl_class_labels` / :func:`~ants.mllm.parsing.vsnl_bank_labels`).
 
 Without the score file and the class names, the VSNL bank cannot know which classes left the
 subset; :func:`banks_at` then returns the labels asked so far and says so (``vsnl_exact``).

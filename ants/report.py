@@ -189,7 +189,7 @@ def _score_figures(
     score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
 ) -> tuple[list, list]:
     """Per benchmark and method: score histograms (ID vs OOD) per set; per benchmark: ROC curves
-    (ID positive; the points ``metrics.fpr95_roc`` says, :func:`roc_curves`)."""
+    (ID positive; the points ``metrics.fpr95_roc`` says, :func:`roc_of`)."""
     plt = _plt()
     roc_points = view["metrics"]["fpr95_roc"]
     hists, rocs = [], []
@@ -358,7 +358,7 @@ def sweep_figures(
 
 
 def _html_tables(metrics_dir: Path, view: Mapping) -> list[dict]:
-    from ants.tables import paper_table, read_metric_rows, variant_metrics
+    from ants.tables import paper_table, read_metric_rows, split_notes, variant_metrics
 
     paper = paper_results()
     out = []
@@ -412,6 +412,7 @@ def _html_tables(metrics_dir: Path, view: Mapping) -> list[dict]:
                     "datasets": datasets,
                     "metrics": list(TABLE_METRICS.values()),
                     "rows": rows,
+                    "notes": split_notes(long),
                 }
             )
         out.append({"benchmark": bench, "tables": tables})

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ants import artifacts
 from ants.artifacts import ID_PROMPTS, read_id_text
+from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
 log = logging.getLogger("ants")
 
@@ -77,8 +78,8 @@ def download_dataset(
 ) -> Path:
     """``ants download``: fetch ``cfg['url']`` (or take its ``mirror`` / ``extracted`` copy),
     check it against ``cfg['checksum']`` and extract it to ``out_dir/extracted``
-    (:func:`ants.datasets.obtain_dataset`); returns the extracted folder."""
-    from ants.datasets import obtain_dataset
+    (:func:`ants.datasets.download.obtain_dataset`); returns the extracted folder."""
+    from ants.datasets.download import obtain_dataset
 
     if cfg.get("source") != "download":
         raise StageError(
@@ -87,39 +88,13 @@ def download_dataset(
     return obtain_dataset(dataset, cfg, out_dir, downloader=downloader, progress=progress)
 
 
-def dataset_location(
-    dataset: str, cfg: Mapping, *, data_dir: str = "results/data"
-) -> tuple[Path, Path | None]:
-    """``(root, list file or None)`` of a dataset as the manifest stage reads it."""
-    source = cfg["source"]
-    if source == "demo":
-        root = Path(data_dir) / "demo"
-        return root, root / f"{cfg['split']}.txt"
-    if source == "download":
-        root = Path(data_dir) / "downloads" / dataset / "extracted" / cfg["root"]
-    else:
-        if cfg.get("root") is None:
-            raise StageError(
-                f"datasets.{dataset}.root is not set: give the folder holding the images"
-            )
-        root = Path(cfg["root"]).expanduser()
-    lst = None
-    if cfg.get("layout") == "list":
-        if cfg.get("list") is None:
-            raise StageError(f"datasets.{dataset}.list is not set: give the image list file")
-        lst = Path(cfg["list"]).expanduser()
-        if not lst.is_absolute() and not lst.exists():
-            lst = root / lst
-    return root, lst
-
-
 def build_dataset_manifest(
     dataset: str,
     cfg: Mapping,
     out: str | os.PathLike,
     *,
     check_images: bool = True,
-    data_dir: str = "results/data",
+    data_dir: str | None = None,
     progress: bool = True,
     max_pixels: int | None = None,
 ) -> pd.DataFrame:
@@ -127,10 +102,18 @@ def build_dataset_manifest(
     a count other than ``expected_images`` is warned about with the difference.
 
     ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
-    images with more pixels are recorded as unreadable, refused before decoding."""
-    from ants.datasets import build_manifest, list_class_folders, list_flat, read_image_list
+    images with more pixels are recorded as unreadable, refused before decoding. Where its
+    images and list are: :func:`ants.datasets.location.dataset_location` (``data_dir``: where
+    the workflow keeps generated and downloaded sets, default its ``DATA_DIR``)."""
+    from ants.datasets.location import DATA_DIR, dataset_location
+    from ants.datasets.manifests import (
+        build_manifest,
+        list_class_folders,
+        list_flat,
+        read_image_list,
+    )
 
-    root, lst = dataset_location(dataset, cfg, data_dir=data_dir)
+    root, lst = dataset_location(dataset, cfg, data_dir=DATA_DIR if data_dir is None else data_dir)
     ext = cfg.get("extensions") or None
     layout = "list" if cfg["source"] == "demo" else cfg["layout"]
     class_names = None
@@ -543,6 +526,11 @@ def answer(
     stream_name, planned = read_plan(plan_file)
     queries = [q for _, q in planned]
     answering = answer_cfg["answering"]
+    if answer_cfg.get("parser") == "authors":
+        log.info(
+            "answers parsed in the authors' style: no length limit on negatives "
+            "(mllm.max_negative_chars applies to the lenient parser only)"
+        )
     if answerer is None:
         answerer = build_answerer(
             dict(answer_cfg["mllm"]),
@@ -572,7 +560,7 @@ def answer(
 
 
 def _ants_section_config(method: Mapping):
-    from ants.methods.ants_tta import ants_config
+    from ants.methods.ants_switches import ants_config
 
     return ants_config(
         {**dict(method["config"]), "in_score": method["in_score"]}
@@ -582,20 +570,24 @@ def _ants_section_config(method: Mapping):
 
 
 def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tuple[str, str]]:
-    """Every ``(template, text)`` the replay of this stream can encode: the normalised ENS
-    sentences and VSNL labels of its ``ok`` answers with the method's templates."""
+    """Every ``(template, text)`` the replay of this stream can encode, with the method's
+    templates: the ENS sentences of its ``ok`` answers as logged (the ENS update only
+    de-duplicates them) and each VSNL label in the form the bank holds it (normalised again
+    per class and over the bank, :mod:`ants.mllm.parsing`)."""
     from ants.answers_log import read_answer_log
-    from ants.mllm.parsing import normalise_sentences
+    from ants.mllm.parsing import ens_update_sentences, vsnl_bank_labels, vsnl_class_labels
 
     cfg = _ants_section_config(method)
     frame = read_answer_log(answers_log, timings=False)
     pairs: list[tuple[str, str]] = []
     for r in frame[frame["status"] == "ok"].itertuples():
-        texts = normalise_sentences(list(r.negatives), style=cfg.answer_parser)
         if r.kind == "ens":
-            pairs.extend((cfg.ens_template, t) for t in texts)
+            pairs.extend((cfg.ens_template, t) for t in ens_update_sentences(r.negatives))
         else:
-            pairs.extend((cfg.vsnl_template, t) for t in texts[: cfg.vsnl_labels_per_class])
+            labels = vsnl_class_labels(r.negatives, cfg.answer_parser, cfg.vsnl_labels_per_class)
+            pairs.extend(
+                (cfg.vsnl_template, t) for t in vsnl_bank_labels(labels, cfg.answer_parser)
+            )
     return list(dict.fromkeys(pairs))
 
 

@@ -9,13 +9,17 @@ What a table holds (``results/tables/``, CSV + Markdown + LaTeX/booktabs):
   the threshold catches 95 % of OOD, the fraction of ID flagged; OpenOOD v1.5, AdaNeg, ANTS) and
   ``AUROC`` (the same under both). Values are percentages, ``mean ± std`` over the stream
   seeds (population std, ddof 0), ``[published, ours - published]`` beside when the paper
-  reports the number in that column's convention. Every ANTS / AdaNeg row names its preset.
+  reports the number in that column's convention. Every ANTS / AdaNeg row names its preset;
+  an ANTS row whose ``in_score`` differs per split also names that choice in its label (e.g.
+  ``[preset authors_code; far_only on far / near_only on near]``: it equals the variants
+  table's ``oracle`` row) and in the legend (:func:`split_notes`).
 * ``{benchmark}_ants_variants.*``: every ANTS method with its variants side by side: ``ada``
   (the paper's adaptive score), ``far_only`` (S_ens), ``near_only`` (S_vsnl) and ``oracle``
   (far_only on far sets, near_only on near sets, as the authors' scripts report).
 
 The CSV is long (tidy): one line per (row, dataset, metric) with ours, published and the
-difference as separate columns. Numbers come from the workflow's metric files only
+difference as separate columns; ``variant`` is the score of that cell and ``split_scores`` the
+per-split choice of a split-selected ANTS row. Numbers come from the workflow's metric files only
 (``results/metrics/{benchmark}.csv`` and ``{benchmark}_variants.csv``, written by
 :func:`ants.stages.compute_metrics` and read through :func:`ants.artifacts.read_metrics_csv`);
 nothing is re-derived here. What a table shows of the params is :func:`ants.views.tables_view`.
@@ -155,6 +159,7 @@ LONG_COLUMNS = (
     "label",
     "preset",
     "variant",
+    "split_scores",
     "dataset",
     "split",
     "metric",
@@ -173,10 +178,42 @@ def _convention_name(metric: str) -> str:
     return {"fpr95_id": "ID-positive", "fpr95_ood": "OOD-positive"}.get(metric, "either")
 
 
-def _row_label(label: str, preset: str | None, variant: str | None = None) -> str:
+def split_scores(in_score: Mapping[str, str] | None) -> str:
+    """``"far_only on far / near_only on near"`` when an ANTS method's ``in_score`` differs per
+    OOD split (its main-table row is then split-selected: it equals the variants table's
+    ``oracle`` row for those choices), else ``""``."""
+    if not in_score or len(set(in_score.values())) < 2:
+        return ""
+    return " / ".join(f"{in_score[s]} on {s}" for s in ("far", "near") if s in in_score)
+
+
+#: the legend's note on a split-selected ANTS row (``{row}``, ``{scores}``) and on ``oracle``
+SPLIT_NOTE = (
+    "{row}: the score is chosen per OOD split ({scores}), as the authors' released scripts "
+    "report it; it equals the oracle row of the ANTS variants table."
+)
+ORACLE_NOTE = "oracle: far_only (S_ens) on far sets, near_only (S_vsnl) on near sets."
+
+
+def split_notes(long: pd.DataFrame) -> list[str]:
+    """The legend's notes on the rows of a long table whose score differs per OOD split: an
+    ANTS row with a split-dependent ``in_score`` (its ``split_scores`` column) and the
+    ``oracle`` variant. The Markdown and LaTeX legends and the report carry them (the CSV has
+    the ``split_scores`` column and the row label)."""
+    rows = long[long["split_scores"].fillna("") != ""].drop_duplicates("row")
+    notes = [
+        SPLIT_NOTE.format(row=r.row, scores=r.split_scores) for r in rows.itertuples(index=False)
+    ]
+    if "oracle" in set(long["variant"]):
+        notes.append(ORACLE_NOTE)
+    return notes
+
+
+def _row_label(label: str, preset: str | None, variant: str | None = None, scores: str = "") -> str:
     text = label
-    if preset:
-        text += f" [preset {preset}]"
+    if preset or scores:
+        text += " [" + "; ".join(x for x in (f"preset {preset}" if preset else "", scores) if x)
+        text += "]"
     if variant:
         text += f" · {variant}"
     return text
@@ -211,7 +248,8 @@ def paper_table(
             rows = mine if variant is None else mine[mine["variant"] == variant]
             if rows.empty:
                 continue
-            label = _row_label(info["label"], info["preset"], variant)
+            scores = split_scores(info["in_score"]) if variants is None else ""
+            label = _row_label(info["label"], info["preset"], variant, scores)
             for ds, split in cols:
                 hit = rows[rows["dataset"] == ds]
                 if variant is None and info["method"] == "ants":
@@ -241,6 +279,7 @@ def paper_table(
                             "preset": info["preset"] or "",
                             "variant": variant
                             or (info["in_score"][split] if info["method"] == "ants" else ""),
+                            "split_scores": scores,
                             "dataset": ds,
                             "split": split,
                             "metric": metric,
@@ -312,6 +351,7 @@ def _legend(benchmark: str, long: pd.DataFrame, roc_points: str) -> str:
         "FPR95-OOD: OOD-positive (threshold catches 95 % of OOD; OpenOOD v1.5, AdaNeg, ANTS). "
         f"Both read off {ROC_POINTS_TEXT[roc_points]} (metrics.fpr95_roc: {roc_points}). "
         "[published, ours - published] where the paper reports that column's convention."
+        + "".join(f" {note}" for note in split_notes(long))
     )
 
 

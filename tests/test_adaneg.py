@@ -42,18 +42,33 @@ def _softmax(z):
     return e / e.sum()
 
 
-def direct_adaneg(x, idt, neg, batch_size, cfg, *, slots=None, beta=None, proxy=None):
+def reference_entropy(logits32):
+    """The authors' priority of one sample: ``p = torch.softmax`` of its float32 logits, then
+    ``-(p * log(p + 1e-8)).sum()``, in float32 (their op order)."""
+    p = torch.softmax(torch.as_tensor(logits32, dtype=torch.float32), dim=0)
+    return float(-(p * torch.log(p + 1e-8)).sum())
+
+
+def direct_adaneg(
+    x, idt, neg, batch_size, cfg, *, slots=None, beta=None, proxy=None, events=None
+):
     """AdaNeg written out literally: per-label slot lists, explicit proxy vectors per sample.
 
     ``slots`` image slots per label, ``beta`` and ``proxy`` default to the config's
-    ``memory_length``, ``beta`` and ``proxy`` (the paper behaviour).
+    ``memory_length``, ``beta`` and ``proxy`` (the paper behaviour). The memory follows the
+    authors' code: priority :func:`reference_entropy` of the float32 logits ``x @ text.T / tau``;
+    a full label's entries, the text slot (entropy 0) first, are sorted ascending (stably) and
+    the LAST one is replaced when the new entropy is lower than any of them. ``events``: a list
+    that receives ``(label, action, image indices of the label's slots after it, entropy)`` per
+    offered sample, in order.
     """
     slots_per_label = cfg.memory_length if slots is None else slots
     beta = cfg.beta if beta is None else beta
     proxy = cfg.proxy if proxy is None else proxy
     k = len(idt)
-    text = np.concatenate([idt, neg]).astype(np.float64)
-    memory = [[] for _ in text]  # per label: [feature, entropy] in slot order
+    text32 = np.concatenate([idt, neg]).astype(np.float32)
+    text = text32.astype(np.float64)
+    memory = [[] for _ in text]  # per label: [feature, entropy, image index] in slot order
     hi = cfg.threshold + cfg.gap * (1 - cfg.threshold)
     lo = cfg.threshold - cfg.gap * cfg.threshold
     scores, preds, actions = [], [], {"insert": 0, "replace": 0, "skip": 0}
@@ -61,32 +76,36 @@ def direct_adaneg(x, idt, neg, batch_size, cfg, *, slots=None, beta=None, proxy=
         xb = x[start : start + batch_size]
         s_nl = negative_label(xb, idt, neg, n_groups=cfg.n_groups, tau=cfg.tau)
         logits = xb.astype(np.float64) @ text.T / cfg.tau
+        logits32 = (torch.from_numpy(xb) @ torch.from_numpy(text32).T / cfg.tau).numpy()
         for side in ("id", "neg"):
             for i in range(len(xb)):
                 if side == "id" and s_nl[i] > hi:
-                    part, offset = logits[i, :k], 0
+                    part, offset = logits32[i, :k], 0
                 elif side == "neg" and s_nl[i] < lo:
-                    part, offset = logits[i, k:], k
+                    part, offset = logits32[i, k:], k
                 else:
                     continue
                 label = offset + int(np.argmax(part))
-                p = _softmax(part)
-                ent = float(-(p * np.log(p + 1e-8)).sum())
+                ent = reference_entropy(part)
                 slots = memory[label]
                 if len(slots) < slots_per_label:
-                    slots.append([xb[i], ent])
-                    actions["insert"] += 1
+                    slots.append([xb[i], ent, start + i])
+                    action = "insert"
                 else:
-                    worst = int(np.argmax([e for _, e in slots]))
-                    if ent < slots[worst][1]:
-                        slots[worst] = [xb[i], ent]
-                        actions["replace"] += 1
+                    entries = [0.0] + [e for _, e, _ in slots]  # slot 0: the text, entropy 0
+                    ranked = torch.sort(torch.tensor(entries, dtype=torch.float32), stable=True)
+                    if (torch.tensor(ent, dtype=torch.float32) < ranked.values).any():
+                        slots[int(ranked.indices[-1]) - 1] = [xb[i], ent, start + i]
+                        action = "replace"
                     else:
-                        actions["skip"] += 1
+                        action = "skip"
+                actions[action] += 1
+                if events is not None:
+                    events.append((label, action, [j for _, _, j in slots], ent))
         for i, v in enumerate(xb.astype(np.float64)):
             proxies = []
             for c in range(len(text)):
-                entries = [text[c]] + [f.astype(np.float64) for f, _ in memory[c]]
+                entries = [text[c]] + [f.astype(np.float64) for f, _, _ in memory[c]]
                 if proxy == "sample":
                     w = [np.exp(-beta * (1 - v @ m)) for m in entries]
                 else:
@@ -140,6 +159,13 @@ def test_memory_insert_and_replace_by_hand():
     assert mem.insert(1, f[2], 0.1) == "replace"  # now the worst is 0.7 in slot 1
     np.testing.assert_array_equal(mem.slots(1), [f[0], f[2]])
     assert mem.slots(0).shape == (0, 3)
+    # ties: the LAST of the highest-entropy slots goes (the authors' stable ascending sort)
+    assert mem.insert(2, f[0], 0.4) == "insert"
+    assert mem.insert(2, f[1], 0.4) == "insert"
+    assert mem.insert(2, f[2], 0.4) == "skip"  # not strictly lower
+    assert mem.insert(2, f[2], 0.3) == "replace"
+    np.testing.assert_array_equal(mem.slots(2), [f[0], f[2]])
+    np.testing.assert_array_equal(mem.entropies(2), [0.4, 0.3])
     # the Gram matrix of [text; slots] used for the proxy norms
     full = np.stack([np.eye(3)[1], f[0], f[2]])
     np.testing.assert_allclose(mem.gram_of(1), full @ full.T)
@@ -335,13 +361,13 @@ def test_memory_bookkeeping_against_plain_lists():
     for _ in range(400):  # labels move between buckets in random order, with swaps
         lab = int(rng.integers(0, c))
         f = _unit_rows(rng.standard_normal(d))
-        ent = float(rng.random())
+        ent = float(rng.integers(0, 5)) / 4  # few values: many ties
         slots = ref[lab]
         if len(slots) < length:
             slots.append((f, ent))
             expect = "insert"
-        else:
-            worst = int(np.argmax([e for _, e in slots]))
+        else:  # the highest entropy, the last slot among equals
+            worst = max(range(length), key=lambda i: (slots[i][1], i))
             expect = "skip" if not ent < slots[worst][1] else "replace"
             if expect == "replace":
                 slots[worst] = (f, ent)
@@ -432,3 +458,77 @@ def test_block_log_sum_exps_against_torch(n_groups):
     want = torch.stack([torch.logsumexp(w / tau, dim=0) for w in want])
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-4)
     assert torch.isfinite(got).all()
+
+
+# ------------------------------------------------------------------------------------------
+# a world as confident as real CLIP: every image's top cosine is 0.35-0.6, so its largest
+# logit is 35-60 at tau = 0.01 and float32 rounding decides which memory slot is replaced
+
+
+@pytest.fixture(scope="module")
+def confident_world():
+    rng = np.random.default_rng(14)
+    k, m, d, n = 12, 60, 64, 480
+    idt = _unit_rows(rng.standard_normal((k, d)))
+    neg = _unit_rows(rng.standard_normal((m, d)))
+    is_id = rng.random(n) < 0.6
+    centre = np.where(is_id[:, None], idt[rng.integers(0, k, n)], neg[rng.integers(0, m, n)])
+    a = rng.uniform(0.35, 0.6, (n, 1))
+    u = rng.standard_normal((n, d))
+    u = _unit_rows(u - (u * centre).sum(1, keepdims=True) * centre)  # orthogonal to the centre
+    x = _unit_rows(a * centre + np.sqrt(1 - a**2) * u)
+    top = (x @ np.concatenate([idt, neg]).T).max(axis=1) / 0.01
+    assert top.min() >= 35 and top.max() <= 61
+    return x, idt, neg
+
+
+def _recorded_inserts(monkeypatch, x, idt, neg):
+    """Wrap AdaNegMemory.insert to record what :func:`direct_adaneg`'s ``events`` holds, with
+    labels in stored order (found by their text feature) and images by their index in ``x``."""
+    label_of = {row.tobytes(): c for c, row in enumerate(np.concatenate([idt, neg]))}
+    image_of = {row.tobytes(): i for i, row in enumerate(x)}
+    events = []
+    insert = AdaNegMemory.insert
+
+    def recording(self, label, feature, ent):
+        action = insert(self, label, feature, ent)
+        slots = [image_of[f.tobytes()] for f in self.slots(label)]
+        events.append((label_of[self._text_np[label].tobytes()], action, slots, ent))
+        return action
+
+    monkeypatch.setattr(AdaNegMemory, "insert", recording)
+    return events
+
+
+@pytest.mark.parametrize(
+    ("preset", "slots", "beta", "proxy"),
+    [("authors_code", 2, 5.0, "task"), ("paper", 3, 5.5, "sample")],
+)
+def test_memory_matches_the_authors_loop_slot_by_slot_on_a_confident_world(
+    monkeypatch, confident_world, preset, slots, beta, proxy
+):
+    """Issue 14: with logits of 35-60, an entropy from ``exp(logit - lse)`` in float32 was off
+    by ~2e-6 and often negative, which reordered the replacements; every offered sample must
+    take the authors' decision (label, insert / replace which slot / skip) in their order."""
+    x, idt, neg = confident_world
+    cfg = adaneg_config({"preset": preset, "memory_length": 3, "tau": 0.01})
+    got_events = _recorded_inserts(monkeypatch, x, idt, neg)
+    got = run_adaneg(
+        image_features=x, id_text_features=idt, negative_features=neg, batch_size=32, config=cfg
+    )
+    want_events = []
+    scores, preds, _, actions = direct_adaneg(
+        x, idt, neg, 32, AdaNegConfig(memory_length=3, tau=0.01),
+        slots=slots, beta=beta, proxy=proxy, events=want_events,
+    )
+    ents = np.array([e for *_, e in want_events])
+    assert actions["replace"] >= 40 and actions["skip"] >= 100
+    # confident: most priorities are below 1e-4, where the old error (~2e-6) reorders them
+    assert np.mean(ents < 1e-4) > 0.5 and ents.min() >= 0.0
+    assert [e[:3] for e in got_events] == [e[:3] for e in want_events]
+    # equal up to the float32 quantum of the top class's term (an ulp below 1 is 6e-8): logits
+    # whose last bit differs (the product summed in another order) may move it by a step or two
+    np.testing.assert_allclose([e[3] for e in got_events], ents, rtol=1e-5, atol=2.5e-7)
+    assert min(e[3] for e in got_events) >= 0.0
+    np.testing.assert_allclose(got.scores, scores, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got.predictions, preds)

@@ -193,17 +193,21 @@ def test_each_preset_parses_answers_with_its_parser(preset, parser, vsnl, ens):
         ),
         (
             {"threshold_rule": "median"},
-            r"AntsConfig.threshold_rule='median' is not valid; valid values: code, paper",
+            r"AntsConfig.threshold_rule: 'median' is not allowed; allowed values: 'code', 'paper'",
         ),
         (
             {"in_score": "sum"},
-            r"in_score='sum' is not valid; valid values: ada, far_only, near_only",
+            r"AntsConfig.in_score: 'sum' is not allowed; allowed values: 'ada', 'far_only', "
+            r"'near_only'",
         ),
-        ({"near_subset": "all"}, r"valid values: top_k, top_fraction"),
-        ({"lambda_stats": "x"}, r"valid values: code, paper"),
-        ({"group_size": 0}, r"AntsConfig.group_size must be an integer >= 1, got 0"),
-        ({"eta": 1.5}, r"AntsConfig.eta must be a number in \[0, 1\], got 1.5"),
-        ({"vsnl_template": "nice"}, r"exactly one '\{\}'"),
+        ({"near_subset": "all"}, r"allowed values: 'top_k', 'top_fraction'"),
+        ({"lambda_stats": "x"}, r"allowed values: 'code', 'paper'"),
+        ({"group_size": 0}, r"AntsConfig.group_size: 0 is out of range; expected a value >= 1"),
+        ({"eta": 1.5}, r"AntsConfig.eta: 1.5 is out of range; expected a value in \[0, 1\]"),
+        ({"vsnl_template": "nice"}, r"AntsConfig.vsnl_template: 'nice' is not allowed; "
+                                    r"expected a format string with exactly one '\{\}'"),
+        ({"ens_template": "{} and {}"}, r"exactly one '\{\}'"),
+        ({"near_top_k": True}, r"AntsConfig.near_top_k: true has the wrong type; expected an integer"),
     ],
 )
 def test_bad_config_is_a_clear_error(config, message):
@@ -329,7 +333,7 @@ def test_s_nl_and_predictions_match_the_static_scores():
 
 def test_ens_update_by_the_code_rule_applies_to_its_own_batch():
     enc = Encoder()
-    oracle = Oracle(ens={"img0": ["a red fox."], "img2": ["A red  fox"], "img5": ["grass"]})
+    oracle = Oracle(ens={"img0": ["a red fox"], "img2": ["A red fox"], "img5": ["grass"]})
     r = run_tiny(ENS_STREAM, ENS_CFG, oracle, enc)
     s = r.variants["s_nl"]
     tr = r.trace
@@ -347,7 +351,8 @@ def test_ens_update_by_the_code_rule_applies_to_its_own_batch():
         ]
     ]
     assert tr.queries == [(2, q) for q in oracle.calls[0]]
-    # the two answers normalise to one sentence, encoded WITHOUT a template
+    # the two answers are one sentence up to case (the first spelling kept), encoded WITHOUT a
+    # template
     assert enc.calls == [(["a red fox"], "{}")]
     assert tr.ens_sentences == ["a red fox"]
     assert tr.ens_size.tolist() == [0, 1, 1, 1]
@@ -361,6 +366,39 @@ def test_ens_update_by_the_code_rule_applies_to_its_own_batch():
     assert all(q.image != "img5" for _, q in tr.queries)
     # no VSNL event: near_only is S_nl throughout
     assert r.variants["near_only"].tolist() == s.tolist()
+
+
+@pytest.mark.parametrize("preset", ["authors_code", "paper"])
+def test_ens_sentences_are_normalised_once_as_the_authors(preset):
+    """Issue 14: the authors normalise an update's raw ENS answers once (strip, strip every
+    trailing dot, collapse whitespace, de-duplicate case-insensitively); the bank and the encoder
+    get exactly those sentences, never a second cleaning of the parsed ones."""
+    raw = {"img0": "A red fox. .", "img2": "a RED fox.  ."}
+    texts = {"a red fox.": TEXTS["a red fox"], "a red fox": TEXTS["a red fox"]}
+    cfg = ants_config({**ENS_CFG, "preset": preset})
+
+    def answerer(queries):
+        return [
+            parse_answer(q.kind, raw[q.image], q.class_name, style=cfg.answer_parser)
+            for q in queries
+        ]
+
+    calls = []
+
+    def encode(batch, template):
+        calls.append(list(batch))
+        return np.stack([texts[t.lower()] for t in batch])
+
+    r = run_tiny(ENS_STREAM, {**ENS_CFG, "preset": preset}, answerer, encode)
+    # cleaned once, "A red fox. ." is "A red fox." in both styles (a second cleaning would give
+    # "A red fox"); the second answer is the same sentence up to case: the first spelling stays
+    assert calls == [["A red fox."]]
+    assert r.trace.ens_sentences == ["A red fox."]
+    # what the parser gave and what the update encoded are the same strings
+    assert [
+        parse_answer("ens", raw[i], "cat", style=cfg.answer_parser).negatives[0]
+        for i in ("img0", "img2")
+    ] == ["A red fox.", "a RED fox."]
 
 
 def test_paper_threshold_rule_in_a_run():
@@ -526,6 +564,79 @@ def _banks_at(r):
     ens = [TEXTS[t] for t in r.trace.ens_sentences]
     vsnl = [TEXTS[t] for t in r.trace.vsnl_labels]
     return [([], [])] + [(ens, vsnl)] * 3
+
+
+@pytest.mark.parametrize(
+    ("preset", "ens", "vsnl"),
+    [
+        # ENS cleaned once: every trailing dot (authors) or one (lenient), then ". ." is left as
+        # "."; VSNL cleaned at parse, per class and over the bank, as the authors' labels.py and
+        # vsnl.py: "moss. . . ." -> "moss. . ." -> "moss. ." -> "moss."
+        ("authors_code", ["a red fox.", "a blue sky"], ["eagle", "moss."]),
+        ("paper", ["a red fox.", "a blue sky."], ["eagle", "moss."]),
+    ],
+)
+def test_banks_at_rebuilds_the_banks_from_raw_answers_in_the_method_style(
+    tmp_path, preset, ens, vsnl
+):
+    """:func:`ants.inspection.banks_at` on the answers log of a run equals the run's own banks
+    at every batch, and :func:`ants.stages.negative_texts` lists every text the run encoded,
+    for answers whose dots the two styles clean differently."""
+    from ants.answers_log import answer_records, write_answer_log
+    from ants.inspection import banks_at
+    from ants.stages import negative_texts
+
+    raw = {
+        "img0": "a red fox. .",
+        "img2": "a blue sky..",
+        "owl": "1. eagle. .\n2. moss. . . .\n3. Eagle",
+        "cat": "1. leopard",
+    }
+    cfg = {**MIXED_CFG, "preset": preset, "near_top_k": 1}
+    style = ants_config(cfg).answer_parser
+    asked = []
+
+    def answerer(queries):
+        out = []
+        for q in queries:
+            a = parse_answer(
+                q.kind, raw[q.image if q.kind == "ens" else q.class_name], q.class_name, style=style
+            )
+            asked.append((q, a))
+            out.append(a)
+        return out
+
+    texts = {t: TEXTS["a red fox"] for t in ("a red fox.", "a red fox")}
+    texts.update({t: TEXTS["a blue sky"] for t in ("a blue sky", "a blue sky.")})
+    texts.update({t: TEXTS[t.rstrip(".")] for t in ("eagle", "moss", "moss.")})
+    encoded = set()
+
+    def encode(batch, template):
+        encoded.update((template, t) for t in batch)
+        return np.stack([texts[t] for t in batch])
+
+    r = run_tiny(MIXED_STREAM, cfg, answerer, encode)
+    assert r.trace.ens_sentences == ens and r.trace.vsnl_labels == vsnl
+    batches = [b for b, _ in r.trace.queries]
+    log = answer_records(
+        [q for q, _ in asked], [a for _, a in asked], stream_id="s", batch_index=batches
+    )
+    for i, b in enumerate(r.trace.batch):
+        banks = banks_at(
+            log,
+            int(b),
+            config=cfg,
+            preds=r.predictions.tolist(),
+            pred_batches=np.repeat(r.trace.batch, 2).tolist(),
+            class_names=NAMES,
+        )
+        assert (len(banks.ens), len(banks.vsnl)) == (r.trace.ens_size[i], r.trace.vsnl_size[i])
+    assert (banks.ens, banks.vsnl) == (ens, vsnl)
+    # the encode_negatives job encodes these texts; the replay looks up exactly what it encoded
+    path = write_answer_log(tmp_path / "log.parquet", log, timings=False)
+    pairs = negative_texts(path, {"config": cfg})
+    assert encoded <= set(pairs)
+    assert {t for _, t in pairs} >= {*ens, *vsnl}
 
 
 def test_lambda_code_statistics_by_hand():

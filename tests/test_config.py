@@ -1,4 +1,4 @@
-"""params.yaml validation (ants.config + workflow/schemas/params.schema.yaml) and the config views."""
+"""params.yaml validation (ants.config + ants/schemas/params.schema.yaml) and the config views."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ants.config import (
 )
 from ants.views import (
     ANTS_PLAN_KEYS,
+    answer_config,
     backend_config,
     method_config,
     metrics_view,
@@ -296,6 +297,26 @@ def test_plan_config_holds_only_query_deciding_switches(params):
     assert plan_config(changed, "ants_code")["config"]["eta"] == 0.3
     with pytest.raises(ValueError, match="plans exist only for ANTS methods, not 'adaneg'"):
         plan_config(params, "adaneg")
+
+
+def test_max_negative_chars_reaches_the_lenient_parser_only(params):
+    """The authors' parser has no length limit (their code keeps every negative): its answer
+    jobs get None, so mllm.max_negative_chars never re-runs them and the parser never sees it."""
+    from ants.mllm.parsing import negative_chars_limit
+
+    code, paper = answer_config(params, "ants_code"), answer_config(params, "ants_paper")
+    assert (code["parser"], code["answering"]["max_negative_chars"]) == ("authors", None)
+    assert (paper["parser"], paper["answering"]["max_negative_chars"]) == ("lenient", 200)
+    changed = copy.deepcopy(params)
+    changed["mllm"]["max_negative_chars"] = 50
+    assert answer_config(changed, "ants_code") == code
+    assert answer_config(changed, "ants_paper")["answering"]["max_negative_chars"] == 50
+    # what each answer job hands the parser is valid for its style
+    for cfg in (code, paper):
+        negative_chars_limit(cfg["parser"], cfg["answering"]["max_negative_chars"])
+    lenient_code = copy.deepcopy(params)
+    lenient_code["methods"]["ants_code"]["config"]["answer_parser"] = "lenient"
+    assert answer_config(lenient_code, "ants_code")["answering"]["max_negative_chars"] == 200
 
 
 def test_method_config_resolves_the_score_per_split(params):

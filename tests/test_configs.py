@@ -365,9 +365,9 @@ def test_validate_params_of_a_config_copy_is_independent():
 
 
 def test_configs_lay_datasets_out_as_the_registry_says():
-    """A shipped config and ants.datasets.KNOWN_DATASETS agree on each benchmark set's layout
+    """A shipped config and ants.datasets.registry.KNOWN_DATASETS agree on each benchmark set's layout
     and image count (the registry's instructions are what a missing path prints)."""
-    from ants.datasets import KNOWN_DATASETS
+    from ants.datasets.registry import KNOWN_DATASETS
 
     checked = 0
     for name in CONFIGS:

@@ -161,11 +161,13 @@ def test_answer_all_holds_any_answerer_to_the_bound():
 
 def test_build_answerer_reads_the_limits(tmp_path):
     config = {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}
-    answerer = build_answerer(
-        config, parse_style="authors", max_failed_fraction=0.25, max_negative_chars=50
-    )
+    answerer = build_answerer(config, max_failed_fraction=0.25, max_negative_chars=50)
     assert (answerer.max_failed_fraction, answerer.max_negative_chars) == (0.25, 50)
-    assert answerer.parse_style == "authors"
+    # the authors' parser has no length limit (their code keeps every negative) and refuses one
+    authors = build_answerer(config, parse_style="authors", max_failed_fraction=0.25)
+    assert (authors.parse_style, authors.max_negative_chars) == ("authors", None)
+    with pytest.raises(ValueError, match="max_negative_chars=50 does not apply to the 'authors'"):
+        build_answerer(config, parse_style="authors", max_negative_chars=50)
     default = build_answerer(config)
     assert (default.max_failed_fraction, default.max_negative_chars, default.parse_style) == (
         0.0,
@@ -349,6 +351,13 @@ def test_a_huge_answer_is_stored_intact_and_a_huge_name_rejected(tmp_path, image
         ScriptedBackend({}), cache, Prompting("llava"), max_negative_chars=None
     )
     assert unlimited(queries[6:7])[0].negatives == (monster, "lynx")
+    # the authors' parser has no limit: the cached raw texts (the cache keeps raw text, never
+    # a parse) are parsed again on the way out, so nothing parsed under the limit is served
+    authors = CachedAnswerer(ScriptedBackend({}), cache, Prompting("llava"), parse_style="authors")
+    vsnl_a, ens_a = authors([queries[6], queries[0]])
+    assert vsnl_a.negatives == (monster, "lynx") and vsnl_a.reason == ""
+    assert ens_a.status == "ok" and ens_a.negatives == (huge.strip(),)
+    assert authors.stats["hits"] == 2 and authors.stats["generated"] == 0
 
 
 def test_shorten():

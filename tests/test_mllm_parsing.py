@@ -6,11 +6,15 @@ from ants.mllm.base import Query
 from ants.mllm.parsing import (
     MAX_NEGATIVE_CHARS,
     PARSE_STYLES,
+    ens_update_sentences,
+    negative_chars_limit,
     normalise_sentences,
     parse_answer,
     parse_ens_answer,
     parse_numbered_list,
     parse_vsnl_answer,
+    vsnl_bank_labels,
+    vsnl_class_labels,
 )
 from ants.mllm.prompts import Prompting, generation_settings, prompt_for, validate_prompting
 
@@ -333,13 +337,12 @@ def test_long_vsnl_class_name_is_rejected_with_a_reason():
     assert MAX_NEGATIVE_CHARS == 200
     monster = "x" * 5000
     raw = f"1. {monster}\n2. lynx\n3. puma"
-    for style in PARSE_STYLES:
-        a = parse_vsnl_answer(raw, "cat", style=style)
-        assert a.status == "ok" and a.negatives == ("lynx", "puma"), style
-        assert a.reason == (
-            "dropped 1 class name longer than 200 characters (max_negative_chars; the longest has 5000)"
-        )
-        assert a.raw_text == raw  # the raw text is kept intact
+    a = parse_vsnl_answer(raw, "cat")
+    assert a.status == "ok" and a.negatives == ("lynx", "puma")
+    assert a.reason == (
+        "dropped 1 class name longer than 200 characters (max_negative_chars; the longest has 5000)"
+    )
+    assert a.raw_text == raw  # the raw text is kept intact
     only = parse_vsnl_answer(f"1. {monster}\n2. {monster}y", "cat")
     assert only.status == "empty" and only.negatives == ()
     assert only.reason == (
@@ -364,6 +367,91 @@ def test_long_ens_sentence_is_rejected():
         "dropped 1 sentence longer than 200 characters (max_negative_chars; the longest has 499)"
     )
     assert parse_ens_answer("word " * 100, "tench", max_negative_chars=499).status == "ok"
+
+
+# a long ENS sentence (issue 14 saw one of 229 characters): the authors' code keeps it, lenient
+# drops it
+LONG_SENTENCE = (
+    "A sprawling mountain landscape at dawn with a frozen lake in the foreground, pine forests "
+    "climbing the slopes, a small wooden cabin with smoke rising from its chimney and a flock "
+    "of small birds crossing the pale pink sky above."
+)
+
+
+def test_authors_style_has_no_length_limit():
+    assert len(LONG_SENTENCE) == 227
+    authors = parse_ens_answer(LONG_SENTENCE, "tench", style="authors")
+    assert (authors.status, authors.negatives, authors.reason) == (
+        "ok",
+        (LONG_SENTENCE[:-1],),  # every trailing dot stripped, nothing else
+        "",
+    )
+    assert parse_ens_answer(LONG_SENTENCE, "tench").status == "empty"  # lenient: 200
+    monster = "x" * 5000
+    raw = f"1. {monster}\n2. lynx\n3. puma"
+    vsnl = parse_vsnl_answer(raw, "cat", style="authors")
+    assert (vsnl.negatives, vsnl.reason) == ((monster, "lynx", "puma"), "")
+    assert parse_numbered_list(raw, style="authors") == [monster, "lynx", "puma"]
+    # None (no limit) is accepted; a number is refused, by name, before any parsing
+    assert (
+        parse_answer("ens", LONG_SENTENCE, "t", style="authors", max_negative_chars=None).status
+        == "ok"
+    )
+    for call in (
+        lambda: parse_answer("ens", "a", "t", style="authors", max_negative_chars=200),
+        lambda: parse_numbered_list("1. a", style="authors", max_negative_chars=50),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=r"max_negative_chars=\d+ does not apply to the 'authors' answer parser: the "
+            r"authors' code keeps negatives of every length; leave it unset or None",
+        ):
+            call()
+    assert negative_chars_limit("lenient") == 200 and negative_chars_limit("authors") is None
+    assert (
+        negative_chars_limit("lenient", 30) == 30 and negative_chars_limit("lenient", None) is None
+    )
+
+
+# -- what the method does with parsed negatives: normalised ONCE for ENS, as the authors ----
+
+
+@pytest.mark.parametrize(
+    ("raw", "authors"),
+    [
+        # issue 14's examples: the authors normalise an ENS answer once
+        ("A snowy mountain peak. .", "A snowy mountain peak."),
+        (" . . . ", ". ."),
+        ("Blue sky..", "Blue sky"),
+        ("  A  red\ncar. ", "A red car"),
+    ],
+)
+def test_ens_sentences_are_normalised_once(raw, authors):
+    got = parse_ens_answer(raw, "tench", style="authors")
+    assert got.negatives == (authors,)
+    assert ens_update_sentences(got.negatives) == [authors]  # the update does not clean again
+    # the authors' normalize_labels, applied once to the raw answer (METHOD.md section 6)
+    assert authors == " ".join(raw.strip().rstrip(".").split())
+
+
+def test_ens_update_deduplicates_without_cleaning():
+    # normalising the parsed sentences again would merge the first two (45 vs 44 in issue 14)
+    answers = ["A snowy mountain peak. .", "A snowy mountain peak", "a SNOWY mountain peak.  ."]
+    parsed = [s for raw in answers for s in parse_ens_answer(raw, "x", style="authors").negatives]
+    assert parsed == ["A snowy mountain peak.", "A snowy mountain peak", "a SNOWY mountain peak."]
+    assert ens_update_sentences(parsed) == ["A snowy mountain peak.", "A snowy mountain peak"]
+    assert normalise_sentences(parsed, style="authors") == ["A snowy mountain peak"]  # the old way
+    assert ens_update_sentences(["", "b", "B"]) == ["b"]
+
+
+def test_vsnl_labels_are_normalised_per_class_and_over_the_bank_as_the_authors():
+    raw = "1. Snow leopard. . .\n2. snow leopard. .\n3. Lynx"
+    parsed = parse_vsnl_answer(raw, "cat", style="authors").negatives
+    assert parsed == ("Snow leopard. .", "snow leopard.", "Lynx")  # parse_numbered_labels
+    per_class = vsnl_class_labels(parsed, "authors", 5)  # the cache update normalises again
+    assert per_class == ["Snow leopard.", "snow leopard", "Lynx"]
+    assert vsnl_class_labels(parsed, "authors", 2) == ["Snow leopard.", "snow leopard"]
+    assert vsnl_bank_labels(per_class, "authors") == ["Snow leopard", "Lynx"]  # and the bank
 
 
 # -- validate_prompting: every problem, one line each, naming its key -------------------------

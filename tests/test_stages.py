@@ -13,18 +13,12 @@ from PIL import Image
 from ants import stages
 from ants._io import read_table, write_table
 from ants.answers_log import read_answer_log
-from ants.artifacts import (
-    ARTIFACTS,
-    parse_scoring_name,
-    read_id_text,
-    read_manifest,
-    scoring_name,
-    write_manifest,
-)
+from ants.artifacts import ARTIFACTS, read_id_text, read_manifest, write_manifest
 from ants.cli import main
-from ants.datasets import build_manifest
+from ants.datasets.manifests import build_manifest
 from ants.embeddings import read_embeddings, write_embeddings
 from ants.mllm.base import Answer
+from ants.views import parse_scoring_name, scoring_name
 
 TINY = {"model": "tiny", "seed": 0}
 ENCODING = {"device": "cpu", "precision": "fp32", "image_batch_size": 4, "text_batch_size": 64, "num_workers": 0}

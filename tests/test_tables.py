@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,12 +11,14 @@ from _report_fixtures import shared_run
 from sklearn.metrics import roc_auc_score
 
 from ants.tables import (
+    latex_escape,
     latex_table,
     markdown_table,
     paper_results,
     paper_table,
     published_for,
     read_metric_rows,
+    split_scores,
     variant_metrics,
     write_tables,
 )
@@ -135,13 +139,35 @@ def test_paper_table_puts_published_values_in_their_convention_and_the_differenc
     # authors_code reports far_only on far sets: the authors' script average (15.27, OOD-positive)
     assert ants.at["fpr95_ood", "published"] == 15.27
     assert ants.at["fpr95_ood", "diff"] == pytest.approx(2.95 - 15.27)
-    assert set(t.loc[t["method"] == "ants_x", "row"]) == {"ANTS [preset authors_code]"}
+    # the row is split-selected (far_only on far, near_only on near): its label says so
+    row = "ANTS [preset authors_code; far_only on far / near_only on near]"
+    assert set(t.loc[t["method"] == "ants_x", "row"]) == {row}
+    assert set(t.loc[t["method"] == "ants_x", "split_scores"]) == {"far_only on far / near_only on near"}
+    assert set(t.loc[t["method"] == "neglabel", "split_scores"]) == {""}
     md = markdown_table(t, "mos4")
-    assert "| ANTS [preset authors_code] |" in md
+    assert f"| {row} |" in md
     assert "2.95 ± 2.00 [15.27, -12.32]" in md
+    note = (f"{row}: the score is chosen per OOD split (far_only on far / near_only on near), as the "
+            "authors' released scripts report it; it equals the oracle row of the ANTS variants table.")
+    assert md.rstrip().endswith(note)
     tex = latex_table(t)
-    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"far\_average", r"2.95 $\pm$ 2.00 {[}15.27, -12.32{]}"):
+    for piece in (r"\toprule", r"\midrule", r"\bottomrule", r"far\_average", r"2.95 $\pm$ 2.00 {[}15.27, -12.32{]}",
+                  latex_escape(row) + " & ", latex_escape(note) + "}"):
         assert piece in tex
+    # the CSV names it per line: the row label and the split_scores column
+    back = pd.read_csv(io.StringIO(t.to_csv(index=False)), keep_default_na=False)
+    assert set(back.loc[back["method"] == "ants_x", "row"]) == {row}
+
+
+def test_a_row_with_one_score_on_every_split_is_not_labelled_split_selected():
+    view = _view()
+    view["methods"]["ants_x"]["in_score"] = {"far": "ada", "near": "ada"}
+    main = _metric_rows({("ants_x", "inaturalist"): (99.5, 1.0, 0.9)})
+    t = paper_table("mos4", main, view)
+    assert set(t.loc[t["method"] == "ants_x", "row"]) == {"ANTS [preset authors_code]"}
+    assert "chosen per OOD split" not in markdown_table(t) and "oracle" not in markdown_table(t)
+    assert split_scores({"far": "far_only", "near": "near_only"}) == "far_only on far / near_only on near"
+    assert split_scores({"far": "ada", "near": "ada"}) == split_scores(None) == ""
 
 
 def test_variants_match_sklearn_and_the_main_score(run):
@@ -201,7 +227,13 @@ def test_write_tables_writes_csv_markdown_latex(run, tmp_path):
         f"{s}.{e}" for s in ("fixture", "fixture_ants_variants") for e in ("csv", "md", "tex"))
     long = pd.read_csv(tmp_path / "fixture_ants_variants.csv")
     assert set(long["variant"]) == {"ada", "far_only", "near_only", "oracle"}
-    assert "ANTS (paper) [preset paper] · oracle" in (tmp_path / "fixture_ants_variants.md").read_text()
+    variants_md = (tmp_path / "fixture_ants_variants.md").read_text()
+    assert "ANTS (paper) [preset paper] · oracle" in variants_md
+    assert "oracle: far_only (S_ens) on far sets, near_only (S_vsnl) on near sets." in variants_md
+    code = "ANTS (authors' code) [preset authors_code; far_only on far / near_only on near]"
+    main_md = (tmp_path / "fixture.md").read_text()
+    assert f"| {code} |" in main_md and f"{code}: the score is chosen per OOD split" in main_md
+    assert "ANTS (paper) [preset paper] |" in main_md  # ada on both splits: nothing to say
     assert "Both read off every ROC point (each distinct threshold) (metrics.fpr95_roc: all)." in \
         (tmp_path / "fixture.md").read_text()
     openood = {**run["view"], "metrics": {**run["view"]["metrics"], "fpr95_roc": "openood"}}

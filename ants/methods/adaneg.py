@@ -18,8 +18,10 @@ Per batch (batches of the stream, numbered from 1), in the order of the authors'
    * ``S_nl < gamma - g gamma``: cache ``v`` under its argmax negative label, priority = the
      entropy of the softmax over the M negative logits;
    * a label with a free image slot takes the next one; a full label replaces its
-     highest-entropy entry (the first one on ties) when the new entropy is lower;
-   entropy is ``-sum p log(p + 1e-8)`` as in the authors' code;
+     highest-entropy entry when the new entropy is lower (on ties the LAST such slot: the
+     authors take the last index of a stable ascending sort);
+   entropy is ``-sum p log(p + 1e-8)`` of the float32 softmax, computed as the authors' code
+   does (:func:`entropy`; never negative, so the order of replacements is theirs);
 3. proxies from the memory AFTER this batch's caching (the authors' convention: a batch is
    scored with the memory that already holds its own confident samples):
    * ``task``: ``p_c = normalise(text + sum of the label's filled image slots)``;
@@ -64,9 +66,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ants.methods import MethodResult, as_features, batch_slices
+from ants.methods import METHODS
+from ants.methods.base import MethodResult, batch_slices
 from ants.progress import progress as progress_bar
-from ants.scores import group_layout, mean_id_mass
+from ants.scores import as_features, group_layout, mean_id_mass
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -79,6 +82,7 @@ __all__ = [
     "adaptive_cosines_t",
     "entropy",
     "run_adaneg",
+    "score_adaneg",
 ]
 
 PROXIES = ("sample", "task")
@@ -88,8 +92,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"authors_slots": False, "truncate_beta": False, "proxy": "sample"},
     "authors_code": {"authors_slots": True, "truncate_beta": True, "proxy": "task"},
 }
-#: The preset of a config that names none.
-DEFAULT_PRESET = "paper"
+#: The preset of a config that names none (the registry's
+#: :attr:`ants.methods.base.MethodSpec.default_preset` of ``adaneg``).
+DEFAULT_PRESET = METHODS["adaneg"].default_preset
 
 #: float32 elements of one chunk buffer of the sample-adaptive pass ((rows, slots, batch)).
 _CHUNK_ELEMS = 1 << 19
@@ -218,7 +223,15 @@ def adaneg_config(config: AdaNegConfig | str | Mapping[str, Any] | None = None) 
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Row entropy ``-sum p log(p + 1e-8)`` of ``softmax(logits)`` (the authors' form)."""
+    """Row entropy ``-sum p log(p + 1e-8)`` of ``p = softmax(logits)``, in the authors' op order.
+
+    float32 logits give float32 entropies computed as the authors' code does (``torch.softmax``,
+    then the sum), so the replacement order of a full memory is theirs. It is never negative:
+    ``p <= 1`` and ``p + 1e-8`` rounds to at most 1, so every term is ``>= 0`` -- which a
+    probability rebuilt as ``exp(logit - lse)`` does not guarantee: for CLIP-confident images
+    (``|logit|`` 35-60) it can exceed 1 by a few ulps of the logits, giving entropies off by
+    ~2e-6 and often negative, which reorders replacements (issue 14).
+    """
     p = torch.softmax(logits, dim=-1)
     return -(p * torch.log(p + 1e-8)).sum(dim=-1)
 
@@ -300,14 +313,18 @@ class AdaNegMemory:
         self._buffers: list[torch.Tensor] = []
 
     def insert(self, label: int, feature: np.ndarray, ent: float) -> str:
-        """Offer ``feature`` with priority ``ent`` to ``label``: 'insert', 'replace' or 'skip'."""
+        """Offer ``feature`` with priority ``ent`` to ``label``: 'insert', 'replace' or 'skip'.
+
+        A full label replaces its highest-entropy slot (the last one on ties) when ``ent`` is
+        strictly lower; otherwise the feature is skipped.
+        """
         label = int(label)
         ent = float(ent)
         j = int(self.count_of[label])
         if j == self.length:  # full: replace the highest-entropy slot if the new one is lower
             b = self.buckets[j - 1]
             p = int(self.pos_of[label])
-            worst = int(np.argmax(b.ent[p]))
+            worst = j - 1 - int(np.argmax(b.ent[p, ::-1]))  # the last one on ties
             if not ent < b.ent[p, worst]:
                 return "skip"
             b.feats[p, worst] = feature
@@ -536,23 +553,6 @@ class _Blocks:
             parts.append(e[end:].sum(dim=0)[None])
         return torch.cat(parts)
 
-    def entropies(self, e, maxes, lse, idx: torch.Tensor, negative: bool) -> torch.Tensor:
-        """:func:`entropy` of the softmax over the ID (or the negative) logits of the samples
-        ``idx``, from the vanilla exponentials ``e``, ``maxes`` and block ``lse``."""
-        k, s = self.k, self.scale
-        if not negative:
-            p = e[:k].index_select(1, idx)
-            p *= torch.exp(maxes[0, idx] * s - lse[0, idx])
-        else:
-            mx, ls = maxes[1:].index_select(1, idx), lse[1:].index_select(1, idx)
-            factor = torch.exp(mx * s - torch.logsumexp(ls, dim=0))  # (blocks, n_sel)
-            p = e[k:].index_select(1, idx)
-            g = self.n_grp * self.per
-            p[:g].view(self.n_grp, self.per, -1).mul_(factor[: self.n_grp, None])
-            if g < p.shape[0]:
-                p[g:] *= factor[self.n_grp]
-        return -(p * torch.log(p + 1e-8)).sum(dim=0)
-
     def lse(self, maxes: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
         return maxes * self.scale + torch.log(sums)
 
@@ -660,7 +660,7 @@ def run_adaneg(
                 else:
                     part = cos_t[:k].index_select(1, idx) / tau
                     labels = part.argmax(dim=0).tolist()
-                ents = blocks.entropies(e, maxes, lse_v, idx, negative).double().tolist()
+                ents = entropy(part.T.contiguous()).double().tolist()
                 feats = x[idx].numpy()
                 for j, (lab, ent) in enumerate(zip(labels, ents, strict=True)):
                     counts[memory.insert(lab, feats[j], ent)] += 1
@@ -684,4 +684,19 @@ def run_adaneg(
         predictions=pred_all,
         variants={"adaneg": s_all.copy(), "s_ada": s_ada_all, "s_nl": s_nl_all},
         trace={key: np.asarray(v, dtype=np.int64) for key, v in trace.items()},
+    )
+
+
+def score_adaneg(section: Mapping[str, Any], inputs: Any) -> MethodResult:
+    """AdaNeg on one stream (the workflow's adapter, :data:`ants.methods.METHODS`): its
+    features in stream order against the "The nice {}." ID text features and the mined
+    negatives, batch by batch, with the section's ``config``."""
+    idt, _ = inputs.id_text("nice")
+    return run_adaneg(
+        image_features=inputs.features,
+        id_text_features=idt,
+        negative_features=inputs.negatives,
+        batch_size=inputs.batch_size,
+        config=dict(section["config"]),
+        progress=inputs.progress,
     )

@@ -12,7 +12,8 @@ The ``mllm`` config section picks one backend; nothing else in the package knows
 
 How answers are judged is given to :func:`build_answerer` by the caller, not read from this
 mapping: ``max_failed_fraction`` (default 0.0: any failed query is an error), ``max_negative_chars``
-(default 200: a longer parsed negative is dropped) and ``parse_style`` (``"lenient"`` /
+(``"lenient"`` style only, default 200: a longer parsed negative is dropped; the ``"authors"``
+style has no limit and refuses one) and ``parse_style`` (``"lenient"`` /
 ``"authors"``, following the ANTS preset; a log can also be re-parsed at replay with
 :func:`ants.answers_log.answer_map`). ``max_answer_chars`` only shortens listings
 (:func:`ants.mllm.answering.shorten`).
@@ -27,7 +28,7 @@ import os
 from collections.abc import Mapping
 
 from ants.mllm.base import Answer, Answerer, AnswerFailureError, Backend, BackendError, Query
-from ants.mllm.parsing import MAX_NEGATIVE_CHARS
+from ants.mllm.parsing import BY_STYLE
 
 ANSWERING_KEYS = ("backend", "family", "prompts", "generation", "batch_size")
 #: Each backend's own settings (``mllm.backends.<name>`` in params; beside the answering keys
@@ -115,7 +116,7 @@ def build_answerer(
     *,
     parse_style: str = "lenient",
     max_failed_fraction: float = 0.0,
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ):
     """A :class:`~ants.mllm.answering.CachedAnswerer` over :func:`build_backend` ``(config)``.
 

@@ -25,7 +25,8 @@ stream's answers log in :mod:`ants.answers_log` (its format, writer and the one 
 
 **Length limits**: raw texts are stored intact in the cache and the log, whatever their length;
 :func:`shorten` cuts them for listings (``max_answer_chars``, :data:`MAX_ANSWER_CHARS`). A
-parsed negative longer than ``max_negative_chars`` is not accepted (:mod:`ants.mllm.parsing`).
+parsed negative longer than ``max_negative_chars`` is not accepted in the ``"lenient"`` style;
+the ``"authors"`` style has no limit and refuses one (:func:`ants.mllm.parsing.negative_chars_limit`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from datetime import datetime, timezone
 from ants._io import file_digest
 from ants.mllm.base import Answer, AnswerFailureError, Backend, BackendError, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
-from ants.mllm.parsing import MAX_NEGATIVE_CHARS, check_style, parse_answer
+from ants.mllm.parsing import BY_STYLE, check_style, negative_chars_limit, parse_answer
 from ants.mllm.prompts import KINDS, Prompting
 from ants.progress import progress as progress_bar
 
@@ -64,7 +65,9 @@ class CachedAnswerer:
 
     ``cache=None`` answers everything with the backend (no persistence). ``parse_style`` (one
     of :data:`ants.mllm.parsing.PARSE_STYLES`), ``max_items`` and ``max_negative_chars`` decide
-    how raw texts become negatives. ``max_failed_fraction`` (in [0, 1]; 0 = any failure is an
+    how raw texts become negatives (``max_negative_chars``: see
+    :func:`ants.mllm.parsing.negative_chars_limit`; a number with the ``"authors"`` style is
+    refused here). ``max_failed_fraction`` (in [0, 1]; 0 = any failure is an
     error) bounds the share of distinct queries of one call that may fail before
     :class:`~ants.mllm.base.AnswerFailureError` is raised. ``stats`` counts, over the
     answerer's life: ``queries``, ``unique``, ``hits``, ``generated``, ``failed``.
@@ -81,13 +84,14 @@ class CachedAnswerer:
         *,
         parse_style: str = "lenient",
         max_failed_fraction: float = 0.0,
-        max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+        max_negative_chars: int | str | None = BY_STYLE,
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"mllm.batch_size: expected a positive int, got {batch_size!r}")
         check_style(parse_style)
         # validates max_negative_chars and max_items with the parser's own messages
         parse_answer("vsnl", "", "", max_items, parse_style, max_negative_chars)
+        max_negative_chars = negative_chars_limit(parse_style, max_negative_chars)
         self.backend = backend
         self.cache = cache
         self.prompting = prompting if prompting is not None else Prompting()

@@ -32,11 +32,25 @@ text anyway, so case never changes a text feature). An ENS answer is the whole g
 one sentence (a newline becomes a space). At most ``max_items`` (5) VSNL names are kept, counted
 after cleaning and de-duplication.
 
-**Length limit** (both styles): a parsed negative longer than ``max_negative_chars``
+**Normalised once**: an answer's negatives are final when they leave the parser. What the
+method does with them afterwards follows the authors' code (``ants_postprocessor.py``,
+``vsnl.py``) in both styles:
+
+* ENS: the sentences of one update's ``ok`` answers are only de-duplicated
+  (:func:`ens_update_sentences`), never cleaned again -- the authors normalise the raw answers
+  of an update once; cleaning twice would strip dots that cleaning once keeps
+  (``"A snowy mountain peak. ."`` -> ``"A snowy mountain peak."``, not ``"... peak"``);
+* VSNL: the authors normalise a class's labels again when they cache them and the flattened
+  cache once more (:func:`vsnl_class_labels`, :func:`vsnl_bank_labels`).
+
+**Length limit** (``"lenient"`` only): a parsed negative longer than ``max_negative_chars``
 (:data:`MAX_NEGATIVE_CHARS` = 200 characters by default; ``None`` = no limit) is not accepted --
 it is dropped and the answer's ``reason`` says so. A real ENS sentence (under eight words) or
-class name is far shorter; the limit only catches a model that rambles. The raw text itself is
-never shortened (it is stored intact in the cache and the log).
+class name is far shorter; the limit only catches a model that rambles. The ``"authors"`` style
+has no limit, as the authors' code: left at its default (:data:`BY_STYLE`) ``max_negative_chars``
+means none, ``None`` is accepted, and any number is refused (ValueError naming the setting), so
+no caller believes a limit applies that does not. The raw text itself is never shortened (it is
+stored intact in the cache and the log).
 
 Statuses (:class:`ants.mllm.base.Answer`): ``"ok"`` with at least one negative (``reason`` is
 empty unless something was dropped for its length); ``"empty"`` when the text is blank or nothing
@@ -51,8 +65,11 @@ from collections.abc import Iterable
 from ants.mllm.base import Answer
 
 PARSE_STYLES = ("lenient", "authors")
-#: a parsed negative longer than this many characters is dropped (None: no limit)
+#: ``"lenient"``: a parsed negative longer than this many characters is dropped
 MAX_NEGATIVE_CHARS = 200
+#: ``max_negative_chars`` left to the style: :data:`MAX_NEGATIVE_CHARS` for ``"lenient"``, no
+#: limit for ``"authors"`` (see :func:`negative_chars_limit`)
+BY_STYLE = "by style"
 
 _WS = re.compile(r"\s+")
 
@@ -87,9 +104,18 @@ def check_style(style: str) -> str:
     return style
 
 
-def _check_limit(max_negative_chars: int | None) -> int | None:
+def negative_chars_limit(style: str, max_negative_chars: int | str | None = BY_STYLE) -> int | None:
+    """The length limit ``style`` applies to parsed negatives (None: no limit).
+
+    :data:`BY_STYLE` (the default): :data:`MAX_NEGATIVE_CHARS` for ``"lenient"``, none for
+    ``"authors"``. ``None``: no limit. A positive int: that limit, ``"lenient"`` only -- the
+    authors' code keeps every length, so a number with ``"authors"`` is a ValueError.
+    """
+    check_style(style)
     if max_negative_chars is None:
         return None
+    if isinstance(max_negative_chars, str) and max_negative_chars == BY_STYLE:
+        return MAX_NEGATIVE_CHARS if style == "lenient" else None
     if (
         not isinstance(max_negative_chars, int)
         or isinstance(max_negative_chars, bool)
@@ -97,6 +123,12 @@ def _check_limit(max_negative_chars: int | None) -> int | None:
     ):
         raise ValueError(
             f"max_negative_chars: expected a positive int or None (no limit), got {max_negative_chars!r}"
+        )
+    if style == "authors":
+        raise ValueError(
+            f"max_negative_chars={max_negative_chars} does not apply to the 'authors' answer "
+            "parser: the authors' code keeps negatives of every length; leave it unset or None "
+            "(or parse with the 'lenient' style)"
         )
     return max_negative_chars
 
@@ -137,6 +169,38 @@ def normalise_sentences(texts: Iterable[str | None], style: str = "lenient") -> 
     return out
 
 
+def ens_update_sentences(negatives: Iterable[str]) -> list[str]:
+    """The sentences one ENS update adds, from the negatives of its ``ok`` answers in order.
+
+    They were normalised once by the parser, as the authors normalise an update's raw answers
+    once; here they are only de-duplicated case-insensitively (first spelling kept), never
+    cleaned again (both styles).
+
+    >>> ens_update_sentences(["A snowy mountain peak.", "a snowy mountain PEAK.", "Grass"])
+    ['A snowy mountain peak.', 'Grass']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for text in negatives:
+        key = text.casefold()
+        if text and key not in seen:
+            seen.add(key)
+            out.append(text)
+    return out
+
+
+def vsnl_class_labels(negatives: Iterable[str], style: str, keep: int) -> list[str]:
+    """A VSNL class's cached labels from its answer's negatives: normalised again and cut to
+    the first ``keep`` (the authors normalise a class's labels when they cache them)."""
+    return normalise_sentences(negatives, style)[:keep]
+
+
+def vsnl_bank_labels(cached: Iterable[str], style: str) -> list[str]:
+    """The VSNL bank from the cached labels in cache order: normalised and de-duplicated once
+    more, as the authors' flattened cache."""
+    return normalise_sentences(cached, style)
+
+
 def _split_long(items: list[str], limit: int | None) -> tuple[list[str], list[str]]:
     if limit is None:
         return items, []
@@ -158,7 +222,7 @@ def parse_ens_answer(
     raw: str | None,
     class_name: str,
     style: str = "lenient",
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ) -> Answer:
     """One ENS answer -> an :class:`Answer` with at most one negative sentence.
 
@@ -167,7 +231,7 @@ def parse_ens_answer(
     class name (that would be a positive, not a negative).
     """
     check_style(style)
-    limit = _check_limit(max_negative_chars)
+    limit = negative_chars_limit(style, max_negative_chars)
     raw = "" if raw is None else str(raw)
     sentences = normalise_sentences([raw], style)
     if not sentences:
@@ -232,7 +296,7 @@ def parse_numbered_list(
     max_items: int = 5,
     class_name: str | None = None,
     style: str = "lenient",
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ) -> list[str]:
     """Class names from a numbered-list answer, cleaned and de-duplicated, at most ``max_items``.
 
@@ -248,7 +312,7 @@ def parse_numbered_list(
     check_style(style)
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
-    names, _ = _names(raw or "", class_name, style, _check_limit(max_negative_chars))
+    names, _ = _names(raw or "", class_name, style, negative_chars_limit(style, max_negative_chars))
     return names[:max_items]
 
 
@@ -257,13 +321,13 @@ def parse_vsnl_answer(
     class_name: str,
     max_items: int = 5,
     style: str = "lenient",
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ) -> Answer:
     """One VSNL answer -> an :class:`Answer` whose negatives are the parsed class names."""
     check_style(style)
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
-    limit = _check_limit(max_negative_chars)
+    limit = negative_chars_limit(style, max_negative_chars)
     raw = "" if raw is None else str(raw)
     if not raw.strip():
         return Answer(raw_text=raw, status="empty", reason="the answer is empty")
@@ -295,7 +359,7 @@ def parse_answer(
     class_name: str,
     max_items: int = 5,
     style: str = "lenient",
-    max_negative_chars: int | None = MAX_NEGATIVE_CHARS,
+    max_negative_chars: int | str | None = BY_STYLE,
 ) -> Answer:
     """Dispatch on the query kind ("ens" or "vsnl"); ``style`` is one of :data:`PARSE_STYLES`."""
     check_style(style)

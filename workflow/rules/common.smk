@@ -2,17 +2,19 @@
 # File paths are the templates of ants.artifacts (one home of the results layout); each rule
 # passes as `params` exactly the config subset its output depends on (ants.views), so
 # Snakemake's params trigger re-runs only the rules a changed setting affects.
+# Everything imported here is torch-free (and pandas-free): parsing the workflow stays cheap
+# (tests/test_imports.py checks it).
 
 import os
 import re
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from ants import artifacts
 from ants.artifacts import benchmark_path, log_path, template
-from ants.config import ConfigError, load_config_files, load_schema
+from ants.config import ConfigError, load_config_files
+from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
     answer_config,
@@ -23,9 +25,11 @@ from ants.views import (
     method_config,
     metrics_view,
     ood_sets,
+    parse_scoring_name,
     plan_config,
     point_params,
     report_view,
+    scoring_name,
     static_scoring,
     stream_key,
     sweep_view,
@@ -55,8 +59,7 @@ try:
     PARAMS = load_config_files(
         _config_files(),
         overrides=dict(workflow.config_settings.config),
-        schema=load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "params.schema.yaml"),
-    )
+    )  # against the schema shipped in the package (ants.config.SCHEMA_PATH)
 except ConfigError as err:
     raise WorkflowError(f"{err}\nNothing was run.") from None
 
@@ -166,7 +169,7 @@ def static_path(wildcards, dataset):
     b = bench(wildcards)
     scoring = static_scoring(PARAMS, wildcards.method)
     return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
-                          scoring=artifacts.scoring_name(scoring))
+                          scoring=scoring_name(scoring))
 
 
 def stream_inputs(wildcards):
@@ -214,12 +217,10 @@ def score_options(wildcards, input):
 
 
 def manifest_inputs(wildcards):
-    cfg = PARAMS["datasets"][wildcards.dataset]
-    if cfg["source"] == "demo":
-        return [artifacts.path("demo_list", split=cfg["split"])]
-    if cfg["source"] == "download":
-        return [artifacts.path("download", dataset=wildcards.dataset)]
-    return [cfg["list"]] if cfg.get("layout") == "list" and cfg.get("list") and os.path.isfile(cfg["list"]) else []
+    """The files a manifest is built from: its image list wherever the manifest stage reads it
+    (relative to the dataset root included), the demo's list, a download's extracted folder
+    (ants.datasets.location, the one resolver)."""
+    return manifest_sources(wildcards.dataset, PARAMS["datasets"][wildcards.dataset])
 
 
 def label_set_inputs(wildcards):
@@ -301,7 +302,7 @@ def stream_json(wildcards):
 
 
 def static_json(wildcards):
-    return dumps(artifacts.parse_scoring_name(wildcards.scoring))
+    return dumps(parse_scoring_name(wildcards.scoring))
 
 
 def method_json(wildcards):
