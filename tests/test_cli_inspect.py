@@ -213,9 +213,10 @@ def test_banks_at_equal_the_detectors_banks_at_every_batch(preset):
         assert banks.ens == upto.ens_sentences, (preset, int(b))
         assert banks.vsnl == upto.vsnl_labels, (preset, int(b))
         assert banks.vsnl_exact
-    # the case the two styles tell apart is in the banks: normalised the preset's way
-    want = "A snowy mountain peak" if preset == "authors_code" else "A snowy mountain peak."
-    assert want in t.ens_sentences and "Snow leopard" in t.vsnl_labels
+    # the answer the two styles clean apart is in the banks as the preset's parser cleaned it
+    want = parse_answer("ens", BANK_ENS_ANSWERS[0], "cat", style=style).negatives[0]
+    assert want.startswith("A snowy mountain peak") and want in t.ens_sentences
+    assert "Snow leopard" in t.vsnl_labels
 
 
 def test_negatives_command_prints_the_banks_and_agrees_with_the_trace(at_root, capsys):
