@@ -30,10 +30,10 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/metrics.json",
+        template("metrics_json"),
         metric_tables(),
         table_files(),
-        "reports/index.html",
+        artifacts.REPORT,
         report_figures(),
         versioned_outputs(),
 
@@ -45,4 +45,5 @@ onstart:
 onsuccess:
     announce()
     metrics_summary()
-    print("Metrics: results/metrics.json, results/tables/; report: reports/index.html", file=sys.stderr)
+    print(f"Metrics: {template('metrics_json')}, {artifacts.folder('tables')}/; report: {artifacts.REPORT}",
+          file=sys.stderr)

@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ants.artifacts import folder
 from ants.datasets import DatasetError
 
 __all__ = [
@@ -42,8 +43,10 @@ __all__ = [
     "manifest_sources",
 ]
 
-#: Where the workflow keeps generated and downloaded datasets.
-DATA_DIR = "results/data"
+#: Where the workflow keeps generated and downloaded datasets (:mod:`ants.artifacts`' layout:
+#: ``data/demo/{split}.txt``, ``data/downloads/{dataset}/extracted``).
+DATA_DIR = folder("demo_list")
+
 #: The image extensions of a dataset whose params give none (``datasets.<name>.extensions``).
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png")
 

@@ -66,11 +66,13 @@ class MethodSpec:
     """What one detector needs and how the workflow runs it.
 
     * ``id_prompt``: which ID text features it scores against (``photo`` = "a photo of a {}.",
-      ``nice`` = "The nice {}.", :data:`ants.stages.ID_PROMPTS`);
+      ``nice`` = "The nice {}.", :data:`ants.artifacts.ID_PROMPTS`);
     * ``uses_negatives``: scores against the mined negative labels;
     * ``uses_answers``: asks the MLLM (plan -> answer -> replay; :mod:`ants.replay`);
     * ``runner``, ``scorer``, ``static_settings``: the functions below, as ``"module:name"``
-      (imported when called, so reading the registry imports no detector and no torch).
+      (imported when called, so reading the registry imports no detector and no torch);
+    * ``default_preset``: the preset of a ``config`` that names none (detectors with presets:
+      AdaNeg, ANTS; their config functions read it here).
 
     Its methods:
 
@@ -91,6 +93,7 @@ class MethodSpec:
     runner: str
     scorer: str
     static_settings: str | None = None
+    default_preset: str | None = None
 
     def run(self, **kwargs: Any) -> MethodResult:
         return _resolve(self.runner)(**kwargs)

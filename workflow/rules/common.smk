@@ -1,6 +1,7 @@
-# Helpers of the rules: validated params, file paths, input functions, the rule params.
-# Each rule passes as `params` exactly the config subset its output depends on (ants.config's
-# views), so Snakemake's params trigger re-runs only the rules a changed setting affects.
+# Helpers of the rules: validated params, input functions, the rule params -- thin glue.
+# File paths are the templates of ants.artifacts (one home of the results layout); each rule
+# passes as `params` exactly the config subset its output depends on (ants.views), so
+# Snakemake's params trigger re-runs only the rules a changed setting affects.
 # Everything imported here is torch-free (and pandas-free): parsing the workflow stays cheap
 # (tests/test_imports.py checks it).
 
@@ -11,14 +12,14 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from ants import artifacts
+from ants.artifacts import benchmark_path, log_path, template
 from ants.config import ConfigError, dvc_restore_hint, load_config_files
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
     answer_config,
     answers_owner,
-    get_dotted,
-    same_as_base,
     text_config,
     ants_methods,
     dumps,
@@ -33,7 +34,9 @@ from ants.views import (
     static_scoring,
     stream_key,
     sweep_points,
+    sweep_view,
     tables_view,
+    uses_random_weights,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -69,11 +72,7 @@ SEEDS = PARAMS["run"]["seeds"]
 ANTS_METHODS = ants_methods(PARAMS)
 STATIC_METHODS = [m for m in METHODS if m not in ANTS_METHODS]
 MLLM_GPU = int(PARAMS["mllm"].get("gpu", PARAMS["mllm"]["backend"] == "transformers"))
-DEMO = PARAMS["mllm"]["backend"] == "demo" or any(
-    not (PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("pretrained")
-         or PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("weights_path"))
-    for b in BENCHMARKS
-)
+DEMO = uses_random_weights(PARAMS)
 DEMO_NOTE = (
     "NOTE: this run uses random-weight models (the offline demo: tiny CLIP and/or demo MLLM, "
     "generated images). Its numbers carry NO meaning."
@@ -117,9 +116,9 @@ def metrics_summary():
     and methods (its tables view, never params.yaml's), its seeds' answers logs alone. When this
     config's metrics are not built, or older than its score files (a run of another target),
     say so instead of showing numbers that are not this run's."""
-    tables = [f"results/metrics/{b}.csv" for b in BENCHMARKS]
+    tables = [artifacts.path("metrics_csv", benchmark=b) for b in BENCHMARKS]
     scores = score_files()
-    missing = [f for f in ["results/metrics.json", *tables, *scores] if not os.path.exists(f)]
+    missing = [f for f in [template("metrics_json"), *tables, *scores] if not os.path.exists(f)]
     if missing or min(map(os.path.getmtime, tables)) < max(map(os.path.getmtime, scores)):
         state = "not built" if missing else "older than its scores"
         print(f"The metrics of this config are {state}: `snakemake all` builds them.", file=sys.stderr)
@@ -136,7 +135,7 @@ def bench(wildcards):
 
 
 def embeddings(backbone, dataset):
-    return f"results/embeddings/{backbone}/{dataset}.parquet"
+    return artifacts.path("embeddings", backbone=backbone, dataset=dataset)
 
 
 def split_of(wildcards):
@@ -147,7 +146,7 @@ def split_of(wildcards):
 
 
 def stream_name(wildcards):
-    return f"{wildcards.benchmark}/{wildcards.method}/{wildcards.ood}/seed{wildcards.seed}"
+    return artifacts.stream_id(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed)
 
 
 def kind_of(method):
@@ -166,12 +165,13 @@ def streams_of(benchmark, methods):
 
 
 def stream_path(benchmark, method, ood, seed):
-    return f"results/streams/{benchmark}/{ood}/{stream_key(PARAMS, method)}/seed{seed}.parquet"
+    return artifacts.path("stream", benchmark=benchmark, ood=ood, stream_key=stream_key(PARAMS, method),
+                          seed=seed)
 
 
 def per_stream(kind, benchmark, method, ood, seed):
-    """Path of one stream's file of ``kind`` (scores, plans, answers, negatives-text)."""
-    return f"results/{kind}/{benchmark}/{method}/{ood}/seed{seed}.parquet"
+    """Path of one stream's file of ``kind`` (scores, plan, answers, negative_text)."""
+    return artifacts.path(kind, benchmark=benchmark, method=method, ood=ood, seed=seed)
 
 
 def score_files(methods=None):
@@ -188,7 +188,8 @@ def static_file(benchmark, method, dataset):
     """The shared static pass ``method`` reads for ``dataset`` on ``benchmark``."""
     b = PARAMS["benchmarks"][benchmark]
     scoring = scoring_name(static_scoring(PARAMS, method))
-    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring}.parquet"
+    return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
+                          scoring=scoring)
 
 
 def static_path(wildcards, dataset):
@@ -212,10 +213,10 @@ def scoring_inputs(wildcards):
     files = {
         "stream": stream_path(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed),
         **stream_inputs(wildcards),
-        "text": f"results/text/{b['backbone']}/{b['label_set']}.parquet",
+        "text": artifacts.path("id_text", backbone=b["backbone"], label_set=b["label_set"]),
     }
     if spec.uses_negatives:
-        files["negatives"] = f"results/negatives/{b['backbone']}/{b['label_set']}.parquet"
+        files["negatives"] = artifacts.path("negatives", backbone=b["backbone"], label_set=b["label_set"])
     if static_scoring(PARAMS, wildcards.method) is not None:
         files["static_id"] = static_path(wildcards, b["id"])
         files["static_ood"] = static_path(wildcards, wildcards.ood)
@@ -228,7 +229,7 @@ def ants_inputs(wildcards):
     w = wildcards
     owner = answers_owner(PARAMS, w.method)
     return {**scoring_inputs(w), "answers": per_stream("answers", w.benchmark, owner, w.ood, w.seed),
-            "negative_text": per_stream("negatives-text", w.benchmark, owner, w.ood, w.seed)}
+            "negative_text": per_stream("negative_text", w.benchmark, owner, w.ood, w.seed)}
 
 
 def score_options(wildcards, input):
@@ -264,12 +265,11 @@ def versioned_outputs():
         backbone, label_set = bench["backbone"], bench["label_set"]
         for ds in [bench["id"]] + [o for _, o in ood_sets(PARAMS, b)]:
             cfg = PARAMS["datasets"][ds]
-            files += [f"results/manifests/{ds}.parquet", embeddings(backbone, ds)]
+            files += [artifacts.path("manifest", dataset=ds), embeddings(backbone, ds)]
             if cfg["source"] != "local":  # the demo's lists, a download's folder: rule outputs
                 files += manifest_sources(ds, cfg)
             files += [static_file(b, m, ds) for m in METHODS if static_scoring(PARAMS, m) is not None]
-        files += [f"results/text/{backbone}/{label_set}.parquet",
-                  f"results/negatives/{backbone}/{label_set}.parquet"]
+        files += [artifacts.path(kind, backbone=backbone, label_set=label_set) for kind in ("id_text", "negatives")]
         label_file = PARAMS["label_sets"][label_set].get("file", "")
         if label_file.startswith("results/"):  # written by a rule (the demo's class names)
             files.append(label_file)
@@ -288,10 +288,10 @@ def report_inputs(wildcards):
     )
     texts = sorted({(PARAMS["benchmarks"][b]["backbone"], PARAMS["benchmarks"][b]["label_set"]) for b in BENCHMARKS})
     return {
-        "metrics": "results/metrics.json",
+        "metrics": template("metrics_json"),
         "scores": score_files(),
         "answers": answer_logs(),
-        "negatives": [f"results/negatives/{bb}/{ls}.parquet" for bb, ls in texts],
+        "negatives": [artifacts.path("negatives", backbone=bb, label_set=ls) for bb, ls in texts],
         "embeddings": [embeddings(bb, ds) for bb, ds in datasets],
         "sweeps": report_sweeps(),
     }
@@ -301,24 +301,30 @@ def report_sweeps():
     """The sweep tables the report draws: those already built, and all of them when this run
     builds the `sweeps` target too (`snakemake tables sweeps report`), so the report waits."""
     wanted = "sweeps" in sys.argv[1:]
-    return [f"results/sweeps/{s}.csv" for s in sweep_names()
-            if wanted or os.path.exists(f"results/sweeps/{s}.csv")]
+    return [artifacts.path("sweep_csv", sweep=s) for s in sweep_names()
+            if wanted or os.path.exists(artifacts.path("sweep_csv", sweep=s))]
 
 
 def metric_tables():
     """Per-benchmark metric tables (with ANTS's variants) and the ANTS trace (for `dvc plots`)."""
-    return [f"results/metrics/{b}{part}.csv" for b in BENCHMARKS for part in ("", "_variants")] + [
-        "results/plots/ants_trace.csv"
+    return [artifacts.path(kind, benchmark=b) for b in BENCHMARKS for kind in ("metrics_csv", "variants_csv")] + [
+        template("trace_csv")
     ]
 
 
 def report_figures():
     """The report's figures: ROC curves per benchmark, score histograms of every method, ANTS's
     threshold and lambda (the sensitivity figures of sweeps built earlier are not listed)."""
-    roc = [f"reports/figures/roc_{b}.png" for b in BENCHMARKS]
-    hist = [f"reports/figures/hist_{b}_{m}.png" for b in BENCHMARKS for m in METHODS]
-    trace = [f"reports/figures/trace_{b}_{m}.png" for b in BENCHMARKS for m in ANTS_METHODS]
+    roc = [artifacts.REPORT_FIGURE.format(name=f"roc_{b}") for b in BENCHMARKS]
+    hist = [artifacts.REPORT_FIGURE.format(name=f"hist_{b}_{m}") for b in BENCHMARKS for m in METHODS]
+    trace = [artifacts.REPORT_FIGURE.format(name=f"trace_{b}_{m}") for b in BENCHMARKS for m in ANTS_METHODS]
     return roc + hist + trace
+
+
+def table_files():
+    """The paper-shaped tables: per benchmark, and its ANTS variants when ANTS runs."""
+    stems = list(BENCHMARKS) + ([f"{b}_ants_variants" for b in BENCHMARKS] if ANTS_METHODS else [])
+    return [artifacts.path("tables", stem=s, ext=ext) for s in stems for ext in ("csv", "md", "tex")]
 
 
 # -- the params of each rule (canonical JSON of the config subset it depends on) -----------------
@@ -367,7 +373,7 @@ def backbone_json(wildcards):
 
 def text_store(wildcards):
     """The content-addressed store of the negatives' text features of one backbone."""
-    return f"results/text-features/{bench(wildcards)['backbone']}.sqlite"
+    return artifacts.path("text_store", backbone=bench(wildcards)["backbone"])
 
 
 # -- sweeps (params.yaml `sweeps`; built by `snakemake sweeps`) ---------------------------------
@@ -377,27 +383,5 @@ def sweep_names():
     return list(PARAMS["run"].get("sweeps") or PARAMS.get("sweeps") or {})
 
 
-def sweep_view(sweep):
-    """Each point of ``sweep`` with its score files. A point whose value is what params.yaml
-    already has reads the main run's files (its base method's name), so it costs nothing."""
-    spec = PARAMS["sweeps"][sweep]
-    seeds = spec.get("seeds") or SEEDS
-    labels = spec.get("labels") or [None] * len(spec["values"])
-    points = []
-    for point, base, i in sweep_points(PARAMS, sweep):
-        value = spec["values"][i]
-        current = get_dotted(PARAMS, spec["setting"].replace("{method}", base), object())
-        name = base if same_as_base(PARAMS, point) else point
-        default = spec["default"] if "default" in spec else current
-        files = [[b, ood, int(s), per_stream("scores", b, name, ood, s)]
-                 for b in spec["benchmarks"] for _, ood in ood_sets(PARAMS, b) for s in seeds]
-        points.append({"method": base, "index": i, "value": value,
-                       "label": labels[i] if labels[i] is not None else value,
-                       "is_default": value == default, "files": files})
-    view = {"sweep": sweep, "setting": spec["setting"], "title": spec.get("title", sweep), "points": points}
-    view["benchmarks"] = {b: {"ood": PARAMS["benchmarks"][b]["ood"]} for b in spec["benchmarks"]}
-    return view
-
-
 def sweep_score_files(wildcards):
-    return sorted({f[3] for p in sweep_view(wildcards.sweep)["points"] for f in p["files"]})
+    return sorted({f[3] for p in sweep_view(PARAMS, wildcards.sweep)["points"] for f in p["files"]})

@@ -4,25 +4,17 @@
 # sentences, VSNL labels, failed answers) and the provenance. Figures also go to reports/figures/.
 #   snakemake --cores 2 report
 
-from ants.views import tables_view
-
-
-def report_view_full():
-    """ants.views.report_view plus each method's preset and ANTS's in_score (ants.views.tables_view)."""
-    return {**report_view(PARAMS), **tables_view(PARAMS)}
-
-
 rule report:
     input:
         unpack(report_inputs),
         tables=table_files(),
     output:
-        html="reports/index.html",
+        html=artifacts.REPORT,
         figures=report_figures(),
     params:
-        view=as_param(report_view_full()),
+        view=as_param(report_view(PARAMS)),
     log:
-        "results/logs/report.log",
+        log_path("report"),
     conda:
         "../envs/ants.yaml"
     shell:

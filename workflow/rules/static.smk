@@ -7,17 +7,17 @@
 
 rule static:
     input:
-        embeddings="results/embeddings/{backbone}/{dataset}.parquet",
-        text="results/text/{backbone}/{label_set}.parquet",
-        negatives="results/negatives/{backbone}/{label_set}.parquet",
+        embeddings=template("embeddings"),
+        text=template("id_text"),
+        negatives=template("negatives"),
     output:
-        "results/static/{backbone}/{label_set}/{dataset}/{scoring}.parquet",
+        template("static"),
     params:
         scoring=static_json,
     log:
-        "results/logs/static/{backbone}/{label_set}/{dataset}/{scoring}.log",
+        log_path("static", "static"),
     benchmark:
-        "results/benchmarks/static/{backbone}/{label_set}/{dataset}/{scoring}.tsv"
+        benchmark_path("static", "static")
     conda:
         "../envs/ants.yaml"
     shell:
