@@ -277,7 +277,7 @@ def versioned_outputs():
             files.append(stream_path(b, m, ood, s))
         for m, ood, s in streams_of(b, ANTS_METHODS):
             owner = answers_owner(PARAMS, m)
-            files += [per_stream(kind, b, owner, ood, s) for kind in ("plans", "answers", "negatives-text")]
+            files += [per_stream(kind, b, owner, ood, s) for kind in ("plan", "answers", "negative_text")]
     return sorted(set(files))
 
 
