@@ -333,6 +333,9 @@ def read_readable_logs(path: str | os.PathLike) -> tuple[pd.DataFrame, list[str]
             first = first or exc
             unreadable.append(str(exc))
     if not frames:
+        if len(unreadable) > 1:
+            more = f"{first.problem} (and {len(unreadable) - 1} more logs like it)"
+            raise ArtifactError(first.path, more, first.rebuild, first.what, first.kind)
         raise first
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame, unreadable

@@ -138,13 +138,14 @@ def test_one_corrupt_log_does_not_hide_the_other_streams(at_root, capsys, tmp_pa
     lines = [x for x in out.splitlines() if x.strip()]
     assert len(lines) == len(others) and {x.split()[0] for x in lines} == set(others["stream_id"])
     (line,) = err.strip().splitlines()
-    assert line.startswith(f"ants answers: skipped an unreadable log: {bad}: not a readable Parquet answers log")
+    assert line.startswith(f"ants answers: skipped an unreadable log: {bad} (answers log): not a Parquet file, "
+                           "or cut short (no Parquet footer). Rebuild it: ")
     rc, out, err = ants(capsys, "answers", "streams", "--log", str(logs))
     assert rc == 1 and bad_stream not in out and set(others["stream_id"]) <= set(out.split())
     assert str(bad) in err
     # asking for the damaged stream says that its log could not be read
     rc, _, err = ants(capsys, "answers", "list", "--log", str(logs), "--stream", bad_stream)
-    assert rc == 2 and f"no stream {bad_stream!r}" in err and f"unreadable: {bad}: " in err
+    assert rc == 2 and f"no stream {bad_stream!r}" in err and f"unreadable: {bad} (answers log): " in err
     # every log damaged: one clear line, exit 2
     for f in files:
         f.write_bytes(b"not parquet")

@@ -271,7 +271,7 @@ def versioned_outputs():
             files += [static_file(b, m, ds) for m in METHODS if static_scoring(PARAMS, m) is not None]
         files += [artifacts.path(kind, backbone=backbone, label_set=label_set) for kind in ("id_text", "negatives")]
         label_file = PARAMS["label_sets"][label_set].get("file", "")
-        if label_file.startswith("results/"):  # written by a rule (the demo's class names)
+        if label_file.startswith(artifacts.RESULTS + "/"):  # written by a rule (the demo's class names)
             files.append(label_file)
         for m, ood, s in streams_of(b, METHODS):
             files.append(stream_path(b, m, ood, s))
