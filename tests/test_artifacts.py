@@ -4,6 +4,7 @@ what is wrong and how to rebuild it; the results layout, its one home; the CLI's
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -691,12 +692,13 @@ def test_a_damaged_stream_file_is_one_line_on_stderr_exit_2(tmp_path):
         "--out",
         "plan.parquet",
     ]
+    env = {k: v for k, v in os.environ.items() if k != artifacts.SET_ASIDE_ENV}
     proc = subprocess.run(
         [sys.executable, "-m", "ants.cli", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
@@ -704,6 +706,26 @@ def test_a_damaged_stream_file_is_one_line_on_stderr_exit_2(tmp_path):
         f"Rebuild it: snakemake --cores all --forcerun {rel}"
     ]
     assert "Traceback" not in proc.stderr + proc.stdout and not (tmp_path / "plan.parquet").exists()
+    # run by hand, the command leaves the damaged file where it is
+    assert (tmp_path / rel).read_bytes() == data[: len(data) // 2]
+
+    # as a workflow job (common.smk sets ANTS_SET_ASIDE_DAMAGED=1): the file is moved aside, so
+    # that a plain re-run rebuilds it, and the one line says so
+    proc = subprocess.run(
+        [sys.executable, "-m", "ants.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT), artifacts.SET_ASIDE_ENV: "1"},
+    )
+    aside = Path("results/damaged") / rel.relative_to("results")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"ants plan: error: {rel} (stream table): not a Parquet file, or cut short (no Parquet footer). "
+        f"Moved it aside to {aside}: a plain re-run of the workflow rebuilds it"
+    ]
+    assert not (tmp_path / rel).exists()
+    assert (tmp_path / aside).read_bytes() == data[: len(data) // 2]
 
 
 def test_a_damaged_timing_sidecar_is_ignored_with_a_warning_and_the_log_still_reads(

@@ -250,6 +250,38 @@ def test_a_deleted_versioned_file_is_rebuilt_not_certified_gone(built):
     assert planned_jobs(w) == {}
 
 
+def test_a_damaged_stream_is_set_aside_by_the_job_that_reads_it_and_a_plain_rerun_rebuilds_it(built):
+    """Issue 19's fault: a stream Parquet cut to half its size (mtime kept), then a job that reads
+    it. Before: a 30-line pyarrow traceback, and a plain re-run failed the same way (the file still
+    looked up to date). Now: one line naming the file, saying it was moved aside; a plain re-run
+    rebuilds it and what reads it, byte for byte, asking the MLLM nothing."""
+    w = built["dir"]
+    before, rows = tracked_outputs(w), cache_rows(w)
+    stream = w / "results/streams/demo/demo_far/shuffled-bs16/seed0.parquet"
+    data, stat = stream.read_bytes(), stream.stat()
+    stream.write_bytes(data[: len(data) // 2])
+    os.utime(stream, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (w / "results/plans/demo/ants_code/demo_far/seed0.parquet").unlink()  # a job that reads it must run
+
+    failed = snakemake(w, "all", check=False)
+    assert failed.returncode != 0
+    text = failed.stdout + failed.stderr
+    rel = "results/streams/demo/demo_far/shuffled-bs16/seed0.parquet"
+    line = (f"{rel} (stream table): not a Parquet file, or cut short (no Parquet footer). Moved it aside to "
+            f"results/damaged/streams/demo/demo_far/shuffled-bs16/seed0.parquet: a plain re-run of the "
+            "workflow rebuilds it")
+    assert line in text and "ArrowInvalid" not in text
+    assert not stream.exists()
+    assert (w / "results/damaged/streams/demo/demo_far/shuffled-bs16/seed0.parquet").read_bytes() == data[
+        : len(data) // 2]
+
+    snakemake(w, "all")  # the plain re-run
+    assert stream.read_bytes() == data
+    assert cache_rows(w) == rows
+    assert tracked_outputs(w) == before
+    assert planned_jobs(w) == {}
+
+
 def test_dvc_repro_from_scratch_gives_byte_identical_outputs(built, tmp_path):
     w = make_copy(tmp_path / "b")
     run(["git", "init", "-q"], w)

@@ -42,6 +42,9 @@ from ants.views import (
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# A job that finds a damaged input file (truncated, garbage, wrong schema) moves it to
+# results/damaged/ and fails with one line saying so: a plain re-run then rebuilds it.
+os.environ[artifacts.SET_ASIDE_ENV] = "1"
 # Offline mode is never forced here: the real models download from their hubs. Tests, CI and
 # the Makefile set HF_HUB_OFFLINE=1 themselves; the demo's models are built locally.
 
