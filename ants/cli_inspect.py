@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -229,12 +230,27 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
             f"{spec}: git could not fetch {path!r} at revision {rev!r} and dvc could not run ({exc})"
         ) from None
     if dvc.returncode != 0:
-        msg = (dvc.stderr or dvc.stdout).strip().splitlines()
-        raise UsageError(
-            f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r}"
-            f" ({msg[-1] if msg else 'no output'})"
-        )
+        raise UsageError(_dvc_get_failure(spec, path, rev, dvc.stderr or dvc.stdout))
     return dest
+
+
+def _dvc_get_failure(spec: str, path: str, rev: str, output: str) -> str:
+    """One line for a ``dvc get`` of ``path`` at ``rev`` that failed with ``output``: when the
+    revision's files are tracked by DVC but not in this clone's cache (a fresh clone has none),
+    say so and how to get them; else DVC's own error line (not its "Having any troubles?")."""
+    lines = [x.strip() for x in output.strip().splitlines() if x.strip()]
+    errors = [x for x in lines if x.startswith("ERROR")] or [
+        x for x in lines if not x.startswith("Having any troubles")
+    ]
+    first = errors[0] if errors else "no output"
+    if re.search(r"\.dvc[/\\]cache|missing cache|not in cache|cache files", first, re.I):
+        return (
+            f"{spec}: {path!r} at revision {rev!r} is tracked by DVC, but its files are not in "
+            "this clone's DVC cache (.dvc/cache; a fresh clone has none): fetch them from the "
+            "project's DVC remote (`dvc remote list`) with `dvc fetch --all-commits`, or `dvc "
+            "pull` in a checkout of that revision; or compare two folders you have"
+        )
+    return f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r} ({first})"
 
 
 def cmd_answers_diff(a) -> int:

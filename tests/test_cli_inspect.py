@@ -424,3 +424,38 @@ def test_logs_read_in_both_layouts_with_the_timing_sidecar_only_when_it_matches(
     pd.read_parquet(log).iloc[::-1].to_parquet(new)
     shutil.copy(side, Path(str(new) + ".timing.json"))
     assert read_one_log(new)["from_cache"].isna().all()
+
+
+def test_diff_of_a_revision_whose_dvc_files_are_not_in_the_cache_says_how_to_get_them(run, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """README's `ants answers diff HEAD~1:results/answers results/answers` on a fresh clone: the old
+    answers are a DVC out whose files are not in the local cache. Before: DVC's generic "Having any
+    troubles?" line. Now: what is missing and how to fetch it (a real git + dvc repository)."""
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e.org", "DVC_NO_ANALYTICS": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def sh(*cmd):
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, text=True, timeout=300)
+
+    sh("git", "init", "-q")
+    sh(dvc, "init", "-q")
+    shutil.copytree(Path(run["root"]) / "results/answers", tmp_path / "results/answers")
+    sh(dvc, "add", "-q", "results/answers")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "answers")
+    shutil.rmtree(tmp_path / ".dvc/cache")  # as in a fresh clone without `dvc pull`
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = ants(capsys, "answers", "diff", "HEAD:results/answers", "results/answers")
+    assert rc == 2
+    (line,) = err.strip().splitlines()
+    assert line == (
+        "ants answers: error: HEAD:results/answers: 'results/answers' at revision 'HEAD' is tracked by DVC, but "
+        "its files are not in this clone's DVC cache (.dvc/cache; a fresh clone has none): fetch them from the "
+        "project's DVC remote (`dvc remote list`) with `dvc fetch --all-commits`, or `dvc pull` in a checkout "
+        "of that revision; or compare two folders you have")
