@@ -112,10 +112,15 @@ def cmd_answers_list(a) -> int:
     if sel.empty:
         print("no queries match")
         return _done(a)
-    for r in sel.head(a.limit).itertuples():
+    rows = sel.head(a.limit)
+    width = max(len("stream"), *(len(str(x)) for x in rows["stream_id"]))
+    print(f"{'stream':{width}s}  {'batch':5s} kind {'status':10s} {'class':24s} {'image':24s} answer")
+    for r in rows.itertuples():
         raw = (r.raw_text or "").replace("\n", " ")
+        image = Path(str(r.image)).name if isinstance(r.image, str) and r.image else "-"
         print(
-            f"{r.stream_id}  b{r.batch_index}  {r.kind:4s} {r.status:10s} {str(r.class_name)[:24]:24s} "
+            f"{r.stream_id:{width}s}  {'b' + str(r.batch_index):5s} {r.kind:4s} {r.status:10s} "
+            f"{str(r.class_name)[:24]:24s} {image[-24:]:24s} "
             + textwrap.shorten(raw, 70, placeholder=" ...")
         )
     if len(sel) > a.limit:
@@ -178,22 +183,36 @@ def cmd_answers_show(a) -> int:
     return _done(a)
 
 
+#: what ``ants answers export`` writes (from the ``--out`` suffix, or ``--format``)
+EXPORT_FORMATS = ("csv", "json")
+
+
 def cmd_answers_export(a) -> int:
     sel = _filtered(a).copy()
+    from ants._io import atomic_path
+
     out = Path(a.out)
-    fmt = a.format or ("json" if out.suffix.lower() == ".json" else "csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        sel["negatives"] = [json.dumps(list(v), ensure_ascii=False) for v in sel["negatives"]]
-        sel.to_csv(out, index=False)
-    else:
-        records = sel.astype(object).where(sel.notna(), None).to_dict("records")
-        for rec in records:
-            rec["negatives"] = list(rec["negatives"])
-            for k, v in rec.items():
-                if hasattr(v, "item"):
-                    rec[k] = v.item()
-        out.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    suffix = out.suffix.lower().lstrip(".")
+    fmt = a.format or suffix
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(
+            f"--out {out}: cannot tell the format from {out.suffix or 'no suffix'!r}; "
+            "give a .csv or .json file (or --format csv|json)"
+        )
+    if suffix and suffix != fmt and suffix in EXPORT_FORMATS + ("xlsx", "xls", "parquet", "tsv"):
+        raise UsageError(f"--out {out}: a .{suffix} file would hold {fmt.upper()}; name it .{fmt}")
+    with atomic_path(out) as tmp:  # a killed export never leaves half a file under --out
+        if fmt == "csv":
+            sel["negatives"] = [json.dumps(list(v), ensure_ascii=False) for v in sel["negatives"]]
+            sel.to_csv(tmp, index=False)
+        else:
+            records = sel.astype(object).where(sel.notna(), None).to_dict("records")
+            for rec in records:
+                rec["negatives"] = list(rec["negatives"])
+                for k, v in rec.items():
+                    if hasattr(v, "item"):
+                        rec[k] = v.item()
+            tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"{len(sel)} queries -> {out} ({fmt})")
     return _done(a)
 
@@ -433,6 +452,7 @@ def cmd_metrics(a) -> int:
             cols = [c for c in ("far_average", "near_average") if c in set(long["dataset"])]
             if not cols:
                 cols = list(dict.fromkeys(long["dataset"]))
+            width = max(len(str(x)) for x in long["row"])
             for row in dict.fromkeys(long["row"]):
                 part = long[long["row"] == row]
                 bits = []
@@ -444,7 +464,7 @@ def cmd_metrics(a) -> int:
                         f"{c}: AUROC {cell.at['auroc', 'mean']:.2f} FPR95-OOD {cell.at['fpr95_ood', 'mean']:.2f}"
                         f" FPR95-ID {cell.at['fpr95_id', 'mean']:.2f}"
                     )
-                print(f"{bench:10s} {row:40s} " + " | ".join(bits))
+                print(f"{bench:10s} {row:{width}s} " + " | ".join(bits))
         for line in _answers_summary(a.answers):
             print(line)
         where = Path(a.report)
@@ -665,7 +685,7 @@ def register(add) -> None:
     )
     _filters(c)
     c.add_argument("--out", required=True, help="output file (.csv or .json)")
-    c.add_argument("--format", choices=["csv", "json"], help="default: from the --out suffix")
+    c.add_argument("--format", choices=EXPORT_FORMATS, help="default: from the --out suffix")
     c.set_defaults(func=cmd_answers_export)
     c = asub.add_parser(
         "diff",

@@ -52,7 +52,7 @@ def test_streams_counts_queries_per_kind_and_status(at_root, capsys):
 def test_list_filters_by_status_kind_and_text(at_root, capsys):
     rc, out, _ = ants(capsys, "answers", "list", "--status", "empty", "--limit", "1000")
     assert rc == 0
-    lines = [x for x in out.splitlines() if x.strip()]
+    lines = [x for x in out.splitlines() if x.strip()][1:]  # under the header
     frame = read_logs("results/answers")
     assert len(lines) == int((frame["status"] == "empty").sum()) > 0
     assert all(" empty " in x for x in lines)
@@ -135,7 +135,7 @@ def test_one_corrupt_log_does_not_hide_the_other_streams(at_root, capsys, tmp_pa
     others = frame[frame["stream_id"] != bad_stream]
     rc, out, err = ants(capsys, "answers", "list", "--log", str(logs), "--limit", "0")
     assert rc == 1
-    lines = [x for x in out.splitlines() if x.strip()]
+    lines = [x for x in out.splitlines() if x.strip()][1:]  # under the header
     assert len(lines) == len(others) and {x.split()[0] for x in lines} == set(others["stream_id"])
     (line,) = err.strip().splitlines()
     assert line.startswith(f"ants answers: skipped an unreadable log: {bad} (answers log): not a Parquet file, "
@@ -167,7 +167,7 @@ def test_limit_zero_lists_every_query(at_root, capsys):
     n = len(read_logs("results/answers"))
     assert n > 3
     rc, out, _ = ants(capsys, "answers", "list", "--limit", "0")
-    assert rc == 0 and len(out.strip().splitlines()) == n and "more (use --limit)" not in out
+    assert rc == 0 and len(out.strip().splitlines()) == 1 + n and "more (use --limit)" not in out
     rc, out, _ = ants(capsys, "answers", "list", "--limit", "3")
     assert rc == 0 and out.strip().splitlines()[-1] == f"... {n - 3} more (use --limit)"
 
@@ -459,3 +459,48 @@ def test_diff_of_a_revision_whose_dvc_files_are_not_in_the_cache_says_how_to_get
         "its files are not in this clone's DVC cache (.dvc/cache; a fresh clone has none): fetch them from the "
         "project's DVC remote (`dvc remote list`) with `dvc fetch --all-commits`, or `dvc pull` in a checkout "
         "of that revision; or compare two folders you have")
+
+
+def test_list_has_a_header_and_names_each_query_s_image(at_root, capsys):
+    """Issue 15 item 9: `ants answers list` had no header and no image column."""
+    frame = read_logs("results/answers")
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "0")
+    assert rc == 0
+    header, *lines = out.splitlines()
+    assert header.split() == ["stream", "batch", "kind", "status", "class", "image", "answer"]
+    assert len(lines) == len(frame)
+    for line, r in zip(lines, frame.itertuples(), strict=True):
+        image = Path(r.image).name[-24:] if isinstance(r.image, str) and r.image else "-"
+        assert line.split()[:4] == [r.stream_id, f"b{r.batch_index}", r.kind, r.status]
+        assert f" {image} " in line
+    # the columns line up under the header
+    assert {line.index(" b") for line in lines} == {header.index(" batch")}
+    assert (frame["kind"] == "ens").any() and any(Path(x).name in out for x in frame["image"].dropna())
+
+
+@pytest.mark.parametrize(("out", "fmt", "message"), [
+    ("a.xlsx", None, "cannot tell the format from '.xlsx'; give a .csv or .json file (or --format csv|json)"),
+    ("a", None, "cannot tell the format from 'no suffix'"),
+    ("a.xlsx", "csv", "a .xlsx file would hold CSV; name it .csv"),
+    ("a.json", "csv", "a .json file would hold CSV; name it .csv"),
+])
+def test_export_refuses_a_file_name_that_says_another_format(at_root, capsys, tmp_path, out, fmt, message):
+    """Issue 15 item 9: `--out x.xlsx` wrote CSV into a .xlsx file silently."""
+    argv = ["answers", "export", "--out", str(tmp_path / out)] + (["--format", fmt] if fmt else [])
+    rc, _, err = ants(capsys, *argv)
+    assert rc == 2 and message in err and not (tmp_path / out).exists()
+    assert list(tmp_path.iterdir()) == []  # nothing left behind, not even a temporary file
+
+
+def test_brief_summary_columns_line_up_for_the_widest_label(at_root, capsys):
+    """Issue 15 item 9: the widest row label (the authors' split-selected row) broke the column."""
+    rc, out, _ = ants(capsys, "metrics", "--brief")
+    rows = [x for x in out.splitlines() if x.startswith("fixture ")]
+    labels = [x.split("  ")[0] for x in rows]
+    assert len(rows) >= 3 and any("far_only on far / near_only on near" in x for x in rows), rows
+    # the first figure starts in the same column on every line, past the widest label
+    starts = set()
+    for x in rows:
+        first = x.index(": AUROC")  # after the first dataset's name
+        starts.add(first - len(x[:first].split()[-1]))
+    assert len(starts) == 1 and min(starts) > max(map(len, labels)), rows
