@@ -577,13 +577,18 @@ def _versions() -> dict[str, str]:
 
 
 def _stage_times(results_dir: Path) -> list[dict]:
-    """Per rule: jobs, total and max wall seconds, peak RSS, from Snakemake ``benchmark:`` files."""
+    """Per rule: jobs, total and max wall seconds, peak RSS, from Snakemake ``benchmark:`` files
+    (``results/benchmarks/{rule}/...tsv``, or ``{rule}.tsv`` for a rule with one job). The
+    report's own file is written when its job ends, so its row is the previous build's."""
     root = results_dir / "benchmarks"
     if not root.is_dir():
         return []
     per: dict[str, list] = {}
     for tsv in sorted(root.rglob("*.tsv")):
-        rule = tsv.relative_to(root).parts[0]
+        parts = tsv.relative_to(root).parts
+        rule = parts[0] if len(parts) > 1 else tsv.stem
+        if rule == "report":
+            rule = "report (previous build)"
         try:
             frame = pd.read_csv(tsv, sep="\t")
         except Exception:  # noqa: BLE001 - a malformed file is skipped, not fatal

@@ -15,6 +15,8 @@ rule report:
         view=as_param(report_view(PARAMS)),
     log:
         log_path("report"),
+    benchmark:
+        benchmark_path("report")
     conda:
         "../envs/ants.yaml"
     shell:
