@@ -154,11 +154,16 @@ def _figure_out(fig, fig_dir: Path, name: str, title: str, *, svg: bool = False)
     """Save ``fig`` as ``name``.png (and .svg), close it; its report entry (inlined PNG)."""
     import matplotlib.pyplot as plt
 
+    from ants._io import atomic_path
+
     fig.tight_layout()
+    # atomically, like every file the workflow versions: a killed job leaves no half figure
     png = fig_dir / f"{name}.png"
-    fig.savefig(png, dpi=80, metadata={"Software": None})
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
     if svg:
-        fig.savefig(fig_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
+        with atomic_path(fig_dir / f"{name}.svg") as tmp:
+            fig.savefig(tmp, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return {
         "file": f"figures/{name}.png",

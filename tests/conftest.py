@@ -76,7 +76,19 @@ def record_figure(request):
     return lambda line: request.node.user_properties.append(("test figures", str(line)))
 
 
+#: fault-injection tests (marker ``faults``) by outcome: the run's "faults tried, held" line
+FAULTS = {"held": 0, "broke": 0}
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "setup" and item.get_closest_marker("faults") is not None:
+        item.user_properties.append(("fault", item.nodeid))
+
+
 def pytest_runtest_logreport(report):
+    is_fault = any(title == "fault" for title, _ in report.user_properties)
+    if is_fault and (report.when == "call" or (report.when == "setup" and report.failed)):
+        FAULTS["held" if report.passed else "broke"] += 1 if not report.skipped else 0
     if report.when == "teardown":  # the last report of an item: every property recorded by then
         for title, line in report.user_properties:
             if title in SUMMARY:
@@ -84,6 +96,11 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FAULTS["held"] + FAULTS["broke"]:
+        SUMMARY["test figures"].append(
+            f"fault injection (-m faults): {FAULTS['held'] + FAULTS['broke']} faults tried, "
+            f"{FAULTS['held']} held, {FAULTS['broke']} broke"
+        )
     for title, lines in SUMMARY.items():
         if lines:
             terminalreporter.section(title)

@@ -321,6 +321,7 @@ def test_a_valid_file_reads(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_truncated_file(workflow, kind):
     rel = _made(kind)
     data = rel.read_bytes()
@@ -329,6 +330,7 @@ def test_a_truncated_file(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_garbage_bytes(workflow, kind):
     rel = _made(kind)
     rel.write_bytes(bytes(range(256)) * 8)
@@ -336,6 +338,7 @@ def test_garbage_bytes(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_an_empty_file(workflow, kind):
     rel = _made(kind)
     rel.write_bytes(b"")
@@ -351,6 +354,7 @@ def test_a_missing_file(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_missing_column(workflow, kind):
     rel = _made(kind)
     drop = PARQUET[kind][3][0]
@@ -360,6 +364,7 @@ def test_a_missing_column(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_wrong_column_type(workflow, kind):
     rel = _made(kind)
     _, column, new_type = PARQUET[kind][3]
@@ -378,6 +383,7 @@ def test_a_wrong_column_type(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(k for k, v in PARQUET.items() if v[4] is not None))
+@pytest.mark.faults
 def test_a_row_count_other_than_the_metadata_says(workflow, kind):
     rel = _made(kind)
     key, what = PARQUET[kind][4]
@@ -659,6 +665,7 @@ def test_paths_parse_back_and_the_most_specific_template_wins():
 # -- through the `ants` command ---------------------------------------------------------------------
 
 
+@pytest.mark.faults
 def test_a_damaged_stream_file_is_one_line_on_stderr_exit_2(tmp_path):
     """The fault the trial found: a stream Parquet cut to half its size, then the plan job. Before any
     work: one line naming the file, the problem and the command that rebuilds it; no traceback."""

@@ -250,6 +250,7 @@ def test_a_deleted_versioned_file_is_rebuilt_not_certified_gone(built):
     assert planned_jobs(w) == {}
 
 
+@pytest.mark.faults
 def test_a_damaged_stream_is_set_aside_by_the_job_that_reads_it_and_a_plain_rerun_rebuilds_it(built):
     """Issue 19's fault: a stream Parquet cut to half its size (mtime kept), then a job that reads
     it. Before: a 30-line pyarrow traceback, and a plain re-run failed the same way (the file still
@@ -370,6 +371,7 @@ def _kill_first_answer_job_after_a_commit(w: Path, rows_before: int) -> int:
     return cache_rows(w) - rows_before
 
 
+@pytest.mark.faults
 def test_a_killed_answer_job_leaves_nothing_stale(built, tmp_path):
     """A new ENS prompt; `kill -9` of the answer job after its first committed batch; the same
     command again finishes the change: metrics equal an uninterrupted run's, no answer bought twice."""
