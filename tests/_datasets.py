@@ -36,8 +36,10 @@ def class_folders(root: Path, names: list[str], per_class: int = 1, ext: str = "
 def image_list(root: Path, list_path: Path, subdir: str, n: int, labels: list[int] | None) -> None:
     paths = images(root / subdir, n, ext=".JPEG")
     list_path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{p.relative_to(root).as_posix()} {labels[i % len(labels)] if labels else -1}"
-             for i, p in enumerate(paths)]
+    lines = [
+        f"{p.relative_to(root).as_posix()} {labels[i % len(labels)] if labels else -1}"
+        for i, p in enumerate(paths)
+    ]
     list_path.write_text("\n".join(lines) + "\n")
 
 
@@ -45,34 +47,55 @@ def make_fixture_data(base: Path) -> dict:
     """Generate the fixture datasets below ``base``; return the config that points at them."""
     ds: dict = {}
     # ImageNet-1k val: one folder per wnid (1,000), as after valprep.sh
-    class_folders(base / "imagenet" / "val", [f"n{1440764 + i:08d}" for i in range(1000)], ext=".JPEG")
+    class_folders(
+        base / "imagenet" / "val", [f"n{1440764 + i:08d}" for i in range(1000)], ext=".JPEG"
+    )
     ds["imagenet_val"] = {"root": str(base / "imagenet" / "val")}
     # OpenOOD v1.5: images_largescale/<set>/... (Textures: images_classic/texture/...) and
     # benchmark_imglist/imagenet/test_<set>.txt
     large = base / "openood" / "images_largescale"
     lists = base / "openood" / "benchmark_imglist" / "imagenet"
-    for name, setname, labels in [("openood_imagenet_test", "imagenet", [0, 1, 999]), ("ssb_hard", "ssb_hard", None),
-                                  ("ninco", "ninco", None), ("openood_inaturalist", "inaturalist", None),
-                                  ("openood_textures", "textures", None), ("openimage_o", "openimage_o", None)]:
+    for name, setname, labels in [
+        ("openood_imagenet_test", "imagenet", [0, 1, 999]),
+        ("ssb_hard", "ssb_hard", None),
+        ("ninco", "ninco", None),
+        ("openood_inaturalist", "inaturalist", None),
+        ("openood_textures", "textures", None),
+        ("openimage_o", "openimage_o", None),
+    ]:
         sub = {"imagenet": "imagenet_1k/val", "textures": "texture"}.get(setname, setname)
-        folder = base / "openood" / "images_classic" if setname == "textures" else large  # as OpenOOD
+        folder = (
+            base / "openood" / "images_classic" if setname == "textures" else large
+        )  # as OpenOOD
         image_list(folder, lists / f"test_{setname}.txt", sub, 3, labels)
         ds[name] = {"root": str(folder), "list": str(lists / f"test_{setname}.txt")}
     # fine-grained ID sets: class folders (CUB-200, Food-101, Pets) and a list (Stanford Cars)
     from ants.labels import load_label_set
 
-    for name, folder_names in [("cub200", [f"{i + 1:03d}.{c.replace(' ', '_')}" for i, c in
-                                           enumerate(load_label_set("cub200"))]),
-                               ("food101", [c.replace(" ", "_") for c in load_label_set("food101")]),
-                               ("oxford_pets", [c.replace(" ", "_") for c in load_label_set("oxford_pets")])]:
+    for name, folder_names in [
+        (
+            "cub200",
+            [f"{i + 1:03d}.{c.replace(' ', '_')}" for i, c in enumerate(load_label_set("cub200"))],
+        ),
+        ("food101", [c.replace(" ", "_") for c in load_label_set("food101")]),
+        ("oxford_pets", [c.replace(" ", "_") for c in load_label_set("oxford_pets")]),
+    ]:
         class_folders(base / name / "test", folder_names)
         ds[name] = {"root": str(base / name / "test")}
-    image_list(base / "stanford_cars", base / "stanford_cars" / "test_list.txt", "cars_test", 4, [0, 195])
-    ds["stanford_cars"] = {"root": str(base / "stanford_cars"), "list": str(base / "stanford_cars" / "test_list.txt")}
+    image_list(
+        base / "stanford_cars", base / "stanford_cars" / "test_list.txt", "cars_test", 4, [0, 195]
+    )
+    ds["stanford_cars"] = {
+        "root": str(base / "stanford_cars"),
+        "list": str(base / "stanford_cars" / "test_list.txt"),
+    }
     # a custom dataset: class folders for ID, a flat folder for OOD, a label file
     class_folders(base / "custom" / "id", ["cat", "dog", "fox"], per_class=2, ext=".jpg")
     images(base / "custom" / "ood", 3, ext=".jpg")
     (base / "custom" / "classnames.txt").write_text("cat\ndog\nfox\n")
     ds["custom_id"] = {"root": str(base / "custom" / "id")}
     ds["custom_ood"] = {"root": str(base / "custom" / "ood")}
-    return {"datasets": ds, "label_sets": {"custom": {"file": str(base / "custom" / "classnames.txt")}}}
+    return {
+        "datasets": ds,
+        "label_sets": {"custom": {"file": str(base / "custom" / "classnames.txt")}},
+    }
