@@ -38,6 +38,10 @@ onstart:
     announce()
 
 
+onerror:
+    show_failed_logs()
+
+
 onsuccess:
     announce()
     if os.path.exists("results/metrics.json"):
