@@ -117,12 +117,13 @@ def strip_comment(line: str) -> str:
 
 
 def is_command(text: str) -> bool:
+    """Whether ``text`` starts like a command line (a known program, or a path to one)."""
     words = text.split()
     if not words:
         return False
     if words[0] == ".":  # `. .venv/bin/activate`, not a list of punctuation
         return len(words) == 2 and "/" in words[1]
-    return words[0] in PROGRAMS or bool(re.match(r"^\.{0,2}/|^\.?venv/|^\.venv/", words[0]))
+    return words[0] in PROGRAMS or bool(re.match(r"^(\./|\.\./|\.?venv/)", words[0]))
 
 
 def _continue(previous: str | None, text: str) -> str:
@@ -135,14 +136,16 @@ def _continue(previous: str | None, text: str) -> str:
 
 
 def markdown_commands(path: Path) -> list[Shown]:
+    """Each line of the ``bash`` blocks (continuation lines joined, comments dropped) and each
+    inline code span of two or more words that starts like a command."""
     found: list[Shown] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     name = str(path.relative_to(ROOT))
     block, pending, start = None, "", 0
     prose: list[str] = []
     for n, line in enumerate(lines, start=1):
-        if line.startswith("```"):
-            block = None if block is not None else (line[3:].strip() or "text")
+        if line.lstrip().startswith("```"):
+            block = None if block is not None else (line.lstrip()[3:].strip() or "text")
             prose.append("")
             continue
         if block is None:
@@ -181,6 +184,7 @@ COMMENTED = ("configs/*.yaml", "params.yaml", "dvc.yaml", "Snakefile", "workflow
 
 
 def comment_commands(path: Path) -> list[Shown]:
+    """``#   <command>   explanation`` comment lines, and inline code spans in comments."""
     found: list[Shown] = []
     name = str(path.relative_to(ROOT))
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
