@@ -1,7 +1,7 @@
 # ANTS reproduction workflow. One Snakefile of includes; one topic per workflow/rules/*.smk.
 #   snakemake --cores 2 all        build everything out of date (params.yaml = the config)
 #   snakemake -n                   what would run
-# params.yaml is validated against workflow/schemas/params.schema.yaml before any job runs.
+# params.yaml is validated against ants/schemas/params.schema.yaml before any job runs.
 
 from snakemake.utils import min_version
 

@@ -539,6 +539,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Errors reported as bad input (exit 2), besides ``UsageError`` and ``FileNotFoundError``, as
+#: ``(module, class)``: a clear line naming the file or key, no traceback.
+BAD_INPUT = (
+    ("ants.config", "ConfigError"),
+    ("ants.datasets", "DatasetError"),
+    ("ants.stages", "StageError"),
+    ("ants.mllm.cache", "CacheError"),
+    ("ants.text_features", "TextFeatureStoreError"),
+    ("ants.mllm.base", "BackendError"),
+)
+#: Work that could not be done (exit 1): failed answers, answers or text features missing.
+FAILED = (
+    ("ants.mllm.base", "AnswerFailureError"),
+    ("ants.replay", "MissingAnswerError"),
+    ("ants.text_features", "MissingTextFeatureError"),
+)
+
+
+def _loaded(errors: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], ...]:
+    """The classes of ``errors`` whose modules are loaded: an exception can only be an instance
+    of a class whose module ran, so the handler imports nothing (a command imports only the
+    modules it uses: ``ants config check`` never imports torch)."""
+    return tuple(getattr(sys.modules[m], name) for m, name in errors if m in sys.modules)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ants`` console script."""
     args = _parser().parse_args(argv)
@@ -546,30 +571,16 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from ants.config import ConfigError
-    from ants.datasets import DatasetError
-    from ants.mllm.base import AnswerFailureError, BackendError
-    from ants.mllm.cache import CacheError
-    from ants.replay import MissingAnswerError
-    from ants.stages import StageError
-    from ants.text_features import MissingTextFeatureError
-
     try:
         return int(args.func(args) or 0)
-    except (
-        UsageError,
-        ConfigError,
-        DatasetError,
-        StageError,
-        FileNotFoundError,
-        CacheError,
-        BackendError,
-    ) as exc:
-        print(f"ants {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (AnswerFailureError, MissingAnswerError, MissingTextFeatureError) as exc:
-        print(f"ants {args.command}: failed: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        if isinstance(exc, (UsageError, FileNotFoundError, *_loaded(BAD_INPUT))):
+            print(f"ants {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        if isinstance(exc, _loaded(FAILED)):
+            print(f"ants {args.command}: failed: {exc}", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -359,7 +359,8 @@ def _load_params(path: str) -> dict:
 def _tables_for_terminal(
     metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
 ):
-    from ants.tables import paper_results, paper_table, read_metric_rows, tables_view
+    from ants.tables import paper_results, paper_table, read_metric_rows
+    from ants.views import tables_view
 
     view = tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]
@@ -499,6 +500,7 @@ def cmd_cache_rebuild(a) -> int:
     ]
     frame = frame.drop_duplicates("cache_key")
     with AnswerCache(a.cache) as cache:
+        damaged = cache.drop_damaged()  # the logs put back those they hold
         have = set(cache.get_many(frame["cache_key"].tolist()))
         entries = []
         for r in frame.itertuples():
@@ -528,6 +530,12 @@ def cmd_cache_rebuild(a) -> int:
         f"{a.cache}: {added} answers added from {a.log} ({len(have)} already cached, "
         f"{len(frame)} distinct non-failed answers in the log)"
     )
+    if damaged:
+        back = len(set(damaged) & set(frame["cache_key"]))
+        print(
+            f"{a.cache}: {len(damaged)} damaged entries dropped, {back} of them put back from "
+            f"the log (a re-run asks the other {len(damaged) - back} again)"
+        )
     return 0
 
 

@@ -7,9 +7,11 @@ Everything is validated before any job runs, in these steps:
 
 1. reading: a YAML syntax error or a **duplicate key** (YAML would silently keep the last one)
    is an error naming the file and line (:func:`read_yaml`);
-2. the JSON schema ``workflow/schemas/params.schema.yaml`` (types, ranges, allowed values; every
-   key required; unknown keys rejected). Stricter than plain JSON Schema: a whole number must be
-   written as one (``32.0`` is not an integer here), and NaN / inf are rejected everywhere;
+2. the JSON schema ``ants/schemas/params.schema.yaml`` (package data; types, ranges, allowed
+   values; every key required; unknown keys rejected). Stricter than plain JSON Schema: a whole
+   number must be written as one (``32.0`` is not an integer here), and NaN / inf are rejected
+   everywhere. :class:`~ants.methods.ants_switches.AntsConfig` checks its fields against the
+   same definitions (:func:`definition_checker`);
 3. cross-references (:func:`check_references`): a benchmark names datasets, a label set and a
    backbone that exist; group counts fit the mined negatives; the selected MLLM backend has its
    required settings; prompt templates and generation settings are valid
@@ -35,14 +37,17 @@ import copy
 import difflib
 import json
 import math
+import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ants.datasets.location import dataset_location  # where the manifest stage looks
+from ants.datasets.registry import KNOWN_DATASETS
 from ants.mllm import BACKEND_REQUIRED_SETTINGS, BACKEND_SETTINGS
 
 __all__ = [
@@ -52,6 +57,7 @@ __all__ = [
     "check_data",
     "check_references",
     "check_sweeps",
+    "definition_checker",
     "format_path",
     "load_config_files",
     "load_params",
@@ -63,7 +69,8 @@ __all__ = [
     "validate_params",
 ]
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "params.schema.yaml"
+#: The params JSON schema, shipped in the package (so an installed ``ants`` validates too).
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "params.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -286,6 +293,8 @@ def _join(path: str, key: str) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):  # numpy scalars too
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
@@ -381,6 +390,8 @@ def _schema_error_lines(error) -> list[str]:
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return [f"{path}: {_show(inst)} is out of range; expected a value {_range_text(schema)}"]
     if v == "pattern":
+        if "x-expected" in schema:
+            return [f"{path}: {_show(inst)} is not allowed; expected {schema['x-expected']}"]
         desc = schema.get("description")
         extra = f" ({desc})" if desc else ""
         return [
@@ -413,17 +424,18 @@ def _schema_error_lines(error) -> list[str]:
 
 @lru_cache(maxsize=1)
 def _validator_class():
-    """Draft 2020-12 with stricter types: an integer is an ``int`` (not ``32.0``, not a bool)
-    and a number is a finite ``int`` or ``float`` (not a bool, not NaN or inf)."""
+    """Draft 2020-12 with stricter types: an integer is an integral number (``int``, a numpy
+    integer; not ``32.0``, not a bool) and a number is a finite real (not a bool, not NaN or
+    inf)."""
     from jsonschema import Draft202012Validator, validators
 
     def is_integer(checker, instance):
-        return isinstance(instance, int) and not isinstance(instance, bool)
+        return isinstance(instance, numbers.Integral) and not isinstance(instance, bool)
 
     def is_number(checker, instance):
-        if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+        if isinstance(instance, bool) or not isinstance(instance, numbers.Real):
             return False
-        return not isinstance(instance, float) or math.isfinite(instance)
+        return isinstance(instance, numbers.Integral) or math.isfinite(instance)
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"integer": is_integer, "number": is_number}
@@ -433,6 +445,35 @@ def _validator_class():
 
 def _validator(schema: Mapping):
     return _validator_class()(schema)
+
+
+def _inline_refs(node: Any, defs: Mapping) -> Any:
+    """``node`` with every ``{"$ref": "#/$defs/x"}`` replaced by that definition (a sibling
+    keyword the definition also has is kept beside it, in an ``allOf``)."""
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    if not isinstance(node, Mapping):
+        return node
+    out = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+    ref = node.get("$ref")
+    if ref is None:
+        return out
+    if not str(ref).startswith("#/$defs/"):
+        raise ValueError(f"only references into $defs can be inlined, got {ref!r}")
+    target = _inline_refs(defs[ref[len("#/$defs/") :]], defs)
+    return {**target, **out} if not set(target) & set(out) else {"allOf": [target, out]}
+
+
+def definition_checker(definition: Mapping, name: str) -> Callable[[Any], list[str]]:
+    """A check of one value against ``definition`` (a schema whose ``$ref``s point into the
+    params schema's ``$defs``): it returns the problem lines, formatted as params problems
+    are, with ``name`` as the key path's head (``AntsConfig.eta: 1.5 is out of range; ...``).
+    For objects that validate their fields with the params schema's own definitions; the
+    references are resolved once, here, which makes each check several times faster."""
+    defs = _schema_at(str(SCHEMA_PATH))["$defs"]
+    schema = {"type": "object", "properties": {name: _inline_refs(definition, defs)}}
+    validator = _validator(schema)
+    return lambda value: _schema_problems({name: value}, validator)
 
 
 def _nonfinite_paths(obj: Any, parts: tuple = ()) -> list[tuple]:
@@ -831,11 +872,7 @@ class _Instructions:
 
     def __call__(self, ds: str, cfg: Mapping, default: str) -> str:
         text = cfg.get("instructions")
-        if not text:
-            try:  # the dataset registry's instructions for the benchmark datasets
-                from ants.datasets import KNOWN_DATASETS
-            except ImportError:
-                KNOWN_DATASETS = {}
+        if not text:  # the dataset registry's instructions for the benchmark datasets
             text = (KNOWN_DATASETS.get(ds) or {}).get("instructions")
         if not text:
             return default
@@ -864,14 +901,6 @@ def _label_count(params: Mapping, label_set: str) -> int | None:
     except (OSError, ValueError):
         return None  # a bad label file is reported by its own check / the embed_labels job
     return None
-
-
-def _list_path(cfg: Mapping) -> Path:
-    """Where the manifest stage finds the image list: as given, else relative to root."""
-    lst = Path(cfg["list"]).expanduser()
-    if not lst.is_absolute() and not lst.exists() and cfg.get("root"):
-        return Path(cfg["root"]).expanduser() / lst
-    return lst
 
 
 def check_data(params: Mapping) -> list[str]:
@@ -992,7 +1021,9 @@ def _local_problems(
                 + instructions(ds, cfg, "set it to the image list file")
             )
         elif (
-            root is not None and Path(root).expanduser().is_dir() and not _list_path(cfg).is_file()
+            root is not None
+            and Path(root).expanduser().is_dir()
+            and not dataset_location(ds, cfg)[1].is_file()
         ):
             out.append(
                 f"datasets.{ds}.list: {cfg['list']!r} not found (neither as given nor relative to "

@@ -1,7 +1,7 @@
 """Opening image files as 8-bit RGB, the same way for the manifest check, encoding and the MLLM.
 
 :func:`open_rgb` is the one place where ants decodes an image; the manifest stage
-(:func:`ants.datasets.build_manifest` via :func:`check_image`), the CLIP encoder
+(:func:`ants.datasets.manifests.build_manifest` via :func:`check_image`), the CLIP encoder
 (:mod:`ants.encoders`) and the MLLM backends (:func:`ants.mllm.hf.load_image`,
 :mod:`ants.mllm.openai_http`) all use it, so an image that passes the manifest check is exactly
 the image that gets encoded and shown to the MLLM. In the workflow the pixel limit is the

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ants._io import read_table, write_table
-from ants.methods.ants_tta import AntsConfig, AntsResult, EncodeText, run_ants
+from ants.methods.ants_switches import AntsConfig
 from ants.mllm.base import Answer, Query
-from ants.scores import StaticScores
+
+if TYPE_CHECKING:  # the detector (torch) is imported when a stream is planned or replayed
+    from ants.methods.ants_tta import AntsResult, EncodeText
+    from ants.scores import StaticScores
 
 __all__ = [
     "MissingAnswerError",
@@ -94,6 +97,8 @@ def plan_queries(
     A VSNL class may be asked again in a later batch if it left the frequent subset and came
     back, exactly as online; answer each distinct query once.
     """
+    from ants.methods.ants_tta import run_ants
+
     result = run_ants(
         image_features=image_features,
         items=items,
@@ -130,6 +135,8 @@ def replay_scores(
 
     Raises :class:`MissingAnswerError` naming the first query without an answer.
     """
+    from ants.methods.ants_tta import run_ants
+
     return run_ants(
         image_features=image_features,
         items=items,

@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ants._io import METADATA_KEY, atomic_path, read_table, write_json, write_table
+from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
 log = logging.getLogger("ants")
 
@@ -98,40 +99,14 @@ def download_dataset(
 ) -> Path:
     """``ants download``: fetch ``cfg['url']`` (or take its ``mirror`` / ``extracted`` copy),
     check it against ``cfg['checksum']`` and extract it to ``out_dir/extracted``
-    (:func:`ants.datasets.obtain_dataset`); returns the extracted folder."""
-    from ants.datasets import obtain_dataset
+    (:func:`ants.datasets.download.obtain_dataset`); returns the extracted folder."""
+    from ants.datasets.download import obtain_dataset
 
     if cfg.get("source") != "download":
         raise StageError(
             f"datasets.{dataset}.source is {cfg.get('source')!r}; only 'download' datasets are fetched"
         )
     return obtain_dataset(dataset, cfg, out_dir, downloader=downloader, progress=progress)
-
-
-def dataset_location(
-    dataset: str, cfg: Mapping, *, data_dir: str = "results/data"
-) -> tuple[Path, Path | None]:
-    """``(root, list file or None)`` of a dataset as the manifest stage reads it."""
-    source = cfg["source"]
-    if source == "demo":
-        root = Path(data_dir) / "demo"
-        return root, root / f"{cfg['split']}.txt"
-    if source == "download":
-        root = Path(data_dir) / "downloads" / dataset / "extracted" / cfg["root"]
-    else:
-        if cfg.get("root") is None:
-            raise StageError(
-                f"datasets.{dataset}.root is not set: give the folder holding the images"
-            )
-        root = Path(cfg["root"]).expanduser()
-    lst = None
-    if cfg.get("layout") == "list":
-        if cfg.get("list") is None:
-            raise StageError(f"datasets.{dataset}.list is not set: give the image list file")
-        lst = Path(cfg["list"]).expanduser()
-        if not lst.is_absolute() and not lst.exists():
-            lst = root / lst
-    return root, lst
 
 
 def build_dataset_manifest(
@@ -148,8 +123,10 @@ def build_dataset_manifest(
     a count other than ``expected_images`` is warned about with the difference.
 
     ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
-    images with more pixels are recorded as unreadable, refused before decoding."""
-    from ants.datasets import (
+    images with more pixels are recorded as unreadable, refused before decoding. Where its
+    images and list are: :func:`ants.datasets.location.dataset_location`."""
+    from ants.datasets.location import dataset_location
+    from ants.datasets.manifests import (
         build_manifest,
         list_class_folders,
         list_flat,
@@ -231,7 +208,7 @@ def embed_images(
     change; with ``'skip'`` they are left out, logged, and listed in the metadata
     (``skipped``). Returns the metadata written.
     """
-    from ants.datasets import read_manifest
+    from ants.datasets.manifests import read_manifest
     from ants.embeddings import write_embeddings
 
     if on_bad_image not in ("fail", "skip"):
@@ -456,26 +433,6 @@ def _negative_features(path) -> np.ndarray:
 STATIC_COLUMNS = ("id", "s_nl", "pred", "lse_id")
 
 
-def scoring_name(scoring: Mapping) -> str:
-    """The file name of a static pass: ``size100-tau0.01-seed0`` or ``groups5-tau0.01-seed0``."""
-    kind = "size" if "group_size" in scoring else "groups"
-    count = scoring.get("group_size", scoring.get("n_groups"))
-    return f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
-
-
-def parse_scoring_name(name: str) -> dict:
-    """Inverse of :func:`scoring_name`."""
-    import re
-
-    m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
-    if not m:
-        raise StageError(
-            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)"
-        )
-    key = "group_size" if m[1] == "size" else "n_groups"
-    return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
-
-
 def static(
     embeddings: str | os.PathLike,
     id_text: str | os.PathLike,
@@ -641,7 +598,7 @@ def answer(
 
 
 def _ants_section_config(method: Mapping):
-    from ants.methods.ants_tta import ants_config
+    from ants.methods.ants_switches import ants_config
 
     return ants_config(
         {**dict(method["config"]), "in_score": method["in_score"]}

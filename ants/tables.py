@@ -27,7 +27,6 @@ here). Lower FPR95 is better; higher AUROC is better; every score is "higher = m
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,7 +52,6 @@ __all__ = [
     "published_for",
     "read_metric_rows",
     "table_rows_for_terminal",
-    "tables_view",
     "variant_metrics",
     "write_tables",
 ]
@@ -84,53 +82,6 @@ def paper_results() -> pd.DataFrame:
     """The published numbers shipped with the package (percentages; ``ants/data/paper-results.csv``)."""
     with resources.files("ants").joinpath("data/paper-results.csv").open(encoding="utf-8") as fh:
         return pd.read_csv(fh)
-
-
-def tables_view(params: Mapping) -> dict:
-    """What the tables (and the report) need from validated params: active methods with their
-    label, kind, preset (``config.preset`` of ANTS and AdaNeg, their default preset when unset;
-    None otherwise) and ANTS's ``in_score`` per split; the benchmarks' OOD splits; the stream
-    seeds and the ``metrics`` and ``report`` sections.
-
-    Keys the schema requires (``run.seeds``, ``metrics``, ``report``, a method's ``config``
-    and ANTS's ``in_score``) are read directly: a params dict without them is a KeyError, never
-    a silent default. Only ``label`` (optional: the method's name) and ``config.preset``
-    (optional: the method's default preset) fall back."""
-    methods = list(params["run"]["methods"])
-    out_methods = {}
-    for m in methods:
-        cfg = params["methods"][m]
-        kind = cfg["method"]
-        preset = cfg["config"].get("preset") if kind in ("ants", "adaneg") else None
-        if kind == "ants" and preset is None:
-            preset = "authors_code"
-        if kind == "adaneg" and preset is None:
-            preset = "paper"
-        if kind == "neglabel" and "csp" in (m.lower() + str(cfg.get("label", "")).lower()):
-            kind = "csp"
-        out_methods[m] = {
-            "label": cfg.get("label", m),
-            "method": kind,
-            "preset": preset,
-            "in_score": copy.deepcopy(cfg["in_score"]) if cfg["method"] == "ants" else None,
-        }
-    return {
-        "run": {
-            "methods": methods,
-            "benchmarks": list(params["run"]["benchmarks"]),
-            "seeds": list(params["run"]["seeds"]),
-        },
-        "methods": out_methods,
-        "benchmarks": {
-            b: {
-                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                "backbone": params["benchmarks"][b]["backbone"],
-            }
-            for b in params["run"]["benchmarks"]
-        },
-        "metrics": dict(params["metrics"]),
-        "report": dict(params["report"]),
-    }
 
 
 def benchmark_columns(view: Mapping, benchmark: str) -> list[tuple[str, str]]:

@@ -10,10 +10,13 @@ Loading and validation live in :mod:`ants.config`.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ants._io import canonical_json
+from ants.methods import method_spec  # the registry: torch-free, like everything here
+from ants.methods.ants_switches import ANTS_PLAN_KEYS, ants_config
 
 __all__ = [
     "ANTS_PLAN_KEYS",
@@ -37,29 +40,12 @@ __all__ = [
     "metrics_view",
     "method_config",
     "ood_sets",
+    "parse_scoring_name",
     "plan_config",
     "report_view",
+    "scoring_name",
+    "tables_view",
 ]
-
-#: ANTS switches that decide which MLLM queries a stream asks (docs/METHOD.md section 6: queries
-#: depend only on S_nl, predictions and the stream order). Everything else (lambda
-#: statistics, output score, bank cap, templates, balanced scores, activation-aware ENS) only
-#: changes the scores, so it is left out of the plan's params.
-ANTS_PLAN_KEYS = (
-    "initial_threshold",
-    "threshold_rule",
-    "eta",
-    "near_subset",
-    "near_top_k",
-    "near_delta",
-    "ens_max_updates",
-    "ens_trigger_size",
-    "vsnl_start",
-    "vsnl_interval",
-    "group_size",
-    "tau",
-    "grouping_seed",
-)
 
 #: Keys of the ``mllm`` section that belong to the workflow, not to the backend.
 #: ``mllm`` keys of the workflow around the answers (the cache file, GPU claims, how much of an
@@ -81,8 +67,6 @@ def ood_sets(params: Mapping, benchmark: str) -> list[tuple[str, str]]:
 def ants_methods(params: Mapping) -> list[str]:
     """The active methods (run.methods) that ask the MLLM (plans and answers: ANTS variants;
     :attr:`ants.methods.MethodSpec.uses_answers`)."""
-    from ants.methods import method_spec
-
     return [
         m
         for m in params["run"]["methods"]
@@ -159,11 +143,28 @@ def method_config(params: Mapping, method: str, split: str | None = None) -> dic
 
 def static_scoring(params: Mapping, method: str) -> dict | None:
     """The settings of the shared per-image static pass ``method`` reads (None: it reads none)."""
-    from ants.methods import method_spec
-
     p, base = point_params(params, method)
     section = p["methods"][base]
     return method_spec(section["method"]).static_scoring(section)
+
+
+def scoring_name(scoring: Mapping) -> str:
+    """The file name of a static pass (:func:`static_scoring`): ``size100-tau0.01-seed0`` or
+    ``groups5-tau0.01-seed0``."""
+    kind = "size" if "group_size" in scoring else "groups"
+    count = scoring.get("group_size", scoring.get("n_groups"))
+    return f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
+
+
+def parse_scoring_name(name: str) -> dict:
+    """Inverse of :func:`scoring_name`; ValueError for a name it never gives."""
+    m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
+    if not m:
+        raise ValueError(
+            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)"
+        )
+    key = "group_size" if m[1] == "size" else "n_groups"
+    return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
 
 
 def plan_config(params: Mapping, method: str) -> dict:
@@ -214,8 +215,6 @@ def answer_config(params: Mapping, method: str) -> dict:
     ``mllm.max_negative_chars`` applies to the ``lenient`` parser only: with the ``authors``
     parser it is ``None`` here (no limit, as the authors' code), so that setting never re-runs
     those jobs and the answer job's log says it does not apply."""
-    from ants.methods.ants_tta import ants_config
-
     p, base = point_params(params, method)
     parser = ants_config(p["methods"][base]["config"]).answer_parser
     answering = {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]}
@@ -227,8 +226,6 @@ def answer_config(params: Mapping, method: str) -> dict:
 def text_config(params: Mapping, method: str) -> dict:
     """What decides the text features of an ANTS stream's negatives (``encode_negatives``):
     the templates, the answer parser and the VSNL labels kept per class."""
-    from ants.methods.ants_tta import ants_config
-
     p, base = point_params(params, method)
     cfg = ants_config(p["methods"][base]["config"])
     return {
@@ -258,8 +255,6 @@ def _resolved(params: Mapping, method: str) -> dict:
     equal to what the preset gives compares equal)."""
     cfg = method_config(params, method)
     if cfg["method"] == "ants":
-        from ants.methods.ants_tta import ants_config
-
         cfg["config"] = ants_config(cfg["config"]).to_dict()
     return cfg
 
@@ -271,11 +266,20 @@ def same_as_base(params: Mapping, method: str) -> bool:
         return True
     base = method.split(SWEEP_SEP)[0]
     views = [_resolved, stream_key]
-    from ants.methods import method_spec
-
     if method_spec(params["methods"][base]["method"]).uses_answers:
         views.append(answer_config)
     return all(f(params, method) == f(params, base) for f in views)
+
+
+def _benchmarks_view(params: Mapping) -> dict:
+    """The active benchmarks' OOD splits and backbone."""
+    return {
+        b: {
+            "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
+            "backbone": params["benchmarks"][b]["backbone"],
+        }
+        for b in params["run"]["benchmarks"]
+    }
 
 
 def metrics_view(params: Mapping) -> dict:
@@ -291,13 +295,7 @@ def metrics_view(params: Mapping) -> dict:
             }
             for m in methods
         },
-        "benchmarks": {
-            b: {
-                "ood": copy.deepcopy(params["benchmarks"][b]["ood"]),
-                "backbone": params["benchmarks"][b]["backbone"],
-            }
-            for b in params["run"]["benchmarks"]
-        },
+        "benchmarks": _benchmarks_view(params),
         "metrics": dict(params["metrics"]),
     }
 
@@ -310,4 +308,45 @@ def report_view(params: Mapping) -> dict:
             **dict(params["report"]),
             "max_answer_chars": params["mllm"]["max_answer_chars"],
         },
+    }
+
+
+def tables_view(params: Mapping) -> dict:
+    """What the tables (and the report) need from validated params: active methods with their
+    label, kind, preset (``config.preset`` of ANTS and AdaNeg, their default preset when unset;
+    None otherwise) and ANTS's ``in_score`` per split; the benchmarks' OOD splits; the stream
+    seeds and the ``metrics`` and ``report`` sections.
+
+    Keys the schema requires (``run.seeds``, ``metrics``, ``report``, a method's ``config``
+    and ANTS's ``in_score``) are read directly: a params dict without them is a KeyError, never
+    a silent default. Only ``label`` (optional: the method's name) and ``config.preset``
+    (optional: the method's default preset) fall back."""
+    methods = list(params["run"]["methods"])
+    out_methods = {}
+    for m in methods:
+        cfg = params["methods"][m]
+        kind = cfg["method"]
+        preset = cfg["config"].get("preset") if kind in ("ants", "adaneg") else None
+        if kind == "ants" and preset is None:
+            preset = "authors_code"
+        if kind == "adaneg" and preset is None:
+            preset = "paper"
+        if kind == "neglabel" and "csp" in (m.lower() + str(cfg.get("label", "")).lower()):
+            kind = "csp"
+        out_methods[m] = {
+            "label": cfg.get("label", m),
+            "method": kind,
+            "preset": preset,
+            "in_score": copy.deepcopy(cfg["in_score"]) if cfg["method"] == "ants" else None,
+        }
+    return {
+        "run": {
+            "methods": methods,
+            "benchmarks": list(params["run"]["benchmarks"]),
+            "seeds": list(params["run"]["seeds"]),
+        },
+        "methods": out_methods,
+        "benchmarks": _benchmarks_view(params),
+        "metrics": dict(params["metrics"]),
+        "report": dict(params["report"]),
     }

@@ -1,24 +1,33 @@
-"""What the answer cache's integrity check at open costs, and rebuilding it from a log.
+"""What the SQLite stores' checks cost: at open, and per entry read; and rebuilding the cache.
 
-Fills a temporary cache with ``--answers`` ENS-like answers, then prints: the file size, the
-time to open it (header check + ``PRAGMA quick_check`` + schema check: what makes a damaged
-file a :class:`~ants.mllm.cache.CacheError` at open instead of a traceback mid-run), the time
-to look up every key once, and the time of :func:`~ants.mllm.cache.rebuild_cache` from a
-negatives log holding the same answers.
+Fills a temporary answer cache with ``--answers`` ENS-like answers, then prints: the file size,
+the time to open it (writability, header check, ``PRAGMA quick_check``, schema check and a
+rolled-back write probe: what makes a damaged or read-only file a
+:class:`~ants.mllm.cache.CacheError` at open instead of a traceback mid-run), the time to look
+up every key once, the share of that spent verifying the per-entry digests, and the time of
+:func:`~ants.mllm.cache.rebuild_cache` from a negatives log holding the same answers. Then the
+same for a text-feature store of ``--features`` 512-d features
+(:class:`~ants.text_features.TextFeatureStore`).
 
-    python benchmarks/bench_cache_open.py [--answers 100000]
+    python benchmarks/bench_cache_open.py [--answers 100000] [--features 20000]
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
+
+import numpy as np
 
 from ants.mllm.answering import answer_records, write_answer_log
 from ants.mllm.base import Answer, Query
-from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key, rebuild_cache
+from ants.mllm.cache import KIND, AnswerCache, CachedAnswer, cache_key, rebuild_cache
+from ants.text_features import KIND as FEATURES
+from ants.text_features import TextFeatureStore
 
 IDENTITY = {"backend": "bench", "model_id": "m", "revision": "r", "settings": {"dtype": "fp16"}}
 SETTINGS = {"max_new_tokens": 30, "image_size": None}
@@ -29,6 +38,7 @@ TEXT = "A small red boat on a calm lake at dusk"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=100_000)
+    parser.add_argument("--features", type=int, default=20_000)
     args = parser.parse_args()
     n = args.answers
     queries = [
@@ -61,6 +71,7 @@ def main() -> None:
         assert len(cache.get_many(keys)) == n
         looked_up = time.perf_counter() - t0
         cache.close()
+        verify = _digest_time(path, KIND, "answers")
 
         extra = {
             "prompt": PROMPT,
@@ -82,8 +93,42 @@ def main() -> None:
         print(f"cache file:           {path.stat().st_size / 1e6:.1f} MB")
         print(f"open (with checks):   {opened:.3f} s  ({opened / n * 1e6:.2f} us per answer)")
         print(f"look up every key:    {looked_up:.3f} s")
+        print(f"  verifying digests:  {verify:.3f} s ({verify / looked_up:.0%} of the look-up)")
         print(f"rebuild from the log: {rebuilt:.3f} s")
         print(f"open / look-up ratio: {opened / looked_up:.2f}")
+        _features(Path(tmp) / "features.sqlite", args.features)
+
+
+def _digest_time(path: Path, kind, table: str) -> float:
+    """Seconds to verify the digest of every row of ``table`` (the rows already in memory)."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+    t0 = time.perf_counter()
+    bad = sum(kind.digest(r[:-1]) != r[-1] for r in rows)
+    assert bad == 0
+    return time.perf_counter() - t0
+
+
+def _features(path: Path, n: int, dim: int = 512) -> None:
+    identity = {"backbone": {"model": "bench"}, "precision": "fp32"}
+    pairs = [("", f"{TEXT} {i}") for i in range(n)]
+    feats = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
+    with TextFeatureStore(path, identity) as store:
+        for start in range(0, n, 5000):
+            store.put_many(pairs[start : start + 5000], feats[start : start + 5000])
+    t0 = time.perf_counter()
+    store = TextFeatureStore(path, identity)
+    opened = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert len(store.get_many(pairs)) == n
+    looked_up = time.perf_counter() - t0
+    store.close()
+    verify = _digest_time(path, FEATURES, "features")
+    print(f"text features:        {n:,} of {dim} dimensions")
+    print(f"store file:           {path.stat().st_size / 1e6:.1f} MB")
+    print(f"open (with checks):   {opened:.3f} s  ({opened / n * 1e6:.2f} us per feature)")
+    print(f"look up every text:   {looked_up:.3f} s")
+    print(f"  verifying digests:  {verify:.3f} s ({verify / looked_up:.0%} of the look-up)")
 
 
 if __name__ == "__main__":

@@ -193,17 +193,21 @@ def test_each_preset_parses_answers_with_its_parser(preset, parser, vsnl, ens):
         ),
         (
             {"threshold_rule": "median"},
-            r"AntsConfig.threshold_rule='median' is not valid; valid values: code, paper",
+            r"AntsConfig.threshold_rule: 'median' is not allowed; allowed values: 'code', 'paper'",
         ),
         (
             {"in_score": "sum"},
-            r"in_score='sum' is not valid; valid values: ada, far_only, near_only",
+            r"AntsConfig.in_score: 'sum' is not allowed; allowed values: 'ada', 'far_only', "
+            r"'near_only'",
         ),
-        ({"near_subset": "all"}, r"valid values: top_k, top_fraction"),
-        ({"lambda_stats": "x"}, r"valid values: code, paper"),
-        ({"group_size": 0}, r"AntsConfig.group_size must be an integer >= 1, got 0"),
-        ({"eta": 1.5}, r"AntsConfig.eta must be a number in \[0, 1\], got 1.5"),
-        ({"vsnl_template": "nice"}, r"exactly one '\{\}'"),
+        ({"near_subset": "all"}, r"allowed values: 'top_k', 'top_fraction'"),
+        ({"lambda_stats": "x"}, r"allowed values: 'code', 'paper'"),
+        ({"group_size": 0}, r"AntsConfig.group_size: 0 is out of range; expected a value >= 1"),
+        ({"eta": 1.5}, r"AntsConfig.eta: 1.5 is out of range; expected a value in \[0, 1\]"),
+        ({"vsnl_template": "nice"}, r"AntsConfig.vsnl_template: 'nice' is not allowed; "
+                                    r"expected a format string with exactly one '\{\}'"),
+        ({"ens_template": "{} and {}"}, r"exactly one '\{\}'"),
+        ({"near_top_k": True}, r"AntsConfig.near_top_k: true has the wrong type; expected an integer"),
     ],
 )
 def test_bad_config_is_a_clear_error(config, message):

@@ -127,7 +127,7 @@ def test_adaneg_compared_with_the_published_numbers_is_the_authors_code(name):
     ``authors_code`` preset exactly (9 image slots, beta 5, task proxy), with nothing of the
     demo's ``paper`` settings (params.yaml's ``proxy: sample``) merged in."""
     from ants.methods.adaneg import AdaNegConfig, adaneg_config
-    from ants.tables import tables_view
+    from ants.views import tables_view
 
     p = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)
     view = tables_view(p)
@@ -298,9 +298,9 @@ def test_validate_params_of_a_config_copy_is_independent():
 
 
 def test_configs_lay_datasets_out_as_the_registry_says():
-    """A shipped config and ants.datasets.KNOWN_DATASETS agree on each benchmark set's layout
+    """A shipped config and ants.datasets.registry.KNOWN_DATASETS agree on each benchmark set's layout
     and image count (the registry's instructions are what a missing path prints)."""
-    from ants.datasets import KNOWN_DATASETS
+    from ants.datasets.registry import KNOWN_DATASETS
 
     checked = 0
     for name in CONFIGS:

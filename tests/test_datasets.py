@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ants.datasets import (
-    ChecksumError,
-    DatasetError,
+from ants.datasets import DatasetError
+from ants.datasets.download import ChecksumError, fetch_archive
+from ants.datasets.extract import extract_archive
+from ants.datasets.manifests import (
     build_manifest,
-    extract_archive,
-    fetch_archive,
     list_class_folders,
     list_flat,
     read_image_list,
@@ -184,3 +183,57 @@ def test_manifest_uses_the_shared_image_rules(tmp_path):
     Image.fromarray(np.array([[0.0, 2.0]], dtype=np.float32)).save(tmp_path / "hdr.tif")
     bad = build_manifest("ds", [("hdr.tif", -1)], tmp_path, progress=False)
     assert bad["error"][0].startswith("float image (mode F) with values in [0, 2]")
+
+
+# ------------------------------------------------------------------------------------------
+# one resolver: the config check, the manifest stage and the manifest rule agree on the list
+
+
+@pytest.mark.parametrize("where", ["relative to root", "relative to the working directory", "absolute"])
+def test_config_check_manifest_stage_and_manifest_rule_find_the_same_image_list(where, tmp_path,
+                                                                                 monkeypatch):
+    from ants.config import check_data, read_yaml
+    from ants.datasets.location import dataset_location, manifest_sources
+
+    root_dir = Path(__file__).resolve().parents[1]
+    params = read_yaml(root_dir / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    for i in range(2):
+        png(tmp_path / "data/mine/imgs" / f"{i}.png", 40 * i)
+    lst = tmp_path / "data/mine/lists/mine.txt"
+    lst.parent.mkdir(parents=True)
+    lst.write_text("imgs/0.png\nimgs/1.png\n")
+    given = {"relative to root": "lists/mine.txt",
+             "relative to the working directory": "data/mine/lists/mine.txt",
+             "absolute": str(lst)}[where]
+    cfg = {"source": "local", "layout": "list", "root": "data/mine", "list": given}
+    params["datasets"]["mine"] = cfg
+    params["benchmarks"][params["run"]["benchmarks"][0]]["ood"]["far"].append("mine")
+
+    root, found = dataset_location("mine", cfg)
+    assert found.resolve() == lst.resolve() and root == Path("data/mine")
+    assert [Path(p).resolve() for p in manifest_sources("mine", cfg)] == [lst.resolve()]
+    assert not [p for p in check_data(params) if "datasets.mine" in p]
+    frame = build_dataset_manifest("mine", cfg, tmp_path / "m.parquet", progress=False)
+    assert frame["path"].tolist() == ["data/mine/imgs/0.png", "data/mine/imgs/1.png"]
+
+    lst.unlink()  # now nowhere: all three say so
+    assert manifest_sources("mine", cfg) == []
+    assert [p for p in check_data(params) if p.startswith("datasets.mine.list:")]
+    with pytest.raises(DatasetError, match="image list not found"):
+        build_dataset_manifest("mine", cfg, tmp_path / "m.parquet", progress=False)
+
+
+def test_the_resolver_names_an_unset_root_or_list():
+    from ants.datasets.location import dataset_location, manifest_sources
+
+    with pytest.raises(DatasetError, match=r"datasets.x.root is not set"):
+        dataset_location("x", {"source": "local", "layout": "flat", "root": None})
+    with pytest.raises(DatasetError, match=r"datasets.x.list is not set"):
+        dataset_location("x", {"source": "local", "layout": "list", "root": "r", "list": None})
+    assert manifest_sources("x", {"source": "local", "layout": "list", "root": None, "list": None}) == []
+    demo, download = {"source": "demo", "split": "near"}, {"source": "download", "root": "Set/images"}
+    assert manifest_sources("d", demo) == ["results/data/demo/near.txt"]
+    assert manifest_sources("inat", download) == ["results/data/downloads/inat/extracted"]
+    assert dataset_location("inat", download) == (
+        Path("results/data/downloads/inat/extracted/Set/images"), None)

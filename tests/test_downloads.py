@@ -1,4 +1,4 @@
-"""ants.datasets downloads against local HTTP servers on 127.0.0.1: resume, retries, timeouts,
+"""ants.datasets.download against local HTTP servers on 127.0.0.1: resume, retries, timeouts,
 one-line errors, mirrors and extracted copies; and the extraction guards."""
 
 from __future__ import annotations
@@ -22,17 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ants.datasets import (
-    KNOWN_DATASETS,
-    ChecksumError,
-    DatasetError,
-    build_manifest,
-    check_count,
-    extract_archive,
-    fetch_archive,
-    list_flat,
-    obtain_dataset,
-)
+from ants.datasets import DatasetError
+from ants.datasets.download import ChecksumError, fetch_archive, obtain_dataset
+from ants.datasets.extract import extract_archive
+from ants.datasets.manifests import build_manifest, check_count, list_flat
+from ants.datasets.registry import KNOWN_DATASETS
 
 # ------------------------------------------------------------------------------------------
 # fixtures: a generated archive and a scriptable server
@@ -291,7 +285,7 @@ def test_a_killed_download_process_resumes_in_the_next_run(server, tmp_path):
 
     server.routes["/SUN.tar.gz"] = slow_second_half
     dest = tmp_path / "SUN.tar.gz"
-    code = (f"from ants.datasets import fetch_archive\n"
+    code = (f"from ants.datasets.download import fetch_archive\n"
             f"fetch_archive({server.url('/SUN.tar.gz')!r}, {str(dest)!r}, {SHA!r}, progress=False, timeout=60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code])
     part = tmp_path / "SUN.tar.gz.part"

@@ -1,6 +1,7 @@
 """The content-addressed answer cache, the cached answerer and the negatives log."""
 
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import re
@@ -8,15 +9,32 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from _stores import (
+    DAMAGES,
+    answer_entry,
+    cache_batch_writer,
+    cache_writer_hanging_mid_transaction,
+    checkpoint,
+    damage,
+    kill_after,
+    kill_when,
+    overwrite,
+    shared_folder,
+    unprivileged,
+    user_name,
+)
 from PIL import Image
 
 from ants._io import file_digest
+from ants._sqlite import entry_digest
 from ants.mllm.answering import (
     LOG_COLUMNS,
     TIMING_COLUMNS,
@@ -165,34 +183,11 @@ def _filled_cache(path, n=400):
     return path
 
 
-def _damage(path, kind):
-    data = path.read_bytes() if path.exists() else b""
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("key,raw_text\nabc,1. leopard\n")
-    elif kind == "header-only":
-        path.write_bytes(data[:60])
-    elif kind == "mid-page":
-        path.write_bytes(data[: len(data) // 2 + 123])
-    elif kind == "whole-pages":
-        path.write_bytes(data[: 4096 * 3])
-
-
-@pytest.mark.parametrize(
-    ("kind", "what"),
-    [
-        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
-        ("text", r"is not an SQLite database \(no SQLite header\)"),
-        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
-        ("mid-page", r"is truncated \(\d+ bytes, not a whole number of 4096-byte pages\)"),
-        ("whole-pages", r"is damaged \(.+\)"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "what"), DAMAGES.items())
 def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
     path = _filled_cache(tmp_path / "answers.sqlite")
     assert path.stat().st_size > 4096 * 8
-    _damage(path, kind)
+    damage(path, kind)
     size = path.stat().st_size
     with pytest.raises(CacheError) as err:
         AnswerCache(path)
@@ -211,13 +206,10 @@ def test_ants_cache_stats_on_a_damaged_file_is_one_line_and_exit_2(tmp_path):
     path = _filled_cache(tmp_path / "answers.sqlite", n=40)
     ok = subprocess.run([*ants, str(path)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "40" in ok.stdout, ok.stderr
-    for kind, what in [
-        ("empty", r"is empty \(0 bytes: an interrupted copy or download\?\)"),
-        ("header-only", r"is truncated \(60 bytes, less than an SQLite header\)"),
-        ("text", r"is not an SQLite database \(no SQLite header\)"),
-    ]:
+    for kind in ("empty", "header-only", "text"):
+        what = DAMAGES[kind]
         bad = shutil.copy(path, tmp_path / f"{kind}.sqlite")
-        _damage(Path(bad), kind)
+        damage(bad, kind)
         proc = subprocess.run([*ants, str(bad)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (kind, proc.stderr)
         assert "Traceback" not in proc.stderr and proc.stdout == "", (kind, proc.stderr)
@@ -297,10 +289,8 @@ def _write_then_die(path: str, n_committed: int) -> None:
         cache.put_many([_entry(i)])  # each committed on its own
     conn = cache._connect()
     conn.execute("BEGIN IMMEDIATE")  # a batch in progress when the process dies
-    conn.execute(
-        "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        ("9" * 64, "ens", "uncommitted", "[]", "ok", "", "", 0.0, "{}", "", "{}"),
-    )
+    row = ("9" * 64, "ens", "uncommitted", "[]", "ok", "", "", 0.0, "{}", "", "{}")
+    conn.execute("INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (*row, entry_digest(row)))
     os._exit(1)
 
 
@@ -654,3 +644,259 @@ def test_rebuild_without_sidecar_skips_stale_rows_and_refuses_damage(tmp_path, i
         rebuild_cache(tmp_path / "broken.sqlite", [log])
     with pytest.raises(ValueError, match="no answers log given"):
         rebuild_cache(tmp_path / "x.sqlite", [])
+
+
+# -- per-entry digests: damaged bytes inside a valid file are never served (issue 21 item 3) ---
+
+ENTRY_WAY_OUT = (
+    "; `ants cache rebuild` puts the answers logs' answers back and drops the damaged entries no "
+    "log holds (a re-run asks those again)"
+)
+
+
+def test_an_entry_with_damaged_bytes_is_an_error_naming_it_and_rebuild_repairs_it(
+    tmp_path, images, capsys
+):
+    from ants.cli import main
+
+    queries, cache, log = _answered_log(tmp_path, images)
+    path = cache.path
+    cache.close()
+    target = next(q for q in queries if q.kind == "vsnl")
+    key = CachedAnswerer(CountingBackend(), None, Prompting("llava")).prepare(target)[3]
+    raw = AnswerCache(path).get(key).raw_text.encode()
+    checkpoint(path)
+    overwrite(path, raw, b"Z" * len(raw))  # same length: SQLite's structure is untouched
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # it cannot tell
+        assert conn.execute("SELECT raw_text FROM answers WHERE key=?", (key,)).fetchone()[0] == (
+            "Z" * len(raw)
+        )
+    want = (
+        f"answer cache {str(path)!r}: the entry {key} is damaged (its bytes do not match the "
+        f"digest stored with it){ENTRY_WAY_OUT}"
+    )
+    backend = CountingBackend()
+    with pytest.raises(CacheError) as err:
+        CachedAnswerer(backend, AnswerCache(path), Prompting("llava"))(queries[:-1])
+    assert str(err.value) == want and backend.calls == []
+    other = next(k for k in AnswerCache(path).keys() if k != key)
+    assert AnswerCache(path).get(other) is not None  # the intact entries still read
+    # `ants cache rebuild` drops it and puts the log's answer back
+    assert main(["cache", "rebuild", "--log", str(log), "--cache", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 1 damaged entries dropped, 1 of them put back from the log" in out
+    assert AnswerCache(path).damaged_keys() == []
+    answers = CachedAnswerer(backend, AnswerCache(path), Prompting("llava"))(queries[:-1])
+    assert backend.calls == [] and answers[queries.index(target)].raw_text == raw.decode()
+
+
+def test_damage_no_log_holds_is_dropped_and_asked_again(tmp_path, images, caplog):
+    queries, cache, log = _answered_log(tmp_path, images)
+    path = cache.path
+    keys = cache.keys()
+    entry = cache.get(keys[0])
+    cache.close()
+    checkpoint(path)
+    raw = entry.raw_text.encode()
+    overwrite(path, raw, raw[::-1] if raw[::-1] != raw else b"?" * len(raw))
+    with pytest.raises(CacheError, match=re.escape(f"the entry {keys[0]} is damaged")):
+        AnswerCache(path).get(keys[0])
+    assert AnswerCache(path).damaged_keys() == [keys[0]]
+    # rebuild from a log that lacks it: dropped (a re-run asks it again), the rest untouched
+    stranger = write_answer_log(
+        tmp_path / "other.parquet",
+        read_answer_log(log).query("cache_key != @keys[0]"),
+        timings=False,
+    )
+    rebuild_cache(path, [stranger])
+    assert "dropped 1 damaged entry" in caplog.text
+    cache = AnswerCache(path)
+    assert cache.get(keys[0]) is None and sorted(cache.keys()) == sorted(keys[1:])
+    backend = CountingBackend()
+    CachedAnswerer(backend, cache, Prompting("llava"), max_failed_fraction=1.0)(queries)
+    asked = [q for call in backend.calls for q in call]
+    assert len(asked) == 1 and asked[0].kind == entry.kind  # it alone is asked again
+    assert AnswerCache(path).get(keys[0]).raw_text == entry.raw_text
+
+
+def test_non_utf8_bytes_in_an_entry_are_damage_not_a_traceback(tmp_path):
+    path = _filled_cache(tmp_path / "answers.sqlite", n=20)
+    overwrite(path, b"1. name7xxx", b"1. name7\xff\xfe\xfd")
+    with pytest.raises(CacheError) as err:
+        AnswerCache(path).get(_entry(7, "x" * 200).key)
+    assert str(err.value) == (
+        f"answer cache {str(path)!r} is damaged (an entry's raw_text is not valid UTF-8 text)"
+        f"{WAY_OUT}"
+    )
+
+
+def test_every_field_of_an_entry_is_under_its_digest(tmp_path):
+    path = tmp_path / "a.sqlite"
+    with AnswerCache(path) as cache:
+        cache.put_many([_entry(1)])
+    for column, value in [
+        ("status", "empty"),
+        ("kind", "ens"),
+        ("negatives", "[]"),
+        ("prompt", "q"),
+        ("settings", "{}"),
+        ("identity", "{}"),
+        ("reason", "x"),
+        ("seconds", 9.0),
+        ("answered_at", ""),
+        ("digest", "0" * 64),
+    ]:
+        copy = shutil.copy(path, tmp_path / f"{column}.sqlite")
+        with closing(sqlite3.connect(copy)) as conn, conn:
+            conn.execute(f"UPDATE answers SET {column}=?", (value,))
+        with pytest.raises(CacheError, match="do not match the digest stored with it"):
+            AnswerCache(copy).get(_entry(1).key)
+    assert AnswerCache(path).get(_entry(1).key) == _entry(1)
+
+
+def test_a_cache_made_before_the_digests_gets_them_once(tmp_path, caplog):
+    path = tmp_path / "old.sqlite"
+    with closing(sqlite3.connect(path)) as conn, conn:  # the schema of the previous version
+        conn.execute(
+            "CREATE TABLE answers (key TEXT PRIMARY KEY, kind TEXT NOT NULL, raw_text TEXT NOT "
+            "NULL, negatives TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, "
+            "answered_at TEXT NOT NULL, seconds REAL NOT NULL, identity TEXT NOT NULL, prompt "
+            "TEXT NOT NULL, settings TEXT NOT NULL)"
+        )
+        for i in range(3):
+            e = _entry(i)
+            conn.execute(
+                "INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (e.key, e.kind, e.raw_text, f'["name{i}"]', "ok", "", e.answered_at, 0.5,
+                 json.dumps(IDENTITY, sort_keys=True, separators=(",", ":")), "p",
+                 '{"max_new_tokens":100}'),
+            )  # fmt: skip
+    assert cache_stats(path) == {"vsnl": {"ok": 3}}  # read-only: left as it is
+    with caplog.at_level("WARNING"):
+        cache = AnswerCache(path)
+    assert (
+        f"answer cache {path} was made before per-entry digests: the digests of its 3 entries "
+        "were computed once, now"
+    ) in caplog.text
+    assert cache.get_many([_entry(i).key for i in range(3)]) == {
+        _entry(i).key: _entry(i) for i in range(3)
+    }
+    assert cache.damaged_keys() == []
+    cache.put_many([_entry(3)])
+    cache.close()
+    caplog.clear()
+    assert len(AnswerCache(path)) == 4 and "digests" not in caplog.text  # once only
+
+
+# -- a cache this user cannot write fails at open, before any query (issue 21 item 6) ---------
+
+
+def _open_and_put(path):
+    cache = AnswerCache(path)
+    cache.put_many([_entry(1)])
+    return len(cache)
+
+
+def _open_and_put_permissions_unseen(path):
+    """As on a read-only mount, where the permission bits say nothing: only the write probe
+    can tell."""
+    import ants._sqlite
+
+    ants._sqlite.os.access = lambda *args, **kwargs: True
+    return _open_and_put(path)
+
+
+def test_a_read_only_cache_fails_at_open_naming_the_file():
+    with shared_folder() as folder:
+        path = folder / "answers.sqlite"
+        with AnswerCache(path) as cache:
+            cache.put_many([_entry(0)])
+        os.chmod(path, 0o444)
+        kind, message = unprivileged(_open_and_put, path)
+        if kind == "skip":
+            pytest.skip(message)
+        assert (kind, message) == (
+            "CacheError",
+            f"answer cache {str(path)!r} cannot be written: {str(path)!r} is read-only for this "
+            f"user ({user_name()}); make it writable, or point mllm.cache (`--cache`) at a "
+            "writable path (it is checked before any work, so nothing was lost)",
+        )
+        kind, message = unprivileged(_open_and_put_permissions_unseen, path)
+        assert (kind, message) == (
+            "CacheError",
+            f"answer cache {str(path)!r} cannot be written: SQLite says: attempt to write a "
+            "readonly database; make it writable, or point mllm.cache (`--cache`) at a writable "
+            "path (it is checked before any work, so nothing was lost)",
+        )
+        # SQLite made the -wal and -shm files read-only like the database: they are named too
+        os.chmod(path, 0o666)
+        kind, message = unprivileged(_open_and_put, path)
+        assert message.startswith(
+            f"answer cache {str(path)!r} cannot be written: '{path}-wal' is read-only for this "
+        )
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink()
+        os.chmod(folder, 0o555)  # the file is writable, its folder (-wal, -shm) is not
+        kind, message = unprivileged(_open_and_put, path)
+        assert (kind, message) == (
+            "CacheError",
+            f"answer cache {str(path)!r} cannot be written: this user ({user_name()}) may not "
+            f"write in its folder {str(folder)!r}, where SQLite keeps the store's -wal and -shm "
+            "files; "
+            "make it writable, or point mllm.cache (`--cache`) at a writable path (it is checked "
+            "before any work, so nothing was lost)",
+        )
+        os.chmod(folder, 0o777)
+        assert unprivileged(_open_and_put, path) == ("ok", "2")  # writable again: it works
+
+
+def test_the_answerer_never_asks_when_the_cache_is_read_only(images):
+    def answer(path):
+        backend = CountingBackend()
+        try:
+            CachedAnswerer(backend, AnswerCache(path), Prompting("llava"))(_queries(images))
+        except Exception as err:  # noqa: BLE001 - what failed, and whether anything was asked
+            return type(err).__name__, len(backend.calls)
+        return "answered", len(backend.calls)
+
+    with shared_folder() as folder:
+        path = folder / "answers.sqlite"
+        AnswerCache(path).close()
+        os.chmod(path, 0o444)
+        kind, result = unprivileged(answer, path)
+        if kind == "skip":
+            pytest.skip(result)
+        assert result == "('CacheError', 0)"  # it failed opening the cache, before any query
+
+
+# -- a writer killed at any instant (issue 19 item 2) -----------------------------------------
+
+
+def test_sigkill_mid_transaction_leaves_only_complete_entries(tmp_path):
+    path = str(tmp_path / "k.sqlite")
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    child = ctx.Process(target=cache_writer_hanging_mid_transaction, args=(path, 5, ready))
+    child.start()
+    kill_when(child, ready)
+    assert Path(path + "-wal").stat().st_size > 4_000_000  # the uncommitted rows reached disk
+    cache = AnswerCache(path)
+    assert sorted(cache.keys()) == sorted(answer_entry(f"committed/{i}").key for i in range(5))
+    assert cache.damaged_keys() == []
+    cache.close()
+    # a writer killed at whatever instant, three times: whole batches only, each entry intact
+    size = 200
+    for round_ in range(3):
+        started = ctx.Event()
+        child = ctx.Process(target=cache_batch_writer, args=(path, f"r{round_}", size, started))
+        child.start()
+        assert started.wait(120)
+        kill_after(child, 0.05 + 0.13 * round_)
+    cache = AnswerCache(path)
+    assert cache.damaged_keys() == []
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        texts = [r[0] for r in conn.execute("SELECT raw_text FROM answers")]
+    batches = Counter("/".join(t.split("/")[:2]) for t in texts if t.startswith("r"))
+    assert len({b.split("/")[0] for b in batches}) == 3 and set(batches.values()) == {size}

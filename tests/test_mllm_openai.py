@@ -14,8 +14,15 @@ import pytest
 from PIL import Image
 from test_images import _png_header_only
 
-from ants.mllm.answering import CachedAnswerer, answer_records, write_answer_log
-from ants.mllm.base import BackendError, Query
+from ants.mllm.answering import (
+    MAX_ANSWER_CHARS,
+    CachedAnswerer,
+    answer_records,
+    read_answer_log,
+    shorten,
+    write_answer_log,
+)
+from ants.mllm.base import AnswerFailureError, BackendError, Query
 from ants.mllm.cache import AnswerCache
 from ants.mllm.openai_http import (
     DEFAULT_BACKOFF_S,
@@ -23,7 +30,9 @@ from ants.mllm.openai_http import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_WAIT_S,
     OpenAIBackend,
+    RequestFailed,
     _encode_image,
+    answer_text,
     backoff_bounds,
     backoff_delay,
     backoff_schedule,
@@ -35,14 +44,17 @@ from ants.mllm.prompts import Prompting
 KEY = "sk-test-THE-SECRET-0123456789"
 SETTINGS = {"max_new_tokens": 20, "blank_image_size": None}
 FAST = {"timeout_s": 0.4, "max_retries": 2, "backoff_s": 0.01}
+HUGE = 1 << 20  # characters of the [huge] answer
 
 
 class Handler(BaseHTTPRequestHandler):
     """Behaviour chosen by a tag in the prompt: [ok] [flaky] [down] [slow] [slowonce] [close]
-    [closeonce] [badjson] [badjsononce] [nochoices] [wait]; rate limits [limited] (429 with
+    [closeonce] [badjson] [badjsononce] [nochoices] [wait]; glitches [nullcontent] (content
+    null), [intcontent] (content 42), [huge] (a 1 MiB answer); rate limits [limited] (429 with
     Retry-After: 1, once), [busydate] (503 with a Retry-After HTTP-date 2 s ahead, once),
     [limitedlong] (429, Retry-After: 3600), [limitednohdr] (429 without the header, once);
-    tricklers [trickle] (the body, one byte every 0.3 s) and [trickleheaders] (the headers)."""
+    tricklers [trickle] (the body, one byte every 0.3 s) and [trickleheaders] (the headers).
+    With ``state["healthy"]`` set, every tag gets a normal answer (the server was fixed)."""
 
     def log_message(self, *args):  # keep the test output clean
         pass
@@ -118,7 +130,9 @@ class Handler(BaseHTTPRequestHandler):
                 {"index": 0, "message": {"role": "assistant", "content": f" answer to {text} "}}
             ]
         }
-        if tag == "flaky" and n <= 2 or tag == "down":
+        if self.server.state["healthy"]:  # the server was fixed: every tag is answered
+            self._send(200, ok)
+        elif tag == "flaky" and n <= 2 or tag == "down":
             self._send(500, {"error": "internal error"})
         elif tag == "slow" or tag == "slowonce" and n == 1:
             time.sleep(1.0)
@@ -129,6 +143,16 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, None, raw=b'{"choices": [ {"message": ')
         elif tag == "nochoices":
             self._send(200, {"id": "x"})
+        elif tag in ("nullcontent", "intcontent"):
+            content = None if tag == "nullcontent" else 42
+            message = {"role": "assistant", "content": content}
+            self._send(
+                200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}]}
+            )
+        elif tag == "huge":  # a runaway answer of exactly HUGE characters (after stripping)
+            head = "1. koi\n2. carp\n"
+            content = head + ("and so on " * (HUGE // 10))[: HUGE - len(head)]
+            self._send(200, {"choices": [{"index": 0, "message": {"content": content}}]})
         elif tag == "forbidden":
             self._send(400, {"error": "bad request"})
         elif tag == "limited" and n == 1:
@@ -165,29 +189,44 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-@pytest.fixture
-def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+def _serve(state, port=0):
+    """A scripted server on 127.0.0.1 (``port=0``: a free one), serving in a thread."""
+    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
-    srv.state = {
-        "key": KEY,
-        "models": ["served-model"],
-        "known": ["served-model"],
-        "counts": {},
-        "bodies": [],
-        "auth": [],
-        "times": {},
-        "proxied": [],
-        "lock": threading.Lock(),
-        "in_flight": 0,
-        "max_in_flight": 0,
-    }
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
+    srv.state = state
+    srv.thread = threading.Thread(
+        target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    srv.thread.start()
+    return srv
+
+
+def _stop(srv):
     srv.shutdown()
     srv.server_close()
-    thread.join(5)
+    srv.thread.join(5)
+
+
+@pytest.fixture
+def server():
+    srv = _serve(
+        {
+            "key": KEY,
+            "models": ["served-model"],
+            "known": ["served-model"],
+            "counts": {},
+            "bodies": [],
+            "auth": [],
+            "times": {},
+            "proxied": [],
+            "lock": threading.Lock(),
+            "in_flight": 0,
+            "max_in_flight": 0,
+            "healthy": False,
+        }
+    )
+    yield srv
+    _stop(srv)
 
 
 @pytest.fixture
@@ -261,12 +300,202 @@ def test_failures_become_failed_answers_and_are_retried(server, key_env, tmp_pat
     assert [a.status for a in answers] == ["failed", "unparsable"]
     assert "HTTP 500" in answers[0].reason and answers[0].raw_text == ""
     assert len(cache) == 1
-    from ants.mllm.base import AnswerFailureError
-
     with pytest.raises(AnswerFailureError, match="1 of 2 distinct MLLM queries failed"):
         CachedAnswerer(backend, cache, prompting)(queries)  # the default bound, 0, fails loudly
     assert server.state["counts"] == {"down": 6, "ok": 1}  # only the failed one is asked again
-    assert server.state["counts"] == {"down": 6, "ok": 1}  # only the failed one is asked again
+
+
+# -- server faults through the cached answerer (issue 19 item 3, issue 21 item 2) -----------
+
+#: the class name is the server's tag: "[{c}] similar to {c}?"
+TAGGED = Prompting(
+    "llava",
+    prompts={"vsnl": "[{c}] similar to {c}?"},
+    generation={"vsnl": {"blank_image_size": None}},
+)
+#: tags the server answers after retries (or whole, however long)
+RECOVERED = ("ok", "flaky", "limited", "huge")
+#: tags that fail their query, with the exact reason recorded (timeout_s=0.6, max_retries=2)
+FAILING = {
+    "nullcontent": (
+        "no answer text in the response: choices[0].message.content is null "
+        "(finish_reason: 'length')"
+    ),
+    "intcontent": (
+        "no answer text in the response: choices[0].message.content is a number (42), not a string"
+    ),
+    "nochoices": 'no choices[0].message.content in the response: {"id": "x"}',
+    "badjson": (
+        'malformed JSON in the response: \'{"choices": [ {"message": \' (gave up after 3 tries)'
+    ),
+    "down": 'HTTP 500: {"error": "internal error"} (gave up after 3 tries)',
+    "slow": "timed out after 0.6 s (the whole request: connect, send, read) (gave up after 3 tries)",
+    "limitedlong": (
+        'HTTP 429: {"error": "rate limited"} (gave up after 1 try: the server asked to retry '
+        "after 3600 s, beyond what is left of max_wait_s=300 s)"
+    ),
+}
+
+
+def _asked(server, since):
+    """Requests per tag since the ``since`` snapshot of the server's counts."""
+    now = server.state["counts"]
+    return {t: now[t] - since.get(t, 0) for t in now if now[t] != since.get(t, 0)}
+
+
+def test_server_faults_are_failed_queries_never_cached_and_asked_again(server, key_env, tmp_path):
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    backend = _backend(server, key_env, timeout_s=0.6, max_wait_s=300)
+    tags = [*RECOVERED, *FAILING]
+    queries = [Query("vsnl", t) for t in tags]
+    with pytest.raises(AnswerFailureError) as err:  # the default bound, 0: any failure
+        CachedAnswerer(backend, cache, TAGGED)(queries)
+    answers = dict(zip(tags, err.value.answers, strict=True))
+    for tag, reason in FAILING.items():
+        assert (answers[tag].status, answers[tag].reason, answers[tag].raw_text) == (
+            "failed",
+            reason,
+            "",
+        ), tag
+    assert [answers[t].status for t in RECOVERED] == [
+        "unparsable",
+        "unparsable",
+        "unparsable",
+        "ok",
+    ]
+    n, total = len(FAILING), len(tags)
+    shown = "; ".join(repr(r) for r in list(FAILING.values())[:3])
+    assert str(err.value) == (
+        f"{n} of {total} distinct MLLM queries failed (more than max_failed_fraction=0): "
+        f"{shown}; and {n - 3} other reasons. Failed answers are never cached; the "
+        f"{total - n} answered ones are in the cache, so a re-run asks only the {n} failed "
+        "ones again."
+    )
+    assert (err.value.failed, err.value.total) == (n, total)
+    # only what was answered is cached (also when it took retries), never a failure
+    stored = cache.get_many([a.cache_key for a in err.value.answers])
+    assert set(stored) == {answers[t].cache_key for t in RECOVERED} and len(cache) == 4
+    assert server.state["counts"]["flaky"] == 3 and server.state["counts"]["limited"] == 2
+
+    # a 1 MiB answer is an answer: cached and logged whole, cut only where it is listed
+    huge = stored[answers["huge"].cache_key].raw_text
+    assert len(huge) == HUGE and huge == answers["huge"].raw_text
+    assert answers["huge"].negatives[:2] == ("koi", "carp")
+    records = answer_records(queries, err.value.answers, stream_id="s", batch_index=0)
+    logged = read_answer_log(write_answer_log(tmp_path / "answers.parquet", records))
+    assert logged["raw_text"].str.len().tolist()[tags.index("huge")] == HUGE
+    listed = shorten(huge)
+    assert len(listed) == MAX_ANSWER_CHARS and listed.endswith("... [1,048,576 characters]")
+
+    # failures count against max_failed_fraction: their exact share passes; nothing more cached
+    before = dict(server.state["counts"])
+    again = CachedAnswerer(backend, cache, TAGGED, max_failed_fraction=n / total)(queries)
+    assert [a.status for a in again].count("failed") == n and len(cache) == 4
+    assert set(_asked(server, before)) == set(FAILING)  # the others were cache hits
+
+    # the server is fixed: a healthy run asks exactly the failed queries, once each
+    server.state["healthy"] = True
+    before = dict(server.state["counts"])
+    healed = CachedAnswerer(backend, cache, TAGGED)(queries)
+    assert _asked(server, before) == dict.fromkeys(FAILING, 1)
+    assert "failed" not in [a.status for a in healed] and len(cache) == total
+    before = dict(server.state["counts"])
+    CachedAnswerer(backend, cache, TAGGED)(queries)
+    assert _asked(server, before) == {}  # everything is a hit now
+
+
+def test_refused_connections_fail_the_queries_and_a_restarted_server_gets_only_them(
+    server, key_env, tmp_path
+):
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    cache = AnswerCache(tmp_path / "c.sqlite")
+    backend = _backend(server, key_env)
+    answerer = CachedAnswerer(backend, cache, TAGGED, max_failed_fraction=1.0)
+    assert answerer([Query("vsnl", "ok")])[0].status == "unparsable"  # checked, one answer
+    _stop(server)  # the server goes away mid-run: connections are refused
+    refused = "connection error: ConnectionRefusedError: [Errno 111] Connection refused"
+    queries = [Query("vsnl", t) for t in ("ok", "one", "two")]
+    out = answerer(queries)
+    assert [(a.status, a.reason) for a in out] == [
+        ("unparsable", "no numbered line like '1. name' in the answer"),  # a cache hit
+        ("failed", f"{refused} (gave up after 3 tries)"),
+        ("failed", f"{refused} (gave up after 3 tries)"),
+    ]
+    assert len(cache) == 1
+    # a new run against the dead server fails before asking anything (the up-front check)
+    with pytest.raises(BackendError) as err:
+        CachedAnswerer(backend, cache, TAGGED)(queries)
+    assert (
+        str(err.value)
+        == f"cannot reach the MLLM server at {url}: {refused} (gave up after 3 tries)"
+    )
+    # the server is back on the same port: exactly the two failed queries are asked
+    revived = _serve({**server.state, "counts": {}}, port)
+    try:
+        out = CachedAnswerer(backend, cache, TAGGED)(queries)
+        assert revived.state["counts"] == {"one": 1, "two": 1}
+        assert [a.status for a in out] == ["unparsable"] * 3 and len(cache) == 3
+    finally:
+        _stop(revived)
+
+
+@pytest.mark.parametrize(
+    ("data", "result"),
+    [
+        ({"choices": [{"message": {"content": "  a red car \n"}}]}, "a red car"),
+        ({"choices": [{"message": {"content": ""}}]}, ""),  # an empty answer is an answer
+        (
+            {
+                "choices": [
+                    {
+                        "message": {
+                            "content": [
+                                {"type": "text", "text": "a red "},
+                                {"type": "image_url", "image_url": {"url": "data:"}},
+                                {"type": "text", "text": "car"},
+                            ]
+                        }
+                    }
+                ]
+            },
+            "a red car",
+        ),
+        (
+            {"choices": [{"message": {"content": None}}]},
+            "no answer text in the response: choices[0].message.content is null "
+            "(finish_reason: None)",
+        ),
+        (
+            {"choices": [{"message": {"content": {"text": "x"}}}]},
+            "no answer text in the response: choices[0].message.content is an object "
+            '({"text": "x"}), not a string',
+        ),
+        (
+            {"choices": [{"message": {"content": True}}]},
+            "no answer text in the response: choices[0].message.content is a boolean (true), "
+            "not a string",
+        ),
+        (
+            {"choices": [{"message": {"content": [{"type": "text", "text": 7}]}}]},
+            "no answer text in the response: choices[0].message.content[0] is not a text part: "
+            '{"type": "text", "text": 7}',
+        ),
+        (
+            {"choices": [{"message": {"content": ["a", "b"]}}]},
+            'no answer text in the response: choices[0].message.content[0] is not a text part: "a"',
+        ),
+        ({"choices": []}, 'no choices[0].message.content in the response: {"choices": []}'),
+        ([1, 2], "no choices[0].message.content in the response: [1, 2]"),
+    ],
+)
+def test_answer_text_of_a_response(data, result):
+    if result.startswith("no "):
+        with pytest.raises(RequestFailed) as err:
+            answer_text(data)
+        assert str(err.value) == result
+    else:
+        assert answer_text(data) == result
 
 
 def test_concurrency_is_bounded(server, key_env):

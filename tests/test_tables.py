@@ -19,10 +19,10 @@ from ants.tables import (
     published_for,
     read_metric_rows,
     split_scores,
-    tables_view,
     variant_metrics,
     write_tables,
 )
+from ants.views import tables_view
 
 
 @pytest.fixture(scope="module")

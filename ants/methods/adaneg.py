@@ -66,9 +66,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ants.methods import MethodResult, as_features, batch_slices
+from ants.methods.base import MethodResult, batch_slices
 from ants.progress import progress as progress_bar
-from ants.scores import group_layout, mean_id_mass
+from ants.scores import as_features, group_layout, mean_id_mass
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -81,6 +81,7 @@ __all__ = [
     "adaptive_cosines_t",
     "entropy",
     "run_adaneg",
+    "score_adaneg",
 ]
 
 PROXIES = ("sample", "task")
@@ -681,4 +682,19 @@ def run_adaneg(
         predictions=pred_all,
         variants={"adaneg": s_all.copy(), "s_ada": s_ada_all, "s_nl": s_nl_all},
         trace={key: np.asarray(v, dtype=np.int64) for key, v in trace.items()},
+    )
+
+
+def score_adaneg(section: Mapping[str, Any], inputs: Any) -> MethodResult:
+    """AdaNeg on one stream (the workflow's adapter, :data:`ants.methods.METHODS`): its
+    features in stream order against the "The nice {}." ID text features and the mined
+    negatives, batch by batch, with the section's ``config``."""
+    idt, _ = inputs.id_text("nice")
+    return run_adaneg(
+        image_features=inputs.features,
+        id_text_features=idt,
+        negative_features=inputs.negatives,
+        batch_size=inputs.batch_size,
+        config=dict(section["config"]),
+        progress=inputs.progress,
     )

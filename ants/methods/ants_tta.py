@@ -68,49 +68,56 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from ants.methods import MethodResult, as_features, batch_slices
+from ants.methods.ants_switches import (  # noqa: F401  (re-exported: the detector's switches)
+    ANTS_PLAN_KEYS,
+    IN_SCORES,
+    LAMBDA_STATS,
+    NEAR_SUBSETS,
+    PRESETS,
+    THRESHOLD_RULES,
+    AntsConfig,
+    ants_config,
+)
+from ants.methods.base import MethodResult, batch_slices
 from ants.mllm.base import Answer, Answerer, Query
 from ants.mllm.parsing import (
-    PARSE_STYLES,
     ens_update_sentences,
     vsnl_bank_labels,
     vsnl_class_labels,
 )
 from ants.progress import progress as progress_bar
-from ants.scores import StaticScores, group_layout, group_lse, mean_id_mass, negative_label_parts
+from ants.scores import (
+    StaticScores,
+    as_features,
+    group_layout,
+    group_lse,
+    mean_id_mass,
+    negative_label_parts,
+)
 
+#: The detector's own names; its switches (``AntsConfig``, ``ants_config``, ``PRESETS``,
+#: ``ANTS_PLAN_KEYS``, ...) are importable from here too, declared in ants_switches.
 __all__ = [
-    "IN_SCORES",
-    "LAMBDA_STATS",
-    "NEAR_SUBSETS",
-    "PRESETS",
-    "THRESHOLD_RULES",
-    "AntsConfig",
     "AntsResult",
     "AntsTrace",
     "EncodeText",
     "activation_selected_score",
     "activation_threshold",
     "adaptive_weight",
-    "ants_config",
     "ants_static_scores",
     "prepend_keep_last",
     "run_ants",
+    "score_ants",
     "threshold_code_rule",
     "threshold_paper_rule",
     "top_predicted",
 ]
-
-THRESHOLD_RULES = ("code", "paper")
-NEAR_SUBSETS = ("top_k", "top_fraction")
-LAMBDA_STATS = ("code", "paper")
-IN_SCORES = ("ada", "far_only", "near_only")
 
 #: encode_text(texts, template) -> (len(texts), d) L2-normalised float array; the template is
 #: a format string with one ``{}`` ("{}" = no template).
@@ -119,173 +126,6 @@ EncodeText = Callable[[Sequence[str], str], np.ndarray]
 _F32_EPS = float(np.finfo(np.float32).eps)
 #: rows per chunk of the static pass (S_nl, predictions); fixed so every run chunks alike
 STATIC_CHUNK = 4096
-
-
-# --------------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass(frozen=True)
-class AntsConfig:
-    """Every switch of docs/METHOD.md section 7 (the MLLM family is the backend's business).
-
-    The defaults are the ``authors_code`` preset; :meth:`preset` gives ``paper``.
-    """
-
-    initial_threshold: float = 0.8  # NIM gamma0: paper 0.9, code 0.8
-    threshold_rule: str = "code"  # 'code' (histogram jump + percentile) | 'paper'
-    eta: float = 0.5
-    near_subset: str = "top_k"  # 'top_k' (code, 40) | 'top_fraction' (paper, delta 0.08)
-    near_top_k: int = 40
-    near_delta: float = 0.08
-    lambda_stats: str = "code"  # 'code' (balanced, all samples) | 'paper' (mined images)
-    in_score: str = "far_only"  # main output: 'ada' | 'far_only' | 'near_only'
-    ens_max_updates: int = 10  # E (10 in the released ImageNet script, 20 in the config default)
-    ens_trigger_size: int = 200  # update when the cache holds MORE than this
-    ens_bank_cap: int = 10_000
-    vsnl_start: int = 10  # first VSNL batch (the near-only script uses 1)
-    vsnl_interval: int = 40
-    vsnl_labels_per_class: int = 5
-    group_size: int = 100  # s, for S_nl, S_ens and S_vsnl
-    balanced_group_size: int | None = None  # None = K (the authors' class_num)
-    balanced_tiling: int = 10  # VSNL bank tiled this many times for its balanced score
-    tau: float = 0.01
-    grouping_seed: int = 0
-    ens_template: str = "{}"
-    vsnl_template: str = "The nice {}."
-    activation_aware_ens: bool = False  # TANL extension (end of section 6)
-    activation_top: int = 500
-    activation_step: int = 2
-    activation_gap: float = 0.5
-    activation_queue: int = 20_000
-    fixed_lambda: float | None = None  # a fixed weight instead of the adaptive one (ablation)
-    answer_parser: str = (
-        "authors"  # ants.mllm.parsing style: 'authors' (their labels.py) | 'lenient'
-    )
-
-    def __post_init__(self) -> None:
-        def choice(name: str, valid: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in valid:
-                raise ValueError(
-                    f"AntsConfig.{name}={value!r} is not valid; valid values: {', '.join(valid)}"
-                )
-
-        def positive_int(name: str, minimum: int = 1) -> None:
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < minimum
-            ):
-                raise ValueError(
-                    f"AntsConfig.{name} must be an integer >= {minimum}, got {value!r}"
-                )
-
-        def unit_float(name: str, *, open_low: bool = False) -> None:
-            value = getattr(self, name)
-            ok = (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-            )
-            if not ok or not (0.0 < value <= 1.0 if open_low else 0.0 <= value <= 1.0):
-                bounds = "(0, 1]" if open_low else "[0, 1]"
-                raise ValueError(f"AntsConfig.{name} must be a number in {bounds}, got {value!r}")
-
-        choice("threshold_rule", THRESHOLD_RULES)
-        choice("near_subset", NEAR_SUBSETS)
-        choice("lambda_stats", LAMBDA_STATS)
-        choice("in_score", IN_SCORES)
-        choice("answer_parser", PARSE_STYLES)
-        for name in ("initial_threshold", "eta", "activation_gap"):
-            unit_float(name)
-        unit_float("near_delta", open_low=True)
-        for name in (
-            "near_top_k",
-            "ens_bank_cap",
-            "vsnl_start",
-            "vsnl_interval",
-            "vsnl_labels_per_class",
-            "group_size",
-            "balanced_tiling",
-            "activation_top",
-            "activation_step",
-            "activation_queue",
-        ):
-            positive_int(name)
-        positive_int("ens_max_updates", 0)
-        positive_int("ens_trigger_size", 0)
-        positive_int("grouping_seed", 0)
-        if self.balanced_group_size is not None:
-            positive_int("balanced_group_size")
-        if self.fixed_lambda is not None:
-            unit_float("fixed_lambda")
-        if not (isinstance(self.tau, (int, float)) and math.isfinite(self.tau) and self.tau > 0):
-            raise ValueError(f"AntsConfig.tau must be a positive number, got {self.tau!r}")
-        if not isinstance(self.activation_aware_ens, bool):
-            raise ValueError(
-                f"AntsConfig.activation_aware_ens must be True or False, got {self.activation_aware_ens!r}"
-            )
-        for name in ("ens_template", "vsnl_template"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or value.count("{}") != 1:
-                raise ValueError(
-                    f"AntsConfig.{name} must be a format string with exactly one '{{}}', got {value!r}"
-                )
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> AntsConfig:
-        """The ``paper`` or ``authors_code`` preset, with optional switch overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown ANTS preset {name!r}; valid presets: {', '.join(PRESETS)}")
-        return ants_config({**PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-#: Switch values of the two presets (section 7); everything not listed is shared.
-PRESETS: dict[str, dict[str, Any]] = {
-    "authors_code": {},
-    "paper": {
-        "initial_threshold": 0.9,
-        "threshold_rule": "paper",
-        "near_subset": "top_fraction",
-        "lambda_stats": "paper",
-        "in_score": "ada",
-        "answer_parser": "lenient",
-    },
-}
-
-
-def ants_config(config: AntsConfig | str | Mapping[str, Any] | None = None) -> AntsConfig:
-    """An :class:`AntsConfig` from a config, a preset name, or a mapping of switches.
-
-    A mapping may name a ``preset`` (default ``authors_code``) and override any switch; an
-    unknown key is an error that lists the valid ones.
-    """
-    if config is None:
-        return AntsConfig()
-    if isinstance(config, AntsConfig):
-        return config
-    if isinstance(config, str):
-        return AntsConfig.preset(config)
-    if not isinstance(config, Mapping):
-        raise TypeError(
-            f"an ANTS config must be an AntsConfig, a preset name or a mapping, got {type(config).__name__}"
-        )
-    values = dict(config)
-    preset = values.pop("preset", "authors_code")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown ANTS preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    valid = [f.name for f in fields(AntsConfig)]
-    unknown = sorted(k for k in values if k not in valid)
-    if unknown:
-        raise ValueError(
-            f"unknown ANTS switch(es) {', '.join(map(repr, unknown))}; valid switches: preset, {', '.join(valid)}"
-        )
-    return replace(AntsConfig(), **{**PRESETS[preset], **values})
 
 
 # --------------------------------------------------------------------------------------------
@@ -851,4 +691,27 @@ def run_ants(
         variants=out,
         trace=trace,
         config=cfg,
+    )
+
+
+def score_ants(section: Mapping[str, Any], inputs: Any) -> AntsResult:
+    """ANTS on one stream (the workflow's adapter, :data:`ants.methods.METHODS`): the stream's
+    features against the "The nice {}." ID text features, with the shared static pass
+    (``S_nl``, predictions) and the stream's answers replayed (``inputs.answerer``; the
+    negatives' text features come precomputed through ``inputs.encode_text``). ``section`` is
+    :func:`ants.views.method_config`: its ``config`` and the ``in_score`` of this OOD split."""
+    idt, names = inputs.id_text("nice")
+    return run_ants(
+        image_features=inputs.features,
+        items=inputs.items,
+        id_text_features=idt,
+        negative_features=None,
+        class_names=names,
+        encode_text=inputs.encode_text,
+        answerer=inputs.answerer,
+        config={**dict(section["config"]), "in_score": section["in_score"]},
+        batch_size=inputs.batch_size,
+        item_sha256=inputs.sha256,
+        static=inputs.static,
+        progress=inputs.progress,
     )

@@ -18,15 +18,21 @@ file systems (NFS) do not provide reliably.
 unreadable image). They are transient, so a re-run asks again. ``"empty"`` and
 ``"unparsable"`` answers ARE cached: greedy decoding would give the same text again.
 
-**A damaged file is an error, never a silent fresh cache**: an empty, truncated or non-SQLite
-file, or an SQLite file that is not an answer cache, raises :class:`CacheError` (one line
-naming the file and the way out) when the cache is opened. The answers logs hold everything a
-cache entry needs, so :func:`rebuild_cache` rebuilds a lost cache from them (``ants cache
-rebuild``). Opening runs SQLite's ``quick_check`` (about 0.1-0.2 s per 100,000 answers,
-``benchmarks/bench_cache_open.py``), since a truncated file would otherwise open fine and fail
-mid-run. A new cache file is created complete (schema written in a temporary file, then
-hard-linked into place), so a concurrent job never sees a half-made file. :func:`cache_stats`
-counts the stored answers per kind and status.
+**A damaged or unusable file is an error, never a silent fresh cache, never a wrong answer**
+(the checks are :mod:`ants._sqlite`'s, shared with the text-feature store). When the cache is
+opened -- before any query is asked -- a file or folder this user cannot write, an empty,
+truncated or non-SQLite file, a failed SQLite ``quick_check`` (about 0.1-0.2 s per 100,000
+answers, ``benchmarks/bench_cache_open.py``) or an SQLite file that is not an answer cache
+raises :class:`CacheError` (one line naming the file and the way out). Every entry carries the
+SHA-256 of its columns (:func:`ants._sqlite.entry_digest` over the key, the raw text, the
+status, the prompt, the identity and the rest), verified on every read: an entry whose bytes
+were changed inside a structurally valid file raises :class:`CacheError` naming the entry. A
+cache made before the digests existed gets them once, at its first writable open (logged). The
+answers logs hold everything a cache entry needs, so :func:`rebuild_cache` (``ants cache
+rebuild``) rebuilds a lost cache from them and replaces damaged entries (dropping those no log
+holds, so a re-run asks them again). A new cache file is created complete (schema written in a
+temporary file, then hard-linked into place), so a concurrent job never sees a half-made file.
+:func:`cache_stats` counts the stored answers per kind and status.
 
 The raw text is what the cache is for; the parsed negatives are stored too (for inspection),
 but :class:`ants.mllm.answering.CachedAnswerer` re-parses the raw text on every read, so an
@@ -35,19 +41,27 @@ improved parser never meets stale parsed values.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ants._io import canonical_json
+from ants._sqlite import (
+    DIGEST,
+    StoreKind,
+    entry_digest,
+    guard,
+    open_read_only,
+    open_store,
+    transaction,
+)
 from ants.mllm.base import Query
 
 log = logging.getLogger(__name__)
@@ -66,11 +80,13 @@ CREATE TABLE IF NOT EXISTS answers (
     seconds REAL NOT NULL,
     identity TEXT NOT NULL,
     prompt TEXT NOT NULL,
-    settings TEXT NOT NULL
+    settings TEXT NOT NULL,
+    digest TEXT NOT NULL DEFAULT ''
 )
 """
 
 
+#: the columns of the ``answers`` table: an entry, then its digest (:func:`entry_digest`)
 COLUMNS = (
     "key",
     "kind",
@@ -83,101 +99,36 @@ COLUMNS = (
     "identity",
     "prompt",
     "settings",
+    DIGEST,
 )
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM answers"
 WAY_OUT = "move it aside; `ants cache rebuild` rebuilds it from the answers logs"
+#: what to do about one damaged entry
+ENTRY_WAY_OUT = (
+    "`ants cache rebuild` puts the answers logs' answers back and drops the damaged entries no "
+    "log holds (a re-run asks those again)"
+)
 
 
 class CacheError(ValueError):
-    """The answer cache file cannot be used: empty, truncated, not SQLite, or not an answer cache.
+    """The answer cache cannot be used: empty, truncated, not SQLite, not an answer cache,
+    not writable, or an entry whose bytes do not match its digest.
 
-    The message is one line naming the file, what is wrong and the way out.
+    The message is one line naming the file (and the entry), what is wrong and the way out.
     """
 
 
-def _damaged(path: Path, what: str) -> CacheError:
-    return CacheError(f"answer cache {str(path)!r} {what}; {WAY_OUT}")
-
-
-def _check_file(path: Path) -> None:
-    """Raise :class:`CacheError` if an EXISTING ``path`` cannot be an SQLite database.
-
-    Only looks at what never changes while other processes write (size 0, the header's magic
-    string and page size), so it is safe while another job commits.
-    """
-    if path.is_dir():
-        raise CacheError(f"answer cache path {str(path)!r} is a directory; give a file path")
-    size = path.stat().st_size
-    if size == 0:
-        raise _damaged(path, "is empty (0 bytes: an interrupted copy or download?)")
-    with open(path, "rb") as fh:
-        head = fh.read(100)
-    if not head.startswith(_SQLITE_MAGIC[: len(head)]) or len(head) < len(_SQLITE_MAGIC):
-        raise _damaged(path, "is not an SQLite database (no SQLite header)")
-    if len(head) < 100:
-        raise _damaged(path, f"is truncated ({size} bytes, less than an SQLite header)")
-    page = int.from_bytes(head[16:18], "big")
-    page = 65536 if page == 1 else page
-    if page < 512 or page & (page - 1):
-        raise _damaged(path, "is not an SQLite database (invalid page size in its header)")
-    if size % page:
-        raise _damaged(
-            path, f"is truncated ({size} bytes, not a whole number of {page}-byte pages)"
-        )
-
-
-def _check_database(conn: sqlite3.Connection, path: Path, create: bool) -> None:
-    """Integrity and schema of an open database (:class:`CacheError` when unusable)."""
-    try:
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        columns = [r[1] for r in conn.execute("PRAGMA table_info(answers)")]
-    except sqlite3.DatabaseError as err:
-        raise _damaged(path, f"is damaged ({err})") from err
-    if problems != ["ok"]:
-        raise _damaged(path, f"is damaged (SQLite integrity check: {problems[0]})")
-    if "answers" not in tables:
-        if tables:
-            raise CacheError(
-                f"{str(path)!r} is an SQLite database but not an answer cache (it has the tables "
-                f"{', '.join(sorted(tables))}, not 'answers'); give another cache path"
-            )
-        if not create:
-            raise _damaged(path, "holds no answers table")
-        return
-    if tuple(columns) != COLUMNS:
-        raise _damaged(
-            path,
-            f"has an 'answers' table with the columns {', '.join(columns)}, "
-            f"not {', '.join(COLUMNS)} (another program's, or another version's, cache)",
-        )
-
-
-def _create(path: Path) -> None:
-    """Create a complete empty cache at ``path`` unless one appears there meanwhile."""
-    tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        conn = sqlite3.connect(str(tmp), isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
-        finally:
-            conn.close()
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        except OSError:
-            # no hard links on this file system: let SQLite create it in place
-            pass
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(tmp) + suffix).unlink(missing_ok=True)
+KIND = StoreKind(
+    noun="answer cache",
+    table="answers",
+    columns=COLUMNS,
+    schema=_SCHEMA,
+    error=CacheError,
+    digest=entry_digest,  # over every column as stored: key, raw text, status, prompt, ...
+    way_out=WAY_OUT,
+    entry_way_out=ENTRY_WAY_OUT,
+    elsewhere=", or point mllm.cache (`--cache`) at a writable path",
+)
 
 
 def cache_key(identity: Mapping, prompt: str, query: Query, settings: Mapping) -> str:
@@ -235,6 +186,10 @@ class CachedAnswer:
 class AnswerCache:
     """A SQLite answer store. One connection per process (re-opened after ``fork``).
 
+    Opening checks the file (:func:`ants._sqlite.open_store`: writable, SQLite, integrity,
+    schema) and raises :class:`CacheError` before any work; every entry read is verified
+    against its digest.
+
     >>> cache = AnswerCache("answers.sqlite")            # doctest: +SKIP
     >>> cache.put_many([CachedAnswer(key, "ens", "a red car")])   # doctest: +SKIP
     >>> cache.get_many([key])[key].raw_text              # doctest: +SKIP
@@ -243,53 +198,18 @@ class AnswerCache:
 
     def __init__(self, path: str | os.PathLike, timeout_s: float = 120.0) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
-            raise CacheError(
-                f"answer cache path {str(self.path)!r} is a directory; give a file path"
-            )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout_s = float(timeout_s)
         self._conn: sqlite3.Connection | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
-        if not self.path.exists():
-            _create(self.path)
         self._connect()
 
     # -- connection ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
-        if self.path.exists():
-            _check_file(self.path)
-        try:
-            conn = sqlite3.connect(
-                str(self.path),
-                timeout=self.timeout_s,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.DatabaseError as err:
-            raise _damaged(self.path, f"cannot be opened ({err})") from err
-        try:
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-            _check_database(conn, self.path, create=True)
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise CacheError(
-                    f"answer cache {str(self.path)!r}: journal_mode is {mode!r}, WAL could not be "
-                    "enabled (keep the cache on a local disk, not NFS)"
-                )
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(_SCHEMA)
-        except sqlite3.DatabaseError as err:
-            conn.close()
-            raise _damaged(self.path, f"cannot be used ({err})") from err
-        except BaseException:
-            conn.close()
-            raise
-        self._conn, self._pid = conn, os.getpid()
-        return conn
+        self._conn, self._pid = open_store(self.path, KIND, self.timeout_s), os.getpid()
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None and self._pid == os.getpid():
@@ -302,45 +222,40 @@ class AnswerCache:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _guard(self):
-        """A file damaged while in use: :class:`CacheError` (a busy database stays an OperationalError)."""
-        try:
-            yield
-        except sqlite3.OperationalError:
-            raise
-        except sqlite3.DatabaseError as err:
-            raise _damaged(self.path, f"is damaged ({err})") from err
-
     # -- reading ------------------------------------------------------------------------------
-    def get_many(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
-        """The stored answers among ``keys`` (absent keys are simply missing from the dict)."""
-        keys = list(dict.fromkeys(keys))
-        out: dict[str, CachedAnswer] = {}
-        with self._lock, self._guard():
+    def _rows(self, keys: Sequence[str]) -> list[tuple]:
+        """The stored rows (every column) of ``keys``, checked against their digests."""
+        rows: list[tuple] = []
+        with self._lock, guard(self.path, KIND):
             conn = self._connect()
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT key, kind, raw_text, negatives, status, reason, answered_at, seconds, "
-                    f"identity, prompt, settings FROM answers WHERE key IN ({marks})",
-                    chunk,
-                ).fetchall()
-                for row in rows:
-                    out[row[0]] = CachedAnswer(
-                        key=row[0],
-                        kind=row[1],
-                        raw_text=row[2],
-                        negatives=tuple(json.loads(row[3])),
-                        status=row[4],
-                        reason=row[5],
-                        answered_at=row[6],
-                        seconds=float(row[7]),
-                        identity=json.loads(row[8]),
-                        prompt=row[9],
-                        settings=json.loads(row[10]),
-                    )
+                rows.extend(conn.execute(f"{_SELECT} WHERE key IN ({marks})", chunk).fetchall())
+        for row in rows:
+            KIND.verify(self.path, row)
+        return rows
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, CachedAnswer]:
+        """The stored answers among ``keys`` (absent keys are simply missing from the dict).
+
+        An entry whose bytes do not match its digest raises :class:`CacheError` naming it.
+        """
+        out: dict[str, CachedAnswer] = {}
+        for row in self._rows(list(dict.fromkeys(keys))):
+            out[row[0]] = CachedAnswer(
+                key=row[0],
+                kind=row[1],
+                raw_text=row[2],
+                negatives=tuple(json.loads(row[3])),
+                status=row[4],
+                reason=row[5],
+                answered_at=row[6],
+                seconds=float(row[7]),
+                identity=json.loads(row[8]),
+                prompt=row[9],
+                settings=json.loads(row[10]),
+            )
         return out
 
     def get(self, key: str) -> CachedAnswer | None:
@@ -350,21 +265,35 @@ class AnswerCache:
         return self.get(key) is not None
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, guard(self.path, KIND):
             return int(self._connect().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def keys(self) -> list[str]:
-        with self._lock:
+        with self._lock, guard(self.path, KIND):
             return [r[0] for r in self._connect().execute("SELECT key FROM answers ORDER BY key")]
+
+    def damaged_keys(self) -> list[str]:
+        """The keys of every entry whose bytes do not match its digest (a full scan)."""
+        bad: list[str] = []
+        with self._lock, guard(self.path, KIND):
+            for row in self._connect().execute(_SELECT):
+                if KIND.digest(row[:-1]) != row[-1]:
+                    bad.append(row[0])
+        return bad
 
     # -- writing ------------------------------------------------------------------------------
     def put_many(self, entries: Iterable[CachedAnswer]) -> int:
         """Store answers in ONE committed transaction; ``"failed"`` ones are skipped.
 
         Returns the number stored. An existing key is replaced (same key = same question).
+        Each row gets its digest; a non-finite ``seconds`` is stored as 0.0 (SQLite has no NaN).
         """
-        rows = [
-            (
+        rows = []
+        for e in entries:
+            if e.status == "failed":
+                continue
+            seconds = float(e.seconds)
+            row = (
                 e.key,
                 e.kind,
                 e.raw_text,
@@ -372,28 +301,51 @@ class AnswerCache:
                 e.status,
                 e.reason,
                 e.answered_at,
-                float(e.seconds),
+                seconds if math.isfinite(seconds) else 0.0,
                 canonical_json(e.identity),
                 e.prompt,
                 canonical_json(e.settings),
             )
-            for e in entries
-            if e.status != "failed"
-        ]
+            rows.append((*row, KIND.digest(row)))
         if not rows:
             return 0
-        with self._lock, self._guard():
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        with self._lock, guard(self.path, KIND):
+            with transaction(self._connect()) as conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
+                    f"INSERT OR REPLACE INTO answers ({', '.join(COLUMNS)}) "
+                    f"VALUES ({','.join('?' * len(COLUMNS))})",
+                    rows,
                 )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         return len(rows)
+
+    def drop(self, keys: Sequence[str]) -> int:
+        """Delete the entries of ``keys`` (one transaction); returns how many were there."""
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return 0
+        with self._lock, guard(self.path, KIND):
+            n = 0
+            with transaction(self._connect()) as conn:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    n += conn.execute(
+                        f"DELETE FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                    ).rowcount
+        return n
+
+    def drop_damaged(self) -> list[str]:
+        """Delete every entry whose bytes do not match its digest; returns their keys (logged)."""
+        bad = self.damaged_keys()
+        if bad:
+            self.drop(bad)
+            log.warning(
+                "answer cache %s: dropped %d damaged entr%s (%s)",
+                self.path,
+                len(bad),
+                "y" if len(bad) == 1 else "ies",
+                ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else ""),
+            )
+        return bad
 
 
 # -- statistics and rebuilding ----------------------------------------------------------------
@@ -403,25 +355,17 @@ def cache_stats(path: str | os.PathLike) -> dict[str, dict[str, int]]:
     """Stored answers per kind and status: ``{kind: {status: count}}`` (read-only; sorted).
 
     ``FileNotFoundError`` when there is no such file; :class:`CacheError` when it is damaged.
-    Failed answers are never stored, so ``"failed"`` never appears.
+    Failed answers are never stored, so ``"failed"`` never appears. Entries are counted, not
+    verified (``ants cache rebuild`` verifies every one).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"answer cache {str(path)!r} does not exist")
-    _check_file(path)
+    conn = open_read_only(path, KIND)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.DatabaseError as err:
-        raise _damaged(path, f"cannot be opened ({err})") from err
-    try:
-        _check_database(conn, path, create=False)
-        rows = conn.execute(
-            "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status ORDER BY kind, status"
-        ).fetchall()
-    except sqlite3.OperationalError:
-        raise
-    except sqlite3.DatabaseError as err:
-        raise _damaged(path, f"is damaged ({err})") from err
+        with guard(path, KIND):
+            rows = conn.execute(
+                "SELECT kind, status, COUNT(*) FROM answers GROUP BY kind, status "
+                "ORDER BY kind, status"
+            ).fetchall()
     finally:
         conn.close()
     out: dict[str, dict[str, int]] = {}
@@ -502,8 +446,10 @@ def rebuild_cache(cache_path: str | os.PathLike, log_paths: Iterable[str | os.Pa
     """(Re)build the answer cache at ``cache_path`` from negatives logs; returns the entries stored.
 
     Every non-failed answer of every log is stored under its cache key (an existing valid cache
-    is added to; a damaged one raises :class:`CacheError` -- move it aside first). Rows whose
-    key no longer matches what they record (another key version) are skipped with a warning.
+    is added to; a damaged file raises :class:`CacheError` -- move it aside first). Entries
+    whose bytes do not match their digest are dropped first; the logs put back those they hold.
+    Rows whose key no longer matches what they record (another key version) are skipped with a
+    warning.
     The timings (``answered_at``, ``seconds``) come from each log's timing sidecar when there is
     one, else they are ``""`` and ``0.0``.
     """
@@ -530,6 +476,7 @@ def rebuild_cache(cache_path: str | os.PathLike, log_paths: Iterable[str | os.Pa
             stale,
         )
     with AnswerCache(cache_path) as cache:
+        cache.drop_damaged()  # the logs put back those they hold
         values = list(entries.values())
         for start in range(0, len(values), 1000):
             cache.put_many(values[start : start + 1000])

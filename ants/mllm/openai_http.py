@@ -44,6 +44,13 @@ With the defaults the back-off sleeps at least 91.5 s and at most 183 s in all
 spent, that query's answer is recorded as failed (with the reason) and the run goes on. Other
 4xx responses fail the query at once.
 
+**Answers.** The answer is ``choices[0].message.content`` (:func:`answer_text`), stripped and
+taken whole whatever its length (the cache and the negatives log keep it whole; listings cut it
+to ``mllm.max_answer_chars``). A response without it, or whose content is null or not a string,
+is a server glitch, not an answer: that query fails at once (no retry: a greedy server would
+send the same), so it is never cached, counts against ``max_failed_fraction``, and a re-run
+asks it again. An empty string is an answer (``"empty"``).
+
 **Check.** :meth:`OpenAIBackend.check` runs before any answering: a wrong key (401/403), an
 unknown model (missing from ``/models``, or 404) or an unreachable server raise one
 :class:`~ants.mllm.base.BackendError`.
@@ -212,6 +219,59 @@ def _encode_image(
         im.save(buf, format="PNG")
         data, mime = buf.getvalue(), "image/png"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+# -- the answer ---------------------------------------------------------------------------------
+
+
+def _json_excerpt(value, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def answer_text(data) -> str:
+    """The answer text of a chat-completions response (stripped), or :class:`RequestFailed`.
+
+    ``choices[0].message.content`` must be a string, or a list of content parts whose text
+    parts (``{"type": "text", "text": str}``; other part types are skipped) are joined. A
+    response without it, a null content (e.g. a reasoning model that spent ``max_tokens``
+    before answering) or a content of another type is a server glitch, not an answer: the
+    query fails (never cached, counted against ``max_failed_fraction``) with a reason that
+    says what came. An empty string IS an answer (``"empty"``, cached). The text is taken
+    whole, whatever its length (the cache and the log keep it whole; listings shorten it).
+    """
+    try:
+        choice = data["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise RequestFailed(
+            f"no choices[0].message.content in the response: {_json_excerpt(data)}"
+        ) from None
+    where = "choices[0].message.content"
+    if content is None:
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        raise RequestFailed(
+            f"no answer text in the response: {where} is null (finish_reason: {finish!r})"
+        )
+    if isinstance(content, list):  # content parts
+        texts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("text", ""), str):
+                raise RequestFailed(
+                    f"no answer text in the response: {where}[{i}] is not a text part: "
+                    f"{_json_excerpt(part)}"
+                )
+            if part.get("type", "text") == "text":
+                texts.append(part.get("text", ""))
+        content = "".join(texts)
+    if not isinstance(content, str):
+        what = {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
+        raise RequestFailed(
+            f"no answer text in the response: {where} is "
+            f"{what.get(type(content), type(content).__name__)} ({_json_excerpt(content)}), "
+            "not a string"
+        )
+    return content.strip()
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -564,14 +624,9 @@ class OpenAIBackend:
         except RequestFailed as err:
             return err
         try:
-            content = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            return RequestFailed(
-                f"no choices[0].message.content in the response: {self._scrub(json.dumps(data)[:200])}"
-            )
-        if isinstance(content, list):  # content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return (content or "").strip()
+            return answer_text(data)
+        except RequestFailed as err:
+            return RequestFailed(self._scrub(str(err)))
 
     def generate(
         self, queries: Sequence[Query], prompts: Sequence[str], settings: Mapping

@@ -1,17 +1,18 @@
 # Helpers of the rules: validated params, file paths, input functions, the rule params.
 # Each rule passes as `params` exactly the config subset its output depends on (ants.config's
 # views), so Snakemake's params trigger re-runs only the rules a changed setting affects.
+# Everything imported here is torch-free (and pandas-free): parsing the workflow stays cheap
+# (tests/test_imports.py checks it).
 
 import os
 import re
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ants.config import ConfigError, load_config_files, load_schema
+from ants.config import ConfigError, load_config_files
+from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
-from ants.stages import scoring_name
 from ants.views import (
     answer_config,
     answers_owner,
@@ -23,9 +24,11 @@ from ants.views import (
     method_config,
     metrics_view,
     ood_sets,
+    parse_scoring_name,
     plan_config,
     point_params,
     report_view,
+    scoring_name,
     static_scoring,
     stream_key,
     sweep_points,
@@ -53,8 +56,7 @@ try:
     PARAMS = load_config_files(
         _config_files(),
         overrides=dict(workflow.config_settings.config),
-        schema=load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "params.schema.yaml"),
-    )
+    )  # against the schema shipped in the package (ants.config.SCHEMA_PATH)
 except ConfigError as err:
     raise WorkflowError(f"{err}\nNothing was run.") from None
 
@@ -244,12 +246,10 @@ def score_options(wildcards, input):
 
 
 def manifest_inputs(wildcards):
-    cfg = PARAMS["datasets"][wildcards.dataset]
-    if cfg["source"] == "demo":
-        return [f"results/data/demo/{cfg['split']}.txt"]
-    if cfg["source"] == "download":
-        return [f"results/data/downloads/{wildcards.dataset}/extracted"]
-    return [cfg["list"]] if cfg.get("layout") == "list" and cfg.get("list") and os.path.isfile(cfg["list"]) else []
+    """The files a manifest is built from: its image list wherever the manifest stage reads it
+    (relative to the dataset root included), the demo's list, a download's extracted folder
+    (ants.datasets.location, the one resolver)."""
+    return manifest_sources(wildcards.dataset, PARAMS["datasets"][wildcards.dataset])
 
 
 def label_set_inputs(wildcards):
@@ -325,8 +325,6 @@ def stream_json(wildcards):
 
 
 def static_json(wildcards):
-    from ants.stages import parse_scoring_name
-
     return dumps(parse_scoring_name(wildcards.scoring))
 
 

@@ -4,11 +4,11 @@
 # sentences, VSNL labels, failed answers) and the provenance. Figures also go to reports/figures/.
 #   snakemake --cores 2 report
 
-from ants.tables import tables_view
+from ants.views import tables_view
 
 
 def report_view_full():
-    """ants.views.report_view plus each method's preset and ANTS's in_score (ants.tables.tables_view)."""
+    """ants.views.report_view plus each method's preset and ANTS's in_score (ants.views.tables_view)."""
     return {**report_view(PARAMS), **tables_view(PARAMS)}
 
 

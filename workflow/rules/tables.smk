@@ -4,7 +4,7 @@
 # oracle). CSV (long), Markdown and LaTeX (booktabs) under results/tables/.
 #   snakemake --cores 2 tables
 
-from ants.tables import tables_view
+from ants.views import tables_view
 
 
 def table_files():
