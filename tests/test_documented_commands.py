@@ -56,6 +56,10 @@ NOT_RUN = {
     "python -m ants.wordnet build --from /usr/share/wordnet --out ants/data/wordnet/": "needs "
     "Debian's wordnet package in /usr/share/wordnet; tests/test_wordnet.py builds the tables from "
     "WordNet files through the same CLI",
+    "python benchmarks/gpu_check.py --device cuda": "needs a CUDA GPU (`make gpu-check`, whose "
+    "Makefile target is dry-run here); tests/test_gpu_check.py runs its every path with --small",
+    "python benchmarks/gpu_check.py --small": "run by tests/test_gpu_check.py (a minute of tiny "
+    "models on the CPU)",
     "sinfo -s": "SLURM's own command (needs a cluster; tests/test_slurm.py sets one up)",
     "sacctmgr show assoc user=$USER format=account": "SLURM's accounting command (needs a cluster "
     "with an accounting database)",
@@ -116,9 +120,16 @@ def strip_comment(line: str) -> str:
     return line.rstrip()
 
 
+#: ``NAME=value`` before a command: an environment variable set for it
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
+
+
 def is_command(text: str) -> bool:
-    """Whether ``text`` starts like a command line (a known program, or a path to one)."""
+    """Whether ``text`` starts like a command line (a known program, or a path to one, after
+    any ``NAME=value`` assignments)."""
     words = text.split()
+    while words and ASSIGNMENT.match(words[0]):
+        words = words[1:]
     if not words:
         return False
     if words[0] == ".":  # `. .venv/bin/activate`, not a list of punctuation
@@ -179,8 +190,15 @@ def markdown_commands(path: Path) -> list[Shown]:
 
 
 #: files whose comments show commands: `#   <command>   explanation` lines and inline code
-COMMENTED = ("configs/*.yaml", "params.yaml", "dvc.yaml", "Snakefile", "workflow/rules/*.smk",
-             "profiles/*/config.yaml", "Makefile")  # fmt: skip
+COMMENTED = (
+    "configs/*.yaml",
+    "params.yaml",
+    "dvc.yaml",
+    "Snakefile",
+    "workflow/rules/*.smk",
+    "profiles/*/config.yaml",
+    "Makefile",
+)
 
 
 def comment_commands(path: Path) -> list[Shown]:
@@ -231,15 +249,19 @@ def plan(text: str) -> str | None:
         if isinstance(part, str):
             out.append(part)
             continue
-        argv = part
+        n = next((i for i, w in enumerate(part) if not ASSIGNMENT.match(w)), len(part))
+        assignments, argv = part[:n], part[n:]
         prog, sub = argv[0], argv[1:3]
         if prog == "snakemake":
             if not {"-n", "--dry-run", "--dryrun", "--unlock"} & set(argv):
                 argv = [*argv, "-n"]
         elif prog == "dvc" and sub[:2] == ["exp", "run"]:
             argv = [*argv[:3], "--dry", *argv[3:]]
-        elif prog == "dvc" and (sub[0] in ("repro", "metrics", "params", "plots") or sub == ["exp", "show"]
-                                or sub == ["remote", "add"]):  # fmt: skip
+        elif prog == "dvc" and (
+            sub[0] in ("repro", "metrics", "params", "plots")
+            or sub == ["exp", "show"]
+            or sub == ["remote", "add"]
+        ):
             pass
         elif prog == "ants" or (prog == "." and argv[1:] == [".venv/bin/activate"]):
             pass
@@ -249,7 +271,7 @@ def plan(text: str) -> str | None:
             argv = ["pip", "install", "--dry-run", "--no-index", "--no-build-isolation", *argv[2:]]
         else:
             return None
-        out.append(shlex.join(argv))
+        out.append(shlex.join([*assignments, *argv]))
     return " ".join(out)
 
 
@@ -273,12 +295,23 @@ def test_every_documented_command_is_run_or_named():
 
 def test_the_extraction_sees_every_kind_of_source():
     where = {s.where.split(":")[0] for s in SHOWN}
-    assert {"README.md", "docs/CLUSTER.md", "configs/mos4.yaml", "configs/custom.yaml", "params.yaml",
-            "dvc.yaml", "Snakefile", "profiles/slurm/config.yaml", "Makefile"} <= where  # fmt: skip
+    assert {
+        "README.md",
+        "docs/CLUSTER.md",
+        "configs/mos4.yaml",
+        "configs/custom.yaml",
+        "params.yaml",
+        "dvc.yaml",
+        "Snakefile",
+        "profiles/slurm/config.yaml",
+        "Makefile",
+    } <= where
     # the table rows `... --configfile X` are the row above's command with that config
     for name in ("mos4", "mos4_qwen2vl", "openood_v15", "finegrained", "custom"):
-        assert (f"snakemake --cores 8 all --resources gpu=1 mllm_jobs=1 --configfile configs/{name}.yaml"
-                in [s.text for s in SHOWN if s.where.startswith("README.md")]), name  # fmt: skip
+        assert (
+            f"snakemake --cores 8 all --resources gpu=1 mllm_jobs=1 --configfile configs/{name}.yaml"
+            in [s.text for s in SHOWN if s.where.startswith("README.md")]
+        ), name
     assert len(TO_RUN) > 40
     # a new command nobody accounted for is caught; the dry-run rules are what they say
     assert (
@@ -304,15 +337,30 @@ def test_the_extraction_sees_every_kind_of_source():
 
 def _env(project: Path) -> dict:
     e = dict(os.environ)
-    e.update(PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}", PYTHONPATH=str(project), DVC_NO_ANALYTICS="1",
-             HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONHASHSEED="0", GIT_AUTHOR_NAME="t",
-             GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")  # fmt: skip
+    e.update(
+        PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}",
+        PYTHONPATH=str(project),
+        DVC_NO_ANALYTICS="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONHASHSEED="0",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.org",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.org",
+    )
     return e
 
 
 def _sh(line: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", line], cwd=cwd, env=_env(cwd), capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env=_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _ok(line: str, cwd: Path) -> str:
