@@ -18,7 +18,6 @@ is neither run nor listed there fails ``test_every_documented_command_is_run_or_
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -32,6 +31,7 @@ import yaml
 from _datasets import make_fixture_data
 from test_docs import repo_files
 from test_workflow import NOTHING, test_params
+from test_workflow import env as workflow_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -336,20 +336,9 @@ def test_the_extraction_sees_every_kind_of_source():
 
 
 def _env(project: Path) -> dict:
-    e = dict(os.environ)
-    e.update(
-        PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}",
-        PYTHONPATH=str(project),
-        DVC_NO_ANALYTICS="1",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        PYTHONHASHSEED="0",
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@example.org",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@example.org",
-    )
-    return e
+    """test_workflow's environment (this venv's bin first, offline, a git identity), with the
+    copy's package importable: the commands run the copy's code."""
+    return {**workflow_env(), "PYTHONPATH": str(project)}
 
 
 def _sh(line: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
