@@ -427,7 +427,14 @@ def char_encoder(texts, template):
 def test_shipped_corpus_end_to_end(monkeypatch, caplog):
     import logging
 
+    import functools
+
+    import ants.mining
+    from ants.progress import progress
+
     monkeypatch.setenv("ANTS_PROGRESS", "log")  # as under Snakemake: progress lines in the log
+    # a fast machine mines in under the default 1 s quiet period; log from the start
+    monkeypatch.setattr(ants.mining, "progress_bar", functools.partial(progress, min_seconds=0.0))
     ids = ["tench", "goldfish", "great white shark", "dog", "sea lion"]
     with caplog.at_level(logging.INFO, logger="ants.progress"):
         mined = mine_negative_labels(ids, char_encoder, n_negatives=1000, batch_size=50_000)
