@@ -18,14 +18,18 @@ stream or batch and what exists)::
 filters: ``--stream S`` (an id or a prefix such as ``demo/ants_code``), ``--batch N``,
 ``--kind ens|vsnl``, ``--status ok|empty|unparsable|failed``, ``--text T`` (substring of the
 answer, negatives, class or image). ``--log`` is a log file or a folder read recursively
-(default ``results/answers``).
+(default ``results/answers``); a log in it that cannot be read does not hide the others: they
+are listed, then each unreadable one is named on stderr and the exit status is 1. ``--limit N``
+is a whole number >= 0, 0 meaning all.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -40,13 +44,46 @@ DEFAULT_LOG = "results/answers"
 METRICS_COMMAND = "metrics"
 
 
-def _filtered(a):
-    from ants.inspection import filter_answers, read_logs
+def _read(a):
+    """The readable answers logs of ``--log``; the unreadable ones are kept in ``a.unreadable``
+    and named by :func:`_done` after the output of the others."""
+    from ants.inspection import read_readable_logs
 
-    frame = read_logs(a.log)
-    return filter_answers(
-        frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text
-    )
+    frame, a.unreadable = read_readable_logs(a.log)
+    return frame
+
+
+def _done(a) -> int:
+    """The exit status of a listing: 1 (after one stderr line per log) when a log under
+    ``--log`` could not be read, else 0."""
+    for line in getattr(a, "unreadable", []):
+        print(f"ants answers: skipped an unreadable log: {line}", file=sys.stderr)
+    return 1 if getattr(a, "unreadable", []) else 0
+
+
+def _limit(text: str) -> int:
+    """``--limit``: a whole number >= 0; 0 = no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {text!r}")
+    return value or sys.maxsize
+
+
+def _filtered(a):
+    from ants.inspection import filter_answers
+
+    frame = _read(a)
+    try:
+        return filter_answers(
+            frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text
+        )
+    except UsageError as exc:
+        if a.unreadable:  # the stream asked for may be in a log that could not be read
+            raise UsageError(f"{exc}; unreadable: {'; '.join(a.unreadable)}") from None
+        raise
 
 
 def _what(r) -> str:
@@ -56,12 +93,10 @@ def _what(r) -> str:
 
 
 def cmd_answers_streams(a) -> int:
-    from ants.inspection import read_logs
-
-    frame = read_logs(a.log)
+    frame = _read(a)
     if frame.empty:
         print("the log holds no queries")
-        return 0
+        return _done(a)
     table = (
         frame.groupby(["stream_id", "kind", "status"])
         .size()
@@ -69,14 +104,14 @@ def cmd_answers_streams(a) -> int:
     )
     table.columns = [f"{k}:{s}" for k, s in table.columns]
     print(table.sort_index(axis=1).to_string())
-    return 0
+    return _done(a)
 
 
 def cmd_answers_list(a) -> int:
     sel = _filtered(a)
     if sel.empty:
         print("no queries match")
-        return 0
+        return _done(a)
     for r in sel.head(a.limit).itertuples():
         raw = (r.raw_text or "").replace("\n", " ")
         print(
@@ -85,7 +120,7 @@ def cmd_answers_list(a) -> int:
         )
     if len(sel) > a.limit:
         print(f"... {len(sel) - a.limit} more (use --limit)")
-    return 0
+    return _done(a)
 
 
 def _answer_chars(a) -> int | None:
@@ -118,7 +153,7 @@ def cmd_answers_show(a) -> int:
     sel = _filtered(a)
     if sel.empty:
         print("no queries match")
-        return 0
+        return _done(a)
     shown = sel.head(a.limit)
     for r in shown.itertuples():
         print(f"[{r.stream_id} batch {r.batch_index}] {r.kind.upper()} about {_what(r)}")
@@ -140,7 +175,7 @@ def cmd_answers_show(a) -> int:
         print(f"  negatives: {list(r.negatives)}")
     if len(sel) > len(shown):
         print(f"... {len(sel) - len(shown)} more (use --limit)")
-    return 0
+    return _done(a)
 
 
 def cmd_answers_export(a) -> int:
@@ -160,7 +195,7 @@ def cmd_answers_export(a) -> int:
                     rec[k] = v.item()
         out.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"{len(sel)} queries -> {out} ({fmt})")
-    return 0
+    return _done(a)
 
 
 def _resolve(spec: str, tmp: Path, tag: str) -> Path:
@@ -357,12 +392,16 @@ def _load_params(path: str) -> dict:
 
 
 def _tables_for_terminal(
-    metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
+    metrics_dir: str,
+    params_path: str,
+    scores_dir: str,
+    benchmark: str | None,
+    view_json: str | None = None,
 ):
     from ants.tables import paper_results, paper_table, read_metric_rows
     from ants.views import tables_view
 
-    view = tables_view(_load_params(params_path))
+    view = json.loads(view_json) if view_json else tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]
     unknown = [b for b in benches if b not in view["benchmarks"]]
     if unknown:
@@ -378,8 +417,10 @@ def _tables_for_terminal(
 def cmd_metrics(a) -> int:
     from ants.tables import table_rows_for_terminal
 
-    view, tables = _tables_for_terminal(a.metrics_dir, a.params, "results/scores", a.benchmark)
-    demo = _is_demo_params(a.params)
+    view, tables = _tables_for_terminal(
+        a.metrics_dir, a.params, "results/scores", a.benchmark, a.view_json
+    )
+    demo = a.demo if a.view_json else _is_demo_params(a.params)
     if a.brief:
         for bench, long in tables:
             cols = [c for c in ("far_average", "near_average") if c in set(long["dataset"])]
@@ -420,19 +461,32 @@ def cmd_metrics(a) -> int:
     return 0
 
 
-def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
-    """Lines for ``metrics --brief``: the MLLM answers of the run by status, and each stream
-    with an answer that is not ``ok`` (failed, empty, unparsable) with its first failure."""
+def _answers_summary(logs: list[str], streams_shown: int = 10) -> list[str]:
+    """Lines for ``metrics --brief``: the MLLM answers of the logs (files or folders) by
+    status, and each stream with an answer that is not ``ok`` (failed, empty, unparsable)
+    with its first failure; a named log that is missing is counted."""
+    import pandas as pd
+
     from ants.inspection import read_logs
     from ants.mllm.answering import failure_summary, shorten
 
-    if not Path(log).exists():
-        return []
-    summary = failure_summary(read_logs(log))
+    there = [log for log in logs if Path(log).exists()]
+    missing = [log for log in logs if str(log).endswith(".parquet") and log not in there]
+    gone = (
+        [f"MLLM answers: {len(missing)} answers log(s) missing, e.g. {missing[0]}"]
+        if missing
+        else []
+    )
+    if not there:
+        return gone
+    frames = [read_logs(log) for log in there]
+    summary = failure_summary(
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    )
     if summary.empty:
-        return []
+        return gone
     total = summary[["queries", "ok", "empty", "unparsable", "failed"]].sum()
-    lines = [
+    lines = gone + [
         f"MLLM answers: {total['queries']} queries in {len(summary)} streams: {total['ok']} ok, "
         f"{total['empty']} empty, {total['unparsable']} unparsable, {total['failed']} failed"
     ]
@@ -444,8 +498,9 @@ def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
             + (f"; first failure: {shorten(r['first_failure'], 120)}" if r["failed"] else "")
         )
     if len(bad) > streams_shown:
+        where = there[0] if len(there) == 1 else DEFAULT_LOG
         lines.append(
-            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {log}"
+            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {where}"
         )
     return lines
 
@@ -588,9 +643,19 @@ def register(add) -> None:
         ),
         ("show", cmd_answers_show, "the prompt, raw answer and parsed negatives of each query"),
     ):
-        c = asub.add_parser(name, help=text, description=text)
+        c = asub.add_parser(
+            name,
+            help=text,
+            description=text + ". A log that cannot be read is named on stderr after the others "
+            "are listed, and the exit status is then 1.",
+        )
         _filters(c)
-        c.add_argument("--limit", type=int, default=20 if name == "show" else 50)
+        c.add_argument(
+            "--limit",
+            type=_limit,
+            default=20 if name == "show" else 50,
+            help="show at most this many queries (0 = all; default: %(default)s)",
+        )
         if name == "show":
             _max_chars(c)
         c.set_defaults(func=func)
@@ -613,7 +678,9 @@ def register(add) -> None:
     c.add_argument("a", help="log A: a file, a folder, or REV:PATH")
     c.add_argument("b", help="log B: a file, a folder, or REV:PATH")
     c.add_argument("--stream", help="only this stream (or prefix)")
-    c.add_argument("--limit", type=int, default=10, help="lines shown per section")
+    c.add_argument(
+        "--limit", type=_limit, default=10, help="lines shown per section (0 = all; default: 10)"
+    )
     c.add_argument("--exit-code", action="store_true", help="exit 1 when the logs differ")
     _max_chars(c)
     c.set_defaults(func=cmd_answers_diff)
@@ -631,7 +698,9 @@ def register(add) -> None:
     )
     s.add_argument("--text-file", help="ID text file (class names); default: from params.yaml")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--limit", type=int, default=30)
+    s.add_argument(
+        "--limit", type=_limit, default=30, help="entries shown per bank (0 = all; default: 30)"
+    )
 
     s = add(
         METRICS_COMMAND,
@@ -646,12 +715,24 @@ def register(add) -> None:
     s.add_argument("--benchmark", help="only this benchmark")
     s.add_argument("--metrics-dir", default="results/metrics")
     s.add_argument("--params", default="params.yaml")
+    s.add_argument(
+        "--view-json",
+        help="the run's tables view (ants.views.tables_view of the merged config) instead of "
+        "--params: what the workflow passes, so the summary is the run's own",
+    )
+    s.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --view-json: the run used random-weight models (the numbers carry no meaning)",
+    )
     s.add_argument("--report", default="reports/index.html")
     s.add_argument("--tables-dir", default="results/tables")
     s.add_argument(
         "--answers",
-        default=DEFAULT_LOG,
-        help=f"answers logs summarised per stream by --brief (default: {DEFAULT_LOG})",
+        nargs="*",
+        default=[DEFAULT_LOG],
+        help=f"answers logs (files or folders) summarised per stream by --brief (default: "
+        f"{DEFAULT_LOG}; none after --answers: no MLLM answers)",
     )
 
     s = add(

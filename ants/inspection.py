@@ -49,6 +49,7 @@ __all__ = [
     "list_logs",
     "read_logs",
     "read_one_log",
+    "read_readable_logs",
     "sidecar_path",
 ]
 
@@ -159,6 +160,23 @@ def read_logs(path: str | os.PathLike) -> pd.DataFrame:
     """Every log under ``path`` (:func:`list_logs`), concatenated."""
     frames = [read_one_log(p) for p in list_logs(path)]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_readable_logs(path: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
+    """Every log under ``path`` that can be read, concatenated, and one line per log that
+    cannot (naming the file and why), so one damaged stream does not hide the others.
+    :class:`UsageError` when no log under ``path`` can be read."""
+    frames, unreadable = [], []
+    for p in list_logs(path):
+        try:
+            frames.append(read_one_log(p))
+        except UsageError as exc:
+            unreadable.append(str(exc))
+    if not frames:
+        more = f" (and {len(unreadable) - 1} more logs like it)" if len(unreadable) > 1 else ""
+        raise UsageError(unreadable[0] + more)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame, unreadable
 
 
 def _names(values: Sequence, limit: int = 20) -> str:

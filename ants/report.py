@@ -18,7 +18,7 @@ also as SVG) for ``dvc plots`` and for papers. Sections, in order:
    left out is named with the ``ants answers show`` command that lists it;
 7. provenance: git commit and dirty flag, params digest, package versions, model ids and
    revisions, dataset image counts, time of each stage (``results/benchmarks/``), MLLM calls made
-   vs taken from the cache.
+   vs taken from the cache, the CPU code path (:mod:`ants.numerics`) and this machine's CPU.
 
 Every answer is text to Jinja's autoescape: an answer holding ``<script>`` shows as text.
 Everything here reads files the workflow wrote; metrics come from :mod:`ants.metrics` through the
@@ -708,6 +708,7 @@ def provenance(
                 }
             )
     models = list({json.dumps(x, sort_keys=True): x for x in models}.values())
+    numerics = _cpu_numerics(embeddings)
     return {
         "commit": commit or "not a git checkout",
         "dirty": dirty,
@@ -719,6 +720,28 @@ def provenance(
         "datasets": datasets,
         "stages": _stage_times(results_dir),
         "mllm": _mllm_calls(answer_logs),
+        "cpu_numerics": numerics,
+    }
+
+
+def _cpu_numerics(embeddings: Sequence) -> dict:
+    """The CPU code path the features were computed under (as their files record it) and this
+    machine's (:func:`ants.numerics.describe`)."""
+    from ants import numerics
+    from ants.embeddings import read_embeddings_metadata
+
+    recorded = {
+        json.dumps((read_embeddings_metadata(p).get("encoder") or {}).get("cpu_numerics"))
+        for p in embeddings
+    }
+    here = numerics.describe()
+    settings = here.get("settings") or {}
+    return {
+        "mode": here["mode"],
+        "settings": ", ".join(f"{k}={v}" for k, v in settings.items()) or "none",
+        "machine": f"{here.get('cpu', '?')}; torch CPU capability "
+        f"{here.get('torch_cpu_capability', '?')}, {here.get('torch_threads', '?')} threads",
+        "features": sorted((json.loads(r) or {}).get("mode", "not recorded") for r in recorded),
     }
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ants import numerics
 from ants._io import METADATA_KEY, atomic_path, read_table, write_json, write_table
 from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
@@ -125,7 +126,7 @@ def build_dataset_manifest(
     ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
     images with more pixels are recorded as unreadable, refused before decoding. Where its
     images and list are: :func:`ants.datasets.location.dataset_location`."""
-    from ants.datasets.location import dataset_location
+    from ants.datasets.location import class_folder_names, dataset_extensions, dataset_location
     from ants.datasets.manifests import (
         build_manifest,
         list_class_folders,
@@ -135,16 +136,16 @@ def build_dataset_manifest(
     )
 
     root, lst = dataset_location(dataset, cfg, data_dir=data_dir)
-    ext = cfg.get("extensions") or None
+    ext = dataset_extensions(cfg)
     layout = "list" if cfg["source"] == "demo" else cfg["layout"]
     class_names = None
     if layout == "list":
         entries = read_image_list(lst, dataset)
     elif layout == "class_folders":
-        entries = list_class_folders(root, ext or (".jpg", ".jpeg", ".png"), dataset)
-        class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
+        entries = list_class_folders(root, ext, dataset)
+        class_names = class_folder_names(root)
     else:
-        entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
+        entries = list_flat(root, ext, dataset)
     from ants.images import DEFAULT_MAX_PIXELS
 
     frame = build_manifest(
@@ -477,6 +478,7 @@ def static(
             "encoder": meta.get("encoder"),
             "scoring": dict(scoring),
             "n_images": len(frame),
+            "cpu_numerics": numerics.provenance(),
         },
     )
     return frame
@@ -841,7 +843,13 @@ def score(
     )
     for name, values in sorted((result.variants or {}).items()):
         table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
-    meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
+    meta = {
+        "stream_id": stream_name,
+        "method": dict(method),
+        "stream": inputs.meta,
+        "trace": trace,
+        "cpu_numerics": numerics.provenance(),
+    }
     if spec.uses_answers and files.get("answers"):
         meta["mllm"] = _mllm_models(files["answers"])  # CLIP's: meta["stream"]["encoder"]
     write_table(out, table, meta)

@@ -90,9 +90,16 @@ def make_fixture_data(base: Path) -> dict:
         "list": str(base / "stanford_cars" / "test_list.txt"),
     }
     # a custom dataset: class folders for ID, a flat folder for OOD, a label file
-    class_folders(base / "custom" / "id", ["cat", "dog", "fox"], per_class=2, ext=".jpg")
+    # (40 classes: configs/custom.yaml's ants_code takes the authors' near subset of 40 classes)
+    classes = ["cat", "dog", "fox"] + [f"class {i:02d}" for i in range(3, 40)]
+    class_folders(
+        base / "custom" / "id",
+        sorted(c.replace(" ", "_") for c in classes),
+        per_class=2,
+        ext=".jpg",
+    )
     images(base / "custom" / "ood", 3, ext=".jpg")
-    (base / "custom" / "classnames.txt").write_text("cat\ndog\nfox\n")
+    (base / "custom" / "classnames.txt").write_text("".join(f"{c}\n" for c in sorted(classes)))
     ds["custom_id"] = {"root": str(base / "custom" / "id")}
     ds["custom_ood"] = {"root": str(base / "custom" / "ood")}
     return {

@@ -121,6 +121,55 @@ def test_export_csv_and_json_round_trip(at_root, capsys, tmp_path):
     assert [r["negatives"] for r in recs] == [list(v) for v in want["negatives"]]
 
 
+def test_one_corrupt_log_does_not_hide_the_other_streams(at_root, capsys, tmp_path):
+    """A damaged answers log among several: every other stream is listed, then one stderr
+    line names the damaged file, and the exit status is 1 (a listing with a gap is loud)."""
+    logs = tmp_path / "answers"
+    shutil.copytree("results/answers", logs)
+    files = sorted(logs.rglob("*.parquet"))
+    bad = files[0]
+    bad_stream = read_logs(bad)["stream_id"].iloc[0]
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])  # a half-written copy
+    frame = read_logs("results/answers")
+    others = frame[frame["stream_id"] != bad_stream]
+    rc, out, err = ants(capsys, "answers", "list", "--log", str(logs), "--limit", "0")
+    assert rc == 1
+    lines = [x for x in out.splitlines() if x.strip()]
+    assert len(lines) == len(others) and {x.split()[0] for x in lines} == set(others["stream_id"])
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"ants answers: skipped an unreadable log: {bad}: not a readable Parquet answers log")
+    rc, out, err = ants(capsys, "answers", "streams", "--log", str(logs))
+    assert rc == 1 and bad_stream not in out and set(others["stream_id"]) <= set(out.split())
+    assert str(bad) in err
+    # asking for the damaged stream says that its log could not be read
+    rc, _, err = ants(capsys, "answers", "list", "--log", str(logs), "--stream", bad_stream)
+    assert rc == 2 and f"no stream {bad_stream!r}" in err and f"unreadable: {bad}: " in err
+    # every log damaged: one clear line, exit 2
+    for f in files:
+        f.write_bytes(b"not parquet")
+    rc, _, err = ants(capsys, "answers", "list", "--log", str(logs))
+    assert rc == 2 and f"(and {len(files) - 1} more logs like it)" in err
+
+
+@pytest.mark.parametrize("argv", [["answers", "list"], ["answers", "show"], ["answers", "diff", "a", "b"],
+                                  ["negatives", "--stream", STREAM, "--batch", "1"]])
+def test_limit_must_be_a_whole_number_from_zero(at_root, capsys, argv):
+    for bad in ("-1", "x"):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--limit", bad])
+        assert exc.value.code == 2
+        assert f"argument --limit: expected a whole number >= 0 (0 = all), got '{bad}'" in capsys.readouterr().err
+
+
+def test_limit_zero_lists_every_query(at_root, capsys):
+    n = len(read_logs("results/answers"))
+    assert n > 3
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "0")
+    assert rc == 0 and len(out.strip().splitlines()) == n and "more (use --limit)" not in out
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "3")
+    assert rc == 0 and out.strip().splitlines()[-1] == f"... {n - 3} more (use --limit)"
+
+
 def test_banks_at_every_batch_match_the_state_machine(run):
     """The reconstruction equals the real run's bank sizes at every batch and its final banks."""
     from _report_fixtures import CLASSES
@@ -209,6 +258,27 @@ def test_metrics_table_and_brief(at_root, capsys):
                 f"empty of {int((frame['stream_id'] == sid).sum())}") in out
     rc, _, err = ants(capsys, name, "--benchmark", "mos9")
     assert rc == 2 and "benchmark 'mos9' is not run; benchmarks: fixture" in err
+
+
+def test_metrics_brief_describes_the_run_it_is_given(at_root, capsys):
+    """What the workflow passes (the merged config's view, the run's answers logs) is what the
+    summary shows, not ./params.yaml's benchmarks or every log under results/answers."""
+    from ants.views import tables_view
+
+    view = tables_view(cli_inspect._load_params("params.yaml"))
+    view["run"]["methods"] = ["mcm", "ants_code"]
+    one = sorted(Path("results/answers").rglob("*.parquet"))[0]
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one))
+    assert rc == 0
+    rows = [x.split()[:2] for x in out.splitlines() if x.startswith("fixture ")]
+    assert rows == [["fixture", "MCM"], ["fixture", "ANTS"]]
+    assert f"MLLM answers: {len(read_logs(one))} queries in 1 streams: " in out
+    assert "NOTE: offline demo" not in out  # the view says nothing of the models: --demo does
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", "--demo")
+    assert rc == 0 and "MLLM answers" not in out and "NOTE: offline demo" in out
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one),
+                      "results/answers/fixture/none/x/seed9.parquet")
+    assert "MLLM answers: 1 answers log(s) missing, e.g. results/answers/fixture/none/x/seed9.parquet" in out
 
 
 def test_cache_rebuild_then_stats(at_root, capsys, tmp_path):

@@ -425,9 +425,8 @@ def char_encoder(texts, template):
 
 
 def test_shipped_corpus_end_to_end(monkeypatch, caplog):
-    import logging
-
     import functools
+    import logging
 
     import ants.mining
     from ants.progress import progress

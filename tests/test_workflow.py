@@ -210,6 +210,46 @@ def test_dvc_repro_after_snakemake_has_nothing_to_do(built):
     assert tracked_outputs(w) == before
 
 
+def _target_inputs(workdir: Path, target: str = "all") -> set[str]:
+    """The input files of rule ``target``, as the dry run of its forced job lists them."""
+    out = snakemake(workdir, "-n", "--forcerun", target, target)
+    block = (out.stdout + out.stderr).split(f"rule {target}:", 1)[1]
+    return set(re.search(r"input: (.*)", block)[1].split(", "))
+
+
+def test_a_deleted_versioned_file_is_rebuilt_not_certified_gone(built):
+    """`all` (what `dvc repro` runs) requires every file DVC versions, so one deleted is rebuilt;
+    a deleted answers log comes back from the cache, byte for byte, nothing asked again (issue
+    21 item 4: Snakemake said "Nothing to be done" and DVC recorded the log as gone)."""
+    w = built["dir"]
+    stage = yaml.safe_load((w / "dvc.yaml").read_text())["stages"]["workflow"]
+    outs = [next(iter(e)) if isinstance(e, dict) else e for key in ("outs", "metrics") for e in stage[key]]
+    versioned = {str(f.relative_to(w)) for o in outs for f in ([w / o] if (w / o).is_file() else (w / o).rglob("*"))
+                 if f.is_file()}
+    # the demo's generated images are data below the lists the demo rule declares
+    versioned = {f for f in versioned if not re.match(r"results/data/demo/(id|near|far)/", f)}
+    assert len(versioned) > 60 and not [f for f in versioned if f.endswith(".svg")]
+    assert sorted(versioned - _target_inputs(w)) == []
+
+    # an answers log deleted: its answer job alone (and what reads it) runs again, from the cache
+    if not (w / ".git").exists():
+        run(["git", "init", "-q"], w)
+    if not (w / "dvc.lock").exists():
+        run([BIN / "dvc", "repro"], w)
+    lock, before, rows = (w / "dvc.lock").read_text(), tracked_outputs(w), cache_rows(w)
+    log = w / "results/answers/demo/ants_code/demo_far/seed0.parquet"
+    log.unlink()
+    assert planned_jobs(w) == {"answer": 1, "encode_negatives": 1, "score": 1, "metrics": 1, "tables": 1,
+                               "report": 1, "all": 1}
+    run([BIN / "dvc", "repro"], w)
+    assert re.search(r"\(\d+ distinct, \d+ from the cache, 0 generated, 0 failed\)",
+                     (w / "results/logs/answer/demo/ants_code/demo_far/seed0.log").read_text())
+    assert cache_rows(w) == rows
+    assert tracked_outputs(w) == before  # the log and everything downstream: byte-identical
+    assert (w / "dvc.lock").read_text() == lock
+    assert planned_jobs(w) == {}
+
+
 def test_dvc_repro_from_scratch_gives_byte_identical_outputs(built, tmp_path):
     w = make_copy(tmp_path / "b")
     run(["git", "init", "-q"], w)
@@ -260,7 +300,13 @@ def test_a_new_seed_runs_only_its_own_jobs(built):
     snakemake(w, "all")
     assert {p: p.stat().st_mtime_ns for p in scores} == scores  # no existing score was recomputed
     edit_params(w, lambda p: p["run"].update(seeds=[0, 1]))
-    snakemake(w, "all")
+    out = snakemake(w, "all")
+    # the summary counts the answers of the current seeds only (seed 2's logs are still there)
+    assert len(answer_logs(w, seeds=(0, 1, 2))) > len(answer_logs(w))
+    text = out.stdout + out.stderr
+    assert f"MLLM answers: {len(answer_logs(w))} queries in 8 streams: " in text
+    mcm = json.loads((w / "results/metrics.json").read_text())["demo"]["mcm"]["demo_far"]
+    assert mcm["n_seeds"] == 2 and re.search(rf"^demo +MCM +demo_far: AUROC {mcm['auroc']:.2f} ", text, re.M)
 
 
 def _kill_first_answer_job_after_a_commit(w: Path, rows_before: int) -> int:
@@ -420,6 +466,11 @@ def test_a_custom_folder_dataset_runs_end_to_end_on_the_demo_models(tmp_path):
 
     w = make_copy(tmp_path / "custom", test_params())
     shutil.copytree(ROOT / "configs", w / "configs")
+    # as in a clone: the demo's tracked metrics and tables are there (issue 21 item 1: the summary
+    # printed these instead of the custom run's)
+    shutil.copytree(ROOT / "results" / "metrics", w / "results" / "metrics")
+    shutil.copytree(ROOT / "results" / "tables", w / "results" / "tables")
+    shutil.copy2(ROOT / "results" / "metrics.json", w / "results" / "metrics.json")
     rng = np.random.default_rng(0)
     classes = ["red square", "green circle", "blue stripe"]
     for c, name in enumerate(classes):
@@ -452,5 +503,34 @@ def test_a_custom_folder_dataset_runs_end_to_end_on_the_demo_models(tmp_path):
     assert metrics["custom"]["ants_code"]["custom_ood"]["n_seeds"] == 1
     manifest = pq.read_table(w / "results/manifests/custom_id.parquet").to_pandas()
     assert len(manifest) == 36 and sorted(set(manifest["label"])) == [0, 1, 2]
-    assert answer_logs(w, seeds=(0,))["stream_id"].str.startswith("custom/ants_code/custom_ood/").all()
-    assert "Its numbers carry NO meaning" in out.stdout + out.stderr
+    log = answer_logs(w, seeds=(0,))
+    assert log["stream_id"].str.startswith("custom/ants_code/custom_ood/").all()
+    text = out.stdout + out.stderr
+    assert "Its numbers carry NO meaning" in text
+    # the terminal summary is this run's: the custom benchmark's metrics and answers alone
+    rows = [x for x in text.splitlines() if re.match(r"^(custom|demo) ", x)]
+    assert [x.split()[:2] for x in rows] == [["custom", "NegLabel"], ["custom", "ANTS"]]
+    auroc = metrics["custom"]["neglabel"]["custom_ood"]["auroc"]
+    assert f"custom_ood: AUROC {auroc:.2f}" in rows[0]
+    assert f"MLLM answers: {len(log)} queries in 1 streams: " in text
+
+
+def test_a_failed_dvc_exp_run_says_how_to_restore_params_yaml(tmp_path):
+    """`dvc exp run -S methods.adaneg.config.lam=abc` fails before any job, and since DVC leaves
+    the bad value in params.yaml (every later run would fail), the error says how to restore
+    it; restored as it says, the workflow is valid again (issue 21 item 9)."""
+    w = make_copy(tmp_path / "exp")
+    committed = (w / "params.yaml").read_text()
+    run(["git", "init", "-q"], w)
+    run(["git", "add", "-A"], w)
+    run(["git", "commit", "-qm", "base"], w)
+    out = run([BIN / "dvc", "exp", "run", "-S", "methods.adaneg.config.lam=abc"], w, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "methods.adaneg.config.lam: 'abc' has the wrong type; expected a number" in text
+    assert "Nothing was run." in text and not (w / "results" / "manifests").exists()
+    assert "`git checkout HEAD -- params.yaml`" in text and "differs from the last commit" in text
+    assert "lam: abc" in (w / "params.yaml").read_text()  # what DVC left behind
+    run(["git", "checkout", "HEAD", "--", "params.yaml"], w)
+    assert (w / "params.yaml").read_text() == committed
+    assert snakemake(w, "-n", "all").returncode == 0

@@ -6,11 +6,12 @@
 
 import os
 import re
+import subprocess
 import sys
 
 from snakemake.exceptions import WorkflowError
 
-from ants.config import ConfigError, load_config_files
+from ants.config import ConfigError, dvc_restore_hint, load_config_files
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
@@ -32,6 +33,7 @@ from ants.views import (
     static_scoring,
     stream_key,
     sweep_points,
+    tables_view,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -58,7 +60,8 @@ try:
         overrides=dict(workflow.config_settings.config),
     )  # against the schema shipped in the package (ants.config.SCHEMA_PATH)
 except ConfigError as err:
-    raise WorkflowError(f"{err}\nNothing was run.") from None
+    hint = dvc_restore_hint(_config_files())  # under `dvc exp run -S`: how to restore params.yaml
+    raise WorkflowError(f"{err}\nNothing was run." + (f"\n{hint}" if hint else "")) from None
 
 BENCHMARKS = PARAMS["run"]["benchmarks"]
 METHODS = PARAMS["run"]["methods"]
@@ -139,6 +142,22 @@ def show_failed_logs():
                 print(f"  | {line}", file=sys.stderr)
 
 
+def metrics_summary():
+    """Print THIS run's metrics summary (`ants metrics --brief`): the merged config's benchmarks
+    and methods (its tables view, never params.yaml's), its seeds' answers logs alone. When this
+    config's metrics are not built, or older than its score files (a run of another target),
+    say so instead of showing numbers that are not this run's."""
+    tables = [f"results/metrics/{b}.csv" for b in BENCHMARKS]
+    scores = score_files()
+    missing = [f for f in ["results/metrics.json", *tables, *scores] if not os.path.exists(f)]
+    if missing or min(map(os.path.getmtime, tables)) < max(map(os.path.getmtime, scores)):
+        state = "not built" if missing else "older than its scores"
+        print(f"The metrics of this config are {state}: `snakemake all` builds them.", file=sys.stderr)
+        return
+    cmd = ["ants", "metrics", "--brief", "--view-json", dumps(tables_view(PARAMS)), "--answers", *answer_logs()]
+    subprocess.run(cmd + (["--demo"] if DEMO else []), check=False)
+
+
 # -- paths ---------------------------------------------------------------------------------------
 
 
@@ -195,10 +214,15 @@ def answer_logs():
     return [per_stream("answers", b, m, ood, s) for b in BENCHMARKS for m, ood, s in streams_of(b, ANTS_METHODS)]
 
 
+def static_file(benchmark, method, dataset):
+    """The shared static pass ``method`` reads for ``dataset`` on ``benchmark``."""
+    b = PARAMS["benchmarks"][benchmark]
+    scoring = scoring_name(static_scoring(PARAMS, method))
+    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring}.parquet"
+
+
 def static_path(wildcards, dataset):
-    b = bench(wildcards)
-    scoring = static_scoring(PARAMS, wildcards.method)
-    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring_name(scoring)}.parquet"
+    return static_file(wildcards.benchmark, wildcards.method, dataset)
 
 
 def stream_inputs(wildcards):
@@ -257,6 +281,36 @@ def label_set_inputs(wildcards):
     return [cfg["file"]] if "file" in cfg else []
 
 
+def versioned_outputs():
+    """Every file of this run that DVC versions (dvc.yaml's outs) besides the metrics, tables
+    and figures: the generated or downloaded data, manifests, image embeddings, ID text
+    features and mined negatives, static passes, streams, plans, answers logs, the negatives'
+    text features and scores. `all` (and `dvc repro`, which runs it) requires each, so a missing
+    one is rebuilt (an answers log from the answer cache, nothing asked twice) instead of being
+    recorded as gone."""
+    files = score_files()
+    for b in BENCHMARKS:
+        bench = PARAMS["benchmarks"][b]
+        backbone, label_set = bench["backbone"], bench["label_set"]
+        for ds in [bench["id"]] + [o for _, o in ood_sets(PARAMS, b)]:
+            cfg = PARAMS["datasets"][ds]
+            files += [f"results/manifests/{ds}.parquet", embeddings(backbone, ds)]
+            if cfg["source"] != "local":  # the demo's lists, a download's folder: rule outputs
+                files += manifest_sources(ds, cfg)
+            files += [static_file(b, m, ds) for m in METHODS if static_scoring(PARAMS, m) is not None]
+        files += [f"results/text/{backbone}/{label_set}.parquet",
+                  f"results/negatives/{backbone}/{label_set}.parquet"]
+        label_file = PARAMS["label_sets"][label_set].get("file", "")
+        if label_file.startswith("results/"):  # written by a rule (the demo's class names)
+            files.append(label_file)
+        for m, ood, s in streams_of(b, METHODS):
+            files.append(stream_path(b, m, ood, s))
+        for m, ood, s in streams_of(b, ANTS_METHODS):
+            owner = answers_owner(PARAMS, m)
+            files += [per_stream(kind, b, owner, ood, s) for kind in ("plans", "answers", "negatives-text")]
+    return sorted(set(files))
+
+
 def report_inputs(wildcards):
     datasets = sorted(
         {(PARAMS["benchmarks"][b]["backbone"], ds) for b in BENCHMARKS
@@ -282,15 +336,19 @@ def report_sweeps():
 
 
 def metric_tables():
-    """Per-benchmark metric tables and the ANTS trace (for `dvc plots`)."""
-    return [f"results/metrics/{b}.csv" for b in BENCHMARKS] + ["results/plots/ants_trace.csv"]
+    """Per-benchmark metric tables (with ANTS's variants) and the ANTS trace (for `dvc plots`)."""
+    return [f"results/metrics/{b}{part}.csv" for b in BENCHMARKS for part in ("", "_variants")] + [
+        "results/plots/ants_trace.csv"
+    ]
 
 
 def report_figures():
-    """The report's figures: score histograms of every method, ANTS's threshold and lambda."""
+    """The report's figures: ROC curves per benchmark, score histograms of every method, ANTS's
+    threshold and lambda (the sensitivity figures of sweeps built earlier are not listed)."""
+    roc = [f"reports/figures/roc_{b}.png" for b in BENCHMARKS]
     hist = [f"reports/figures/hist_{b}_{m}.png" for b in BENCHMARKS for m in METHODS]
     trace = [f"reports/figures/trace_{b}_{m}.png" for b in BENCHMARKS for m in ANTS_METHODS]
-    return hist + trace
+    return roc + hist + trace
 
 
 # -- the params of each rule (canonical JSON of the config subset it depends on) -----------------
