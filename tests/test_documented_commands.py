@@ -72,6 +72,7 @@ NOT_RUN = {
     "dvc pull": "pulls from a remote (tests/test_dvc_remote.py)",
     # -- patterns and names, not command lines
     "tail -f results/logs/...": "a pattern (any job's log); follows it until interrupted",
+    "dvc exp run -S": "names DVC's option (docs/ARCHITECTURE.md); the option is run with a value",
     "dvc exp run -S key=value": "a pattern; `dvc exp run -S methods.adaneg.config.lam=0.2` is run",
     "ants ...": "a pattern: the rules' commands",
     "transformers serve": "names transformers' server (tests/test_transformers_serve.py runs it)",
