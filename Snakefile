@@ -42,6 +42,10 @@ onstart:
     announce()
 
 
+onerror:
+    show_failed_logs()
+
+
 onsuccess:
     announce()
     metrics_summary()

@@ -4,8 +4,8 @@ the demo, fails before any job when its data is missing, and dry-runs its whole 
 The data is a tiny fixture laid out like the real datasets, generated in a temporary folder:
 ImageNet-style wnid class folders (1,000 of them), OpenOOD image lists under
 ``images_largescale``, fine-grained class folders and a Stanford Cars list, a custom folder
-dataset with its label file. An extra configfile written by the test points the roots there
-(downloads are dry-run only, so no server is needed).
+dataset with its label file (tests/_datasets.py). An extra configfile written by the test points
+the roots there (downloads are dry-run only, so no server is needed).
 """
 
 from __future__ import annotations
@@ -19,88 +19,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _datasets import class_folders, images, make_fixture_data
 
 from ants.config import ConfigError, load_config_files, merge_config, read_yaml, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-PNG = bytes.fromhex(  # a valid 1 x 1 RGB PNG
-    "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
-    "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
-)
 
 
 def test_every_issue_config_is_shipped():
     assert set(CONFIGS) == {"mos4.yaml", "mos4_qwen2vl.yaml", "openood_v15.yaml", "finegrained.yaml",
                             "custom.yaml"}
     assert not (ROOT / "workflow" / "params").exists() or not list((ROOT / "workflow" / "params").glob("*.yaml"))
-
-
-# ------------------------------------------------------------------------------------------
-# fixture datasets laid out like the real ones
-
-
-def _images(folder: Path, n: int, prefix: str = "img", ext: str = ".png") -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        p = folder / f"{prefix}_{i:03d}{ext}"
-        p.write_bytes(PNG)
-        paths.append(p)
-    return paths
-
-
-def _class_folders(root: Path, names: list[str], per_class: int = 1, ext: str = ".png") -> None:
-    for name in names:
-        _images(root / name, per_class, prefix=name.replace(".", "_"), ext=ext)
-
-
-def _image_list(root: Path, list_path: Path, subdir: str, n: int, labels: list[int] | None) -> None:
-    paths = _images(root / subdir, n, ext=".JPEG")
-    list_path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{p.relative_to(root).as_posix()} {labels[i % len(labels)] if labels else -1}"
-             for i, p in enumerate(paths)]
-    list_path.write_text("\n".join(lines) + "\n")
-
-
-def make_fixture_data(base: Path) -> dict:
-    """Generate the fixture datasets below ``base``; return the config that points at them."""
-    ds: dict = {}
-    # ImageNet-1k val: one folder per wnid (1,000), as after valprep.sh
-    _class_folders(base / "imagenet" / "val", [f"n{1440764 + i:08d}" for i in range(1000)], ext=".JPEG")
-    ds["imagenet_val"] = {"root": str(base / "imagenet" / "val")}
-    # OpenOOD v1.5: images_largescale/<set>/... (Textures: images_classic/texture/...) and
-    # benchmark_imglist/imagenet/test_<set>.txt
-    large = base / "openood" / "images_largescale"
-    lists = base / "openood" / "benchmark_imglist" / "imagenet"
-    for name, setname, labels in [("openood_imagenet_test", "imagenet", [0, 1, 999]), ("ssb_hard", "ssb_hard", None),
-                                  ("ninco", "ninco", None), ("openood_inaturalist", "inaturalist", None),
-                                  ("openood_textures", "textures", None), ("openimage_o", "openimage_o", None)]:
-        sub = {"imagenet": "imagenet_1k/val", "textures": "texture"}.get(setname, setname)
-        folder = base / "openood" / "images_classic" if setname == "textures" else large  # as OpenOOD
-        _image_list(folder, lists / f"test_{setname}.txt", sub, 3, labels)
-        ds[name] = {"root": str(folder), "list": str(lists / f"test_{setname}.txt")}
-    # fine-grained ID sets: class folders (CUB-200, Food-101, Pets) and a list (Stanford Cars)
-    from ants.labels import load_label_set
-
-    for name, folder_names in [("cub200", [f"{i + 1:03d}.{c.replace(' ', '_')}" for i, c in
-                                           enumerate(load_label_set("cub200"))]),
-                               ("food101", [c.replace(" ", "_") for c in load_label_set("food101")]),
-                               ("oxford_pets", [c.replace(" ", "_") for c in load_label_set("oxford_pets")])]:
-        _class_folders(base / name / "test", folder_names)
-        ds[name] = {"root": str(base / name / "test")}
-    _image_list(base / "stanford_cars", base / "stanford_cars" / "test_list.txt", "cars_test", 4, [0, 195])
-    ds["stanford_cars"] = {"root": str(base / "stanford_cars"), "list": str(base / "stanford_cars" / "test_list.txt")}
-    # a custom dataset: class folders for ID, a flat folder for OOD, a label file
-    # (40 classes: configs/custom.yaml's ants_code takes the authors' near subset of 40 classes)
-    classes = ["cat", "dog", "fox"] + [f"class {i:02d}" for i in range(3, 40)]
-    _class_folders(base / "custom" / "id", sorted(c.replace(" ", "_") for c in classes), per_class=2, ext=".jpg")
-    _images(base / "custom" / "ood", 3, ext=".jpg")
-    (base / "custom" / "classnames.txt").write_text("".join(f"{c}\n" for c in sorted(classes)))
-    ds["custom_id"] = {"root": str(base / "custom" / "id")}
-    ds["custom_ood"] = {"root": str(base / "custom" / "ood")}
-    return {"datasets": ds, "label_sets": {"custom": {"file": str(base / "custom" / "classnames.txt")}}}
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +172,7 @@ def test_finegrained_config_uses_the_builtin_label_sets_and_the_mos_far_sets():
 
 def test_class_folders_must_match_the_label_set(fixture_config, tmp_path):
     base = tmp_path / "few"
-    _class_folders(base, ["a", "b"])
+    class_folders(base, ["a", "b"])
     extra = tmp_path / "x.yaml"
     extra.write_text(yaml.safe_dump({"datasets": {"imagenet_val": {"root": str(base)}}}))
     with pytest.raises(ConfigError) as info:
@@ -420,9 +351,9 @@ def test_data_that_does_not_fit_the_settings_fails_config_check_and_dry_run(tmp_
     from ants.wordnet import LEXNAMES
 
     work = tmp_path / "work"
-    _class_folders(work / "data/custom/id", ["cat", "dog", "日本"], ext=".jpg")
+    class_folders(work / "data/custom/id", ["cat", "dog", "日本"], ext=".jpg")
     (work / "data/custom/id/mouse").mkdir()  # a class folder without images
-    _images(work / "data/custom/ood", 2, ext=".jpg")
+    images(work / "data/custom/ood", 2, ext=".jpg")
     names = work / "data/custom/classnames.txt"
     names.write_text("日本\ncat\ndog\nmouse\n")  # not the sorted folder order
     (work / "afile").write_text("x")

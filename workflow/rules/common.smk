@@ -114,6 +114,36 @@ def announce(message=""):
         print(message, file=sys.stderr)
 
 
+#: lines of a failed job's log printed in the terminal (the whole log stays in results/logs/)
+FAILED_LOG_LINES = 60
+
+
+def show_failed_logs():
+    """Print the end of each failed job's log (`onerror`). The workflow profile hides
+    Snakemake's job blocks (`quiet: [rules]`), and with them its error blocks and the logs that
+    `show-failed-logs` would print; this prints them instead, once. Under a profile that shows
+    the job blocks (e.g. profiles/slurm), Snakemake prints them itself and this prints nothing."""
+    from snakemake.settings.enums import Quietness
+
+    if Quietness.RULES not in (workflow.output_settings.quiet or ()):
+        return
+    failed = getattr(getattr(workflow, "scheduler", None), "failed", None) or ()
+    for job in sorted(failed, key=lambda j: (j.rule.name, str(j.wildcards))):
+        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards_dict.items())
+        print(f"\nError in rule {job.rule.name}" + (f" ({wildcards})" if wildcards else ""), file=sys.stderr)
+        for log in map(str, job.log):
+            if not os.path.isfile(log):
+                print(f"  log {log}: not written", file=sys.stderr)
+                continue
+            with open(log, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+            cut = len(lines) - FAILED_LOG_LINES
+            print(f"  log {log}" + (f" (its last {FAILED_LOG_LINES} of {len(lines)} lines)" if cut > 0 else "")
+                  + ":", file=sys.stderr)
+            for line in lines[max(cut, 0):]:
+                print(f"  | {line}", file=sys.stderr)
+
+
 def metrics_summary():
     """Print THIS run's metrics summary (`ants metrics --brief`): the merged config's benchmarks
     and methods (its tables view, never params.yaml's), its seeds' answers logs alone. When this
