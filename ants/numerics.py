@@ -42,7 +42,7 @@ still differ. ``COMPATIBLE`` is the branch documented for Intel and non-Intel CP
 
 Thread counts are left alone (speed). MKL documents ``COMPATIBLE`` as reproducible for a fixed
 thread count; with these settings the CLIP features and the static pass measured the same
-under 1, 2 and 8 threads, and ``tests/test_reproducibility.py`` runs the demo DAG from scratch
+under 1, 2 and 8 threads, and ``tests/e2e/test_reproducibility.py`` runs the demo DAG from scratch
 under 2 threads and under 1 thread with every library asked for another code path, and finds
 every DVC-tracked file byte-identical. The one thread-dependent product found (numpy's
 OpenBLAS product in NegMining's statistic) now runs through torch. What could not be run here:

@@ -1,5 +1,5 @@
-"""Fixture datasets laid out like the real ones (shared by tests/test_configs.py and
-tests/test_documented_commands.py): ImageNet-style wnid class folders (1,000 of them), OpenOOD
+"""Fixture datasets laid out like the real ones (shared by tests/integration/test_configs.py and
+tests/e2e/test_documented_commands.py): ImageNet-style wnid class folders (1,000 of them), OpenOOD
 image lists under ``images_largescale`` (Textures under ``images_classic``), fine-grained class
 folders and a Stanford Cars list, a custom folder dataset with its label file. Every image is
 the same valid 1 x 1 PNG: what is checked is the layout, not the pixels.

@@ -1,4 +1,17 @@
-"""Shared test fixtures. Tests run offline: no model or dataset is ever downloaded."""
+"""Shared test fixtures and the tiers. Tests run offline: no model or dataset is ever downloaded.
+
+Tiers, by folder (each test gets its folder's marker: ``pytest -m unit``):
+
+* ``tests/unit/``: pure functions on arrays and small files (seconds);
+* ``tests/integration/``: the CLI, stores, backends, readers, the report, the configs, on built
+  fixtures and tiny models (a few minutes in all; a few slow ones are marked ``slow``);
+* ``tests/e2e/``: the workflow end to end (Snakemake, DVC, SLURM, a real server, a fresh
+  install, a browser): every one of them is ``slow``.
+
+``make test-fast`` runs ``-m "not slow"``; ``make test`` (CI) runs everything. What tests share
+lives in ``tests/_*.py`` (the workflow copies and runs, fixture datasets, stores, the report's
+fixture run, artifact fixtures, images, a stand-in MLLM, the repository's files).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +24,19 @@ import ants  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = item.path.parts
+        tier = next((t for t in TIERS if t in parts[-2:-1]), None)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+        if tier == "e2e":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

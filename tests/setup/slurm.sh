@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster on this machine for tests/test_slurm.py (the SLURM profile,
+# A one-node SLURM cluster on this machine for tests/e2e/test_slurm.py (the SLURM profile,
 # profiles/slurm, submitting the demo DAG through snakemake-executor-plugin-slurm).
 #
 #   - installs Debian's slurm-wlm (slurmctld, slurmd, slurm-client) and munge when missing;
@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
     if command -v sinfo >/dev/null && sinfo -h >/dev/null 2>&1; then
         log "not root; a SLURM cluster answers, leaving it alone"; exit 0
     fi
-    log "not root: cannot install or start SLURM (tests/test_slurm.py will skip)"; exit 0
+    log "not root: cannot install or start SLURM (tests/e2e/test_slurm.py will skip)"; exit 0
 fi
 
 # -- packages -------------------------------------------------------------------------------

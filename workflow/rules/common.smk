@@ -3,7 +3,7 @@
 # passes as `params` exactly the config subset its output depends on (ants.views), so
 # Snakemake's params trigger re-runs only the rules a changed setting affects.
 # Everything imported here is torch-free (and pandas-free): parsing the workflow stays cheap
-# (tests/test_imports.py checks it).
+# (tests/integration/test_imports.py checks it).
 
 import os
 import re
