@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _workflow import NOTHING, make_copy, run, snakemake, test_params
+from _workflow import NOTHING, make_copy, planned_jobs, run, snakemake, test_params
 
 pytestmark = pytest.mark.slow
 
@@ -73,9 +73,11 @@ def test_editing_an_image_list_given_relative_to_the_dataset_root_reruns_the_man
 
     time.sleep(1.1)  # a coarse file-system clock still sees the edit as newer
     image_list.write_text("imgs/0.png 0\nimgs/1.png 1\nimgs/2.png 0\n")
-    out = snakemake(w, "-n", target)
+    # `--quiet host` replaces the profile's `quiet: [rules, host]`: the job and its reason are shown
+    out = snakemake(w, "-n", target, "--quiet", "host")  # last: --quiet takes several values
     text = out.stdout + out.stderr
     assert NOTHING not in text and "rule manifest:" in text
+    assert planned_jobs(w, target) == {"manifest": 1}
     assert "data/mine/lists/mine.txt" in text  # named as the updated input
     snakemake(w, target)
     from ants.artifacts import read_manifest
