@@ -8,15 +8,8 @@ set -euo pipefail
 if command -v chromium >/dev/null 2>&1; then
     exit 0
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
-        echo "tests/setup/chromium.sh: chromium is missing and this user cannot install it (not root, no sudo):" \
-             "tests/e2e/test_report_browser.py will skip; as root: apt-get install chromium" >&2
-        exit 0
-    fi
+source "$(dirname "$0")/lib/apt.sh"
+apt_install_or_skip chromium chromium tests/e2e/test_report_browser.py
+if [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; then
+    command -v chromium >/dev/null 2>&1 || { echo "tests/setup/chromium.sh: apt-get installed chromium but it is not on PATH" >&2; exit 1; }
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
-command -v chromium >/dev/null 2>&1 || { echo "tests/setup/chromium.sh: apt-get installed chromium but it is not on PATH" >&2; exit 1; }
