@@ -58,7 +58,7 @@ from ants._io import canonical_json, file_digest, write_json, write_table
 from ants.mllm.base import Answer, AnswerFailureError, Backend, BackendError, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
 from ants.mllm.parsing import BY_STYLE, check_style, negative_chars_limit, parse_answer
-from ants.mllm.prompts import KINDS, Prompting
+from ants.mllm.prompts import ALL_KINDS, Prompting
 from ants.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class CachedAnswerer:
         self.stats: Counter = Counter()
         self._checked = False
         self._identity = dict(backend.identity())
-        self._settings = {kind: self.prompting.settings(kind) for kind in KINDS}
+        self._settings = {kind: self.prompting.settings(kind) for kind in ALL_KINDS}
         self._sha_memo: dict[tuple[str, int, int], str] = {}
 
     @property
@@ -230,7 +230,7 @@ class CachedAnswerer:
         with progress_bar(
             total=len(misses), desc=desc, unit="query", enabled=bool(show and misses)
         ) as bar:
-            for kind in KINDS:
+            for kind in ALL_KINDS:
                 todo = [p for p in misses if p[0].kind == kind]
                 for start in range(0, len(todo), self.batch_size):
                     chunk = todo[start : start + self.batch_size]
@@ -615,6 +615,7 @@ def log_queries(frame: pd.DataFrame) -> list[Query]:
             class_name=str(r["class_name"]),
             image=_none(r.get("image")),
             image_sha256=_none(r.get("image_sha256")),
+            prompt=str(r.get("prompt") or "") if r["kind"] == "eoe" else None,
         )
         for r in frame.to_dict("records")
     ]

@@ -10,12 +10,14 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from ants.config import ConfigError, load_config_files
+from ants.config import ConfigError, load_config_files, paper_sweeps
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
     answer_config,
     answers_owner,
+    envisioned_owner,
+    eoe_answer_config,
     get_dotted,
     same_as_base,
     text_config,
@@ -32,6 +34,7 @@ from ants.views import (
     static_scoring,
     stream_key,
     sweep_points,
+    tables_view,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -98,7 +101,8 @@ wildcard_constraints:
     method=r"[^/]+",
     ood=r"[^/]+",
     seed=r"\d+",
-    scoring=r"(size|groups)\d+-tau[^/]+-seed\d+",
+    temperature=r"[0-9.eE+-]+",
+    scoring=r"(csp-)?(size|groups)\d+-tau[^/]+-seed\d+|mcm-tau[^/]+",
     stream_key=r"[a-z_]+-bs\d+",
 
 
@@ -113,7 +117,11 @@ def announce(message=""):
 
 
 def bench(wildcards):
-    return PARAMS["benchmarks"][wildcards.benchmark]
+    """The benchmark section of the job: of its method's params when the job has a method (a
+    sweep point may change the backbone: its jobs read that backbone's features), else of
+    params.yaml."""
+    params = point_params(PARAMS, wildcards.method)[0] if hasattr(wildcards, "method") else PARAMS
+    return params["benchmarks"][wildcards.benchmark]
 
 
 def embeddings(backbone, dataset):
@@ -195,7 +203,37 @@ def scoring_inputs(wildcards):
     if static_scoring(PARAMS, wildcards.method) is not None:
         files["static_id"] = static_path(wildcards, b["id"])
         files["static_ood"] = static_path(wildcards, wildcards.ood)
+    if spec.uses_local:
+        files["local_id"] = local_path(wildcards, b["id"])
+        files["local_ood"] = local_path(wildcards, wildcards.ood)
+    if spec.uses_envisioned:
+        owner = envisioned_owner(PARAMS, wildcards.method)
+        files["envisioned"] = f"results/envisioned-text/{b['backbone']}/{b['label_set']}/{owner}.parquet"
     return files
+
+
+def local_key(benchmark, method, dataset):
+    """``{backbone}/{label_set}/{dataset}/T{temperature}``: GL-MCM's local term of a dataset's
+    images for the method's backbone, ID label set and temperature."""
+    params, base = point_params(PARAMS, method)
+    b = params["benchmarks"][benchmark]
+    t = float(params["methods"][base]["temperature"])
+    return f"{b['backbone']}/{b['label_set']}/{dataset}/T{t:g}"
+
+
+def local_path(wildcards, dataset):
+    return f"results/local/{local_key(wildcards.benchmark, wildcards.method, dataset)}.parquet"
+
+
+def eoe_methods():
+    """The active EOE methods (run.methods whose kind reads envisioned labels)."""
+    return [m for m in METHODS if method_spec(kind_of(m)).uses_envisioned]
+
+
+def envisioned_logs():
+    """The answers log of every active EOE method's envisioned labels (per label set)."""
+    return sorted({f"results/envisioned/{PARAMS['benchmarks'][b]['label_set']}/{m}.parquet"
+                   for b in BENCHMARKS for m in eoe_methods()})
 
 
 def ants_inputs(wildcards):
@@ -211,7 +249,8 @@ def score_options(wildcards, input):
     """The ``ants score`` options naming the inputs the method reads."""
     flags = {"id": "--id-embeddings", "ood": "--ood-embeddings", "text": "--text", "negatives": "--negatives",
              "static_id": "--static-id", "static_ood": "--static-ood", "answers": "--answers",
-             "negative_text": "--negative-text"}
+             "negative_text": "--negative-text", "local_id": "--local-id", "local_ood": "--local-ood",
+             "envisioned": "--envisioned"}
     return " ".join(f"{flag} '{input[key]}'" for key, flag in flags.items() if key in input.keys())
 
 
@@ -223,8 +262,33 @@ def manifest_inputs(wildcards):
 
 
 def label_set_inputs(wildcards):
+    """The label set's file (when it is one) and a negatives list (``mining.source: file``)."""
     cfg = PARAMS["label_sets"][wildcards.label_set]
-    return [cfg["file"]] if "file" in cfg else []
+    files = [cfg["file"]] if "file" in cfg else []
+    if PARAMS["mining"]["source"] == "file":
+        files.append(PARAMS["mining"]["file"])
+    return files
+
+
+def negatives_path(backbone, label_set, detector="neglabel"):
+    """The negative bank of a static pass: the mined one (``mining``), or the CSP-mined one for
+    ANTS's ``initial_detector: csp`` (the mined one when ``mining`` already selects CSP)."""
+    if detector == "csp" and not (PARAMS["mining"]["source"] == "wordnet"
+                                  and PARAMS["mining"]["selection"] == "csp"):
+        return f"results/negatives/{backbone}/{label_set}/csp.parquet"
+    return f"results/negatives/{backbone}/{label_set}.parquet"
+
+
+def static_inputs(wildcards):
+    """A static pass reads the image features, the ID text and the negatives of its detector
+    (an MCM pass none)."""
+    w = wildcards
+    files = {"embeddings": f"results/embeddings/{w.backbone}/{w.dataset}.parquet",
+             "text": f"results/text/{w.backbone}/{w.label_set}.parquet"}
+    detector = parse_scoring_name(w.scoring).get("detector", "neglabel")
+    if detector != "mcm":
+        files["negatives"] = negatives_path(w.backbone, w.label_set, detector)
+    return files
 
 
 def report_inputs(wildcards):
@@ -247,8 +311,11 @@ def report_sweeps():
     """The sweep tables the report draws: those already built, and all of them when this run
     builds the `sweeps` target too (`snakemake tables sweeps report`), so the report waits."""
     wanted = "sweeps" in sys.argv[1:]
-    return [f"results/sweeps/{s}.csv" for s in sweep_names()
-            if wanted or os.path.exists(f"results/sweeps/{s}.csv")]
+    paper = "paper" in sys.argv[1:]
+    names = list(dict.fromkeys(sweep_names() + paper_sweep_names()))
+    return [f"results/sweeps/{s}.csv" for s in names
+            if (wanted and s in sweep_names()) or (paper and s in paper_sweep_names())
+            or os.path.exists(f"results/sweeps/{s}.csv")]
 
 
 def metric_tables():
@@ -343,3 +410,79 @@ def sweep_view(sweep):
 
 def sweep_score_files(wildcards):
     return sorted({f[3] for p in sweep_view(wildcards.sweep)["points"] for f in p["files"]})
+
+
+# -- the paper (params.yaml `paper`; built by `snakemake paper`) -------------------------------
+
+PAPER = PARAMS.get("paper") or {"tables": ["methods", "ants_variants"], "panels": []}
+
+
+def paper_sweep_names():
+    """The sweeps `snakemake paper` builds: the Figure 7 panels and the ablation's sweep."""
+    return paper_sweeps(PARAMS)
+
+
+def ablation_files():
+    return [f"results/paper/ablation.{ext}" for ext in ("csv", "md", "tex")] if "ablation" in PAPER["tables"] else []
+
+
+def cost_files():
+    return [f"reports/cost.{ext}" for ext in ("csv", "md", "tex")] if "cost" in PAPER["tables"] else []
+
+
+def _wanted_or_present(target, files):
+    """``files`` when this run builds ``target`` (so the report waits for them), else those
+    already built (a later `snakemake all` keeps the same inputs: nothing to redo)."""
+    wanted = target in sys.argv[1:]
+    return [f for f in files if wanted or os.path.exists(f)]
+
+
+def ablation_view():
+    """The ablation sweep's points as rows (label, value, base method) and the tables' view."""
+    name = PAPER["ablation"]
+    spec = PARAMS["sweeps"][name]
+    labels = spec.get("labels") or spec["values"]
+    rows = [{"label": labels[i], "value": spec["values"][i], "method": base}
+            for _, base, i in sweep_points(PARAMS, name)]
+    return {**tables_view(PARAMS), "ablation": {"sweep": name, "rows": rows}}
+
+
+def _tsv(rule, *parts):
+    return "results/benchmarks/" + "/".join((rule, *map(str, parts))) + ".tsv"
+
+
+def cost_view():
+    """Per (benchmark, method of run.methods): the benchmark files of every job behind its
+    scores, its embeddings and score files, its answers logs with their timing sidecars."""
+    rows = []
+    for b in BENCHMARKS:
+        spec = PARAMS["benchmarks"][b]
+        bb, ls = spec["backbone"], spec["label_set"]
+        datasets = [spec["id"]] + [o for _, o in ood_sets(PARAMS, b)]
+        for m in METHODS:
+            streams = streams_of(b, [m])
+            parts = {"embed": [_tsv("embed_images", bb, ds) for ds in datasets],
+                     "score": [_tsv("score", b, m, o, s) for _, o, s in streams]}
+            scoring = static_scoring(PARAMS, m)
+            if scoring is not None:
+                parts["static"] = [_tsv("static", bb, ls, ds, scoring_name(scoring)) for ds in datasets]
+            answers = []
+            kind = method_spec(kind_of(m))
+            if kind.uses_local:
+                parts["local"] = [_tsv("local_features", local_key(b, m, ds)) for ds in datasets]
+            if kind.uses_envisioned:
+                owner = envisioned_owner(PARAMS, m)
+                parts["llm"] = [_tsv("envision", ls, owner)]
+                parts["encode"] = [_tsv("encode_envisioned", bb, ls, owner)]
+                answers = [[f"results/envisioned/{ls}/{owner}.parquet",
+                            f"results/logs/envision/{ls}/{owner}.timing.json"]]
+            if is_ants(m):
+                for key, rule in (("plan", "plan"), ("answer", "answer"), ("encode", "encode_negatives")):
+                    parts[key] = [_tsv(rule, b, m, o, s) for _, o, s in streams]
+                answers = [[per_stream("answers", b, m, o, s),
+                            f"results/logs/answer/{b}/{m}/{o}/seed{s}.timing.json"] for _, o, s in streams]
+            rows.append({"benchmark": b, "method": m, "label": PARAMS["methods"][m].get("label", m),
+                         "embeddings": [embeddings(bb, ds) for ds in datasets],
+                         "scores": [per_stream("scores", b, m, o, s) for _, o, s in streams],
+                         "parts": parts, "answers": answers})
+    return {"rows": rows}
