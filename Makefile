@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test-deps demo test lint bench clean
+.PHONY: setup test-deps demo test lint bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ test: $(STAMP) lint test-deps
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+# On a machine with a CUDA GPU, offline: ViT-B/16 embedding at fp32/fp16/bf16 and the MLLM backend
+# with Qwen2-VL-2B and LLaVA-1.5-7B shapes (random weights, loaded from a local folder); prints
+# images/s, load time, latency, tokens/s, memory and the implied cost per image (a few minutes;
+# writes up to 14 GB of weights to the temp folder, or GPU_CHECK_WORKDIR).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --device cuda $(if $(GPU_CHECK_WORKDIR),--workdir $(GPU_CHECK_WORKDIR))
 
 clean:
 	rm -rf $(VENV) .snakemake results/* reports/*

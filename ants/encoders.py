@@ -65,6 +65,7 @@ import torch.nn.functional as F
 
 import ants
 from ants._io import canonical_json, file_digest, json_default
+from ants.devices import DEVICES, resolve_device  # noqa: F401 (re-exported)
 from ants.images import DEFAULT_MAX_PIXELS, ImageError, open_rgb
 from ants.progress import progress as _progress
 
@@ -84,7 +85,6 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
 PRECISIONS = ("fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Architectures defined by ants itself (model configs as data, like open_clip's JSON files).
 # open_clip only builds models from its registered config names, so each of these is built
@@ -235,29 +235,6 @@ class ClipSpec:
 
 # --------------------------------------------------------------------------------------
 # building the model
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``'auto'`` -> cuda if available, else mps, else cpu; other names are checked."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; valid: {list(DEVICES)} (optionally 'cuda:N')")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {name!r} requested but CUDA is not available; use 'cpu' or 'auto'"
-        )
-    if kind == "mps" and not (
-        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-    ):
-        raise ValueError(f"device {name!r} requested but MPS is not available; use 'cpu' or 'auto'")
-    return torch.device(name)
 
 
 def _jsonable(value: Any) -> Any:
@@ -607,6 +584,14 @@ class ClipEncoder:
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def forward_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The image tower on a preprocessed batch ``(n, 3, H, W)`` already on the device, in
+        the encoder's precision (inference mode, autocast for fp16 / bf16): the raw features
+        ``(n, d)`` on the device, not normalised (what :meth:`encode_images` runs per batch;
+        the GPU check times it alone as the model-only throughput)."""
+        with torch.inference_mode(), self._autocast():
+            return self.model.encode_image(pixels)
+
     def _finish(self, features: torch.Tensor) -> np.ndarray:
         return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
@@ -663,7 +648,7 @@ class ClipEncoder:
                     if pixels is not None:
                         pixels = pixels.to(self.device, non_blocking=True)
                         rows = indices.numpy()
-                        out[rows] = self._finish(self.model.encode_image(pixels))
+                        out[rows] = self._finish(self.forward_images(pixels))
                         ok[rows] = True
                     bar.update(len(indices) + len(bad))
         if failures:

@@ -19,6 +19,23 @@ def tiny_clip():
     return load_clip(ClipSpec.tiny(seed=0), device="cpu", precision="fp32")
 
 
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    """The tiny demo LLaVA (seed 0) built into a folder, once per test module."""
+    from ants.mllm.demo import ensure_demo_model
+
+    return ensure_demo_model(seed=0, model_dir=tmp_path_factory.mktemp("demo") / "mllm")
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    """The tiny demo Qwen2-VL (seed 0) built into a folder, once per test module."""
+    from ants.mllm.demo import ensure_demo_model
+
+    folder = tmp_path_factory.mktemp("demo") / "qwen"
+    return ensure_demo_model(seed=0, model_dir=folder, architecture="qwen2vl")
+
+
 @pytest.fixture
 def image_files(tmp_path):
     """Six small generated images (PNG and JPEG, different sizes and content), as paths."""

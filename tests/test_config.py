@@ -245,8 +245,9 @@ def test_group_counts_must_fit_the_mined_bank(params):
 
 
 def test_mllm_settings_must_belong_to_the_backend(params):
-    assert only_problem(params, lambda p: p["mllm"]["backends"]["demo"].update(dtype="fp16")) == (
-        "mllm.backends.demo.dtype: unknown key; allowed keys here: architecture, device, model_dir, seed")
+    assert only_problem(params, lambda p: p["mllm"]["backends"]["demo"].update(processor_kwargs={})) == (
+        "mllm.backends.demo.processor_kwargs: unknown key; allowed keys here: architecture, device, dtype, "
+        "model_dir, seed")
     # a backend that is not selected is still checked against its own schema
     assert only_problem(params, lambda p: p["mllm"]["backends"]["openai"].update(base_url="localhost:8000")) == (
         "mllm.backends.openai.base_url: 'localhost:8000' does not match the pattern '^https?://'")

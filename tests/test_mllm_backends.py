@@ -33,17 +33,6 @@ LLAVA = Prompting("llava")
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    return ensure_demo_model(seed=0, model_dir=tmp_path_factory.mktemp("demo") / "mllm")
-
-
-@pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demo") / "qwen"
-    return ensure_demo_model(seed=0, model_dir=folder, architecture="qwen2vl")
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory):
     d = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
@@ -77,12 +66,18 @@ def _generate(backend, queries, prompting=LLAVA):
             {"backend": "demo", "sed": 1},
             r"mllm.sed: unknown setting for backend 'demo'; valid settings: .*seed",
         ),
-        ({"backend": "transformers"}, r"mllm.backends.transformers.model: required for backend 'transformers'"),
+        (
+            {"backend": "transformers"},
+            r"mllm.backends.transformers.model: required for backend 'transformers'",
+        ),
         (
             {"backend": "transformers", "model": "m", "dtype": "fp8"},
             r"dtype: unknown value 'fp8'; valid values: fp32, fp16, bf16",
         ),
-        ({"backend": "openai", "model": "m"}, r"mllm.backends.openai.base_url: required for backend 'openai'"),
+        (
+            {"backend": "openai", "model": "m"},
+            r"mllm.backends.openai.base_url: required for backend 'openai'",
+        ),
         (
             {"backend": "openai", "model": "m", "base_url": "localhost:8000"},
             r"mllm.backends.openai.base_url: expected an http\(s\) URL",

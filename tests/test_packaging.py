@@ -48,6 +48,27 @@ def test_numpy_floor_is_2_0_because_the_package_calls_np_trapezoid():
     assert callable(np.trapezoid)
 
 
+def test_transformers_floor_is_5_and_accelerate_is_listed_for_device_map():
+    """transformers 4.x is not admitted and accelerate is a dependency.
+
+    ``ants.mllm.hf`` loads with ``from_pretrained(..., dtype=..., device_map=...)`` (``dtype``
+    replaced ``torch_dtype`` late in 4.x; a ``device_map`` needs ``accelerate``), and the demo
+    model's Qwen2-VL config uses transformers 5's ``rope_parameters``.
+    """
+    import accelerate
+    import transformers
+
+    spec = _requirement("transformers").specifier
+    assert not spec.contains("4.57.0") and spec.contains("5.0.0")
+    assert spec.contains(Version(transformers.__version__).base_version)
+    assert _requirement("accelerate").specifier.contains(
+        Version(accelerate.__version__).base_version
+    )
+    hf = (ROOT / "ants" / "mllm" / "hf.py").read_text(encoding="utf-8")
+    assert "device_map=" in hf and "dtype=_torch_dtype(" in hf  # the reasons still hold
+    assert "rope_parameters" in (ROOT / "ants" / "mllm" / "demo.py").read_text(encoding="utf-8")
+
+
 def test_a_built_wheel_validates_params_with_its_own_schema(tmp_path):
     """The params schema is package data: a non-editable install (a wheel, installed apart from
     this checkout) validates params.yaml; and the build prints no deprecation warning (the

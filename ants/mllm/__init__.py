@@ -34,7 +34,7 @@ ANSWERING_KEYS = ("backend", "family", "prompts", "generation", "batch_size")
 #: Each backend's own settings (``mllm.backends.<name>`` in params; beside the answering keys
 #: in the flat mapping :func:`build_backend` takes). The config check and the backends use these.
 BACKEND_SETTINGS: dict[str, tuple[str, ...]] = {
-    "demo": ("seed", "model_dir", "device", "architecture"),
+    "demo": ("seed", "model_dir", "device", "architecture", "dtype"),
     "transformers": ("model", "revision", "model_id", "device", "dtype", "processor_kwargs"),
     "openai": (
         "base_url",

@@ -17,8 +17,8 @@ in the ``save_pretrained`` layout holding
   rotary positions) -- the model family of the authors' released scripts;
 * weights initialised from ``torch.manual_seed(seed)`` (about 0.2 M parameters).
 
-The backend is then exactly :class:`ants.mllm.hf.TransformersBackend` pointed at that folder,
-so the demo exercises the real code path (chat template, processor, left-padded batched greedy
+The backend is then exactly :class:`ants.mllm.hf.TransformersBackend` pointed at that folder
+(loaded in ``dtype``: fp32, the default, fp16 or bf16), so the demo exercises the real code path (chat template, processor, left-padded batched greedy
 generation, decoding). Its answers are meaningless but real greedy generations, deterministic
 for a seed. To make them parse, decoding is **constrained** by :class:`DemoGrammar` (a
 ``LogitsProcessor``; the model still picks every token greedily among the allowed ones):
@@ -49,7 +49,7 @@ from pathlib import Path
 from transformers import LogitsProcessor
 
 from ants.mllm.base import BackendError
-from ants.mllm.hf import TransformersBackend
+from ants.mllm.hf import DTYPES, TransformersBackend
 
 DEMO_VERSION = 1
 ARCHITECTURES = ("llava", "qwen2vl")
@@ -178,20 +178,17 @@ def _build_tokenizer():
     )
 
 
-def _llava(tokenizer):
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+def llava_processor(tokenizer, image_size: int):
+    """A LLaVA-1.5 processor over ``tokenizer``: the shorter side resized to ``image_size``, a
+    centre crop of ``image_size`` x ``image_size`` (CLIP mean/std), 14-pixel patches, the
+    LLaVA chat template (the demo: 28; LLaVA-1.5-7B: 336, i.e. 576 image tokens)."""
+    from transformers import LlavaProcessor
     from transformers.models.llava.image_processing_llava import LlavaImageProcessor
 
     image_processor = LlavaImageProcessor(
-        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
-    processor = LlavaProcessor(
+    return LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=14,
@@ -199,6 +196,17 @@ def _llava(tokenizer):
         num_additional_image_tokens=1,
         chat_template=LLAVA_CHAT_TEMPLATE,
     )
+
+
+def _llava(tokenizer):
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    processor = llava_processor(tokenizer, 28)
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -435,15 +443,21 @@ def demo_backend(
     model_dir: str | os.PathLike | None = None,
     device: str = "cpu",
     architecture: str = "llava",
+    dtype: str = "fp32",
 ) -> TransformersBackend:
-    """The demo backend: the transformers backend on the (built-once) demo model folder."""
+    """The demo backend: the transformers backend on the (built-once) demo model folder.
+
+    ``dtype`` (fp32 / fp16 / bf16, part of the cache key) is the precision the fp32 weights of
+    the folder are loaded in and the answers generated in, as for the transformers backend;
+    fp32 (the default) is what the committed demo results were made with.
+    """
     folder = ensure_demo_model(seed, model_dir, architecture)
     return TransformersBackend(
         str(folder),
         revision=demo_revision(folder),
         model_id=demo_model_id(architecture),
         device=device,
-        dtype="fp32",
+        dtype=dtype,
         name="demo",
         logits_processor_factory=DemoGrammar(folder),
     )
@@ -454,9 +468,15 @@ def from_config(config: Mapping) -> TransformersBackend:
     seed = config.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"mllm.seed: expected a non-negative int, got {seed!r}")
+    dtype = str(config.get("dtype", "fp32"))
+    if dtype not in DTYPES:  # before the model folder is built
+        raise ValueError(
+            f"mllm.backends.demo.dtype: unknown value {dtype!r}; valid values: {', '.join(DTYPES)}"
+        )
     return demo_backend(
         seed=seed,
         model_dir=config.get("model_dir"),
         device=str(config.get("device", "cpu")),
         architecture=str(config.get("architecture", "llava")),
+        dtype=dtype,
     )

@@ -16,10 +16,21 @@ offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersB
   network or hub error) the name itself is used, with a warning: pin a commit for
   reproducible caches (``"main"`` moves). The commit that keyed the answers is the one loaded.
   An explicit ``revision`` for a local folder is taken as given (the demo backend does so).
-* ``device`` (``auto`` = cuda when available), ``dtype`` (fp32 / fp16 / bf16; part of the
-  cache key), ``processor_kwargs`` passed to ``AutoProcessor.from_pretrained`` (the authors
-  load Qwen2-VL with ``{min_pixels: 200704, max_pixels: 1003520}``, i.e. 256 and 1280 x 28 x 28;
-  part of the cache key).
+* ``device`` (``auto`` = cuda, else mps, else cpu; :mod:`ants.devices`) and ``dtype`` (fp32 /
+  fp16 / bf16; part of the cache key): the weights are loaded straight onto that device in that
+  dtype (``from_pretrained(..., dtype=..., device_map={"": device})``, which needs the
+  ``accelerate`` package), so a 7B model never passes through host memory as a whole.
+* ``processor_kwargs``: passed to ``AutoProcessor.from_pretrained`` and CHECKED when the
+  processor is loaded (:func:`check_processor_settings`): a key the processor does not know,
+  a setting it warns about as deprecated, or an image setting that leaves its output unchanged
+  on the probe images (:data:`PROBE_SIZES`) is a :class:`BackendError` naming the key. For
+  Qwen2-VL use the image processor's ``size``: the authors' setting (256 to 1280 tokens of
+  28 x 28 pixels) is ``{size: {shortest_edge: 200704, longest_edge: 1003520}}`` (the older
+  ``min_pixels`` / ``max_pixels`` are deprecated in transformers 5 and refused here). With
+  processor settings the cache key holds them AND the image-token count the loaded processor
+  gives for each probe size (``image_tokens``), so answers are keyed by what was applied; this
+  loads the processor (not the weights) to key the answers.
+* A model and processor already built in memory: :meth:`TransformersBackend.from_model`.
 * Generation is greedy (``do_sample=False, num_beams=1``), in batches with LEFT padding, so a
   batch gives the same texts as one query at a time (tested on the demo model).
 * Each conversation is one user turn: ``[image, text]`` (the authors' order). ENS queries carry
@@ -44,6 +55,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ants.devices import check_device_name, resolve_device
 from ants.mllm.base import BackendError, Query
 
 log = logging.getLogger(__name__)
@@ -52,7 +64,9 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _NOT_CONTENT = re.compile(r"(?i)^(readme|license|licence|notice|citation)([._-].*)?$|.*\.md$")
 
 DTYPES = ("fp32", "fp16", "bf16")
-DEVICES_HELP = "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"
+#: image sizes (width, height) the processor check and the cache key probe: the VSNL blank
+#: image, the qwen2vl ENS size, a CLIP-sized and a photo-sized image
+PROBE_SIZES = ((28, 28), (56, 56), (224, 224), (640, 480))
 
 # (kind, input_length, settings) -> list of transformers LogitsProcessor
 LogitsProcessorFactory = Callable[[str, int, Mapping], list]
@@ -67,12 +81,14 @@ def _torch_dtype(dtype: str):
     return table[dtype]
 
 
-def _resolve_device(device: str) -> str:
+def dtype_name(dtype) -> str:
+    """``"fp32"`` / ``"fp16"`` / ``"bf16"`` for a torch dtype; ``ValueError`` for any other."""
     import torch
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    names = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    if dtype not in names:
+        raise ValueError(f"dtype: {dtype} is not one of {', '.join(DTYPES)}")
+    return names[dtype]
 
 
 def looks_like_path(model: str) -> bool:
@@ -236,6 +252,26 @@ def local_model_revision(folder: str | os.PathLike, memo: bool = True) -> str:
     return "sha256-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def built_model_revision(model, processor) -> str:
+    """``"sha256-<hex>"`` of a model built in memory: every tensor of its state dict (name,
+    dtype, shape, bytes; copied to the host one at a time) and the processor's configuration
+    (``to_json_string()``: image processor settings, chat template) and vocabulary."""
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    config = processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+    digest.update(config.encode("utf-8"))
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is not None and hasattr(tokenizer, "get_vocab"):
+        vocab = sorted(tokenizer.get_vocab().items())
+        digest.update(json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
+    return "sha256-" + digest.hexdigest()
+
+
 def _one_line(err: BaseException, limit: int = 400) -> str:
     text = " ".join(str(err).split()).rstrip(".")
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -262,11 +298,169 @@ def blank_image(size: Sequence[int]):
     return Image.new("RGB", (int(size[0]), int(size[1])))
 
 
+def probe_image(size: Sequence[int]):
+    """A deterministic RGB test image of ``(width, height)``: smooth gradients, so that any
+    change of resizing or cropping changes its pixels."""
+    import numpy as np
+    from PIL import Image
+
+    w, h = int(size[0]), int(size[1])
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], -1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def image_token_id(processor) -> int | None:
+    """The id of the token a processor repeats once per image feature, or None if it names none."""
+    token_id = getattr(processor, "image_token_id", None)
+    if isinstance(token_id, int):
+        return token_id
+    token = getattr(processor, "image_token", None)
+    tokenizer = getattr(processor, "tokenizer", None)
+    if isinstance(token, str) and tokenizer is not None:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != getattr(tokenizer, "unk_token_id", None):
+            return token_id
+    return None
+
+
+def probe_processor(processor, sizes: Sequence[Sequence[int]] = PROBE_SIZES) -> dict:
+    """What ``processor`` makes of one chat turn ``[image, "probe"]`` per image size.
+
+    Returns ``{"image_tokens": {"WxH": n}, "pixels": {"WxH": sha256 of pixel_values},
+    "warnings": [(category, message), ...]}``; ``n`` counts :func:`image_token_id` in the
+    input ids (None when the processor names no image token). Warnings raised during the calls
+    are recorded, not shown.
+    """
+    import warnings
+
+    import numpy as np
+
+    turn = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "probe"}]}]
+    text = processor.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+    token_id = image_token_id(processor)
+    tokens, pixels = {}, {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for size in sizes:
+            key = f"{int(size[0])}x{int(size[1])}"
+            out = processor(text=[text], images=[probe_image(size)], return_tensors="pt")
+            ids = out["input_ids"]
+            tokens[key] = None if token_id is None else int((ids == token_id).sum())
+            values = np.ascontiguousarray(out["pixel_values"].float().numpy())
+            pixels[key] = hashlib.sha256(repr(values.shape).encode() + values.tobytes()).hexdigest()
+    found = [(w.category.__name__, " ".join(str(w.message).split())) for w in caught]
+    return {"image_tokens": tokens, "pixels": pixels, "warnings": found}
+
+
+def _parts(processor) -> list[tuple[str, object]]:
+    named = [("processor", processor)]
+    for attr in ("image_processor", "tokenizer", "video_processor"):
+        part = getattr(processor, attr, None)
+        if part is not None:
+            named.append((attr.replace("_", " "), part))
+    return named
+
+
+def _image_settings(processor) -> set[str]:
+    """The setting names the processor's image processor documents (its ``valid_kwargs``)."""
+    part = getattr(processor, "image_processor", None)
+    valid = getattr(part, "valid_kwargs", None)
+    return set(getattr(valid, "__annotations__", {}) or {})
+
+
+def _same(held, value) -> bool:
+    if isinstance(value, Mapping):
+        return all(_same(_get(held, k), v) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and isinstance(held, (list, tuple)):
+        return list(held) == list(value)
+    return held == value
+
+
+def _get(held, key):
+    if isinstance(held, Mapping):
+        return held.get(key)
+    return getattr(held, key, None)
+
+
+def check_processor_settings(
+    processor, settings: Mapping, baseline: Callable[[], object], what: str = "processor_kwargs"
+) -> dict[str, int | None]:
+    """Check that every processor setting was applied; the image-token counts per probe size.
+
+    ``processor`` was loaded with ``settings``; ``baseline()`` loads the same processor without
+    them. A :class:`BackendError` naming ``what.<key>`` when
+
+    * the key is not a setting of the processor, its image processor (its documented
+      ``valid_kwargs``), tokenizer or video processor;
+    * the part that holds it holds another value than the one given (not applied);
+    * processing the probe images warns that the setting is deprecated (transformers keeps
+      such a setting for a while, then drops it silently: the answers would change under the
+      same cache key);
+    * the settings include image-processor settings and the processor's output for the probe
+      images (:data:`PROBE_SIZES`: image-token counts and pixel values) is the same as without
+      them: they are ignored, or equal the model's own setting (then leave them out).
+
+    Returns :func:`probe_processor`'s ``image_tokens``: what the cache key records.
+    """
+    import transformers
+
+    cls = f"{type(processor).__name__} (transformers {transformers.__version__})"
+    image_keys = _image_settings(processor)
+    given_image_keys = []
+    for key, value in settings.items():
+        if key in image_keys:  # checked below, on the processor's output
+            given_image_keys.append(key)
+            continue
+        holders = [(n, part) for n, part in _parts(processor) if _get(part, key) is not None]
+        if not holders:
+            raise BackendError(
+                f"{what}.{key}: not a setting of {cls}, of its image processor or of its "
+                f"tokenizer; the image processor documents: {', '.join(sorted(image_keys)) or '(none)'}"
+            )
+        if not any(_same(_get(part, key), value) for _, part in holders):
+            name, part = holders[0]
+            raise BackendError(
+                f"{what}.{key}: set to {value!r}, but the loaded {name} of {cls} holds "
+                f"{_get(part, key)!r}: the setting was not applied"
+            )
+    try:
+        probe = probe_processor(processor)
+    except Exception as err:  # e.g. a size dict the image processor cannot use
+        raise BackendError(
+            f"{what}: {cls} fails on a probe image with the settings {dict(settings)}: "
+            f"{type(err).__name__}: {_one_line(err)}"
+        ) from err
+    for category, message in probe["warnings"]:
+        named = [k for k in settings if re.search(rf"\b{re.escape(str(k))}\b", message)]
+        if named and category in ("FutureWarning", "DeprecationWarning"):
+            raise BackendError(
+                f"{what}.{named[0]}: {cls} warns: {message!r}; use the form it documents "
+                "(for Qwen2-VL: size: {shortest_edge: MIN_PIXELS, longest_edge: MAX_PIXELS})"
+            )
+    if given_image_keys:
+        base = probe_processor(baseline())
+        if (base["image_tokens"], base["pixels"]) == (probe["image_tokens"], probe["pixels"]):
+            raise BackendError(
+                f"{what}: the image settings {', '.join(given_image_keys)} leave the output of "
+                f"{cls} unchanged on the probe images (image tokens per size: "
+                f"{probe['image_tokens']}): the processor ignores them, or they equal the "
+                "model's own setting (then leave them out)"
+            )
+    if given_image_keys and None in probe["image_tokens"].values():
+        raise BackendError(
+            f"{what}: cannot count the image tokens of {cls} (it names no image token), so the "
+            "image settings cannot key the answers"
+        )
+    return dict(probe["image_tokens"])
+
+
 class TransformersBackend:
     """Greedy, batched, left-padded generation with a ``transformers`` image-text-to-text model.
 
-    The model is loaded on :meth:`check` or on the first :meth:`generate`, so answers served
-    from the cache never load it.
+    ``model`` is a hub id or a local folder; the model is loaded on :meth:`check` or on the
+    first :meth:`generate` (straight onto ``device`` in ``dtype``), so answers served from the
+    cache never load it. A model already built in memory: :meth:`from_model`.
     """
 
     def __init__(
@@ -285,11 +479,18 @@ class TransformersBackend:
             raise ValueError(f"model: expected a hub id or a local folder, got {model!r}")
         if revision is not None and (not isinstance(revision, str) or not revision):
             raise ValueError(f"revision: expected a hub branch, tag or commit, got {revision!r}")
-        _torch_dtype(dtype)  # validates
-        self.model_path = model
+        if dtype not in DTYPES:
+            raise ValueError(
+                f"mllm.backends.{name}.dtype: unknown value {dtype!r}; valid values: {', '.join(DTYPES)}"
+            )
+        if processor_kwargs is not None and not isinstance(processor_kwargs, Mapping):
+            raise ValueError(
+                f"mllm.backends.{name}.processor_kwargs: expected a mapping, got {processor_kwargs!r}"
+            )
+        self.model_path: str | None = model
         self.is_local = looks_like_path(model)
         self.revision = revision
-        self.device = device
+        self.device = check_device_name(device, f"mllm.backends.{name}.device")
         self.dtype = dtype
         self.processor_kwargs = dict(processor_kwargs or {})
         self.name = name
@@ -302,10 +503,75 @@ class TransformersBackend:
             self.model_id = model
         self._model = None
         self._processor = None
+        self._image_tokens: dict | None = None
         self._resolved: str | None = None
+        self._built = False
+
+    @classmethod
+    def from_model(
+        cls,
+        model,
+        processor,
+        *,
+        model_id: str,
+        revision: str | None = None,
+        name: str = "transformers",
+        logits_processor_factory: LogitsProcessorFactory | None = None,
+    ) -> TransformersBackend:
+        """A backend over a model and processor already built in memory (not loaded from disk).
+
+        ``model``: a transformers image-text-to-text model (``generate``), in fp32, fp16 or
+        bf16, on the device it should run on (both are read off the model, and the dtype keys
+        the answers). ``processor``: its processor, with a chat template; its tokenizer is set to
+        LEFT padding (batched generation needs it). ``model_id`` names the model in the cache
+        key and the logs. ``revision`` keys the answers: give one that changes whenever the
+        weights or the processor change (a commit, a checkpoint digest); None = the SHA-256 of
+        the weights and the processor's configuration (:func:`built_model_revision`, computed on
+        the first :meth:`identity`: every tensor is copied to the host once to hash it).
+        :meth:`close` drops both (the backend cannot generate afterwards).
+        """
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError(
+                f"model_id: expected a non-empty name for the built model, got {model_id!r}"
+            )
+        if revision is not None and (not isinstance(revision, str) or not revision):
+            raise ValueError(f"revision: expected a non-empty string or None, got {revision!r}")
+        if not callable(getattr(model, "generate", None)):
+            raise ValueError(
+                f"model: expected a transformers model with generate(), got {type(model).__name__}"
+            )
+        dtype = dtype_name(model.dtype)
+        self = cls.__new__(cls)
+        self.model_path = None
+        self.is_local = False
+        self.revision = revision
+        self.device = str(model.device)
+        self.dtype = dtype
+        self.processor_kwargs = {}
+        self.name = name
+        self.logits_processor_factory = logits_processor_factory
+        self.model_id = model_id
+        self._image_tokens = None
+        self._resolved = revision
+        self._built = True
+        self._model, self._processor = model.eval(), self._prepare_processor(processor)
+        return self
 
     def __repr__(self) -> str:
-        return f"TransformersBackend(model={self.model_path!r}, revision={self.revision!r}, device={self.device!r}, dtype={self.dtype!r})"
+        source = (
+            f"model={self.model_path!r}" if not self._built else f"built model {self.model_id!r}"
+        )
+        return f"TransformersBackend({source}, revision={self.revision!r}, device={self.device!r}, dtype={self.dtype!r})"
+
+    @property
+    def model(self):
+        """The loaded (or given) model; None until :meth:`check` or the first :meth:`generate`."""
+        return self._model
+
+    @property
+    def processor(self):
+        """The loaded (or given) processor; None until it is loaded."""
+        return self._processor
 
     @property
     def requested_revision(self) -> str:
@@ -320,11 +586,16 @@ class TransformersBackend:
         local cache; only when it is not there, and the hub is not in offline mode, is the hub
         asked (:func:`fetch_hub_revision`: one small download, before any answer is keyed, so
         the first run keys its answers by the same commit as the later ones). If that fails too,
-        the name keys the answers, with a warning.
+        the name keys the answers, with a warning. A built model (:meth:`from_model`): the
+        given revision, else :func:`built_model_revision`.
         """
         if self._resolved is not None:
             return self._resolved
-        if self.revision is not None and self.is_local:
+        if self._built:
+            if self._model is None:
+                raise BackendError(f"the built MLLM {self.model_id!r} was closed")
+            resolved = built_model_revision(self._model, self._processor)
+        elif self.revision is not None and self.is_local:
             resolved = self.revision  # given explicitly (the demo backend): taken as is
         elif self.is_local:
             folder = Path(self.model_path).expanduser()
@@ -367,9 +638,17 @@ class TransformersBackend:
         return ref
 
     def identity(self) -> dict:
+        """``{backend, model_id, revision, settings}``: everything that keys the answers.
+
+        ``settings``: the dtype; with ``processor_kwargs`` also those and the image-token count
+        the loaded processor gives for each of :data:`PROBE_SIZES` (``image_tokens``; loading
+        the processor, not the weights, and checking the settings were applied).
+        """
         settings: dict = {"dtype": self.dtype}
         if self.processor_kwargs:
             settings["processor_kwargs"] = dict(self.processor_kwargs)
+            self._load_processor()
+            settings["image_tokens"] = dict(self._image_tokens or {})
         return {
             "backend": self.name,
             "model_id": self.model_id,
@@ -401,58 +680,86 @@ class TransformersBackend:
             "copy DIR here and point the setting at that local folder (`mllm.backends.transformers.model: /path/to/folder`)"
         )
 
+    def _source(self) -> tuple[str, dict]:
+        """(what ``from_pretrained`` reads, its keyword arguments): the local folder, or the hub
+        repo at exactly the commit that keys the answers."""
+        model = self.model_path
+        if self.is_local:
+            folder = Path(model).expanduser()
+            if not folder.is_dir():
+                raise BackendError(
+                    f"cannot load the MLLM {self.model_id!r}: the local folder {model!r} does not exist; "
+                    "`mllm.backends.transformers.model` must be a folder written by save_pretrained, or a hub id"
+                )
+            return str(folder), {}
+        return model, {"revision": self.resolved_revision(), "cache_dir": str(hub_cache_dir())}
+
+    def _prepare_processor(self, processor):
+        if getattr(processor, "chat_template", None) is None:
+            raise BackendError(
+                f"the processor of {self.model_id!r} has no chat template; the transformers backend needs one"
+            )
+        tokenizer = getattr(processor, "tokenizer", processor)
+        tokenizer.padding_side = "left"
+        return processor
+
+    def _load_processor(self):
+        """The processor (loaded once), with ``processor_kwargs`` applied and checked."""
+        if self._processor is not None:
+            return self._processor
+        if self._built:
+            raise BackendError(f"the built MLLM {self.model_id!r} was closed")
+        from transformers import AutoProcessor
+
+        source, kwargs = self._source()
+        try:
+            processor = AutoProcessor.from_pretrained(source, **kwargs, **self.processor_kwargs)
+        except Exception as err:  # OSError (offline, missing files), ValueError
+            raise self._load_error(err) from err
+        processor = self._prepare_processor(processor)
+        if self.processor_kwargs:
+            self._image_tokens = check_processor_settings(
+                processor,
+                self.processor_kwargs,
+                lambda: AutoProcessor.from_pretrained(source, **kwargs),
+                f"mllm.backends.{self.name}.processor_kwargs",
+            )
+        self._processor = processor
+        return processor
+
     def _load(self):
         if self._model is not None:
             return self._model, self._processor
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        if self._built:
+            raise BackendError(f"the built MLLM {self.model_id!r} was closed")
+        from transformers import AutoModelForImageTextToText
 
-        model = self.model_path
-        if self.is_local and not Path(model).expanduser().is_dir():
-            raise BackendError(
-                f"cannot load the MLLM {self.model_id!r}: the local folder {model!r} does not exist; "
-                "`mllm.backends.transformers.model` must be a folder written by save_pretrained, or a hub id"
-            )
-        if self.is_local:
-            source, kwargs = str(Path(model).expanduser()), {}
-        else:
-            # load exactly the commit that keyed the answers
-            source = model
-            kwargs = {"revision": self.resolved_revision(), "cache_dir": str(hub_cache_dir())}
         try:
-            processor = AutoProcessor.from_pretrained(source, **kwargs, **self.processor_kwargs)
+            device = resolve_device(self.device, f"mllm.backends.{self.name}.device")
+        except ValueError as err:
+            raise BackendError(str(err)) from err
+        processor = self._load_processor()
+        source, kwargs = self._source()
+        try:
+            # straight onto the device in the dtype: no full copy in host memory first
             net = AutoModelForImageTextToText.from_pretrained(
-                source, **kwargs, dtype=_torch_dtype(self.dtype)
+                source, **kwargs, dtype=_torch_dtype(self.dtype), device_map={"": device}
             )
-        except (
-            Exception
-        ) as err:  # OSError (offline, missing files), ValueError (unknown architecture)
+        except Exception as err:  # OSError (missing files), ValueError (unknown architecture)
             raise self._load_error(err) from err
         if not self.is_local and not _COMMIT.fullmatch(self.resolved_revision()):
             commit = getattr(net.config, "_commit_hash", None)
             log.warning(
                 "MLLM %r: loaded revision %r%s; answers are keyed by the name %r, pin the commit "
                 "(mllm.backends.transformers.revision: %s) for reproducible caches",
-                model,
+                self.model_path,
                 self.requested_revision,
                 f" = commit {commit}" if commit else "",
                 self.resolved_revision(),
                 commit or "<40-hex hash>",
             )
-        if getattr(processor, "chat_template", None) is None:
-            raise BackendError(
-                f"the processor of {self.model_id!r} has no chat template; the transformers backend needs one"
-            )
-        device = _resolve_device(self.device)
-        try:
-            net = net.to(device).eval()
-        except Exception as err:
-            raise BackendError(
-                f"cannot move the MLLM {self.model_id!r} to device {device!r}: {err}; valid devices: {DEVICES_HELP}"
-            ) from err
-        tokenizer = getattr(processor, "tokenizer", processor)
-        tokenizer.padding_side = "left"
-        self._model, self._processor = net, processor
-        return net, processor
+        self._model = net.eval()
+        return self._model, processor
 
     # -- generation ---------------------------------------------------------------------------
     def _conversation(self, query: Query, prompt: str, settings: Mapping):
