@@ -892,12 +892,19 @@ def check_sweeps(params: Mapping, validator=None) -> list[str]:
             first = True
             section = _section_validator(validator.schema, path.split(".")[0])
             if sw.get("merge"):
-                not_maps = [i for i, v in enumerate(values) if not isinstance(v, Mapping)]
-                if not_maps or not isinstance(node.get(key), Mapping):
+                if not isinstance(node.get(key), Mapping):
                     out.append(
-                        f"{where}.merge: true needs a mapping at {path!r}{for_m} and mapping "
-                        f"values (values[{not_maps[0] if not_maps else 0}] / the setting is not one)"
+                        f"{where}.setting: {path!r}{for_m} is {_show(node.get(key))}, not a mapping; "
+                        "merge: true merges each value into a mapping"
                     )
+                    continue
+                not_maps = [i for i, v in enumerate(values) if not isinstance(v, Mapping)]
+                out += [
+                    f"{where}.values[{i}]: {_show(values[i])} is not a mapping; with merge: true each "
+                    f"value is merged into {path!r}"
+                    for i in not_maps
+                ]
+                if not_maps:
                     continue
             for i, value in enumerate(values):
                 trial = _set(params, path, value, bool(sw.get("merge")))

@@ -62,6 +62,15 @@ METHODS: dict[str, MethodSpec] = {
         runner="ants.methods.adaneg:run_adaneg",
         scorer="ants.methods.adaneg:score_adaneg",
     ),
+    "ants": MethodSpec(
+        "ants",
+        id_prompt="nice",
+        uses_negatives=False,
+        uses_answers=True,
+        runner="ants.methods.ants_tta:run_ants",
+        scorer="ants.methods.ants_tta:score_ants",
+        static_settings="ants.methods.ants_switches:ants_static_scoring",
+    ),
     "glmcm": MethodSpec(
         "glmcm",
         id_prompt="photo_bare",
@@ -79,15 +88,6 @@ METHODS: dict[str, MethodSpec] = {
         runner="ants.methods.eoe:run_eoe",
         scorer="ants.methods.eoe:score_eoe",
         uses_envisioned=True,
-    ),
-    "ants": MethodSpec(
-        "ants",
-        id_prompt="nice",
-        uses_negatives=False,
-        uses_answers=True,
-        runner="ants.methods.ants_tta:run_ants",
-        scorer="ants.methods.ants_tta:score_ants",
-        static_settings="ants.methods.ants_switches:ants_static_scoring",
     ),
 }
 METHOD_NAMES = tuple(METHODS)
