@@ -664,6 +664,21 @@ def check_references(params: Mapping) -> list[str]:
 
     # the MLLM: the selected backend's settings, prompts and generation settings
     mllm = params["mllm"]
+    out += _mllm_problems(mllm)
+    # an EOE method's own LLM: its overrides merged over mllm must be a valid mllm section
+    for name, cfg in methods.items():
+        if cfg["method"] == "eoe" and cfg.get("llm"):
+            merged = merge_config(mllm, cfg["llm"])
+            validator = _section_validator(load_schema(), "mllm")
+            lines = _schema_problems(merged, validator) or _mllm_problems(merged)
+            out += [f"methods.{name}.llm (merged over mllm): {line}" for line in lines]
+    return out
+
+
+def _mllm_problems(mllm: Mapping) -> list[str]:
+    """The selected backend's settings are there, with the required ones; prompts and
+    generation settings are valid."""
+    out = []
     backend = mllm["backend"]
     settings = mllm["backends"].get(backend)
     if settings is None:
@@ -675,8 +690,7 @@ def check_references(params: Mapping) -> list[str]:
         for key in BACKEND_REQUIRED_SETTINGS[backend]:
             if key not in settings:
                 out.append(f"mllm.backends.{backend}.{key}: required for backend {backend!r}")
-    out += _prompting_problems(mllm)
-    return out
+    return out + _prompting_problems(mllm)
 
 
 # --------------------------------------------------------------------------------------------

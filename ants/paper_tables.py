@@ -228,8 +228,9 @@ def write_ablation_tables(
     long = ablation_table(pd.read_csv(path), view, rows)
     roc = view["metrics"]["fpr95_roc"]
     note = (
-        "Ablation (paper Table 4): each row is ANTS with the switches shown (docs/METHOD.md "
-        "section 11); published: the paper's row of the same letter (OpenOOD v1.5)."
+        "Ablation (paper Table 4): each row is ANTS with the switches shown; "
+        "docs/METHOD.md section 11 gives the readings of 'without NIM' and 'without SIM'. "
+        "Published: the paper's row of the same letter (OpenOOD v1.5)."
     )
     out_dir = Path(out_dir)
     written = [_write_text(out_dir / f"{stem}.csv", long.to_csv(index=False))]

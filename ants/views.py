@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ants._io import canonical_json
-from ants.config import sweep_value
+from ants.config import merge_config, sweep_value
 from ants.methods import method_spec  # the registry: torch-free, like everything here
 from ants.methods.ants_switches import ANTS_PLAN_KEYS, ants_config
 
@@ -248,11 +248,12 @@ def eoe_answer_config(params: Mapping, method: str) -> dict:
         raise ValueError(
             f"methods.{base}: envisioned labels exist only for EOE, not {cfg['method']!r}"
         )
-    answering = {k: p["mllm"][k] for k in MLLM_ANSWERING_KEYS if k in p["mllm"]}
+    mllm = merge_config(p["mllm"], cfg.get("llm") or {})
+    answering = {k: mllm[k] for k in MLLM_ANSWERING_KEYS if k in mllm}
     if cfg["parser"] == "authors":
         answering["max_negative_chars"] = None
     return {
-        "mllm": backend_config(p),
+        "mllm": backend_config({**p, "mllm": mllm}),
         "answering": answering,
         "eoe": {k: cfg.get(k) for k in ("task", "n_envisioned", "class_type", "parser")},
     }
