@@ -171,12 +171,12 @@ def test_demo_dag_end_to_end_through_snakemake(built, record_figure):
     record_figure(f"test demo DAG (test_params) from scratch through snakemake: {built['seconds']:.0f} s")
     assert "Its numbers carry NO meaning" in built["out"]
     metrics = json.loads(built["metrics"])
-    assert set(metrics["demo"]) == {"mcm", "neglabel", "adaneg", "ants_paper", "ants_code"}
+    assert set(metrics["demo"]) == {"mcm", "glmcm", "eoe", "neglabel", "adaneg", "ants_paper", "ants_code"}
     for method, entries in metrics["demo"].items():
         assert {"demo_far", "demo_near", "far_average", "near_average"} <= set(entries), method
         assert entries["demo_far"]["n_seeds"] == 2
         assert 0 <= entries["demo_far"]["auroc"] <= 100
-    for m in ("mcm", "neglabel", "adaneg", "ants_paper", "ants_code"):
+    for m in ("mcm", "glmcm", "eoe", "neglabel", "adaneg", "ants_paper", "ants_code"):
         for ood in ("demo_far", "demo_near"):
             for s in (0, 1):
                 assert (w / f"results/scores/demo/{m}/{ood}/seed{s}.parquet").is_file()
