@@ -31,19 +31,19 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/metrics.json",
+        template("metrics_json"),
         metric_tables(),
-        "reports/index.html",
+        artifacts.REPORT,
         report_figures(),
 
 
 rule paper:
     input:
         table_files() if "methods" in PAPER["tables"] or "ants_variants" in PAPER["tables"] else [],
-        expand("results/sweeps/{sweep}.csv", sweep=paper_sweep_names()),
+        [artifacts.path("sweep_csv", sweep=s) for s in paper_sweep_names()],
         ablation_files(),
         cost_files(),
-        "reports/index.html",
+        artifacts.REPORT,
         report_figures(),
 
 
@@ -53,6 +53,7 @@ onstart:
 
 onsuccess:
     announce()
-    if os.path.exists("results/metrics.json"):
+    if os.path.exists(template("metrics_json")):
         shell("ants metrics --brief || true")
-    print("Metrics: results/metrics.json, results/tables/; report: reports/index.html", file=sys.stderr)
+    print(f"Metrics: {template('metrics_json')}, {artifacts.folder('tables')}/; report: {artifacts.REPORT}",
+          file=sys.stderr)

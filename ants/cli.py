@@ -41,8 +41,9 @@ Inspection (:mod:`ants.cli_inspect`; ``ants COMMAND --help``)::
     ants config merge params.yaml configs/X.yaml --out F  write the merged, validated whole
     ants answers ...  ants negatives ...  ants metrics ...  ants cache ...
 
-Exit status: 0 on success, 2 for bad input (a clear message on stderr naming the file or key),
-1 for anything unexpected.
+Exit status: 0 on success, 2 for bad input (a clear message on stderr naming the file or key;
+a damaged or missing artifact: the file, what is wrong and how to rebuild it,
+:class:`ants.artifacts.ArtifactError`), 1 for anything unexpected.
 """
 
 from __future__ import annotations
@@ -50,19 +51,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
-from pathlib import Path
 
 from ants.errors import UsageError
 
 __all__ = ["main"]
-
-#: a per-seed score file's path, ``.../scores/BENCH/METHOD/OOD/seedN.parquet`` (the one pattern;
-#: :mod:`ants.cli_inspect` imports it through :func:`score_file_key`)
-SCORE_PATH = re.compile(
-    r"(?:^|/)scores/(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$"
-)
 
 
 #: ``--max-pixels`` of the commands that decode images (``params.data.max_pixels``)
@@ -91,16 +84,14 @@ def _json(text: str, what: str):
 
 
 def score_file_key(path: str) -> tuple[str, str, str, int]:
-    """``(benchmark, method, ood, seed)`` of a score file path (:data:`SCORE_PATH`).
+    """``(benchmark, method, ood, seed)`` of a score file path (the ``scores`` template of
+    :mod:`ants.artifacts`). Raises :class:`UsageError` for a path that is not one."""
+    from ants.artifacts import parse_path, template
 
-    Raises :class:`UsageError` for a path that is not one.
-    """
-    m = SCORE_PATH.search(Path(path).as_posix())
-    if not m:
-        raise UsageError(
-            f"{path}: not a score file path (expected .../scores/BENCH/METHOD/OOD/seedN.parquet)"
-        )
-    return m["b"], m["m"], m["o"], int(m["s"])
+    w = parse_path("scores", path)
+    if w is None:
+        raise UsageError(f"{path}: not a score file path (expected .../{template('scores')})")
+    return w["benchmark"], w["method"], w["ood"], int(w["seed"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,13 +359,13 @@ def cmd_score(a) -> int:
 
 
 def cmd_compute_metrics(a) -> int:
-    from ants.stages import _write_csv, compute_metrics, trace_table
+    from ants.stages import compute_metrics
 
     view = _json(a.view_json, "--view-json")
     files = {score_file_key(p): p for p in a.scores}
-    nested = compute_metrics(files, params=view, out_json=a.out_json, out_dir=a.out_dir)
-    if a.plots:
-        _write_csv(a.plots, trace_table(files))
+    nested = compute_metrics(
+        files, params=view, out_json=a.out_json, out_dir=a.out_dir, out_trace=a.plots
+    )
     for bench, methods in nested.items():
         print(f"{bench}:")
         for method, entries in methods.items():
@@ -496,7 +487,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True)
     s.add_argument("--dataset-json", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--data-dir", default="results/data")
+    s.add_argument(
+        "--data-dir", help="where generated and downloaded sets are (default: results/data)"
+    )
     s.add_argument("--no-check-images", action="store_true")
     s.add_argument("--max-pixels", type=_positive_int, help=MAX_PIXELS_HELP)
 
@@ -726,6 +719,7 @@ def _parser() -> argparse.ArgumentParser:
 #: Errors reported as bad input (exit 2), besides ``UsageError`` and ``FileNotFoundError``, as
 #: ``(module, class)``: a clear line naming the file or key, no traceback.
 BAD_INPUT = (
+    ("ants.artifacts", "ArtifactError"),
     ("ants.config", "ConfigError"),
     ("ants.datasets", "DatasetError"),
     ("ants.stages", "StageError"),

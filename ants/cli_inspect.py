@@ -12,7 +12,7 @@ stream or batch and what exists)::
     ants negatives --stream S --batch B                 the ENS and VSNL banks after batch B
     ants negatives compare A B                          two negative sets: counts, overlap
     ants metrics [--brief]                              paper-shaped tables, published beside
-    ants tables --view-json J --metrics-dir D --out-dir D [--scores F...]   (workflow stage)
+    ants tables --view-json J --metrics-dir D --out-dir D   (workflow stage)
     ants cache stats [--cache F]                        cached answers per kind and status
     ants cache rebuild [--log P] [--cache F]            put a log's answers back into the cache
 
@@ -25,24 +25,24 @@ answer, negatives, class or image). ``--log`` is a log file or a folder read rec
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tempfile
 import textwrap
 from pathlib import Path
 
-from ants.cli import score_file_key
+from ants import artifacts
 from ants.errors import UsageError
 
 __all__ = ["register"]
 
-DEFAULT_LOG = "results/answers"
+DEFAULT_LOG = artifacts.folder("answers")
 #: the name of the metrics-table command
 METRICS_COMMAND = "metrics"
 
 
 def _filtered(a):
-    from ants.inspection import filter_answers, read_logs
+    from ants.answers_log import read_logs
+    from ants.inspection import filter_answers
 
     frame = read_logs(a.log)
     return filter_answers(
@@ -57,7 +57,7 @@ def _what(r) -> str:
 
 
 def cmd_answers_streams(a) -> int:
-    from ants.inspection import read_logs
+    from ants.answers_log import read_logs
 
     frame = read_logs(a.log)
     if frame.empty:
@@ -205,7 +205,8 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
 
 
 def cmd_answers_diff(a) -> int:
-    from ants.inspection import diff_logs, filter_answers, read_logs
+    from ants.answers_log import read_logs
+    from ants.inspection import diff_logs, filter_answers
     from ants.mllm.answering import shorten
 
     chars = _answer_chars(a)
@@ -249,29 +250,26 @@ def cmd_answers_diff(a) -> int:
 
 
 def _score_file_for(stream: str, scores_dir: str) -> Path | None:
-    m = re.fullmatch(r"(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)", stream)
-    if not m:
+    """The score file of a stream id in ``scores_dir`` (per-stream files lie at their stream id
+    below their folder, :func:`ants.artifacts.stream_id`), if it exists."""
+    if artifacts.parse_stream_id(stream) is None:
         return None
-    p = Path(scores_dir) / m["b"] / m["m"] / m["o"] / f"seed{m['s']}.parquet"
+    p = Path(scores_dir) / f"{stream}.parquet"
     return p if p.is_file() else None
 
 
 def _class_names(text: str | None, stream: str, params: str) -> list[str] | None:
     if text:
-        from ants.stages import read_id_text
-
-        return list(read_id_text(text, "nice")[1])
+        return list(artifacts.read_id_text(text, "nice")[1])
     try:
         cfg = _load_params(params)
         bench = cfg["benchmarks"][stream.split("/")[0]]
-        path = Path("results/text") / bench["backbone"] / f"{bench['label_set']}.parquet"
-        if path.is_file():
-            from ants.stages import read_id_text
-
-            return list(read_id_text(path, "nice")[1])
-    except Exception:  # noqa: BLE001 - no params / no text file: the inexact VSNL view is used
+        path = Path(
+            artifacts.path("id_text", backbone=bench["backbone"], label_set=bench["label_set"])
+        )
+    except Exception:  # noqa: BLE001 - no params: the inexact VSNL view is used
         return None
-    return None
+    return list(artifacts.read_id_text(path, "nice")[1]) if path.is_file() else None
 
 
 def cmd_negatives_compare(a) -> int:
@@ -286,8 +284,8 @@ def cmd_negatives_compare(a) -> int:
 
 
 def cmd_negatives(a) -> int:
-    from ants._io import read_table
-    from ants.inspection import banks_at, filter_answers, read_logs
+    from ants.answers_log import read_logs
+    from ants.inspection import banks_at, filter_answers
 
     if a.stream is None or a.batch is None:
         raise UsageError(
@@ -306,7 +304,7 @@ def cmd_negatives(a) -> int:
     score = _score_file_for(stream, a.scores)
     config, preds, pbatch, trace, n_batches = {}, None, None, None, None
     if score is not None:
-        sframe, meta = read_table(score)
+        sframe, meta = artifacts.read_scores(score)
         config = dict((meta.get("method") or {}).get("config") or {})
         preds, pbatch = sframe["pred"].tolist(), sframe["batch"].tolist()
         trace = meta.get("trace")
@@ -374,9 +372,7 @@ def _load_params(path: str) -> dict:
         return raw
 
 
-def _tables_for_terminal(
-    metrics_dir: str, params_path: str, scores_dir: str, benchmark: str | None
-):
+def _tables_for_terminal(metrics_dir: str, params_path: str, benchmark: str | None):
     from ants.tables import paper_results, paper_table, read_metric_rows
     from ants.views import tables_view
 
@@ -396,7 +392,7 @@ def _tables_for_terminal(
 def cmd_metrics(a) -> int:
     from ants.tables import table_rows_for_terminal
 
-    view, tables = _tables_for_terminal(a.metrics_dir, a.params, "results/scores", a.benchmark)
+    view, tables = _tables_for_terminal(a.metrics_dir, a.params, a.benchmark)
     demo = _is_demo_params(a.params)
     if a.brief:
         for bench, long in tables:
@@ -441,8 +437,8 @@ def cmd_metrics(a) -> int:
 def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
     """Lines for ``metrics --brief``: the MLLM answers of the run by status, and each stream
     with an answer that is not ``ok`` (failed, empty, unparsable) with its first failure."""
-    from ants.inspection import read_logs
-    from ants.mllm.answering import failure_summary, shorten
+    from ants.answers_log import failure_summary, read_logs
+    from ants.mllm.answering import shorten
 
     if not Path(log).exists():
         return []
@@ -469,17 +465,10 @@ def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
 
 
 def _is_demo_params(path: str) -> bool:
+    from ants.views import uses_random_weights
+
     try:
-        p = _load_params(path)
-        if (p.get("mllm") or {}).get("backend") == "demo":
-            return True
-        return any(
-            not (
-                p["backbones"][p["benchmarks"][b]["backbone"]].get("pretrained")
-                or p["backbones"][p["benchmarks"][b]["backbone"]].get("weights_path")
-            )
-            for b in p["run"]["benchmarks"]
-        )
+        return uses_random_weights(_load_params(path))
     except Exception:  # noqa: BLE001 - unknown: no note
         return False
 
@@ -488,8 +477,7 @@ def cmd_tables(a) -> int:
     from ants.tables import write_tables
 
     view = json.loads(a.view_json)
-    files = {score_file_key(p): p for p in a.scores or []}
-    written = write_tables(view, metrics_dir=a.metrics_dir, out_dir=a.out_dir, score_files=files)
+    written = write_tables(view, metrics_dir=a.metrics_dir, out_dir=a.out_dir)
     print(f"{len(written)} table files -> {a.out_dir}")
     return 0
 
@@ -509,7 +497,7 @@ def cmd_cache_stats(a) -> int:
 
 
 def cmd_cache_rebuild(a) -> int:
-    from ants.inspection import read_logs
+    from ants.answers_log import read_logs
     from ants.mllm.cache import AnswerCache, CachedAnswer
 
     frame = read_logs(a.log)
@@ -645,7 +633,9 @@ def register(add) -> None:
     s.add_argument("--batch", type=int, help="stream batch (from 1) (required)")
     s.add_argument("--log", default=DEFAULT_LOG)
     s.add_argument(
-        "--scores", default="results/scores", help="score files folder (predictions, config, trace)"
+        "--scores",
+        default=artifacts.folder("scores"),
+        help="score files folder (predictions, config, trace)",
     )
     s.add_argument("--text-file", help="ID text file (class names); default: from params.yaml")
     s.add_argument("--params", default="params.yaml")
@@ -673,10 +663,10 @@ def register(add) -> None:
         help="one line per method and benchmark (split averages) and where the report is",
     )
     s.add_argument("--benchmark", help="only this benchmark")
-    s.add_argument("--metrics-dir", default="results/metrics")
+    s.add_argument("--metrics-dir", default=artifacts.folder("metrics_csv"))
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--report", default="reports/index.html")
-    s.add_argument("--tables-dir", default="results/tables")
+    s.add_argument("--report", default=artifacts.REPORT)
+    s.add_argument("--tables-dir", default=artifacts.folder("tables"))
     s.add_argument(
         "--answers",
         default=DEFAULT_LOG,
@@ -689,7 +679,6 @@ def register(add) -> None:
     s.add_argument("--view-json", required=True)
     s.add_argument("--metrics-dir", required=True)
     s.add_argument("--out-dir", required=True)
-    s.add_argument("--scores", nargs="*", default=[])
 
     s = add("cache", None, "inspect the MLLM answer cache")
     ksub = s.add_subparsers(dest="cache_command", required=True, metavar="SUBCOMMAND")

@@ -14,12 +14,12 @@ Layout
   and then renamed over the target with ``os.replace``, so a reader (or a crashed run) never
   sees a half-written file.
 * Reading turns the embedding column into one contiguous float32 ``(n, d)`` array from the
-  Arrow buffer (no Python loop over rows).
+  Arrow buffer (no Python loop over rows), after the checks every artifact reader makes
+  (:mod:`ants.artifacts`: readable, the columns of its kind, the row count of its metadata).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,23 +30,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ants._io import atomic_path, canonical_json
+from ants._io import METADATA_KEY, atomic_path, canonical_json
+from ants.artifacts import artifact_error, check_frame, open_parquet, read_arrow, resolve_kind
 
 __all__ = [
     "EMBEDDING_COLUMN",
     "METADATA_KEY",
-    "EmbeddingFileError",
     "read_embeddings",
     "read_embeddings_metadata",
     "write_embeddings",
 ]
 
 EMBEDDING_COLUMN = "embedding"
-METADATA_KEY = b"ants"
-
-
-class EmbeddingFileError(ValueError):
-    """A file is not a valid embedding table; the message names the file and what is wrong."""
 
 
 def _check_features(features: Any) -> np.ndarray:
@@ -87,8 +82,12 @@ def write_embeddings(
     features: Any,
     rows: pd.DataFrame,
     metadata: Mapping[str, Any],
+    kind: str | None = None,
 ) -> Path:
     """Write ``features`` (n, d) with ``rows`` (n rows) and ``metadata`` to a Parquet file.
+
+    ``kind``: the artifact (:data:`ants.artifacts.ARTIFACTS`) it is, whose declared columns and
+    row count are checked first (:func:`ants.artifacts.check_frame`).
 
     ``features`` are stored as float32; ``rows``' columns are stored as they are (the index
     is not stored) and must not include ``"embedding"``; ``metadata`` must be JSON-serialisable.
@@ -116,6 +115,8 @@ def write_embeddings(
     if bad_names:
         raise ValueError(f"row column names must be strings, got {bad_names!r}")
     meta_bytes = _encode_metadata(metadata)
+    if kind is not None:
+        check_frame(kind, rows, metadata)
 
     table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
     n, d = arr.shape
@@ -132,78 +133,39 @@ def write_embeddings(
     return path
 
 
-def _open(path: Path) -> pq.ParquetFile:
-    if not path.is_file():
-        raise FileNotFoundError(f"embedding file not found: {path}")
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise EmbeddingFileError(f"{path} is not a readable Parquet file: {exc}") from exc
+def read_embeddings_metadata(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
+    """The metadata dict of an embedding file, read from the schema only (no data pages);
+    the schema is checked as :func:`read_embeddings` says."""
+    return open_parquet(path, kind)[1]
 
 
-def _metadata_of(path: Path, schema: pa.Schema) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise EmbeddingFileError(
-            f"{path} has no {METADATA_KEY.decode()!r} schema metadata: it was not written by "
-            f"ants.embeddings.write_embeddings"
-        )
-    try:
-        meta = json.loads(raw)
-    except ValueError as exc:
-        raise EmbeddingFileError(
-            f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not valid JSON: {exc}"
-        ) from exc
-    if not isinstance(meta, dict):
-        raise EmbeddingFileError(
-            f"{path}: the {METADATA_KEY.decode()!r} schema metadata is not a JSON object"
-        )
-    return meta
-
-
-def read_embeddings_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata dict of an embedding file, read from the schema only (no data pages)."""
-    path = Path(path)
-    return _metadata_of(path, _open(path).schema_arrow)
-
-
-def read_embeddings(path: str | os.PathLike) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
+def read_embeddings(
+    path: str | os.PathLike, kind: str | None = None
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, Any]]:
     """Read an embedding table written by :func:`write_embeddings`.
 
     Returns ``(features, rows, metadata)``: a C-contiguous, writable float32 array (n, d); a
-    DataFrame of the other columns (RangeIndex); the metadata dict. Raises
-    ``FileNotFoundError`` for a missing file and :class:`EmbeddingFileError` (naming the file)
-    for a file that is not Parquet, lacks the embedding column or the metadata, or whose
-    embedding column has the wrong type or null entries.
+    DataFrame of the other columns (RangeIndex); the metadata dict. ``kind``: the artifact
+    (:data:`ants.artifacts.ARTIFACTS`: ``embeddings``, ``id_text``, ``negatives``,
+    ``negative_text``) whose columns and row count are checked too; None: the one the path says
+    when it lies in a workflow's ``results/``, else any embedding table. A missing, empty, cut
+    short or foreign file, a missing column or metadata, a wrong type, null features or a row
+    count other than the metadata's raise :class:`ants.artifacts.ArtifactError` (one line: the
+    file, the problem, how to rebuild it).
     """
     path = Path(path)
-    pfile = _open(path)
-    schema = pfile.schema_arrow
-    meta = _metadata_of(path, schema)
-    if EMBEDDING_COLUMN not in schema.names:
-        raise EmbeddingFileError(
-            f"{path} has no {EMBEDDING_COLUMN!r} column (columns: {schema.names})"
-        )
-    etype = schema.field(EMBEDDING_COLUMN).type
-    if not (pa.types.is_fixed_size_list(etype) and etype.value_type == pa.float32()):
-        raise EmbeddingFileError(
-            f"{path}: column {EMBEDDING_COLUMN!r} has type {etype}, expected fixed_size_list<float32>[d]"
-        )
-    try:
-        table = pfile.read()
-    except (pa.ArrowException, OSError) as exc:
-        raise EmbeddingFileError(f"{path}: cannot read the table: {exc}") from exc
-
+    table, meta = read_arrow(path, kind)
+    kind = resolve_kind(path, kind)
     column = table.column(EMBEDDING_COLUMN).combine_chunks()
-    n, d = len(column), etype.list_size
+    n, d = len(column), column.type.list_size
     if column.null_count:
-        raise EmbeddingFileError(
-            f"{path}: column {EMBEDDING_COLUMN!r} has {column.null_count} null entries"
+        raise artifact_error(
+            path, f"column {EMBEDDING_COLUMN!r} has {column.null_count} null entries", kind
         )
     flat = column.flatten()  # honours the array offset; no per-row work
     if len(flat) != n * d or flat.null_count:
-        raise EmbeddingFileError(
-            f"{path}: column {EMBEDDING_COLUMN!r} holds null or missing values"
+        raise artifact_error(
+            path, f"column {EMBEDDING_COLUMN!r} holds null or missing values", kind
         )
     features = np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True).reshape(
         n, d

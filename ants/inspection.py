@@ -1,15 +1,14 @@
-"""Reading, filtering, comparing the MLLM negatives logs; the ANTS banks as they stood at a batch.
+"""Filtering and comparing the MLLM answers logs; the ANTS banks as they stood at a batch.
 
 Used by the ``ants answers`` / ``ants negatives`` commands (:mod:`ants.cli_inspect`) and by the
-report (:mod:`ants.report`). Pure functions over DataFrames plus the readers.
+report (:mod:`ants.report`): pure functions over the frames :func:`ants.answers_log.read_logs`
+reads (the logs' format and its one reader live in :mod:`ants.answers_log`).
 
-Logs: one Parquet file per stream (``results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet``)
-or, in older runs, one per benchmark (``results/answers/{benchmark}.parquet``); a folder is read
-recursively (``**/*.parquet``). The per-answer timing columns (``answered_at``, ``seconds``,
-``from_cache``) may live in a JSON sidecar next to the log instead; they are ``None`` when absent.
-
-Banks (:func:`banks_at`): the answers say what each update added; the state machine's own rules
-(docs/METHOD.md section 6, :mod:`ants.methods.ants_tta`) say how:
+Banks (:func:`banks_at`): the answers say what each update added; the detector's own update
+steps (docs/METHOD.md section 6, :mod:`ants.methods.ants_tta`: :func:`~ants.methods.ants_tta.ens_update_texts`,
+:func:`~ants.methods.ants_tta.prepend_keep_last`, :func:`~ants.methods.ants_tta.vsnl_event`,
+with the preset's ``answer_parser``) say how -- the very functions the detector runs, on the
+answers the score job replays (:func:`ants.answers_log.answer_map`):
 
 * ENS, at each update batch ``u <= B`` in order: the sentences of the ``ok`` answers of that
   update, de-duplicated (:func:`ants.mllm.parsing.ens_update_sentences`: the parser normalised
@@ -28,137 +27,20 @@ subset; :func:`banks_at` then returns the labels asked so far and says so (``vsn
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from ants.errors import UsageError
 
 __all__ = [
-    "SIDECAR_COLUMNS",
     "Banks",
     "banks_at",
     "diff_logs",
     "filter_answers",
-    "list_logs",
-    "read_logs",
-    "read_one_log",
-    "sidecar_path",
 ]
-
-SIDECAR_COLUMNS = ("answered_at", "seconds", "from_cache")
-STREAM_LOG = re.compile(r"(?P<b>[^/]+)/(?P<m>[^/]+)/(?P<o>[^/]+)/seed(?P<s>\d+)\.parquet$")
-
-
-def list_logs(path: str | os.PathLike) -> list[Path]:
-    """Answer logs under ``path`` (a file, or a folder read recursively), sorted."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        logs = sorted(x for x in p.rglob("*.parquet") if x.is_file())
-        if not logs:
-            raise UsageError(f"no answers log (*.parquet) under {p}")
-        return logs
-    raise UsageError(f"answers log not found: {p} (run the workflow first, or give --log)")
-
-
-def sidecar_path(log: str | os.PathLike) -> Path | None:
-    """The timing sidecar of a log, if any: ``<log>.timing.json`` beside it (the answering code's
-    default), or where the workflow keeps it outside DVC's folders
-    (``results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json`` for
-    ``results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet``)."""
-    log = Path(log)
-    cands = [Path(str(log) + ".timing.json")]
-    parts = log.parts
-    if "answers" in parts:
-        i = len(parts) - 1 - parts[::-1].index("answers")
-        rel = Path(*parts[i + 1 :])
-        cands.append(Path(*parts[:i]) / "logs" / "answer" / rel.with_suffix(".timing.json"))
-    for cand in cands:
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _sidecar_frame(path: Path, n: int, log: Path | None = None) -> pd.DataFrame | None:
-    """The sidecar's columns (row-aligned with the log), or None when it is unreadable, has
-    another row count, or records the digest of another version of the log."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if log is not None and isinstance(data, Mapping) and data.get("log_sha256"):
-        from ants._io import file_digest
-
-        if data["log_sha256"] != file_digest(log):
-            return None
-    rows = data.get("rows") if isinstance(data, Mapping) else data
-    if isinstance(rows, Mapping):  # columns form {"seconds": [...], ...}
-        cols = {k: list(v) for k, v in rows.items() if k in SIDECAR_COLUMNS and len(v) == n}
-        return pd.DataFrame(cols) if cols else None
-    if isinstance(rows, list) and len(rows) == n and all(isinstance(r, Mapping) for r in rows):
-        return pd.DataFrame([{k: r.get(k) for k in SIDECAR_COLUMNS} for r in rows])
-    if isinstance(data, Mapping):
-        cols = {
-            k: list(v)
-            for k, v in data.items()
-            if k in SIDECAR_COLUMNS and isinstance(v, list) and len(v) == n
-        }
-        return pd.DataFrame(cols) if cols else None
-    return None
-
-
-def read_one_log(path: str | os.PathLike) -> pd.DataFrame:
-    """One answers log as a DataFrame; ``negatives`` as lists; sidecar columns joined when present
-    (``None`` otherwise); ``log`` = the file it came from."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    try:
-        frame = pq.read_table(path).to_pandas()
-    except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear line
-        raise UsageError(f"{path}: not a readable Parquet answers log ({exc})") from None
-    need = ("stream_id", "batch_index", "kind", "raw_text", "negatives", "status")
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise UsageError(f"{path}: not an answers log (no column {missing[0]!r})")
-    frame["negatives"] = [list(v) if v is not None else [] for v in frame["negatives"]]
-    side = sidecar_path(path)
-    extra = _sidecar_frame(side, len(frame), path) if side is not None else None
-    for col in SIDECAR_COLUMNS:
-        if col not in frame.columns:
-            frame[col] = (
-                extra[col].tolist() if extra is not None and col in extra else [None] * len(frame)
-            )
-    for col in (
-        "image",
-        "image_sha256",
-        "class_name",
-        "prompt",
-        "backend",
-        "model_id",
-        "revision",
-        "settings",
-        "cache_key",
-        "reason",
-    ):
-        if col not in frame.columns:
-            frame[col] = None
-    frame["log"] = str(path)
-    return frame
-
-
-def read_logs(path: str | os.PathLike) -> pd.DataFrame:
-    """Every log under ``path`` (:func:`list_logs`), concatenated."""
-    frames = [read_one_log(p) for p in list_logs(path)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _names(values: Sequence, limit: int = 20) -> str:
@@ -248,64 +130,66 @@ def banks_at(
     """The banks of one stream's answers (``answers``: its log rows) after batch ``batch``.
 
     ``config``: the ANTS switches (a mapping for :func:`ants.methods.ants_tta.ants_config`,
-    e.g. the score file's ``method.config``); ``preds`` / ``pred_batches``: the score file's
-    ``pred`` and ``batch`` columns in stream order; ``class_names``: the ID class names by index.
+    e.g. the score file's ``method.config``: its preset's ``answer_parser`` normalises);
+    ``preds`` / ``pred_batches``: the score file's ``pred`` and ``batch`` columns in stream
+    order; ``class_names``: the ID class names by index.
     """
-    from ants.methods.ants_tta import ants_config, top_predicted
-    from ants.mllm.parsing import ens_update_sentences, vsnl_bank_labels, vsnl_class_labels
+    from ants.answers_log import answer_map, log_queries
+    from ants.methods.ants_tta import (
+        ants_config,
+        ens_update_texts,
+        is_vsnl_batch,
+        near_subset_size,
+        prepend_keep_last,
+        top_predicted,
+        vsnl_answer_labels,
+        vsnl_bank_texts,
+        vsnl_event,
+    )
+    from ants.mllm.base import Answer, Query
 
     cfg = ants_config(dict(config or {}))
-    style, keep = cfg.answer_parser, cfg.vsnl_labels_per_class
     out = Banks(stream=stream, batch=int(batch))
     rows = answers[answers["batch_index"] <= batch]
+    replayed = answer_map(rows)  # what the score job's replay answers
     ens = rows[rows["kind"] == "ens"]
     for b in sorted(int(x) for x in ens["batch_index"].unique()):
         part = ens[ens["batch_index"] == b]
-        sentences = ens_update_sentences(
-            s for r in part.itertuples() if r.status == "ok" for s in r.negatives
-        )
-        out.ens = (sentences + out.ens)[-cfg.ens_bank_cap :]
+        sentences = ens_update_texts([replayed[q] for q in log_queries(part)], cfg)
+        out.ens = prepend_keep_last(out.ens, sentences, cfg.ens_bank_cap)
         out.ens_updates.append(b)
     vs = rows[rows["kind"] == "vsnl"]
-    events = [v for v in range(cfg.vsnl_start, int(batch) + 1, cfg.vsnl_interval)]
-    out.vsnl_events = events
+    out.vsnl_events = [v for v in range(1, int(batch) + 1) if is_vsnl_batch(v, cfg)]
     exact = preds is not None and pred_batches is not None and class_names is not None
-    cache: dict[str, list[str]] = {}
+    none = Answer(raw_text="", status="failed", reason="not in the answers log")
     if not exact:
-        for r in vs.itertuples():
-            cache.setdefault(
-                str(r.class_name),
-                vsnl_class_labels(list(r.negatives) if r.status == "ok" else [], style, keep),
-            )
+        cache: dict = {}
+        for q in log_queries(vs):
+            cache.setdefault(q.class_name, vsnl_answer_labels(replayed[q], cfg))
+        out.vsnl_classes = list(cache)
+        out.vsnl = vsnl_bank_texts(cache, cfg)
         out.vsnl_exact = False
         out.note = (
             "VSNL: no score file / class names, so classes that left the frequent subset are not "
             "dropped; these are the labels of every class asked so far"
         )
-    else:
-        k = len(class_names)
-        near_k = cfg.near_top_k if cfg.near_subset == "top_k" else max(1, round(cfg.near_delta * k))
-        counts: Counter = Counter()
-        pb = list(pred_batches)
-        pr = list(preds)
-        i = 0
-        for v in events:
-            while i < len(pb) and pb[i] <= v:
-                counts[int(pr[i])] += 1
-                i += 1
-            frequent = [str(class_names[c]) for c in top_predicted(counts, near_k)]
-            asked = vs[vs["batch_index"] == v]
-            by_class = {str(r.class_name): r for r in asked.itertuples()}
-            for c in frequent:
-                if c in cache:
-                    continue
-                r = by_class.get(c)
-                got = list(r.negatives) if r is not None and r.status == "ok" else []
-                cache[c] = vsnl_class_labels(got, style, keep)
-            for c in [c for c in cache if c not in set(frequent)]:
-                del cache[c]
-    out.vsnl_classes = list(cache)
-    out.vsnl = vsnl_bank_labels([lab for labs in cache.values() for lab in labs], style)
+        return out
+    near_k = near_subset_size(cfg, len(class_names))
+    counts: Counter = Counter()
+    pb, pr = list(pred_batches), list(preds)
+    cache, i = {}, 0
+    for v in out.vsnl_events:
+        while i < len(pb) and pb[i] <= v:
+            counts[int(pr[i])] += 1
+            i += 1
+        asked = {q.class_name for q in log_queries(vs[vs["batch_index"] == v])}
+
+        def ask(new, asked=asked):
+            names = [str(class_names[c]) for c in new]
+            return [replayed.get(Query("vsnl", n), none) if n in asked else none for n in names]
+
+        out.vsnl = vsnl_event(cache, top_predicted(counts, near_k), ask, cfg)
+    out.vsnl_classes = [str(class_names[c]) for c in cache]
     return out
 
 

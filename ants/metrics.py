@@ -27,6 +27,14 @@ Conventions (docs/METHOD.md section 8)
   ``aupr_out``: OOD positive, score ``-S``. As OpenOOD, the curve (with its final point at
   recall 0, precision 1) is integrated with the trapezoid rule.
 * Metrics are fractions in [0, 1]; reports multiply by 100.
+
+One ROC core (:func:`_binary_curve`: cumulative true / false positives at every distinct
+threshold) gives AUROC (its trapezoids), both FPR95s (its points, ``roc_points``), both AUPRs
+and the curve the report draws (:func:`roc_curve`).
+
+The workflow's aggregation lives here too: :func:`stream_metrics` (one score table: the OOD
+metrics and ID accuracy), then per dataset and seed, :func:`summary_rows` (each dataset, then
+each split's unweighted average per seed, then mean and population std over the seeds, x100).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = [
+    "ANTS_VARIANTS",
+    "METRIC_KEYS",
     "METRIC_NAMES",
     "ROC_POINTS",
     "ROC_POINTS_TEXT",
@@ -44,12 +54,22 @@ __all__ = [
     "fpr95_ood",
     "fpr_at_tpr",
     "ood_metrics",
+    "roc_curve",
     "roc_points_of",
     "seed_summary",
     "split_average",
+    "stream_metrics",
+    "summary_rows",
+    "variant_column",
 ]
 
 METRIC_NAMES = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
+#: the metrics of one stream in the workflow's tables: :data:`METRIC_NAMES` and ID accuracy
+METRIC_KEYS = (*METRIC_NAMES, "acc")
+#: ANTS's score variants, side by side in the workflow's ``{benchmark}_variants.csv``: the three
+#: outputs and the authors' scripts' choice (``oracle``: far_only on far-OOD sets, near_only on
+#: near-OOD sets)
+ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
 #: Which ROC points the FPR95 metrics look at ("all" is the default; see the module doc).
 ROC_POINTS = ("all", "openood")
 #: how each ``roc_points`` value reads the FPR95s, for table legends and the report
@@ -121,6 +141,19 @@ def _fpr_at_tpr(pos: np.ndarray, neg: np.ndarray, level: float, roc_points: str 
     return float(fpr[np.argmax(tpr >= level)])
 
 
+def roc_curve(id_scores, ood_scores, *, roc_points: str = "all") -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)`` of the ROC curve with ID positive (score ``S``: higher = more ID).
+
+    ``fpr`` = fraction of OOD accepted as ID, ``tpr`` = fraction of ID accepted, from ``(0, 0)``
+    to ``(1, 1)``, one point per distinct threshold (``roc_points="all"``) or OpenOOD's points
+    (``"openood"``): the points :func:`fpr95_id` reads its value from.
+    """
+    _check_roc_points(roc_points)
+    id_s, ood_s = _scores(id_scores, "id_scores"), _scores(ood_scores, "ood_scores")
+    tps, fps = roc_points_of(*_binary_curve(id_s, ood_s), roc_points)
+    return np.r_[0.0, fps / ood_s.size], np.r_[0.0, tps / id_s.size]
+
+
 def _check_level(recall_level: float) -> None:
     if not 0.0 < recall_level <= 1.0:
         raise ValueError(f"recall_level must be in (0, 1], got {recall_level}")
@@ -178,19 +211,16 @@ def _aupr(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def _auroc(id_s: np.ndarray, ood_s: np.ndarray) -> float:
-    """Mann-Whitney U statistic with mid-ranks for ties, divided by n_id * n_ood."""
-    scores = np.concatenate([id_s, ood_s])
-    order = np.argsort(scores, kind="mergesort")
-    sorted_s = scores[order]
-    ranks = np.empty(scores.size, dtype=np.float64)
-    # mid-rank of each tie block (1-based)
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_s)) + 1]
-    ends = np.r_[starts[1:], scores.size]
-    mid = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(mid, ends - starts)
-    n_id, n_ood = id_s.size, ood_s.size
-    u = ranks[:n_id].sum() - n_id * (n_id + 1) / 2.0
-    return float(u / (n_id * n_ood))
+    """Area under the ROC curve of every distinct threshold (trapezoids; ties count one half).
+
+    The area is summed in whole counts (``2 * area * n_id * n_ood`` is an integer, exact in
+    float64 below 2**53) and divided once, so it equals the Mann-Whitney U statistic divided
+    by ``n_id * n_ood`` to the last bit.
+    """
+    tps, fps = _binary_curve(id_s, ood_s)
+    tp, fp = np.r_[0.0, tps], np.r_[0.0, fps]
+    twice_area = float(np.sum(np.diff(fp) * (tp[1:] + tp[:-1])))
+    return twice_area / (2.0 * id_s.size * ood_s.size)
 
 
 def ood_metrics(
@@ -288,3 +318,65 @@ def seed_summary(
         out[f"{key}_std"] = float(a.std(ddof=0))
     out["n_seeds"] = len(seeds)
     return out
+
+
+# -- the workflow's aggregation ----------------------------------------------------------------
+
+
+def variant_column(variant: str, split: str) -> str:
+    """The score-table column of an ANTS variant on a ``far`` / ``near`` OOD set (``v_{name}``;
+    ``oracle`` is ``far_only`` on far sets and ``near_only`` on near sets)."""
+    if variant == "oracle":
+        variant = "far_only" if split == "far" else "near_only"
+    return f"v_{variant}"
+
+
+def stream_metrics(
+    is_ood,
+    scores,
+    predictions,
+    labels,
+    *,
+    recall_level: float = 0.95,
+    roc_points: str = "all",
+) -> dict[str, float]:
+    """:func:`ood_metrics` of one stream's scores (higher = more ID) and the ID accuracy.
+
+    ``is_ood`` marks the OOD samples; ``predictions`` and ``labels`` are read on the ID samples
+    only. Returns fractions under :data:`METRIC_KEYS`.
+    """
+    is_ood = np.asarray(is_ood, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    out = ood_metrics(s[~is_ood], s[is_ood], recall_level=recall_level, roc_points=roc_points)
+    out["acc"] = accuracy(np.asarray(predictions)[~is_ood], np.asarray(labels)[~is_ood])
+    return out
+
+
+def summary_rows(
+    per: Mapping[tuple[str, str], Mapping[int, Mapping[str, float]]],
+    splits: Sequence[tuple[str, str]],
+    methods: Sequence[str],
+    keys: Sequence[str] = METRIC_KEYS,
+) -> list[tuple[str, str, str, dict[str, float | int]]]:
+    """``(method, dataset, split, stats)`` of every method and dataset, then split average.
+
+    ``per`` maps ``(method, dataset)`` to ``{seed: metrics}`` (fractions, as
+    :func:`stream_metrics`); ``splits`` lists ``(split, dataset)`` in table order (far before
+    near). Per method: each dataset of ``splits`` it has, then for ``far`` and ``near`` with at
+    least one dataset, ``{split}_average``: per seed every member has, the unweighted mean over
+    the members (:func:`split_average`). ``stats`` = :func:`seed_summary` of ``keys`` in percent
+    (mean, population std, ``n_seeds``).
+    """
+    rows = []
+    for method in methods:
+        entries = [(ds, split, per[(method, ds)]) for split, ds in splits if (method, ds) in per]
+        for split in ("far", "near"):
+            members = [e for e in entries if e[1] == split]
+            if not members:
+                continue
+            seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
+            averages = {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds}
+            entries.append((f"{split}_average", split, averages))
+        for name, split, by_seed in entries:
+            rows.append((method, name, split, seed_summary(by_seed, keys, percent=True)))
+    return rows

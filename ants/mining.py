@@ -66,7 +66,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ants.embeddings import EmbeddingFileError, read_embeddings, write_embeddings
+from ants.artifacts import artifact_error
+from ants.embeddings import read_embeddings, write_embeddings
 from ants.progress import progress as progress_bar
 from ants.wordnet import LEXNAME_SEPARATOR, LEXNAMES, load_corpus
 
@@ -347,18 +348,27 @@ class MinedNegatives:
         metadata is ``{"artifact": "mined_negatives", "mining": meta}``.
         """
         return write_embeddings(
-            path, self.embeddings, self.table, {"artifact": _ARTIFACT, "mining": self.meta}
+            path,
+            self.embeddings,
+            self.table,
+            {"artifact": _ARTIFACT, "mining": self.meta},
+            kind="negatives",
         )
 
     @classmethod
     def load(cls, path: str | Path) -> MinedNegatives:
-        """Read a file written by :meth:`save`; errors name the file and what is wrong."""
-        features, rows, meta = read_embeddings(path)
+        """Read a file written by :meth:`save` (checked as every artifact,
+        :func:`ants.embeddings.read_embeddings`); errors are one line naming the file, what is
+        wrong and how to rebuild it (:class:`ants.artifacts.ArtifactError`)."""
+        features, rows, meta = read_embeddings(path, "negatives")
         cols = ["label", "kind", "stat", "max_id_cos"]
         if meta.get("artifact") != _ARTIFACT or list(rows.columns) != cols:
-            raise EmbeddingFileError(
-                f"{path} is not a mined-negatives file (artifact {meta.get('artifact')!r}, "
-                f"columns {list(rows.columns)}; expected artifact {_ARTIFACT!r} and columns {cols})"
+            raise artifact_error(
+                path,
+                f"not a mined-negatives file (artifact {meta.get('artifact')!r}, columns "
+                f"{', '.join(rows.columns)}; expected artifact {_ARTIFACT!r} and columns "
+                f"{', '.join(cols)})",
+                "negatives",
             )
         rows = rows.astype(
             {"label": str, "kind": str, "stat": np.float64, "max_id_cos": np.float64}

@@ -262,7 +262,7 @@ def read_benchmark_seconds(path: str | os.PathLike) -> tuple[float, float | None
 
 def _calls(logs: Sequence[Sequence[str]]) -> dict[str, int | None]:
     """Queries, distinct questions and generated answers of answers logs ``[[log, sidecar]]``."""
-    from ants.mllm.answering import read_answer_log
+    from ants.answers_log import read_answer_log
 
     queries = distinct = 0
     generated: int | None = 0

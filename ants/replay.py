@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ants._io import read_table, write_table
+from ants import artifacts
+from ants.artifacts import PLAN_COLUMNS
 from ants.methods.ants_switches import AntsConfig
 from ants.mllm.base import Answer, Query
 
@@ -38,9 +39,6 @@ __all__ = [
     "replay_scores",
     "write_plan",
 ]
-
-#: Columns of a plan file (one row per planned query, in the order an online run asks them).
-PLAN_COLUMNS = ("stream_id", "batch_index", "kind", "class_name", "image", "image_sha256")
 
 PLANNING_REASON = "planning pass: not answered yet"
 
@@ -162,7 +160,9 @@ def write_plan(
     queries: Sequence[tuple[int, Query]],
     metadata: Mapping | None = None,
 ) -> pd.DataFrame:
-    """Write one stream's planned ``(batch, Query)`` list (:data:`PLAN_COLUMNS`) atomically."""
+    """Write one stream's planned ``(batch, Query)`` list atomically (the ``plan`` artifact of
+    :mod:`ants.artifacts`: :data:`~ants.artifacts.PLAN_COLUMNS`, metadata ``stream_id``,
+    ``n_queries``)."""
     frame = pd.DataFrame(
         [
             {
@@ -178,20 +178,20 @@ def write_plan(
         columns=list(PLAN_COLUMNS),
     )
     frame["batch_index"] = frame["batch_index"].astype("int64")
-    write_table(
-        out, frame, {"stream_id": stream_name, "n_queries": len(frame), **dict(metadata or {})}
+    artifacts.write_parquet(
+        out,
+        "plan",
+        frame,
+        {"stream_id": stream_name, "n_queries": len(frame), **dict(metadata or {})},
     )
     return frame
 
 
 def read_plan(path: str | os.PathLike) -> tuple[str, list[tuple[int, Query]]]:
-    """``(stream name, [(batch, Query), ...])`` of a plan file written by :func:`write_plan`."""
-    frame, meta = read_table(path, what="plan")
-    missing = [c for c in PLAN_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{os.fspath(path)!r} is not a plan file: it lacks column {missing[0]!r}")
+    """``(stream name, [(batch, Query), ...])`` of a plan file written by :func:`write_plan`
+    (checked by :func:`ants.artifacts.read_parquet`)."""
+    from ants.answers_log import log_queries
 
-    from ants.mllm.answering import log_queries
-
+    frame, meta = artifacts.read_parquet(path, "plan")
     queries = list(zip(frame["batch_index"].astype(int).tolist(), log_queries(frame), strict=True))
     return str(meta.get("stream_id", "")), queries

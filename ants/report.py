@@ -21,8 +21,11 @@ also as SVG) for ``dvc plots`` and for papers. Sections, in order:
    vs taken from the cache.
 
 Every answer is text to Jinja's autoescape: an answer holding ``<script>`` shows as text.
-Everything here reads files the workflow wrote; metrics come from :mod:`ants.metrics` through the
-metric files and :mod:`ants.tables`.
+Everything here reads files the workflow wrote, through their validating readers
+(:mod:`ants.artifacts`, :mod:`ants.answers_log`); metrics come from :mod:`ants.metrics` through
+the metric files and :mod:`ants.tables`; the ROC curves are :func:`ants.metrics.roc_curve`'s,
+with the points ``metrics.fpr95_roc`` says (those the FPR95 columns are read from). What the page
+shows of the params is :func:`ants.views.report_view`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ants import artifacts
 from ants._io import atomic_dir, atomic_path, canonical_json
+from ants.answers_log import read_logs
 from ants.metrics import ROC_POINTS_TEXT
 from ants.tables import PAPER_METHOD, TABLE_METRICS, paper_results
 
@@ -53,6 +58,7 @@ __all__ = [
     "paper_results",
     "paper_rows",
     "provenance",
+    "roc_of",
     "sweep_figures",
 ]
 
@@ -134,10 +140,9 @@ def is_demo(
 ) -> bool:
     """True when an encoder had random weights or the MLLM was the demo model."""
     from ants.embeddings import read_embeddings_metadata
-    from ants.inspection import read_logs
 
     for path in embedding_files:
-        if (read_embeddings_metadata(path).get("encoder") or {}).get("random_init"):
+        if (read_embeddings_metadata(path, "embeddings").get("encoder") or {}).get("random_init"):
             return True
     for path in answer_logs:
         if "demo" in set(read_logs(path)["backend"].dropna()):
@@ -183,12 +188,10 @@ def _label(view: Mapping, method: str) -> str:
 def _score_figures(
     score_files: Mapping, view: Mapping, fig_dir: Path, bins: int
 ) -> tuple[list, list]:
-    """Per benchmark and method: score histograms (ID vs OOD) per set; per benchmark: ROC curves."""
-    from sklearn.metrics import roc_curve
-
-    from ants._io import read_table
-
+    """Per benchmark and method: score histograms (ID vs OOD) per set; per benchmark: ROC curves
+    (ID positive; the points ``metrics.fpr95_roc`` says, :func:`roc_of`)."""
     plt = _plt()
+    roc_points = view["metrics"]["fpr95_roc"]
     hists, rocs = [], []
     keys = sorted(score_files)
     methods_all = list(view["run"]["methods"])
@@ -202,19 +205,14 @@ def _score_figures(
                 if seeds:
                     first[(m, ood)] = (
                         seeds[0],
-                        read_table(score_files[(bench, m, ood, seeds[0])])[0],
+                        artifacts.read_scores(score_files[(bench, m, ood, seeds[0])])[0],
                     )
         fig, axes = plt.subplots(1, len(oods), figsize=(4.2 * len(oods), 3.4), squeeze=False)
         for ax, ood in zip(axes[0], oods, strict=True):
             for m in methods:
                 if (m, ood) not in first:
                     continue
-                seed, frame = first[(m, ood)]
-                is_ood = frame["is_ood"].to_numpy().astype(bool)
-                # ID is the positive class (score: higher = more ID)
-                fpr, tpr, _ = roc_curve(
-                    ~is_ood, frame["score"].to_numpy(np.float64), drop_intermediate=False
-                )
+                fpr, tpr = roc_of(first[(m, ood)][1], roc_points)
                 ax.plot(fpr, tpr, label=_label(view, m), lw=1.2)
             ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
             ax.set_title(
@@ -250,6 +248,16 @@ def _score_figures(
                 )
             )
     return rocs, hists
+
+
+def roc_of(frame: pd.DataFrame, roc_points: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, tpr)`` of a score table's ROC curve, ID positive (:func:`ants.metrics.roc_curve`
+    with ``roc_points``: the curve the FPR95 columns are read from)."""
+    from ants.metrics import roc_curve
+
+    is_ood = frame["is_ood"].to_numpy().astype(bool)
+    s = frame["score"].to_numpy(np.float64)
+    return roc_curve(s[~is_ood], s[is_ood], roc_points=roc_points)
 
 
 def _trace_figures(score_files: Mapping, view: Mapping, fig_dir: Path) -> list[dict]:
@@ -305,20 +313,7 @@ def sweep_figures(
     fig_dir = Path(fig_dir)
     out = []
     for path in sweep_csvs:
-        frame = pd.read_csv(path)
-        need = {
-            "sweep",
-            "value",
-            "is_default",
-            "benchmark",
-            "method",
-            "dataset",
-            "auroc",
-            "fpr95_ood",
-        }
-        missing = sorted(need - set(frame.columns))
-        if missing:
-            raise ValueError(f"{path}: a sweep table needs column(s) {', '.join(missing)}")
+        frame = artifacts.read_csv(path, "sweep_csv")
         name = str(frame["sweep"].iloc[0]) if len(frame) else Path(path).stem
         avg = frame[frame["dataset"].astype(str).str.endswith("_average")]
         frame = avg if len(avg) else frame
@@ -415,13 +410,13 @@ def _paper_extras(ablation: str | os.PathLike | None, cost: str | os.PathLike | 
     return out
 
 
-def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list[dict]:
+def _html_tables(metrics_dir: Path, view: Mapping) -> list[dict]:
     from ants.tables import paper_table, read_metric_rows, variant_metrics
 
     paper = paper_results()
     out = []
     has_ants = any(v["method"] == "ants" for v in view["methods"].values())
-    variants = variant_metrics(score_files, view, metrics_dir) if has_ants else None
+    variants = variant_metrics(view, metrics_dir) if has_ants else None
     for bench in view["run"]["benchmarks"]:
         try:
             main = read_metric_rows(metrics_dir, bench)
@@ -445,7 +440,6 @@ def _html_tables(metrics_dir: Path, score_files: Mapping, view: Mapping) -> list
 
 
 def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Mapping) -> dict:
-    from ants.inspection import read_logs
     from ants.mining import MinedNegatives
 
     n_mined = int(settings["negatives_shown"])
@@ -462,7 +456,8 @@ def _negatives_section(answer_logs: Sequence, negatives: Sequence, settings: Map
                 ],
             }
         )
-    from ants.mllm.answering import MAX_ANSWER_CHARS, failure_summary, shorten
+    from ants.answers_log import failure_summary
+    from ants.mllm.answering import MAX_ANSWER_CHARS, shorten
 
     frames = [read_logs(p) for p in answer_logs]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -637,32 +632,17 @@ def _stage_times(results_dir: Path) -> list[dict]:
 
 
 def _mllm_calls(answer_logs: Sequence) -> dict:
-    from ants.inspection import list_logs, read_logs, sidecar_path
-
+    """Queries, distinct questions and, where the timing sidecars say, how many answers were
+    generated vs taken from the cache."""
     if not answer_logs:
         return {}
     frame = pd.concat([read_logs(p) for p in answer_logs], ignore_index=True)
-    stats: dict[str, int] = {}
-    for p in answer_logs:
-        for log in list_logs(p):
-            side = sidecar_path(log)
-            if side is None:
-                continue
-            try:
-                data = json.loads(side.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            for k, v in (data.get("stats") or {}).items() if isinstance(data, Mapping) else ():
-                if isinstance(v, (int, float)):
-                    stats[k] = stats.get(k, 0) + int(v)
     distinct = frame.drop_duplicates("cache_key")
     out = {"queries": len(frame), "distinct": len(distinct)}
     fc = distinct["from_cache"]
     if fc.notna().any():
         out["from_cache"] = int((fc == True).sum())  # noqa: E712 - object column of bools / None
         out["generated"] = int((fc == False).sum())  # noqa: E712
-    if stats:
-        out["answering_stats"] = stats
     return out
 
 
@@ -676,7 +656,6 @@ def provenance(
 ) -> dict:
     """What produced this report (see the module docstring, section 7)."""
     from ants.embeddings import read_embeddings_metadata
-    from ants.inspection import read_logs
 
     commit = _git("rev-parse", "HEAD")
     dirty = None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no"))
@@ -684,7 +663,7 @@ def provenance(
     models, datasets = [], []
     seen = set()
     for path in embeddings:
-        meta = read_embeddings_metadata(path)
+        meta = read_embeddings_metadata(path, "embeddings")
         enc = meta.get("encoder") or {}
         key = (
             enc.get("model"),
@@ -757,19 +736,20 @@ def build_report(
     cost: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``out`` (one self-contained HTML file) and its figures in ``<out's folder>/figures``
-    (replaced whole). ``sweeps``: sweep CSVs (default: ``{results_dir}/sweeps/*.csv``);
-    ``results_dir``: default the folder of ``metrics_json`` (metric tables, benchmarks);
-    ``ablation``, ``cost``: the CSVs of the ablation and cost tables (:mod:`ants.paper_tables`),
-    shown after the paper-shaped tables when given. The sweeps of ``view["paper"]["panels"]``
-    come first, titled as the paper's Figure 7 panels."""
+    (replaced whole). ``view``: :func:`ants.views.report_view`; ``sweeps``: sweep CSVs (default:
+    ``{results_dir}/sweeps/*.csv``); ``results_dir``: default the folder of ``metrics_json``
+    (metric tables, benchmarks); ``ablation``, ``cost``: the CSVs of the ablation and cost
+    tables (:mod:`ants.paper_tables`), shown after the paper-shaped tables when given. The
+    sweeps of ``view["paper"]["panels"]`` come first, titled as the paper's Figure 7 panels.
+    Every input is checked by its reader first: a damaged one raises
+    :class:`ants.artifacts.ArtifactError` naming it."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results_dir = Path(results_dir) if results_dir is not None else Path(metrics_json).parent
+    artifacts.read_metrics_json(metrics_json)
     settings = {**REPORT_DEFAULTS, **dict(view.get("report") or {})}
-    if "in_score" not in next(iter(view["methods"].values()), {"in_score": None}):
-        view = _complete_view(view)
     if sweeps is None:
         sweeps = (
             sorted((results_dir / "sweeps").glob("*.csv"))
@@ -792,7 +772,7 @@ def build_report(
         title=settings["title"],
         demo=is_demo(embeddings, answer_logs),
         banner=DEMO_BANNER,
-        benchmarks=_html_tables(results_dir / "metrics", score_files, view),
+        benchmarks=_html_tables(results_dir / "metrics", view),
         extras=_paper_extras(ablation, cost),
         rocs=rocs,
         hists=hists,
@@ -833,21 +813,3 @@ def _published_rows() -> list[dict]:
         r["auroc"] = "–" if pd.isna(r["auroc"]) else r["auroc"]
         r["convention"] = "ID-positive" if r["fpr95_convention"] == "id" else "OOD-positive"
     return rows
-
-
-def _complete_view(view: Mapping) -> dict:
-    """A :func:`ants.views.report_view` lacking presets: read them from params.yaml when it is here."""
-    view = json.loads(json.dumps(view))
-    try:
-        import yaml
-
-        params = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - no params.yaml: rows without presets
-        params = {}
-    for m, info in view["methods"].items():
-        cfg = (params.get("methods") or {}).get(m) or {}
-        info.setdefault("preset", (cfg.get("config") or {}).get("preset"))
-        info.setdefault("in_score", cfg.get("in_score"))
-        if info["method"] == "ants" and not info.get("in_score"):
-            info["in_score"] = {"far": "far_only", "near": "near_only"}
-    return view

@@ -6,19 +6,10 @@ Each function reads its inputs, calls the package's pure code (:mod:`ants.demo_d
 so a killed job never leaves a file that looks complete. The ``ants`` command
 (:mod:`ants.cli`) is a thin argument parser over these functions; the Snakemake rules call it.
 
-Files (all Parquet unless noted; ``{...}`` are Snakemake wildcards)::
-
-    results/data/demo/...                          generated demo images + lists
-    results/data/downloads/{dataset}/...           downloaded archive, extracted
-    results/manifests/{dataset}.parquet            image files, labels, sha256, readable
-    results/embeddings/{backbone}/{dataset}.parquet   image features (ants.embeddings)
-    results/text/{backbone}/{label_set}.parquet    ID text features, two prompts
-    results/negatives/{backbone}/{label_set}.parquet  mined negatives (ants.mining)
-    results/streams/{benchmark}/{ood}/seed{s}.parquet stream order
-    results/plans/{benchmark}/{method}/{ood}/seed{s}.parquet  planned MLLM queries
-    results/answers/{benchmark}.parquet            the negatives log (every query + answer)
-    results/scores/{benchmark}/{method}/{ood}/seed{s}.parquet per-sample scores
-    results/metrics.json, results/metrics/{benchmark}.csv, results/plots/*.csv
+Every file a stage reads or writes is an artifact of :mod:`ants.artifacts` (the results layout,
+each kind's columns and metadata, the validating readers): a damaged input fails with one line
+naming the file and how to rebuild it, before any work. The math is elsewhere: metrics and
+their aggregation in :mod:`ants.metrics`, the answers log in :mod:`ants.answers_log`.
 
 Scores are "higher = more in-distribution" everywhere.
 """
@@ -26,7 +17,6 @@ Scores are "higher = more in-distribution" everywhere.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -34,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from ants._io import METADATA_KEY, atomic_path, read_table, write_json, write_table
+from ants import artifacts
+from ants.artifacts import ID_PROMPTS, read_id_text
 from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
 log = logging.getLogger("ants")
@@ -61,24 +51,12 @@ __all__ = [
     "score",
     "static",
     "stream",
-    "stream_id",
+    "trace_table",
 ]
-
-#: Prompt templates of the ID text features: NegLabel / AdaNeg / ANTS use "The nice {}."
-#: (the NegMining prompt), MCM "a photo of a {}.", GL-MCM and EOE "a photo of a {}" (their
-#: code's, no final period).
-ID_PROMPTS = {"nice": "The nice {}.", "photo": "a photo of a {}.", "photo_bare": "a photo of a {}"}
 
 
 class StageError(RuntimeError):
     """A stage cannot produce its output; the message names the file or setting at fault."""
-
-
-def _write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,7 +98,7 @@ def build_dataset_manifest(
     out: str | os.PathLike,
     *,
     check_images: bool = True,
-    data_dir: str = "results/data",
+    data_dir: str | None = None,
     progress: bool = True,
     max_pixels: int | None = None,
 ) -> pd.DataFrame:
@@ -129,17 +107,17 @@ def build_dataset_manifest(
 
     ``max_pixels`` (``params.data.max_pixels``; None = :data:`ants.images.DEFAULT_MAX_PIXELS`):
     images with more pixels are recorded as unreadable, refused before decoding. Where its
-    images and list are: :func:`ants.datasets.location.dataset_location`."""
-    from ants.datasets.location import dataset_location
+    images and list are: :func:`ants.datasets.location.dataset_location` (``data_dir``: where
+    the workflow keeps generated and downloaded sets, default its ``DATA_DIR``)."""
+    from ants.datasets.location import DATA_DIR, dataset_location
     from ants.datasets.manifests import (
         build_manifest,
         list_class_folders,
         list_flat,
         read_image_list,
-        write_manifest,
     )
 
-    root, lst = dataset_location(dataset, cfg, data_dir=data_dir)
+    root, lst = dataset_location(dataset, cfg, data_dir=DATA_DIR if data_dir is None else data_dir)
     ext = cfg.get("extensions") or None
     layout = "list" if cfg["source"] == "demo" else cfg["layout"]
     class_names = None
@@ -165,7 +143,7 @@ def build_dataset_manifest(
     bad = frame[~frame["readable"]]
     for _, row in bad.iterrows():
         log.warning("dataset %s: unreadable image %s (%s)", dataset, row["path"], row["error"])
-    write_manifest(
+    artifacts.write_manifest(
         out,
         frame,
         {
@@ -213,12 +191,11 @@ def embed_images(
     change; with ``'skip'`` they are left out, logged, and listed in the metadata
     (``skipped``). Returns the metadata written.
     """
-    from ants.datasets.manifests import read_manifest
     from ants.embeddings import write_embeddings
 
     if on_bad_image not in ("fail", "skip"):
         raise ValueError(f"data.on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
-    frame, mmeta = read_manifest(manifest)
+    frame, mmeta = artifacts.read_manifest(manifest)
     dataset = mmeta.get("dataset", Path(manifest).stem)
     bad = frame[~frame["readable"]]
     if len(bad) and on_bad_image == "fail":
@@ -263,7 +240,9 @@ def embed_images(
         "skipped": skipped,
         "n_images": int(len(kept)),
     }
-    write_embeddings(out, result.features, kept[["id", "path", "label", "sha256"]], meta)
+    write_embeddings(
+        out, result.features, kept[["id", "path", "label", "sha256"]], meta, kind="embeddings"
+    )
     return meta
 
 
@@ -321,6 +300,7 @@ def embed_label_set(
             "encoder": identity,
             "n_classes": len(names),
         },
+        kind="id_text",
     )
     mined = _negatives(names, encode_text, mining, batch, progress)
     mined.meta.update({"label_set": label_set_name, "backbone": backbone_name, "encoder": identity})
@@ -398,25 +378,8 @@ def mine_negatives(
     return {"n_classes": len(names), "n_negatives": len(mined)}
 
 
-def read_id_text(path: str | os.PathLike, prompt: str = "nice") -> tuple[np.ndarray, list[str]]:
-    """``(features (K, d), class names)`` of one prompt from an ID text file."""
-    from ants.embeddings import read_embeddings
-
-    feats, rows, _ = read_embeddings(path)
-    sel = (rows["prompt"] == prompt).to_numpy()
-    if not sel.any():
-        raise StageError(f"{path} holds no ID text features for prompt {prompt!r}")
-    order = np.argsort(rows.loc[sel, "class_index"].to_numpy(), kind="stable")
-    return feats[sel][order], rows.loc[sel, "class_name"].to_numpy()[order].tolist()
-
-
 # --------------------------------------------------------------------------------------------
 # streams
-
-
-def stream_id(benchmark: str, method: str, ood: str, seed: int) -> str:
-    """The name of one method's stream in the negatives log and the CLI."""
-    return f"{benchmark}/{method}/{ood}/seed{seed}"
 
 
 def stream(
@@ -433,7 +396,7 @@ def stream(
     from ants.streams import make_stream
 
     def rows_of(path):
-        return pq.read_table(path, columns=["id", "path", "label", "sha256"]).to_pandas()
+        return artifacts.read_parquet(path, "embeddings", ["id", "path", "label", "sha256"])[0]
 
     id_rows, ood_rows = rows_of(id_embeddings), rows_of(ood_embeddings)
     s = make_stream(
@@ -458,12 +421,12 @@ def stream(
         "seed": int(seed),
         "batch_size": int(batch_size),
         "order": order,
-        "id_dataset": read_embeddings_metadata(id_embeddings).get("dataset"),
-        "ood_dataset": read_embeddings_metadata(ood_embeddings).get("dataset"),
+        "id_dataset": read_embeddings_metadata(id_embeddings, "embeddings").get("dataset"),
+        "ood_dataset": read_embeddings_metadata(ood_embeddings, "embeddings").get("dataset"),
         # the CLIP model (id, revision / weights digest) behind the features
-        "encoder": read_embeddings_metadata(id_embeddings).get("encoder"),
+        "encoder": read_embeddings_metadata(id_embeddings, "embeddings").get("encoder"),
     }
-    write_table(out, frame, meta)
+    artifacts.write_stream(out, frame, meta)
     return frame
 
 
@@ -486,8 +449,8 @@ def _stream_features(frame: pd.DataFrame, id_embeddings, ood_embeddings) -> np.n
     """Image features in stream order (checked against the stream's item ids)."""
     from ants.embeddings import read_embeddings
 
-    f_id, r_id, _ = read_embeddings(id_embeddings)
-    f_ood, r_ood, _ = read_embeddings(ood_embeddings)
+    f_id, r_id, _ = read_embeddings(id_embeddings, "embeddings")
+    f_ood, r_ood, _ = read_embeddings(ood_embeddings, "embeddings")
     rows = _stream_rows(frame, len(f_id), len(f_ood), r_id["id"], r_ood["id"], "embeddings")
     return np.ascontiguousarray(np.concatenate([f_ood, f_id])[rows], dtype=np.float32)
 
@@ -500,9 +463,6 @@ def _negative_features(path) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------
 # the static pass: per-image results shared by every method, seed and stream
-
-
-STATIC_COLUMNS = ("id", "s_nl", "pred", "lse_id")
 
 
 def static(
@@ -526,7 +486,7 @@ def static(
     from ants.methods.ants_tta import STATIC_CHUNK
     from ants.scores import mcm_parts, negative_label_parts
 
-    feats, rows, meta = read_embeddings(embeddings)
+    feats, rows, meta = read_embeddings(embeddings, "embeddings")
     idt, _ = read_id_text(id_text, "nice")
     if scoring.get("detector") == "mcm":
         parts = mcm_parts(feats, idt, tau=float(scoring["tau"]), chunk_size=STATIC_CHUNK)
@@ -551,7 +511,7 @@ def static(
             "lse_id": parts.lse_id,
         }
     )
-    write_table(
+    artifacts.write_static(
         out,
         frame,
         {
@@ -568,8 +528,8 @@ def _stream_static(frame: pd.DataFrame, static_id, static_ood):
     """The static results of both datasets in stream order (:class:`ants.scores.StaticScores`)."""
     from ants.scores import StaticScores
 
-    s_id, _ = read_table(static_id, what="static scores")
-    s_ood, _ = read_table(static_ood, what="static scores")
+    s_id, _ = artifacts.read_static(static_id)
+    s_ood, _ = artifacts.read_static(static_ood)
     rows = _stream_rows(frame, len(s_id), len(s_ood), s_id["id"], s_ood["id"], "static scores")
     both = pd.concat([s_ood, s_id], ignore_index=True)
     return StaticScores(
@@ -599,7 +559,7 @@ def plan(
     """``ants plan``: every MLLM query the ANTS stream will ask (:func:`ants.replay.plan_queries`)."""
     from ants.replay import plan_queries, write_plan
 
-    frame, _ = read_table(stream_file)
+    frame, _ = artifacts.read_stream(stream_file)
     feats = _stream_features(frame, id_embeddings, ood_embeddings)
     idt, names = read_id_text(id_text, "nice")
     queries = plan_queries(
@@ -639,8 +599,9 @@ def answer(
     and no log is written. The log holds no run-dependent field; answer times and cache hits
     go to ``timings`` (a JSON sidecar, outside what DVC hashes). Returns the answerer's counts.
     """
+    from ants.answers_log import answer_records, write_answer_log
     from ants.mllm import build_answerer
-    from ants.mllm.answering import answer_all, answer_records, write_answer_log
+    from ants.mllm.answering import answer_all
     from ants.replay import read_plan
 
     stream_name, planned = read_plan(plan_file)
@@ -694,11 +655,11 @@ def negative_texts(answers_log: str | os.PathLike, method: Mapping) -> list[tupl
     templates: the ENS sentences of its ``ok`` answers as logged (the ENS update only
     de-duplicates them) and each VSNL label in the form the bank holds it (normalised again
     per class and over the bank, :mod:`ants.mllm.parsing`)."""
-    from ants.mllm.answering import read_answer_log
+    from ants.answers_log import read_answer_log
     from ants.mllm.parsing import ens_update_sentences, vsnl_bank_labels, vsnl_class_labels
 
     cfg = _ants_section_config(method)
-    frame = read_answer_log(answers_log)
+    frame = read_answer_log(answers_log, timings=False)
     pairs: list[tuple[str, str]] = []
     for r in frame[frame["status"] == "ok"].itertuples():
         if r.kind == "ens":
@@ -730,10 +691,16 @@ def encode_negatives(
 
 
 def _encode_text_pairs(
-    pairs: list[tuple[str, str]], backbone: Mapping, encoding: Mapping, store, out
+    pairs: list[tuple[str, str]],
+    backbone: Mapping,
+    encoding: Mapping,
+    store,
+    out,
+    kind: str = "negative_text",
 ) -> dict:
     """CLIP text features of ``(template, text)`` pairs through the content-addressed store
-    (only texts not yet stored are encoded), written to ``out`` (rows ``template``, ``text``)."""
+    (only texts not yet stored are encoded), written to ``out`` (rows ``template``, ``text``;
+    the :data:`ants.artifacts.ARTIFACTS` ``kind``)."""
     from ants.embeddings import write_embeddings
     from ants.text_features import TextFeatureStore, encode_texts_once, encoder_key
 
@@ -758,9 +725,9 @@ def _encode_text_pairs(
         "n_texts": len(pairs),
     }  # nothing run-dependent: DVC hashes this file
     if pairs:
-        write_embeddings(out, feats, rows, meta)
+        write_embeddings(out, feats, rows, meta, kind=kind)
     else:
-        write_table(out, rows.assign(embedding=[]), meta)
+        artifacts.write_parquet(out, kind, rows.assign(embedding=[]), meta)
     log.info(
         "text features: %d texts, %d encoded now, %d from the store",
         len(pairs),
@@ -803,7 +770,7 @@ def local_features(
     from ants.methods.glmcm import GLMCM_PROMPT, local_mcm
     from ants.progress import progress as progress_bar
 
-    feats, rows, meta = read_embeddings(embeddings)
+    feats, rows, meta = read_embeddings(embeddings, "embeddings")
     idt, _ = read_id_text(id_text, GLMCM_PROMPT)
     encoder = _encoder(backbone, encoding)
     paths = rows["path"].tolist()
@@ -855,7 +822,7 @@ def local_features(
         "n_images": len(frame),
         "min_global_cosine": round(worst, 6),
     }
-    write_table(out, frame, info)
+    artifacts.write_parquet(out, "local", frame, info)
     return info
 
 
@@ -877,9 +844,9 @@ def envision(
     ``method``: the EOE method section (``task``, ``n_envisioned``, ``class_type``, ``parser``);
     ``answer_cfg``: :func:`ants.views.eoe_answer_config`. A failed answer fails the job (a
     later turn needs the earlier ones); a re-run asks only what the cache lacks."""
+    from ants.answers_log import answer_records, write_answer_log
     from ants.methods.eoe import envision as ask
     from ants.mllm import build_answerer
-    from ants.mllm.answering import answer_records, write_answer_log
 
     names = _label_names(label_set)
     answering = answer_cfg["answering"]
@@ -922,25 +889,17 @@ def encode_envisioned(
 ) -> dict:
     """``ants encode-envisioned``: the text features ("a photo of a {}") of the labels EOE
     scores with (:func:`ants.methods.eoe.envisioned_labels` of the log's ``ok`` answers)."""
+    from ants.answers_log import read_answer_log
     from ants.methods.eoe import EOE_PROMPT, envisioned_labels
-    from ants.mllm.answering import read_answer_log
 
     frame = read_answer_log(answers_log, timings=False)
     ok = frame[frame["status"] == "ok"]
     labels = envisioned_labels(list(ok["negatives"]), _label_names(label_set), method["task"])
     log.info("EOE: %d envisioned labels from %d ok answers", len(labels), len(ok))
     template = ID_PROMPTS[EOE_PROMPT]
-    return _encode_text_pairs([(template, x) for x in labels], backbone, encoding, store, out)
-
-
-def _read_negative_text(path) -> tuple[list[tuple[str, str]], np.ndarray]:
-    from ants.embeddings import read_embeddings
-
-    frame, meta = read_table(path, what="negatives' text features")
-    if frame.empty:
-        return [], np.zeros((0, 1), np.float32)
-    feats, rows, _ = read_embeddings(path)
-    return list(zip(rows["template"], rows["text"], strict=True)), feats
+    return _encode_text_pairs(
+        [(template, x) for x in labels], backbone, encoding, store, out, kind="envisioned_text"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -970,7 +929,7 @@ class _StreamInputs:
         stream_name: str = "",
         progress: bool = False,
     ) -> None:
-        self.frame, self.meta = read_table(stream_file)
+        self.frame, self.meta = artifacts.read_stream(stream_file)
         self._files = {
             "id": id_embeddings,
             "ood": ood_embeddings,
@@ -1022,9 +981,9 @@ class _StreamInputs:
     @functools.cached_property
     def local(self) -> np.ndarray:
         """GL-MCM's local term of each stream sample (``ants local-features`` of both sets)."""
-        l_id, _ = read_table(self._need("local_id", "the ID local features"), what="local features")
-        l_ood, _ = read_table(
-            self._need("local_ood", "the OOD local features"), what="local features"
+        l_id, _ = artifacts.read_parquet(self._need("local_id", "the ID local features"), "local")
+        l_ood, _ = artifacts.read_parquet(
+            self._need("local_ood", "the OOD local features"), "local"
         )
         rows = _stream_rows(
             self.frame, len(l_id), len(l_ood), l_id["id"], l_ood["id"], "local features"
@@ -1035,12 +994,12 @@ class _StreamInputs:
     def envisioned(self) -> np.ndarray:
         """The text features of EOE's envisioned labels (``ants encode-envisioned``)."""
         path = self._need("envisioned", "the envisioned labels' text features")
-        pairs, feats = _read_negative_text(path)
+        pairs, feats = artifacts.read_negative_text(path, "envisioned_text")
         return feats if pairs else np.zeros((0, self.features.shape[1]), np.float32)
 
     @functools.cached_property
     def answerer(self):
-        from ants.mllm.answering import answer_map
+        from ants.answers_log import answer_map
         from ants.replay import ReplayAnswerer
 
         return ReplayAnswerer(answer_map(self._need("answers", "the stream's answers log")))
@@ -1050,14 +1009,16 @@ class _StreamInputs:
         from ants.text_features import lookup_encoder
 
         path = self._need("negative_text", "the text features of the stream's negatives")
-        pairs, feats = _read_negative_text(path)
+        pairs, feats = artifacts.read_negative_text(path)
         return lookup_encoder(pairs, feats, source=str(path))
 
 
 def _mllm_models(answers_file: str | os.PathLike) -> list[dict]:
     """The MLLMs (backend, model id, revision) behind an answers log, sorted."""
+    from ants.answers_log import read_answer_log
+
     cols = ["backend", "model_id", "revision"]
-    frame = pq.read_table(answers_file, columns=cols).to_pandas().drop_duplicates()
+    frame = read_answer_log(answers_file, timings=False)[cols].drop_duplicates()
     return frame.sort_values(cols).astype(object).where(frame.notna(), None).to_dict("records")
 
 
@@ -1121,7 +1082,7 @@ def score(
     meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
     if spec.uses_answers and files.get("answers"):
         meta["mllm"] = _mllm_models(files["answers"])  # CLIP's: meta["stream"]["encoder"]
-    write_table(out, table, meta)
+    artifacts.write_scores(out, table, meta)
     return table
 
 
@@ -1129,82 +1090,50 @@ def score(
 # metrics
 
 
-METRIC_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
+def _stat_columns() -> list[str]:
+    """The metric tables' columns after the row keys: each metric (percent) and its std over
+    the seeds, then the number of seeds."""
+    from ants.metrics import METRIC_KEYS
+
+    return [k for key in METRIC_KEYS for k in (key, f"{key}_std")] + ["n_seeds"]
 
 
-#: ANTS's score variants, side by side in ``{benchmark}_variants.csv``: the three outputs and
-#: the authors' scripts' choice (``oracle``: far_only on far-OOD sets, near_only on near-OOD).
-ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
+def _stream_metrics(frame: pd.DataFrame, metrics: Mapping, column: str = "score") -> dict:
+    """:func:`ants.metrics.stream_metrics` of one score table (``column``: the score used),
+    with the ``metrics`` section's recall level and FPR95 ROC points."""
+    from ants.metrics import stream_metrics
 
-
-def stream_metrics(
-    frame: pd.DataFrame, recall_level: float = 0.95, column: str = "score", roc_points: str = "all"
-) -> dict[str, float]:
-    """OOD metrics (fractions) and ID accuracy of one score table (``column`` = the score).
-
-    ``roc_points`` (``metrics.fpr95_roc``): the ROC points both FPR95s are read from, ``all``
-    or ``openood`` (scikit-learn's ``drop_intermediate`` points, as OpenOOD's evaluator)."""
-    from ants.metrics import accuracy, ood_metrics
-
-    is_ood = frame["is_ood"].to_numpy()
-    scores = frame[column].to_numpy(np.float64)
-    out = ood_metrics(
-        scores[~is_ood], scores[is_ood], recall_level=recall_level, roc_points=roc_points
+    return stream_metrics(
+        frame["is_ood"].to_numpy(),
+        frame[column].to_numpy(np.float64),
+        frame["pred"].to_numpy(),
+        frame["label"].to_numpy(),
+        recall_level=float(metrics["recall_level"]),
+        roc_points=metrics["fpr95_roc"],
     )
-    out["acc"] = accuracy(frame["pred"].to_numpy()[~is_ood], frame["label"].to_numpy()[~is_ood])
-    return out
 
 
-def _variant_column(variant: str, split: str) -> str:
-    if variant == "oracle":
-        variant = "far_only" if split == "far" else "near_only"
-    return f"v_{variant}"
-
-
-def _summarise(
-    per: Mapping, params: Mapping, bench: str, methods: Sequence[str], extra: Mapping
+def _rows(
+    per: Mapping, view: Mapping, bench: str, methods: Sequence[str], extra: Mapping
 ) -> list[dict]:
-    """Rows (mean and std over seeds, x100) of every (method, dataset or split average)."""
-    from ants.metrics import seed_summary, split_average
+    """The metric-table rows of one benchmark (:func:`ants.metrics.summary_rows`) with the
+    benchmark, each method's label and the ``extra`` keys."""
+    from ants.metrics import summary_rows
     from ants.views import ood_sets
 
-    rows = []
-    splits = ood_sets(params, bench)
-    for method in methods:
-        label = (
-            params["methods"][method].get("label", method)
-            if method in params["methods"]
-            else method
-        )
-        entries: list[tuple[str, str, dict[int, dict[str, float]]]] = [
-            (ood, split, per[(method, ood)]) for split, ood in splits if (method, ood) in per
-        ]
-        for split in ("far", "near"):
-            members = [e for e in entries if e[1] == split]
-            if not members:
-                continue
-            seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
-            entries.append(
-                (
-                    f"{split}_average",
-                    split,
-                    {s: split_average({e[0]: e[2][s] for e in members}) for s in seeds},
-                )
-            )
-        for name, split, by_seed in entries:
-            stats = seed_summary(by_seed, METRIC_KEYS, percent=True)
-            rows.append(
-                {
-                    "benchmark": bench,
-                    "method": method,
-                    "label": label,
-                    **extra,
-                    "dataset": name,
-                    "split": split,
-                    **stats,
-                }
-            )
-    return rows
+    labels = {m: view["methods"].get(m, {}).get("label", m) for m in methods}
+    return [
+        {
+            "benchmark": bench,
+            "method": method,
+            "label": labels[method],
+            **extra,
+            "dataset": dataset,
+            "split": split,
+            **stats,
+        }
+        for method, dataset, split, stats in summary_rows(per, ood_sets(view, bench), methods)
+    ]
 
 
 def compute_metrics(
@@ -1213,90 +1142,78 @@ def compute_metrics(
     params: Mapping,
     out_json: str | os.PathLike,
     out_dir: str | os.PathLike,
+    out_trace: str | os.PathLike | None = None,
 ) -> dict:
     """``ants compute-metrics``: per-stream metrics -> mean and std over seeds, per dataset and
-    split average.
+    split average (:mod:`ants.metrics`).
 
     ``score_files`` maps ``(benchmark, method, ood, seed)`` to a score file. Values in the
     outputs are percentages (x100) except the counts; ``*_std`` is the population standard
     deviation over the seeds (ddof=0). Writes ``out_json`` (nested benchmark -> method ->
-    dataset or ``{split}_average`` -> metric), ``{out_dir}/{benchmark}.csv`` and, for the ANTS
-    methods, ``{out_dir}/{benchmark}_variants.csv`` (:data:`ANTS_VARIANTS`, column ``variant``).
+    dataset or ``{split}_average`` -> metric), ``{out_dir}/{benchmark}.csv`` and
+    ``{out_dir}/{benchmark}_variants.csv`` (the ANTS methods'
+    :data:`ants.metrics.ANTS_VARIANTS`, column ``variant``; no rows without ANTS) and, when
+    given, ``out_trace`` (:func:`trace_table`).
     """
+    from ants.metrics import ANTS_VARIANTS, variant_column
     from ants.views import ood_sets
 
-    recall = float(params["metrics"]["recall_level"])
-    roc = params["metrics"]["fpr95_roc"]
+    metrics = params["metrics"]
     per: dict[str, dict] = {}
     per_variant: dict[tuple[str, str], dict] = {}
     for (bench, method, ood, seed), path in sorted(score_files.items()):
-        frame, _ = read_table(path)
-        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = stream_metrics(
-            frame, recall, roc_points=roc
+        frame, _ = artifacts.read_scores(path)
+        per.setdefault(bench, {}).setdefault((method, ood), {})[int(seed)] = _stream_metrics(
+            frame, metrics
         )
         if "v_far_only" in frame.columns:
             split = dict((o, s) for s, o in ood_sets(params, bench)).get(ood, "far")
             for variant in ANTS_VARIANTS:
                 per_variant.setdefault((bench, variant), {}).setdefault((method, ood), {})[
                     int(seed)
-                ] = stream_metrics(frame, recall, _variant_column(variant, split), roc_points=roc)
+                ] = _stream_metrics(frame, metrics, variant_column(variant, split))
 
     nested: dict = {}
+    keys = ("benchmark", "method", "label", "dataset", "split")
     for bench in sorted(per):
         methods = [m for m in params["run"]["methods"] if any(k[0] == m for k in per[bench])]
-        rows = _summarise(per[bench], params, bench, methods, {})
+        rows = _rows(per[bench], params, bench, methods, {})
         for r in rows:
-            stats = {
-                k: v
-                for k, v in r.items()
-                if k not in ("benchmark", "method", "label", "dataset", "split")
-            }
+            stats = {k: v for k, v in r.items() if k not in keys}
             nested.setdefault(bench, {}).setdefault(r["method"], {})[r["dataset"]] = stats
-        _write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(rows))
+        artifacts.write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(rows))
         vrows = []
         for variant in ANTS_VARIANTS:
             if (bench, variant) in per_variant:
-                vrows += _summarise(
+                vrows += _rows(
                     per_variant[(bench, variant)], params, bench, methods, {"variant": variant}
                 )
-        _write_csv(
-            Path(out_dir) / f"{bench}_variants.csv",
-            pd.DataFrame(
-                vrows,
-                columns=[
-                    "benchmark",
-                    "method",
-                    "label",
-                    "variant",
-                    "dataset",
-                    "split",
-                    *[k for key in METRIC_KEYS for k in (key, f"{key}_std")],
-                    "n_seeds",
-                ],
-            ),
+        columns = [*keys[:3], "variant", *keys[3:], *_stat_columns()]
+        artifacts.write_csv(
+            Path(out_dir) / f"{bench}_variants.csv", pd.DataFrame(vrows, columns=columns)
         )
-    write_json(out_json, nested)
+    artifacts.write_metrics_json(out_json, nested)
+    if out_trace is not None:
+        artifacts.write_csv(out_trace, trace_table(score_files))
     return nested
 
 
 def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
     """``ants sweep-metrics``: one row per (point, method, dataset or split average) of a sweep.
 
-    ``view`` is the workflow's sweep view: ``sweep``, ``setting``, ``points`` (each: ``method``,
-    ``value``, ``label``, ``is_default``, ``files`` = ``[benchmark, ood, seed, score file]``)
-    plus :func:`ants.views.metrics_view`. Columns: sweep, setting, value (the x-axis label),
-    is_default, benchmark, method, label, dataset, split, then every metric with its ``_std``
-    over the seeds and ``n_seeds`` (percentages, as :func:`compute_metrics`).
+    ``view`` is :func:`ants.views.sweep_view`: ``sweep``, ``setting``, ``points`` (each:
+    ``method``, ``value``, ``label``, ``is_default``, ``files`` = ``[benchmark, ood, seed, score
+    file]``) plus :func:`ants.views.metrics_view`. Columns: sweep, setting, value (the x-axis
+    label), is_default, benchmark, method, label, dataset, split, then every metric with its
+    ``_std`` over the seeds and ``n_seeds`` (percentages, as :func:`compute_metrics`).
     """
-    recall = float(view["metrics"]["recall_level"])
-    roc = view["metrics"]["fpr95_roc"]
     rows = []
     for point in view["points"]:
         per: dict[str, dict] = {}
         for bench, ood, seed, path in point["files"]:
-            frame, _ = read_table(path, what="score file")
+            frame, _ = artifacts.read_scores(path)
             per.setdefault(bench, {}).setdefault((point["method"], ood), {})[int(seed)] = (
-                stream_metrics(frame, recall, roc_points=roc)
+                _stream_metrics(frame, view["metrics"])
             )
         for bench, entries in sorted(per.items()):
             extra = {
@@ -1305,7 +1222,7 @@ def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
                 "value": point["label"],
                 "is_default": bool(point["is_default"]),
             }
-            rows += _summarise(entries, view, bench, [point["method"]], extra)
+            rows += _rows(entries, view, bench, [point["method"]], extra)
     columns = [
         "sweep",
         "setting",
@@ -1316,23 +1233,22 @@ def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:
         "label",
         "dataset",
         "split",
-        *[k for key in METRIC_KEYS for k in (key, f"{key}_std")],
-        "n_seeds",
+        *_stat_columns(),
     ]
     frame = pd.DataFrame(rows)
     frame = (
         frame[[c for c in columns if c in frame.columns]] if rows else pd.DataFrame(columns=columns)
     )
-    _write_csv(out, frame)
+    artifacts.write_csv(out, frame)
     return frame
 
 
 def trace_table(score_files: Mapping[tuple[str, str, str, int], str | os.PathLike]) -> pd.DataFrame:
-    """Per-batch ANTS state (threshold, lambda, bank sizes) of every ANTS score file."""
+    """Per-batch ANTS state (threshold, lambda, bank sizes) of every ANTS score file
+    (``results/plots/ants_trace.csv``; read from the score files' metadata only)."""
     rows = []
     for (bench, method, ood, seed), path in sorted(score_files.items()):
-        meta = json.loads((pq.read_schema(path).metadata or {}).get(METADATA_KEY, b"{}"))
-        trace = meta.get("trace")
+        trace = artifacts.read_parquet_metadata(path, "scores").get("trace")
         if not trace:
             continue
         for i, b in enumerate(trace["batch"]):
@@ -1349,17 +1265,4 @@ def trace_table(score_files: Mapping[tuple[str, str, str, int], str | os.PathLik
                     "vsnl_size": trace["vsnl_size"][i],
                 }
             )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "benchmark",
-            "method",
-            "ood",
-            "seed",
-            "batch",
-            "threshold",
-            "lambda",
-            "ens_size",
-            "vsnl_size",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(artifacts.ARTIFACTS["trace_csv"].column_names))

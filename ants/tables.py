@@ -19,10 +19,11 @@ What a table holds (``results/tables/``, CSV + Markdown + LaTeX/booktabs):
 
 The CSV is long (tidy): one line per (row, dataset, metric) with ours, published and the
 difference as separate columns; ``variant`` is the score of that cell and ``split_scores`` the
-per-split choice of a split-selected ANTS row. Numbers come from the workflow's metric files
-(``results/metrics/{benchmark}.csv``; ``{benchmark}_variants.csv`` when the workflow wrote one)
-or, for the variants, from the score files through :mod:`ants.metrics` (nothing is re-derived
-here). Lower FPR95 is better; higher AUROC is better; every score is "higher = more ID".
+per-split choice of a split-selected ANTS row. Numbers come from the workflow's metric files only
+(``results/metrics/{benchmark}.csv`` and ``{benchmark}_variants.csv``, written by
+:func:`ants.stages.compute_metrics` and read through :func:`ants.artifacts.read_metrics_csv`);
+nothing is re-derived here. What a table shows of the params is :func:`ants.views.tables_view`.
+Lower FPR95 is better; higher AUROC is better; every score is "higher = more ID".
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from ants.artifacts import read_metrics_csv
+from ants.metrics import ANTS_VARIANTS
 
 __all__ = [
     "CONVENTION",
     "PAPER_METHOD",
     "TABLE_METRICS",
-    "VARIANTS",
     "benchmark_columns",
     "LONG_COLUMNS",
     "format_cell",
@@ -60,8 +62,6 @@ __all__ = [
 TABLE_METRICS = {"fpr95_id": "FPR95-ID ↓", "fpr95_ood": "FPR95-OOD ↓", "auroc": "AUROC ↑"}
 #: metric -> the convention of paper-results.csv's ``fpr95_convention`` it matches
 CONVENTION = {"fpr95_id": "id", "fpr95_ood": "ood"}
-#: ANTS score variants in the score files (``v_{name}``) plus the oracle choice
-VARIANTS = ("ada", "far_only", "near_only", "oracle")
 #: our method kinds -> paper-results.csv method names
 PAPER_METHOD = {
     "mcm": "MCM",
@@ -77,7 +77,6 @@ PAPER_AVERAGE = {
     "mos4": {"far_average": "average"},
     "openood_v15": {"far_average": "far", "near_average": "near"},
 }
-_STAT_KEYS = ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out")
 
 
 def paper_results() -> pd.DataFrame:
@@ -99,127 +98,18 @@ def benchmark_columns(view: Mapping, benchmark: str) -> list[tuple[str, str]]:
 
 
 def read_metric_rows(metrics_dir: str | os.PathLike, benchmark: str) -> pd.DataFrame:
-    """The workflow's per-benchmark metrics CSV (percentages, mean and std over seeds)."""
-    path = Path(metrics_dir) / f"{benchmark}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"metrics table {path} does not exist (run `snakemake metrics` first)"
-        )
-    return pd.read_csv(path)
+    """The workflow's per-benchmark metrics CSV (percentages, mean and std over seeds), checked
+    (:func:`ants.artifacts.read_metrics_csv`)."""
+    return read_metrics_csv(metrics_dir, benchmark)
 
 
-def _stream_variant_metrics(path, split: str, recall_level: float) -> dict[str, dict[str, float]]:
-    from ants._io import read_table
-    from ants.metrics import ood_metrics
-
-    frame, _ = read_table(path)
-    is_ood = frame["is_ood"].to_numpy().astype(bool)
-    out = {}
-    for name in ("ada", "far_only", "near_only"):
-        col = f"v_{name}"
-        if col not in frame.columns:
-            continue
-        s = frame[col].to_numpy(np.float64)
-        out[name] = ood_metrics(s[~is_ood], s[is_ood], recall_level=recall_level)
-    oracle = "far_only" if split == "far" else "near_only"
-    if oracle in out:
-        out["oracle"] = dict(out[oracle])
-    return out
-
-
-def variant_metrics(
-    score_files: Mapping[tuple[str, str, str, int], str | os.PathLike],
-    view: Mapping,
-    metrics_dir: str | os.PathLike | None = None,
-) -> pd.DataFrame:
-    """ANTS variants' metrics: columns of the metrics CSV plus ``variant`` (percentages).
-
-    Reads ``{metrics_dir}/{benchmark}_variants.csv`` when the workflow wrote it; otherwise
-    computes, from the ANTS score files' ``v_*`` columns with :func:`ants.metrics.ood_metrics`,
-    per stream, then the split averages per seed (:func:`ants.metrics.split_average`), then
-    mean and population std over seeds.
-    """
-    from ants.metrics import split_average
-
-    ants_methods = {m for m, v in view["methods"].items() if v["method"] == "ants"}
-    benches = sorted({k[0] for k in score_files if k[1] in ants_methods})
-    frames = []
-    todo = []
-    for bench in benches:
-        path = Path(metrics_dir) / f"{bench}_variants.csv" if metrics_dir is not None else None
-        if path is not None and path.is_file():
-            frames.append(pd.read_csv(path))
-        else:
-            todo.append(bench)
-    recall = float(view["metrics"]["recall_level"])
-    rows = []
-    for bench in todo:
-        splits = {ds: s for ds, s in benchmark_columns(view, bench)}
-        ood = view["benchmarks"][bench]["ood"]
-        split_of = {ds: s for s in ("far", "near") for ds in ood.get(s, [])}
-        for method in [m for m in view["run"]["methods"] if m in ants_methods]:
-            per: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
-            for (b, m, ds, seed), path in sorted(score_files.items()):
-                if b == bench and m == method:
-                    per.setdefault(ds, {})[int(seed)] = _stream_variant_metrics(
-                        path, split_of.get(ds, "far"), recall
-                    )
-            if not per:
-                continue
-            for variant in VARIANTS:
-                entries = []
-                for ds, s in [(d, split_of.get(d, "far")) for d in per]:
-                    by_seed = {seed: v[variant] for seed, v in per[ds].items() if variant in v}
-                    if by_seed:
-                        entries.append((ds, s, by_seed))
-                for split in ("far", "near"):
-                    members = [e for e in entries if e[1] == split]
-                    if f"{split}_average" not in splits or not members:
-                        continue
-                    seeds = sorted(set.intersection(*(set(e[2]) for e in members)))
-                    entries.append(
-                        (
-                            f"{split}_average",
-                            split,
-                            {sd: split_average({e[0]: e[2][sd] for e in members}) for sd in seeds},
-                        )
-                    )
-                for name, split, by_seed in entries:
-                    stats: dict = {}
-                    for key in _STAT_KEYS:
-                        vals = (
-                            np.array([by_seed[sd][key] for sd in sorted(by_seed)], dtype=np.float64)
-                            * 100
-                        )
-                        stats[key] = float(vals.mean())
-                        stats[f"{key}_std"] = float(vals.std(ddof=0))
-                    stats["n_seeds"] = len(by_seed)
-                    rows.append(
-                        {
-                            "benchmark": bench,
-                            "method": method,
-                            "label": view["methods"][method]["label"],
-                            "dataset": name,
-                            "split": split,
-                            "variant": variant,
-                            **stats,
-                        }
-                    )
-    if rows:
-        frames.append(pd.DataFrame(rows))
-    if not frames:
-        return pd.DataFrame(
-            columns=[
-                "benchmark",
-                "method",
-                "label",
-                "dataset",
-                "split",
-                "variant",
-                *[k for key in _STAT_KEYS for k in (key, f"{key}_std")],
-                "n_seeds",
-            ]
-        )
+def variant_metrics(view: Mapping, metrics_dir: str | os.PathLike) -> pd.DataFrame:
+    """ANTS variants' metrics of every benchmark of ``view``: the workflow's
+    ``{metrics_dir}/{benchmark}_variants.csv`` (columns of the metrics CSV plus ``variant``),
+    checked, concatenated."""
+    frames = [
+        read_metrics_csv(metrics_dir, bench, variants=True) for bench in view["run"]["benchmarks"]
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -356,7 +246,7 @@ def paper_table(
         mine = source[source["method"] == method]
         if mine.empty:
             continue
-        for variant in [None] if variants is None else list(VARIANTS):
+        for variant in [None] if variants is None else list(ANTS_VARIANTS):
             rows = mine if variant is None else mine[mine["variant"] == variant]
             if rows.empty:
                 continue
@@ -555,7 +445,6 @@ def write_tables(
     *,
     metrics_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    score_files: Mapping[tuple[str, str, str, int], str | os.PathLike] | None = None,
     benchmarks: Iterable[str] | None = None,
 ) -> list[Path]:
     """Write ``{out_dir}/{benchmark}.{csv,md,tex}`` and, when ANTS ran,
@@ -568,7 +457,7 @@ def write_tables(
     written: list[Path] = []
     has_ants = any(v["method"] == "ants" for v in view["methods"].values())
     roc = view["metrics"]["fpr95_roc"]
-    variants = variant_metrics(score_files or {}, view, metrics_dir) if has_ants else None
+    variants = variant_metrics(view, metrics_dir) if has_ants else None
     for bench in benchmarks or view["run"]["benchmarks"]:
         main = read_metric_rows(metrics_dir, bench)
         tables = [(bench, paper_table(bench, main, view, paper), f"{bench}: methods")]

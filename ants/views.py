@@ -3,7 +3,9 @@
 Each view selects the exact subset of the (validated) params that determines one stage's
 output. The Snakemake rules pass these as ``params`` (canonical JSON, :func:`dumps`), so
 Snakemake's params trigger re-runs a stage only when a setting that matters to it changes
-(e.g. an ANTS scoring switch re-runs scoring, not the MLLM plan or answers).
+(e.g. an ANTS scoring switch re-runs scoring, not the MLLM plan or answers). Every view of the
+workflow lives here: the stages' configs, :func:`metrics_view`, :func:`tables_view`,
+:func:`report_view` and :func:`sweep_view`.
 Loading and validation live in :mod:`ants.config`.
 """
 
@@ -48,7 +50,9 @@ __all__ = [
     "plan_config",
     "report_view",
     "scoring_name",
+    "sweep_view",
     "tables_view",
+    "uses_random_weights",
 ]
 
 #: Keys of the ``mllm`` section that belong to the workflow, not to the backend.
@@ -191,10 +195,12 @@ def plan_config(params: Mapping, method: str) -> dict:
         raise ValueError(
             f"methods.{base}: plans exist only for ANTS methods, not {cfg['method']!r}"
         )
+    from ants.methods.ants_switches import DEFAULT_PRESET
+
     switches = cfg["config"]
     return {
         "config": {
-            "preset": switches.get("preset", "authors_code"),
+            "preset": switches.get("preset", DEFAULT_PRESET),
             **{k: switches[k] for k in ANTS_PLAN_KEYS if k in switches},
         },
         "batch_size": p["stream"]["batch_size"],
@@ -327,6 +333,18 @@ def same_as_base(params: Mapping, method: str) -> bool:
     return all(f(params, method) == f(params, base) for f in views)
 
 
+def uses_random_weights(params: Mapping) -> bool:
+    """Whether a run's numbers carry no meaning: the demo MLLM, or a CLIP backbone of an active
+    benchmark with neither ``pretrained`` weights nor a ``weights_path`` (random weights)."""
+    if (params.get("mllm") or {}).get("backend") == "demo":
+        return True
+    backbones = [
+        params["backbones"][params["benchmarks"][b]["backbone"]]
+        for b in params["run"]["benchmarks"]
+    ]
+    return any(not (bb.get("pretrained") or bb.get("weights_path")) for bb in backbones)
+
+
 def _benchmarks_view(params: Mapping) -> dict:
     """The active benchmarks' OOD splits and backbone."""
     return {
@@ -356,53 +374,84 @@ def metrics_view(params: Mapping) -> dict:
     }
 
 
-def report_view(params: Mapping) -> dict:
-    """What the report needs: :func:`metrics_view` plus the ``report`` section."""
-    return {
-        **metrics_view(params),
-        "report": {
-            **dict(params["report"]),
-            "max_answer_chars": params["mllm"]["max_answer_chars"],
-        },
-    }
-
-
 def tables_view(params: Mapping) -> dict:
-    """What the tables (and the report) need from validated params: active methods with their
-    label, kind, preset (``config.preset`` of ANTS and AdaNeg, their default preset when unset;
-    None otherwise) and ANTS's ``in_score`` per split; the benchmarks' OOD splits; the stream
-    seeds and the ``metrics`` and ``report`` sections.
+    """What the tables (and the report) need from validated params: :func:`metrics_view`, the
+    stream seeds, each active method's preset (``config.preset`` of ANTS and AdaNeg, their
+    default preset when unset; None otherwise) and ANTS's ``in_score`` per split, and the
+    ``report`` section. A NegLabel method named or labelled ``csp`` is of kind ``csp`` (the
+    published CSP rows).
 
     Keys the schema requires (``run.seeds``, ``metrics``, ``report``, a method's ``config``
     and ANTS's ``in_score``) are read directly: a params dict without them is a KeyError, never
     a silent default. Only ``label`` (optional: the method's name) and ``config.preset``
     (optional: the method's default preset) fall back."""
-    methods = list(params["run"]["methods"])
-    out_methods = {}
-    for m in methods:
+    from ants.methods import METHODS
+
+    defaults = {k: s.default_preset for k, s in METHODS.items() if s.default_preset is not None}
+    view = metrics_view(params)
+    view["run"]["seeds"] = list(params["run"]["seeds"])
+    for m, info in view["methods"].items():
         cfg = params["methods"][m]
         kind = cfg["method"]
-        preset = cfg["config"].get("preset") if kind in ("ants", "adaneg") else None
-        if kind == "ants" and preset is None:
-            preset = "authors_code"
-        if kind == "adaneg" and preset is None:
-            preset = "paper"
+        preset = cfg["config"].get("preset") if kind in defaults else None
+        if kind in defaults and preset is None:
+            preset = defaults[kind]
         if kind == "neglabel" and "csp" in (m.lower() + str(cfg.get("label", "")).lower()):
-            kind = "csp"
-        out_methods[m] = {
-            "label": cfg.get("label", m),
-            "method": kind,
-            "preset": preset,
-            "in_score": copy.deepcopy(cfg["in_score"]) if cfg["method"] == "ants" else None,
-        }
+            info["method"] = "csp"
+        info["preset"] = preset
+        info["in_score"] = copy.deepcopy(cfg["in_score"]) if kind == "ants" else None
+    view["report"] = dict(params["report"])
+    return view
+
+
+def report_view(params: Mapping) -> dict:
+    """What the report needs: :func:`tables_view`, with ``mllm.max_answer_chars`` in its
+    ``report`` section (how much of an answer the page shows)."""
+    view = tables_view(params)
+    view["report"]["max_answer_chars"] = params["mllm"]["max_answer_chars"]
+    return view
+
+
+def sweep_view(params: Mapping, sweep: str) -> dict:
+    """What one sweep's metrics need (:func:`ants.stages.sweep_metrics`): :func:`metrics_view`
+    with every method's label, the sweep's ``setting`` and ``title``, its benchmarks' OOD sets,
+    and each point (:func:`sweep_points`) with its ``value``, x-axis ``label``, whether it is
+    the default, and its score files ``[benchmark, ood, seed, path]``. A point whose settings
+    compute what its base method computes (:func:`same_as_base`) reads the main run's files,
+    so it costs nothing."""
+    from ants.artifacts import path
+
+    spec = params["sweeps"][sweep]
+    seeds = spec.get("seeds") or params["run"]["seeds"]
+    labels = spec.get("labels") or [None] * len(spec["values"])
+    points = []
+    for point, base, i in sweep_points(params, sweep):
+        value = spec["values"][i]
+        current = get_dotted(params, spec["setting"].replace("{method}", base), object())
+        name = base if same_as_base(params, point) else point
+        default = spec["default"] if "default" in spec else current
+        files = [
+            [b, ood, int(s), path("scores", benchmark=b, method=name, ood=ood, seed=s)]
+            for b in spec["benchmarks"]
+            for _, ood in ood_sets(params, b)
+            for s in seeds
+        ]
+        points.append(
+            {
+                "method": base,
+                "index": i,
+                "value": value,
+                "label": labels[i] if labels[i] is not None else value,
+                "is_default": value == default,
+                "files": files,
+            }
+        )
     return {
-        "run": {
-            "methods": methods,
-            "benchmarks": list(params["run"]["benchmarks"]),
-            "seeds": list(params["run"]["seeds"]),
-        },
-        "methods": out_methods,
-        "benchmarks": _benchmarks_view(params),
-        "metrics": dict(params["metrics"]),
-        "report": dict(params["report"]),
+        **metrics_view(params),
+        "methods": {m: {"label": s.get("label", m)} for m, s in params["methods"].items()},
+        "benchmarks": {b: {"ood": params["benchmarks"][b]["ood"]} for b in spec["benchmarks"]},
+        "sweep": sweep,
+        "setting": spec["setting"],
+        "title": spec.get("title", sweep),
+        "points": points,
     }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ants.mllm.answering import answer_records, write_answer_log
+from ants.answers_log import answer_records, write_answer_log
 from ants.mllm.base import Answer, Query
 from ants.mllm.cache import KIND, AnswerCache, CachedAnswer, cache_key, rebuild_cache
 from ants.text_features import KIND as FEATURES

@@ -75,10 +75,10 @@ def main() -> None:
     import open_clip
     import torch
 
-    from ants import stages
+    from ants import stages, views
+    from ants.answers_log import answer_records, write_answer_log
     from ants.embeddings import write_embeddings
     from ants.mining import MinedNegatives
-    from ants.mllm.answering import answer_records, write_answer_log
     from ants.mllm.base import Answer
     from ants.replay import read_plan
 
@@ -122,13 +122,13 @@ def main() -> None:
     nl_scoring = {"tau": 0.01, "n_groups": 100, "seed": 0}
     for scoring in (ants_scoring, nl_scoring):
         for name in ("id", "ood"):
-            run(f"static {name} ({stages.scoring_name(scoring)})",
+            run(f"static {name} ({views.scoring_name(scoring)})",
                 ["static", "--embeddings", str(f[name]), "--text", str(f["text"]), "--negatives", str(f["neg"]),
-                 "--scoring-json", j(scoring), "--out", str(work / f"static_{name}_{stages.scoring_name(scoring)}.parquet")],
+                 "--scoring-json", j(scoring), "--out", str(work / f"static_{name}_{views.scoring_name(scoring)}.parquet")],
                 rows)
 
     def statics(scoring):
-        n = stages.scoring_name(scoring)
+        n = views.scoring_name(scoring)
         return ["--static-id", str(work / f"static_id_{n}.parquet"), "--static-ood", str(work / f"static_ood_{n}.parquet")]
 
     common = ["--stream", str(work / "stream.parquet"), "--stream-id", "mos4/x/ood/seed0"]
@@ -170,7 +170,7 @@ def main() -> None:
     for label, seconds, rss in rows:
         print(f"{label:42s} {seconds:8.2f} {rss:12.0f}")
     t = {label: s for label, s, _ in rows}
-    static_pair = t[f"static id ({stages.scoring_name(ants_scoring)})"] + t[f"static ood ({stages.scoring_name(ants_scoring)})"]
+    static_pair = t[f"static id ({views.scoring_name(ants_scoring)})"] + t[f"static ood ({views.scoring_name(ants_scoring)})"]
     ratio = t["score ANTS (far_only)"] / static_pair
     print(f"ANTS score job / static pass of its two datasets: {ratio:.2f} (target <= 1.5: "
           f"{'met' if ratio <= 1.5 else 'NOT met'})")

@@ -5,19 +5,17 @@ generated PNG images, embeddings with encoder metadata (random weights: the demo
 negatives, per-stream score files (MCM from the package's scorer; ANTS from the real state
 machine :func:`ants.methods.ants_tta.run_ants` with a scripted MLLM whose answers include
 ``<script>`` and ``<img onerror>`` payloads, empty and unparsable ones), per-stream answers
-logs written with :func:`ants.mllm.answering.answer_records`, the metric files
+logs and their timing sidecars (:mod:`ants.answers_log`), the metric files
 (:func:`ants.stages.compute_metrics`), a sweep CSV and Snakemake benchmark TSVs. Seconds.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ants._io import file_digest, write_table
 from ants.mllm.base import Answer
 
 XSS_SCRIPT = "<script>alert('xss')</script> a red bicycle"
@@ -59,10 +57,11 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
     """Write a finished fixture run under ``root``; returns paths and the view."""
     from PIL import Image
 
+    from ants.answers_log import answer_records, write_answer_log
+    from ants.artifacts import write_scores
     from ants.embeddings import write_embeddings
     from ants.methods.ants_tta import run_ants
     from ants.mining import MinedNegatives
-    from ants.mllm.answering import answer_records
     from ants.stages import compute_metrics
 
     root = Path(root)
@@ -89,8 +88,9 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
             labels = np.full(n, -1)
             f = _unit(rng.normal(size=(n, D)) + (0.8 * idt[rng.integers(0, K, n)] if name == "fx_near" else 0))
         feats[name], paths[name] = (f, labels), ps
-        write_embeddings(res / "embeddings" / "tiny" / f"{name}.parquet", f,
-                         pd.DataFrame({"path": ps, "label": labels}),
+        rows = pd.DataFrame({"id": [f"{name}/{Path(p).name}" for p in ps], "path": ps, "label": labels,
+                             "sha256": [f"sha-{name}-{i}" for i in range(n)]})
+        write_embeddings(res / "embeddings" / "tiny" / f"{name}.parquet", f, rows,
                          {"dataset": name, "n_images": n, "skipped": [],
                           "encoder": {"model": "tiny", "random_init": True, "seed": 0, "pretrained": None}})
     negpath = res / "negatives" / "tiny" / "fixture.parquet"
@@ -144,7 +144,8 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
             mcm = np.exp(logits / 0.1) / np.exp(logits / 0.1).sum(1, keepdims=True)
             frame = pd.DataFrame({**base, "pred": logits.argmax(1), "score": mcm.max(1).astype(np.float32)})
             p = res / "scores" / "fixture" / "mcm" / ood / f"seed{seed}.parquet"
-            write_table(p, frame, {"stream_id": sid, "method": {"method": "mcm"}, "trace": None})
+            stream = {"n_id": int((~is_ood).sum()), "n_ood": int(is_ood.sum()), "seed": seed}
+            write_scores(p, frame, {"stream_id": sid, "method": {"method": "mcm"}, "stream": stream, "trace": None})
             score_files[("fixture", "mcm", ood, seed)] = p
             for m in ("ants_code", "ants_paper"):
                 sid = f"fixture/{m}/{ood}/seed{seed}"
@@ -170,22 +171,19 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
                          "ens_size": t.ens_size, "vsnl_size": t.vsnl_size, "ens_update": t.ens_update,
                          "vsnl_update": t.vsnl_update}
                 p = res / "scores" / "fixture" / m / ood / f"seed{seed}.parquet"
-                write_table(p, frame, {"stream_id": sid, "method": {"method": "ants", "config": configs[m],
-                                                                     "in_score": cfg["in_score"]}, "trace": trace})
+                write_scores(p, frame, {"stream_id": sid, "method": {"method": "ants", "config": configs[m],
+                                                                      "in_score": cfg["in_score"]},
+                                        "stream": stream, "trace": trace})
                 score_files[("fixture", m, ood, seed)] = p
                 qb = [b for b, _ in t.queries]
                 qs = [q for q, _ in asked]
                 rec = answer_records(qs, [a for _, a in asked], stream_id=sid, batch_index=qb)
-                rec = rec.drop(columns=["answered_at", "seconds", "from_cache"])
+                rec = rec.assign(answered_at="2026-01-01T00:00:00", seconds=0.01,
+                                 from_cache=[bool(i % 2) for i in range(len(rec))])
                 lp = res / "answers" / "fixture" / m / ood / f"seed{seed}.parquet"
-                write_table(lp, rec)
-                # the workflow's timing sidecar (ants.mllm.answering): outside results/answers
+                # the workflow's timing sidecar: outside results/answers
                 side = res / "logs" / "answer" / "fixture" / m / ood / f"seed{seed}.timing.json"
-                side.parent.mkdir(parents=True, exist_ok=True)
-                side.write_text(json.dumps({
-                    "log": lp.name, "log_sha256": file_digest(lp), "rows": len(rec),
-                    "answered_at": ["2026-01-01T00:00:00"] * len(rec), "seconds": [0.01] * len(rec),
-                    "from_cache": [bool(i % 2) for i in range(len(rec))]}))
+                write_answer_log(lp, rec, timings=side)
                 logs.append(lp)
     params = {**view, "methods": {k: {"label": v["label"], "method": v["method"]} for k, v in view["methods"].items()}}
     compute_metrics(score_files, params=params, out_json=res / "metrics.json", out_dir=res / "metrics")

@@ -582,8 +582,8 @@ def test_banks_at_rebuilds_the_banks_from_raw_answers_in_the_method_style(
     """:func:`ants.inspection.banks_at` on the answers log of a run equals the run's own banks
     at every batch, and :func:`ants.stages.negative_texts` lists every text the run encoded,
     for answers whose dots the two styles clean differently."""
+    from ants.answers_log import answer_records, write_answer_log
     from ants.inspection import banks_at
-    from ants.mllm.answering import answer_records, write_answer_log
     from ants.stages import negative_texts
 
     raw = {

@@ -13,8 +13,9 @@ import pytest
 from _report_fixtures import XSS_SCRIPT, shared_run
 
 from ants import cli_inspect
+from ants.answers_log import read_logs
 from ants.cli import main
-from ants.inspection import banks_at, diff_logs, filter_answers, read_logs
+from ants.inspection import banks_at, diff_logs, filter_answers
 
 STREAM = "fixture/ants_code/fx_far/seed0"
 
@@ -125,7 +126,7 @@ def test_banks_at_every_batch_match_the_state_machine(run):
     """The reconstruction equals the real run's bank sizes at every batch and its final banks."""
     from _report_fixtures import CLASSES
 
-    from ants._io import read_table
+    from ants.artifacts import read_scores as read_table
 
     frame = read_logs(run["results"] / "answers")
     for (b, m, ood, seed), path in run["score_files"].items():
@@ -141,6 +142,81 @@ def test_banks_at_every_batch_match_the_state_machine(run):
             assert (len(banks.ens), len(banks.vsnl)) == (t.ens_size[i], t.vsnl_size[i]), (sid, batch)
         assert banks.ens == t.ens_sentences
         assert banks.vsnl == t.vsnl_labels
+
+
+#: ENS answers whose sentences the two normalisations tell apart ("peak.." : lenient keeps one dot,
+#: the authors' style none), duplicates across cases and an empty answer
+BANK_ENS_ANSWERS = ["A snowy mountain peak.. .", "A red kite over the sea", "", "Blue sky..", "a snowy mountain peak"]
+
+
+@pytest.mark.parametrize("preset", ["paper", "authors_code"])
+def test_banks_at_equal_the_detectors_banks_at_every_batch(preset):
+    """banks_at reconstructs, from a stream's answers log, the banks the detector holds after every
+    batch, for both presets: each answer parsed with the preset's parser (as the answer job does), the
+    detector replaying the log (as the score job does) over the stream's first b batches (its state at
+    batch b: the state machine reads nothing after the current batch)."""
+    import hashlib
+    import itertools
+
+    import numpy as np
+    from _report_fixtures import CLASSES, D, _unit
+
+    from ants.answers_log import answer_map, answer_records
+    from ants.methods.ants_tta import ants_config, run_ants
+    from ants.mllm.parsing import parse_answer
+    from ants.replay import ReplayAnswerer
+
+    rng = np.random.default_rng(7)
+    k, n_id, n_ood, bs = len(CLASSES), 40, 24, 8
+    idt = _unit(rng.normal(size=(k, D)))
+    neg = _unit(rng.normal(size=(40, D)))
+    labels = np.arange(n_id) % k
+    feats = np.concatenate([_unit(rng.normal(size=(n_ood, D))), _unit(idt[labels] * 3 + rng.normal(size=(n_id, D)))])
+    order = rng.permutation(n_id + n_ood)
+    feats, items = feats[order], [f"img{i}.png" for i in order]
+    config = {"preset": preset, "ens_max_updates": 3, "ens_trigger_size": 5, "vsnl_start": 1, "vsnl_interval": 2,
+              "group_size": 10, "near_top_k": 2, "near_delta": 0.34}
+    style = ants_config(config).answer_parser
+    count = itertools.count()
+
+    def mllm(queries):
+        raws = [BANK_ENS_ANSWERS[next(count) % len(BANK_ENS_ANSWERS)] if q.kind == "ens"
+                else f"1. {q.class_name}-like thing.. .\n2. Snow leopard\n3. snow leopard.." for q in queries]
+        return [parse_answer(q.kind, raw, q.class_name, style=style) for q, raw in zip(queries, raws, strict=True)]
+
+    def encode(texts, template):
+        h = [[int(hashlib.sha256(f"{template}|{t}|{j}".encode()).hexdigest()[:6], 16) / 2**24 - 0.5 for j in range(D)]
+             for t in texts]
+        return _unit(np.asarray(h) + 1e-3)
+
+    asked = []
+
+    def answerer(queries):
+        answers = mllm(queries)
+        asked.extend(zip(queries, answers, strict=True))
+        return answers
+
+    common = {"items": items, "id_text_features": idt, "negative_features": neg, "class_names": CLASSES,
+              "encode_text": encode, "config": config, "batch_size": bs}
+    full = run_ants(image_features=feats, answerer=answerer, **common)
+    t = full.trace
+    assert t.ens_update.sum() >= 2 and t.vsnl_update.sum() >= 2
+    log = answer_records([q for q, _ in asked], [a for _, a in asked], stream_id="s",
+                         batch_index=[b for b, _ in t.queries])
+    replay = ReplayAnswerer(answer_map(log))
+    pred_batches = np.arange(len(items)) // bs + 1
+    for b in t.batch:
+        n = min(len(items), int(b) * bs)
+        upto = run_ants(image_features=feats[:n], answerer=replay, **{**common, "items": items[:n]}).trace
+        banks = banks_at(log, int(b), config=config, preds=full.predictions, pred_batches=pred_batches,
+                         class_names=CLASSES)
+        assert banks.ens == upto.ens_sentences, (preset, int(b))
+        assert banks.vsnl == upto.vsnl_labels, (preset, int(b))
+        assert banks.vsnl_exact
+    # the answer the two styles clean apart is in the banks as the preset's parser cleaned it
+    want = parse_answer("ens", BANK_ENS_ANSWERS[0], "cat", style=style).negatives[0]
+    assert want.startswith("A snowy mountain peak") and want in t.ens_sentences
+    assert "Snow leopard" in t.vsnl_labels
 
 
 def test_negatives_command_prints_the_banks_and_agrees_with_the_trace(at_root, capsys):
@@ -256,7 +332,8 @@ def test_readme_inspection_examples_run(at_root, capsys):
 
 
 def test_logs_read_in_both_layouts_with_the_timing_sidecar_only_when_it_matches(run, tmp_path):
-    from ants.inspection import read_one_log, sidecar_path
+    from ants.answers_log import read_answer_log as read_one_log
+    from ants.answers_log import sidecar_path
 
     log = run["logs"][0]
     side = sidecar_path(log)

@@ -27,6 +27,9 @@ from ants.views import (
     method_config,
     metrics_view,
     plan_config,
+    report_view,
+    sweep_view,
+    tables_view,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -591,6 +594,36 @@ def test_shipped_sweeps_are_small_and_cover_the_ablations(params):
     assert cfgmod.selected_sweeps(params) == list(sweeps)  # run.sweeps absent: all of them
     assert cfgmod.sweep_targets(params, "eta") == [("ants_paper", "methods.ants_paper.config.eta"),
                                                    ("ants_code", "methods.ants_code.config.eta")]
+
+
+def test_sweep_view_lists_each_points_score_files(params):
+    """ants.views.sweep_view (the sweep_metrics rule's params): the points of a sweep with their score
+    files; the point at params.yaml's own value reads the main run's files (its base method's)."""
+    view = sweep_view(params, "eta")
+    assert (view["sweep"], view["setting"]) == ("eta", "methods.{method}.config.eta")
+    assert view["benchmarks"] == {"demo": {"ood": params["benchmarks"]["demo"]["ood"]}}
+    assert view["metrics"] == params["metrics"] and view["methods"]["mcm"] == {"label": "MCM"}
+    points = {(p["method"], p["value"]): p for p in view["points"]}
+    assert sorted(points) == sorted((m, v) for m in ("ants_paper", "ants_code") for v in (0.3, 0.5, 0.7))
+    default = points[("ants_code", params["methods"]["ants_code"]["config"].get("eta", 0.5))]
+    assert default["is_default"] and default["label"] == default["value"]
+    seeds = params["sweeps"]["eta"].get("seeds") or params["run"]["seeds"]
+    assert default["files"] == [["demo", ood, s, f"results/scores/demo/ants_code/{ood}/seed{s}.parquet"]
+                                for _, ood in [("far", o) for o in params["benchmarks"]["demo"]["ood"]["far"]]
+                                + [("near", o) for o in params["benchmarks"]["demo"]["ood"].get("near", [])]
+                                for s in seeds]
+    other = points[("ants_code", 0.7)]
+    assert not other["is_default"] and all("/ants_code~eta~" in f[3] for f in other["files"])
+
+
+def test_report_view_is_the_tables_view_with_the_answer_length(params):
+    """The report's params: what the tables show (presets, in_score, seeds) and mllm.max_answer_chars."""
+    view = report_view(params)
+    tables = tables_view(params)
+    assert view["report"] == {**params["report"], "max_answer_chars": params["mllm"]["max_answer_chars"]}
+    assert {k: v for k, v in view.items() if k != "report"} == {k: v for k, v in tables.items() if k != "report"}
+    assert view["methods"]["ants_code"]["preset"] == params["methods"]["ants_code"]["config"].get(
+        "preset", "authors_code")
 
 
 def test_sweep_cross_references(params):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ants.artifacts import read_manifest, write_manifest
 from ants.datasets import DatasetError
 from ants.datasets.download import ChecksumError, fetch_archive
 from ants.datasets.extract import extract_archive
@@ -20,8 +21,6 @@ from ants.datasets.manifests import (
     list_class_folders,
     list_flat,
     read_image_list,
-    read_manifest,
-    write_manifest,
 )
 from ants.stages import build_dataset_manifest, download_dataset
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ants.mllm.answering import answer_records, write_answer_log
+from ants.answers_log import answer_records, write_answer_log
 from ants.mllm.base import Answer, Query
 
 DVC = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))

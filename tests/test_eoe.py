@@ -155,9 +155,9 @@ def test_the_eoe_stages_end_to_end(tmp_path, image_files):
     """envision (a fake LLM) -> answers log -> envisioned labels' text features -> score, with
     the tiny CLIP; the log is an ordinary answers log (ants answers reads it)."""
     from ants import stages
-    from ants._io import read_table
+    from ants.answers_log import read_answer_log
+    from ants.artifacts import read_parquet
     from ants.embeddings import read_embeddings
-    from ants.mllm.answering import read_answer_log
 
     names = tmp_path / "names.txt"
     names.write_text("tench\ngoldfish\n")
@@ -177,8 +177,8 @@ def test_the_eoe_stages_end_to_end(tmp_path, image_files):
     out = tmp_path / "env.parquet"
     info = stages.encode_envisioned(log, {"file": str(names)}, method, backbone, encoding,
                                     store=tmp_path / "tf.sqlite", out=out)
-    feats, rows, _ = read_embeddings(out)
+    feats, rows, _ = read_embeddings(out, "envisioned_text")
     assert info["n_texts"] == 6 and rows["template"].unique().tolist() == ["a photo of a {}"]
     assert rows["text"].tolist() == [f"thing {t}.{j}" for t in (1, 2) for j in range(3)]
-    frame, _ = read_table(out)
+    frame, _ = read_parquet(out, "envisioned_text")
     assert len(frame) == 6 and feats.shape == (6, 64)

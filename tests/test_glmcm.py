@@ -131,8 +131,8 @@ def test_the_local_features_stage_matches_the_method_on_real_images(tmp_path, im
     """`ants local-features` on a tiny-CLIP embeddings file: l_mcm equals local_mcm of the
     value-path features of the same images; a changed image is refused."""
     from ants import stages
-    from ants._io import read_table
-    from ants.datasets.manifests import build_manifest, write_manifest
+    from ants.artifacts import read_parquet, write_manifest
+    from ants.datasets.manifests import build_manifest
     from ants.embeddings import write_embeddings
     from ants.encoders import ClipSpec, load_clip
 
@@ -154,7 +154,7 @@ def test_the_local_features_stage_matches_the_method_on_real_images(tmp_path, im
     stages.embed_images(manifest, backbone, encoding, emb, progress=False)
     clip = load_clip(ClipSpec.tiny(seed=0), device="cpu", precision="fp32")
     names = ["cat", "dog", "fox"]
-    text = tmp_path / "t.parquet"  # an ID text file as embed_labels writes it, one prompt
+    text = tmp_path / "t.parquet"  # an ID text file of GL-MCM's prompt alone (no class count)
     rows = pd.DataFrame(
         {
             "class_index": np.arange(3),
@@ -164,13 +164,13 @@ def test_the_local_features_stage_matches_the_method_on_real_images(tmp_path, im
         }
     )
     write_embeddings(
-        text, clip.encode_texts(names, template="a photo of a {}"), rows, {"n_classes": 3}
+        text, clip.encode_texts(names, template="a photo of a {}"), rows, {}
     )
     out = tmp_path / "local.parquet"
     info = stages.local_features(
         emb, text, backbone, encoding, temperature=1.0, out=out, progress=False
     )
-    frame, meta = read_table(out)
+    frame, meta = read_parquet(out, "local")
     assert info["n_images"] == len(image_files) and meta["min_global_cosine"] > 0.999
     from PIL import Image
 

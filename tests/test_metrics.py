@@ -10,9 +10,13 @@ from ants.metrics import (
     fpr95_ood,
     fpr_at_tpr,
     ood_metrics,
+    roc_curve,
     roc_points_of,
     seed_summary,
     split_average,
+    stream_metrics,
+    summary_rows,
+    variant_column,
 )
 
 
@@ -251,3 +255,68 @@ def test_seed_summary_errors():
         seed_summary({0: {"auroc": 0.5}, 1: {"acc": 0.5}}, ["auroc"])
     with pytest.raises(ValueError, match=r"seed 0: metric 'auroc' is nan, expected a finite number"):
         seed_summary({0: {"auroc": float("nan")}}, ["auroc"])
+
+
+# ------------------------------------------------------------------------------------------
+# the one ROC core: the curve, AUROC
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_roc_curve_is_sklearns_with_either_point_set(seed):
+    rng = np.random.default_rng(300 + seed)
+    levels = int(rng.integers(3, 30))
+    id_s = rng.integers(0, levels, size=int(rng.integers(20, 300))).astype(float)
+    ood_s = rng.integers(0, levels, size=int(rng.integers(20, 300))).astype(float) - 2
+    y = np.r_[np.ones(id_s.size), np.zeros(ood_s.size)]
+    for points, drop in (("all", False), ("openood", True)):
+        fpr, tpr = roc_curve(id_s, ood_s, roc_points=points)
+        want_fpr, want_tpr, _ = skm.roc_curve(y, np.r_[id_s, ood_s], drop_intermediate=drop)
+        np.testing.assert_allclose(fpr, want_fpr, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(tpr, want_tpr, rtol=0, atol=1e-15)
+        # the FPR95 columns read off this very curve
+        assert fpr[np.argmax(tpr >= 0.95)] == fpr95_id(id_s, ood_s, roc_points=points)
+
+
+def test_auroc_is_the_exact_mann_whitney_statistic():
+    """The trapezoids of the ROC curve, summed in whole counts: U / (n_id n_ood) to the last bit."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        id_s = np.round(rng.normal(0.3, 1, size=int(rng.integers(1, 200))), int(rng.integers(0, 3)))
+        ood_s = np.round(rng.normal(0.0, 1, size=int(rng.integers(1, 200))), int(rng.integers(0, 3)))
+        greater = (id_s[:, None] > ood_s[None, :]).sum()
+        ties = (id_s[:, None] == ood_s[None, :]).sum()
+        u2 = 2 * int(greater) + int(ties)  # twice U, an integer
+        assert ood_metrics(id_s, ood_s)["auroc"] == u2 / (2 * id_s.size * ood_s.size)
+
+
+# ------------------------------------------------------------------------------------------
+# the workflow's aggregation: stream -> seeds -> split averages -> rows
+
+
+def test_stream_metrics_reads_accuracy_on_id_samples_only():
+    is_ood = np.array([False, False, True, False, True])
+    scores = np.array([0.9, 0.8, 0.1, 0.7, 0.85])
+    got = stream_metrics(is_ood, scores, [1, 0, 5, 2, 5], [1, 1, -1, 2, -1])
+    assert got["acc"] == pytest.approx(2 / 3)
+    assert got["auroc"] == pytest.approx(4 / 6)  # 0.85 beats 0.8 and 0.7 only
+    assert {k: got[k] for k in got if k != "acc"} == ood_metrics(scores[~is_ood], scores[is_ood])
+
+
+def test_summary_rows_by_hand():
+    per = {
+        ("m", "a"): {0: {"auroc": 0.9}, 1: {"auroc": 0.7}},
+        ("m", "b"): {0: {"auroc": 0.5}, 1: {"auroc": 0.3}, 2: {"auroc": 0.1}},
+        ("m", "n"): {0: {"auroc": 0.6}},
+        ("other", "a"): {0: {"auroc": 1.0}},
+    }
+    rows = summary_rows(per, [("far", "a"), ("far", "b"), ("near", "n")], ["m"], keys=["auroc"])
+    got = {(ds, split): stats for _, ds, split, stats in rows}
+    assert [r[1] for r in rows] == ["a", "b", "n", "far_average", "near_average"]
+    assert got[("a", "far")] == pytest.approx({"auroc": 80.0, "auroc_std": 10.0, "n_seeds": 2})
+    assert got[("b", "far")] == pytest.approx({"auroc": 30.0, "auroc_std": 100 * np.sqrt(0.08 / 3), "n_seeds": 3})
+    # far average per seed both sets have (0, 1): (0.9 + 0.5) / 2 = 0.7, (0.7 + 0.3) / 2 = 0.5
+    assert got[("far_average", "far")] == pytest.approx({"auroc": 60.0, "auroc_std": 10.0, "n_seeds": 2})
+    # one near set: its average is itself
+    assert got[("near_average", "near")] == pytest.approx({"auroc": 60.0, "auroc_std": 0.0, "n_seeds": 1})
+    assert variant_column("oracle", "far") == "v_far_only" and variant_column("oracle", "near") == "v_near_only"
+    assert variant_column("ada", "near") == "v_ada"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from ants.embeddings import EmbeddingFileError, write_embeddings
+from ants.artifacts import ArtifactError
+from ants.embeddings import write_embeddings
 from ants.mining import (
     ADJ_TEMPLATE,
     CSP_SUPERCLASSES,
@@ -402,17 +404,30 @@ def test_with_the_tiny_clip_encoder(tiny_clip):
 
 
 def test_load_rejects_other_files(tmp_path):
+    def error(path, problem):
+        rebuild = "Rebuild it: write it again with `ants embed-labels`"
+        return "^" + re.escape(f"{path} (mined negatives): {problem}. {rebuild}") + "$"
+
     other = write_embeddings(
         tmp_path / "images.parquet", np.eye(2, dtype=np.float32), pd.DataFrame({"id": [1, 2]}), {"backbone": "x"}
     )
-    with pytest.raises(EmbeddingFileError, match=r"images\.parquet is not a mined-negatives file \(artifact None"):
+    with pytest.raises(ArtifactError, match=error(other, "no column 'label' (columns: id, embedding)")):
         MinedNegatives.load(other)
+    labelled = write_embeddings(
+        tmp_path / "labelled.parquet", np.eye(2, dtype=np.float32),
+        pd.DataFrame({"label": ["a", "b"], "kind": ["noun"] * 2, "stat": [0.1, 0.2], "max_id_cos": [0.3, 0.4]}), {},
+    )
+    problem = ("not a mined-negatives file (artifact None, columns label, kind, stat, max_id_cos; expected artifact "
+               "'mined_negatives' and columns label, kind, stat, max_id_cos)")
+    with pytest.raises(ArtifactError, match=error(labelled, problem)):
+        MinedNegatives.load(labelled)
     plain = tmp_path / "plain.parquet"
     pd.DataFrame({"a": [1]}).to_parquet(plain)
-    with pytest.raises(EmbeddingFileError, match=r"plain\.parquet has no 'ants' schema metadata"):
+    with pytest.raises(ArtifactError, match=error(plain, "no 'ants' schema metadata (not written by ants)")):
         MinedNegatives.load(plain)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        MinedNegatives.load(tmp_path / "missing.parquet")
+    missing = tmp_path / "missing.parquet"
+    with pytest.raises(FileNotFoundError, match=error(missing, "does not exist")):
+        MinedNegatives.load(missing)
 
 
 def char_encoder(texts, template):
@@ -425,9 +440,15 @@ def char_encoder(texts, template):
 
 
 def test_shipped_corpus_end_to_end(monkeypatch, caplog):
+    import functools
     import logging
 
+    import ants.mining
+    from ants.progress import progress
+
     monkeypatch.setenv("ANTS_PROGRESS", "log")  # as under Snakemake: progress lines in the log
+    # a fast machine mines in under the default 1 s quiet period; log from the start
+    monkeypatch.setattr(ants.mining, "progress_bar", functools.partial(progress, min_seconds=0.0))
     ids = ["tench", "goldfish", "great white shark", "dog", "sea lion"]
     with caplog.at_level(logging.INFO, logger="ants.progress"):
         mined = mine_negative_labels(ids, char_encoder, n_negatives=1000, batch_size=50_000)

@@ -8,21 +8,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ants.mllm import build_answerer
-from ants.mllm.answering import (
+from ants.answers_log import (
     LOG_COLUMNS,
-    MAX_ANSWER_CHARS,
     TIMING_COLUMNS,
-    CachedAnswerer,
-    answer_all,
     answer_map,
     answer_records,
     failure_summary,
     read_answer_log,
-    shorten,
     timing_path,
     write_answer_log,
 )
+from ants.mllm import build_answerer
+from ants.mllm.answering import MAX_ANSWER_CHARS, CachedAnswerer, answer_all, shorten
 from ants.mllm.base import Answer, AnswerFailureError, Query
 from ants.mllm.cache import AnswerCache
 from ants.mllm.prompts import Prompting

@@ -35,15 +35,14 @@ from PIL import Image
 
 from ants._io import file_digest
 from ants._sqlite import entry_digest
-from ants.mllm.answering import (
+from ants.answers_log import (
     LOG_COLUMNS,
     TIMING_COLUMNS,
-    CachedAnswerer,
-    answer_all,
     answer_records,
     read_answer_log,
     write_answer_log,
 )
+from ants.mllm.answering import CachedAnswerer, answer_all
 from ants.mllm.base import Answer, AnswerFailureError, BackendError, Query
 from ants.mllm.cache import (
     AnswerCache,

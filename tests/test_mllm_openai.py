@@ -14,14 +14,8 @@ import pytest
 from PIL import Image
 from test_images import _png_header_only
 
-from ants.mllm.answering import (
-    MAX_ANSWER_CHARS,
-    CachedAnswerer,
-    answer_records,
-    read_answer_log,
-    shorten,
-    write_answer_log,
-)
+from ants.answers_log import answer_records, read_answer_log, write_answer_log
+from ants.mllm.answering import MAX_ANSWER_CHARS, CachedAnswerer, shorten
 from ants.mllm.base import AnswerFailureError, BackendError, Query
 from ants.mllm.cache import AnswerCache
 from ants.mllm.openai_http import (

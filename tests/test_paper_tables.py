@@ -97,7 +97,7 @@ def _scores(path, n):
 
 
 def test_cost_per_image_and_mllm_calls_from_the_jobs_files(tmp_path):
-    from ants.mllm.answering import answer_records, write_answer_log
+    from ants.answers_log import answer_records, write_answer_log
     from ants.mllm.base import Answer, Query
 
     t = tmp_path

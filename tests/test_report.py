@@ -104,10 +104,14 @@ def test_provenance_stage_times_and_mllm_calls(page, run):
 
 
 def test_sweep_table_missing_a_column_is_one_clear_error(tmp_path):
+    from ants.artifacts import ArtifactError
+
     bad = tmp_path / "s.csv"
     pd.DataFrame({"sweep": ["x"], "value": [1]}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match=r"s.csv: a sweep table needs column\(s\) auroc, benchmark, dataset"):
+    with pytest.raises(ArtifactError) as err:
         sweep_figures([bad], tmp_path)
+    assert str(err.value) == (f"{bad} (sweep table): no column 'is_default' (columns: sweep, value). "
+                              "Rebuild it: write it again with `ants sweep-metrics`")
 
 
 def test_answers_per_stream_counted_as_the_log_says(page, run):
@@ -141,3 +145,73 @@ def test_a_huge_answer_is_cut_in_the_report_and_kept_in_the_log(run, tmp_path):
     assert "x" * 1001 not in html and "x" * 900 in html
     assert "... [100,000 characters]" in html
     assert (pd.read_parquet(logs / "0.parquet")["raw_text"] == huge).sum() == 1  # the log keeps it whole
+
+
+def _tie_run(run, tmp_path):
+    """One MCM score file whose ID-positive ROC has collinear points at TPR 0.95: (fp, tp) = (0, 94),
+    (1, 95), (2, 96), (7, 96), (200, 100) -- FPR95-ID 0.5 % on every point, 1 % on OpenOOD's."""
+    import numpy as np
+
+    from ants.artifacts import write_scores
+
+    id_s = np.r_[np.full(94, 10.0), 9.0, 8.0, np.full(4, 0.0)]
+    ood_s = np.r_[9.0, 8.0, np.full(5, 7.0), np.full(193, -10.0)]
+    n_id, n_ood = id_s.size, ood_s.size
+    frame = pd.DataFrame({"position": np.arange(n_id + n_ood), "id": [f"i{k}" for k in range(n_id + n_ood)],
+                          "batch": np.ones(n_id + n_ood, np.int64), "is_ood": np.r_[np.zeros(n_id, bool), np.ones(n_ood, bool)],
+                          "label": np.r_[np.zeros(n_id, np.int64), -np.ones(n_ood, np.int64)],
+                          "pred": np.zeros(n_id + n_ood, np.int64), "score": np.r_[id_s, ood_s].astype(np.float32)})
+    path = write_scores(tmp_path / "results" / "scores" / "fixture" / "mcm" / "fx_far" / "seed0.parquet", frame,
+                        {"stream": {"n_id": n_id, "n_ood": n_ood}})
+    return {("fixture", "mcm", "fx_far", 0): path}, id_s, ood_s
+
+
+@pytest.mark.parametrize("roc_points", ["all", "openood"])
+def test_roc_curves_are_drawn_from_the_points_the_fpr95_columns_use(run, tmp_path, monkeypatch, roc_points):
+    """The report's ROC curve is ants.metrics' curve with metrics.fpr95_roc's points: read off the
+    drawn curve, the FPR at the first TPR >= 95 % is the table's FPR95-ID."""
+    import matplotlib.axes
+    import numpy as np
+
+    from ants.metrics import fpr95_id, roc_curve
+
+    files, id_s, ood_s = _tie_run(run, tmp_path)
+    drawn = {}
+    plot = matplotlib.axes.Axes.plot
+
+    def recording(self, *args, **kw):
+        if kw.get("label") == "MCM":  # the first: the ROC figure is drawn before the sweeps'
+            drawn.setdefault("MCM", (np.asarray(args[0]), np.asarray(args[1])))
+        return plot(self, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording)
+    view = {**run["view"], "metrics": {**run["view"]["metrics"], "fpr95_roc": roc_points}}
+    build_report(metrics_json=run["results"] / "metrics.json", score_files=files, answer_logs=[],
+                 negatives=run["negatives"], embeddings=run["embeddings"], view=view, out=tmp_path / "r" / "index.html")
+    fpr, tpr = drawn["MCM"]
+    want_fpr, want_tpr = roc_curve(id_s, ood_s, roc_points=roc_points)
+    np.testing.assert_array_equal(fpr, want_fpr)
+    np.testing.assert_array_equal(tpr, want_tpr)
+    read_off = fpr[np.argmax(tpr >= 0.95)]
+    assert read_off == fpr95_id(id_s, ood_s, roc_points=roc_points) == {"all": 0.005, "openood": 0.01}[roc_points]
+
+
+def test_the_report_builds_without_scikit_learn(run, tmp_path):
+    """scikit-learn is a dev-only dependency: a `.[workflow]` install must build the report."""
+    import json
+    import subprocess
+    import sys
+
+    files, _, _ = _tie_run(run, tmp_path)
+    args = {"metrics_json": str(run["results"] / "metrics.json"), "answer_logs": [str(p) for p in run["logs"]],
+            "negatives": [str(p) for p in run["negatives"]], "embeddings": [str(p) for p in run["embeddings"]],
+            "view": run["view"], "out": str(tmp_path / "r" / "index.html")}
+    code = ("import json, sys; sys.modules['sklearn'] = None\n"  # any `import sklearn...` now fails
+            "from pathlib import Path\nfrom ants.report import build_report\n"
+            f"a = json.loads({json.dumps(json.dumps(args))})\n"
+            f"build_report(score_files={{('fixture', 'mcm', 'fx_far', 0): Path({str(files[('fixture', 'mcm', 'fx_far', 0)])!r})}}, **a)\n"
+            "print('sklearn' in sys.modules and sys.modules['sklearn'] is not None)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "False" and (tmp_path / "r" / "index.html").is_file()

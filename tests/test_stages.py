@@ -12,11 +12,13 @@ from PIL import Image
 
 from ants import stages
 from ants._io import read_table, write_table
+from ants.answers_log import read_answer_log
+from ants.artifacts import ARTIFACTS, read_id_text, read_manifest, write_manifest
 from ants.cli import main
-from ants.datasets.manifests import build_manifest, read_manifest, write_manifest
+from ants.datasets.manifests import build_manifest
 from ants.embeddings import read_embeddings, write_embeddings
-from ants.mllm.answering import read_answer_log
 from ants.mllm.base import Answer
+from ants.views import parse_scoring_name, scoring_name
 
 TINY = {"model": "tiny", "seed": 0}
 ENCODING = {"device": "cpu", "precision": "fp32", "image_batch_size": 4, "text_batch_size": 64, "num_workers": 0}
@@ -159,9 +161,9 @@ def toy_benchmark(tmp_path):
     stages.stream(files["id"], files["ood"], seed=3, batch_size=4, out=files["stream"])
     for name in ("id", "ood"):
         for scoring in (NEGLABEL_SCORING, ANTS_SCORING):
-            files[f"static_{name}_{stages.scoring_name(scoring)}"] = tmp_path / f"static_{name}_{stages.scoring_name(scoring)}.parquet"
+            files[f"static_{name}_{scoring_name(scoring)}"] = tmp_path / f"static_{name}_{scoring_name(scoring)}.parquet"
             stages.static(files[name], files["text"], files["negatives"], scoring=scoring,
-                          out=files[f"static_{name}_{stages.scoring_name(scoring)}"])
+                          out=files[f"static_{name}_{scoring_name(scoring)}"])
     return files
 
 
@@ -170,7 +172,7 @@ ANTS_SCORING = {"tau": 0.01, "group_size": 10, "seed": 0}
 
 
 def statics(files, scoring):
-    name = stages.scoring_name(scoring)
+    name = scoring_name(scoring)
     return {"static_id": files[f"static_id_{name}"], "static_ood": files[f"static_ood_{name}"]}
 
 
@@ -203,7 +205,7 @@ def test_static_scores_are_computed_on_features_in_stream_order(toy_benchmark, t
     out = stages.score(f["stream"], method=method, out=tmp_path / "s.parquet", stream_name="toy/mcm/ood/seed3",
                        id_embeddings=f["id"], ood_embeddings=f["ood"], id_text=f["text"])
     in_order = features_in_stream_order(f)
-    idt, names = stages.read_id_text(f["text"], "photo")
+    idt, names = read_id_text(f["text"], "photo")
     np.testing.assert_array_equal(out["score"].to_numpy(), mcm(in_order, idt, temperature=0.5))
     assert names == ["cat", "dog", "fox"]
     written, meta = read_table(tmp_path / "s.parquet")
@@ -218,19 +220,19 @@ def test_static_pass_once_per_dataset_gives_neglabel_in_stream_order(toy_benchma
     out = stages.score(f["stream"], method=method, out=tmp_path / "s.parquet", stream_name="toy/nl/ood/seed3",
                        **statics(f, NEGLABEL_SCORING))
     feats = features_in_stream_order(f)
-    idt, _ = stages.read_id_text(f["text"], "nice")
+    idt, _ = read_id_text(f["text"], "nice")
     neg = stages._negative_features(f["negatives"])
     np.testing.assert_allclose(out["score"].to_numpy(), negative_label(feats, idt, neg, n_groups=4), rtol=1e-6)
     np.testing.assert_array_equal(out["pred"].to_numpy(), predict(feats, idt))
     static_id, meta = read_table(statics(f, NEGLABEL_SCORING)["static_id"])
-    assert list(static_id.columns) == list(stages.STATIC_COLUMNS) and meta["scoring"] == NEGLABEL_SCORING
+    assert list(static_id.columns) == list(ARTIFACTS["static"].column_names) and meta["scoring"] == NEGLABEL_SCORING
 
 
 def test_scoring_names_round_trip():
     for scoring in (NEGLABEL_SCORING, ANTS_SCORING, {"tau": 0.005, "group_size": 1000, "seed": 3}):
-        assert stages.parse_scoring_name(stages.scoring_name(scoring)) == scoring
+        assert parse_scoring_name(scoring_name(scoring)) == scoring
     with pytest.raises(ValueError, match="not a static-pass name"):
-        stages.parse_scoring_name("size100")  # ants.views' (the workflow names the files)
+        parse_scoring_name("size100")
 
 
 # ------------------------------------------------------------------------------------------
@@ -303,7 +305,7 @@ def test_plan_answer_replay_through_files_equals_an_online_run(toy_benchmark, tm
 
     stream, _ = read_table(f["stream"])
     feats = features_in_stream_order(f)
-    idt, names = stages.read_id_text(f["text"], "nice")
+    idt, names = read_id_text(f["text"], "nice")
     online = run_ants(image_features=feats, items=stream["path"].tolist(), id_text_features=idt,
                       negative_features=stages._negative_features(f["negatives"]), class_names=names,
                       encode_text=lambda t, tpl: tiny_clip.encode_texts(list(t), template=tpl),

@@ -180,19 +180,21 @@ def test_a_row_with_one_score_on_every_split_is_not_labelled_split_selected():
 
 
 def test_variants_match_sklearn_and_the_main_score(run):
+    """The variants' table is the workflow's {benchmark}_variants.csv (ants.stages.compute_metrics):
+    its numbers agree with scikit-learn on the score files (to the CSV's 6 significant digits)."""
     files, view = run["score_files"], run["view"]
-    var = variant_metrics(files, view)
+    var = variant_metrics(view, run["results"] / "metrics")
     assert set(var["variant"]) == {"ada", "far_only", "near_only", "oracle"}
     # AUROC of the ada variant on fx_far, by scikit-learn, mean over the seeds
-    from ants._io import read_table
+    from ants.artifacts import read_scores
 
     aucs = []
     for seed in view["run"]["seeds"]:
-        f, _ = read_table(files[("fixture", "ants_code", "fx_far", seed)])
+        f, _ = read_scores(files[("fixture", "ants_code", "fx_far", seed)])
         aucs.append(roc_auc_score(~f["is_ood"].to_numpy(bool), f["v_ada"].to_numpy(np.float64)) * 100)
     got = var[(var["method"] == "ants_code") & (var["dataset"] == "fx_far") & (var["variant"] == "ada")]
-    assert got["auroc"].iloc[0] == pytest.approx(np.mean(aucs))
-    assert got["auroc_std"].iloc[0] == pytest.approx(np.std(aucs))
+    assert got["auroc"].iloc[0] == pytest.approx(np.mean(aucs), rel=1e-5)
+    assert got["auroc_std"].iloc[0] == pytest.approx(np.std(aucs), rel=1e-5, abs=1e-9)
     # oracle = far_only on the far set, near_only on the near set
     def cell(ds, v, k="fpr95_ood"):
         return var[(var["method"] == "ants_paper") & (var["dataset"] == ds) & (var["variant"] == v)][k].iloc[0]
@@ -207,18 +209,29 @@ def test_variants_match_sklearn_and_the_main_score(run):
     assert m["fpr95_ood"].iloc[0] == pytest.approx(far_only["fpr95_ood"].iloc[0])
 
 
-def test_variants_prefer_the_workflows_variants_csv(run, tmp_path):
-    fake = pd.DataFrame([{"benchmark": "fixture", "method": "ants_code", "label": "x", "dataset": "fx_far",
-                          "split": "far", "variant": "ada", "auroc": 12.5, "auroc_std": 0, "fpr95_id": 1,
-                          "fpr95_id_std": 0, "fpr95_ood": 2, "fpr95_ood_std": 0, "n_seeds": 1}])
+def test_variants_come_from_the_workflows_variants_csv_only(run, tmp_path):
+    """Nothing is recomputed from score files: the table is the CSV, and a missing or damaged CSV
+    is one line naming it and how to rebuild it."""
+    from ants.artifacts import ArtifactError
+
+    stats = {k: v for key in ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
+             for k, v in ((key, 12.5), (f"{key}_std", 0.0))}
+    fake = pd.DataFrame([{"benchmark": "fixture", "method": "ants_code", "label": "x", "variant": "ada",
+                          "dataset": "fx_far", "split": "far", **stats, "n_seeds": 1}])
     fake.to_csv(tmp_path / "fixture_variants.csv", index=False)
-    var = variant_metrics(run["score_files"], run["view"], tmp_path)
+    var = variant_metrics(run["view"], tmp_path)
     assert var["auroc"].tolist() == [12.5]
+    fake.drop(columns=["n_seeds"]).to_csv(tmp_path / "fixture_variants.csv", index=False)
+    with pytest.raises(ArtifactError) as err:
+        variant_metrics(run["view"], tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'fixture_variants.csv'} (ANTS variants' metrics table): no column 'n_seeds' (columns: "
+        "benchmark, method, label, variant, dataset, split, auroc, auroc_std, fpr95_id, fpr95_id_std, fpr95_ood, "
+        "fpr95_ood_std). Rebuild it: write it again with `ants compute-metrics`")
 
 
 def test_write_tables_writes_csv_markdown_latex(run, tmp_path):
-    written = write_tables(run["view"], metrics_dir=run["results"] / "metrics", out_dir=tmp_path,
-                           score_files=run["score_files"])
+    written = write_tables(run["view"], metrics_dir=run["results"] / "metrics", out_dir=tmp_path)
     assert sorted(p.name for p in written) == sorted(
         f"{s}.{e}" for s in ("fixture", "fixture_ants_variants") for e in ("csv", "md", "tex"))
     long = pd.read_csv(tmp_path / "fixture_ants_variants.csv")
@@ -233,7 +246,7 @@ def test_write_tables_writes_csv_markdown_latex(run, tmp_path):
     assert "Both read off every ROC point (each distinct threshold) (metrics.fpr95_roc: all)." in \
         (tmp_path / "fixture.md").read_text()
     openood = {**run["view"], "metrics": {**run["view"]["metrics"], "fpr95_roc": "openood"}}
-    write_tables(openood, metrics_dir=run["results"] / "metrics", out_dir=tmp_path / "o", score_files=run["score_files"])
+    write_tables(openood, metrics_dir=run["results"] / "metrics", out_dir=tmp_path / "o")
     assert "roc_curve(drop_intermediate=True), as OpenOOD's evaluator (metrics.fpr95_roc: openood)" in \
         (tmp_path / "o" / "fixture.md").read_text()
     assert r"as OpenOOD's evaluator (metrics.fpr95\_roc: openood)" in (tmp_path / "o" / "fixture.tex").read_text()

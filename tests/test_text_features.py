@@ -167,8 +167,8 @@ def test_foreign_files_and_folders_are_refused(tmp_path):
 
 
 def test_the_cli_reports_a_damaged_store_in_one_line_and_a_deleted_one_is_rebuilt(tmp_path, capsys):
+    from ants.answers_log import answer_records, write_answer_log
     from ants.cli import main
-    from ants.mllm.answering import answer_records, write_answer_log
     from ants.mllm.base import Answer, Query
 
     queries = [Query("ens", "tench", image="a.png"), Query("vsnl", "tench")]

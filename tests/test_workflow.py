@@ -402,7 +402,7 @@ def test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded(tmp_path):
 
     edit_params(w, lambda p: p["data"].update(on_bad_image="skip"))
     snakemake(w, target)
-    from ants.datasets.manifests import read_manifest
+    from ants.artifacts import read_manifest
     from ants.embeddings import read_embeddings
 
     manifest, _ = read_manifest(w / "results/manifests/demo_far.parquet")

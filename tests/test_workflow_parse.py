@@ -78,7 +78,7 @@ def test_editing_an_image_list_given_relative_to_the_dataset_root_reruns_the_man
     assert NOTHING not in text and "rule manifest:" in text
     assert "data/mine/lists/mine.txt" in text  # named as the updated input
     snakemake(w, target)
-    from ants.datasets.manifests import read_manifest
+    from ants.artifacts import read_manifest
 
     frame, meta = read_manifest(w / target)
     assert frame["path"].tolist() == [

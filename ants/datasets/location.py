@@ -24,12 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ants.artifacts import folder
 from ants.datasets import DatasetError
 
 __all__ = ["DATA_DIR", "dataset_location", "manifest_sources"]
 
-#: Where the workflow keeps generated and downloaded datasets.
-DATA_DIR = "results/data"
+#: Where the workflow keeps generated and downloaded datasets (:mod:`ants.artifacts`' layout:
+#: ``data/demo/{split}.txt``, ``data/downloads/{dataset}/extracted``).
+DATA_DIR = folder("demo_list")
 
 
 def _list_path(cfg: Mapping, root: Path) -> Path:

@@ -14,6 +14,9 @@ one row per image, in a deterministic order:
 ``error``       why it did not (exception type and message), or ``""``
 ==============  ============================================================================
 
+The file format (these columns, the metadata, the validating reader) lives in
+:mod:`ants.artifacts` (:func:`~ants.artifacts.write_manifest`, :func:`~ants.artifacts.read_manifest`).
+
 Bad images are never dropped here: they are recorded (``readable`` / ``error``) and the
 embedding job decides, per ``data.on_bad_image``, to fail naming them or to skip them.
 
@@ -37,12 +40,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ants._io import file_digest, read_table, write_table
+from ants._io import file_digest
+from ants.artifacts import MANIFEST_COLUMNS
 from ants.datasets import DatasetError
 from ants.images import DEFAULT_MAX_PIXELS
 from ants.images import check_image as _check_image
@@ -59,11 +63,7 @@ __all__ = [
     "list_class_folders",
     "list_flat",
     "read_image_list",
-    "read_manifest",
-    "write_manifest",
 ]
-
-MANIFEST_COLUMNS = ("id", "path", "label", "class_name", "sha256", "readable", "error")
 DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 
@@ -234,24 +234,3 @@ def build_manifest(
             f"dataset {dataset!r}: image {frame['id'][dup].iloc[0]!r} is listed twice"
         )
     return frame
-
-
-def write_manifest(
-    path: str | os.PathLike, frame: pd.DataFrame, metadata: Mapping | None = None
-) -> Path:
-    """Write a manifest atomically (temporary file, then rename); metadata as JSON in the schema."""
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"a manifest needs the columns {list(MANIFEST_COLUMNS)}; missing {missing}"
-        )
-    return write_table(path, frame[list(MANIFEST_COLUMNS)], metadata)
-
-
-def read_manifest(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
-    """``(frame, metadata)`` of a manifest written by :func:`write_manifest`."""
-    frame, meta = read_table(path, what="manifest")
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DatasetError(f"{path} is not a manifest: missing columns {missing}")
-    return frame, meta

@@ -61,6 +61,7 @@ METHODS: dict[str, MethodSpec] = {
         uses_answers=False,
         runner="ants.methods.adaneg:run_adaneg",
         scorer="ants.methods.adaneg:score_adaneg",
+        default_preset="paper",
     ),
     "ants": MethodSpec(
         "ants",
@@ -70,6 +71,7 @@ METHODS: dict[str, MethodSpec] = {
         runner="ants.methods.ants_tta:run_ants",
         scorer="ants.methods.ants_tta:score_ants",
         static_settings="ants.methods.ants_switches:ants_static_scoring",
+        default_preset="authors_code",
     ),
     "glmcm": MethodSpec(
         "glmcm",

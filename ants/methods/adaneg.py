@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ants.methods import METHODS
 from ants.methods.base import MethodResult, batch_slices
 from ants.progress import progress as progress_bar
 from ants.scores import as_features, group_layout, mean_id_mass
@@ -91,8 +92,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"authors_slots": False, "truncate_beta": False, "proxy": "sample"},
     "authors_code": {"authors_slots": True, "truncate_beta": True, "proxy": "task"},
 }
-#: The preset of a config that names none.
-DEFAULT_PRESET = "paper"
+#: The preset of a config that names none (the registry's
+#: :attr:`ants.methods.base.MethodSpec.default_preset` of ``adaneg``).
+DEFAULT_PRESET = METHODS["adaneg"].default_preset
 
 #: float32 elements of one chunk buffer of the sample-adaptive pass ((rows, slots, batch)).
 _CHUNK_ELEMS = 1 << 19

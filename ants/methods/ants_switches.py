@@ -18,9 +18,11 @@ from functools import lru_cache
 from typing import Any
 
 from ants.config import definition_checker, load_schema
+from ants.methods import METHODS
 
 __all__ = [
     "ANTS_PLAN_KEYS",
+    "DEFAULT_PRESET",
     "INITIAL_DETECTORS",
     "IN_SCORES",
     "LAMBDA_STATS",
@@ -127,6 +129,9 @@ class AntsConfig:
         return asdict(self)
 
 
+#: The preset of a config that names none (the :class:`AntsConfig` defaults; the registry's
+#: :attr:`ants.methods.base.MethodSpec.default_preset` of ``ants``).
+DEFAULT_PRESET = METHODS["ants"].default_preset
 #: Switch values of the two presets (section 7); everything not listed is shared.
 PRESETS: dict[str, dict[str, Any]] = {
     "authors_code": {},
@@ -144,7 +149,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def ants_config(config: AntsConfig | str | Mapping[str, Any] | None = None) -> AntsConfig:
     """An :class:`AntsConfig` from a config, a preset name, or a mapping of switches.
 
-    A mapping may name a ``preset`` (default ``authors_code``) and override any switch; an
+    A mapping may name a ``preset`` (default :data:`DEFAULT_PRESET`) and override any switch; an
     unknown key is an error that lists the valid ones.
     """
     if config is None:
@@ -158,7 +163,7 @@ def ants_config(config: AntsConfig | str | Mapping[str, Any] | None = None) -> A
             f"an ANTS config must be an AntsConfig, a preset name or a mapping, got {type(config).__name__}"
         )
     values = dict(config)
-    preset = values.pop("preset", "authors_code")
+    preset = values.pop("preset", DEFAULT_PRESET)
     if preset not in PRESETS:
         raise ValueError(f"unknown ANTS preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     valid = [f.name for f in fields(AntsConfig)]

@@ -82,6 +82,7 @@ import torch
 
 from ants.methods.ants_switches import (  # noqa: F401  (re-exported: the detector's switches)
     ANTS_PLAN_KEYS,
+    DEFAULT_PRESET,
     IN_SCORES,
     LAMBDA_STATS,
     NEAR_SUBSETS,
@@ -118,12 +119,18 @@ __all__ = [
     "activation_threshold",
     "adaptive_weight",
     "ants_static_scores",
+    "ens_update_texts",
+    "is_vsnl_batch",
+    "near_subset_size",
     "prepend_keep_last",
     "run_ants",
     "score_ants",
     "threshold_code_rule",
     "threshold_paper_rule",
     "top_predicted",
+    "vsnl_bank_texts",
+    "vsnl_answer_labels",
+    "vsnl_event",
 ]
 
 #: encode_text(texts, template) -> (len(texts), d) L2-normalised float array; the template is
@@ -169,7 +176,12 @@ def threshold_paper_rule(candidate_scores: Any, eta: float) -> float:
 
 
 def prepend_keep_last(bank: torch.Tensor | None, new: torch.Tensor, cap: int) -> torch.Tensor:
-    """The authors' ENS queue: ``cat([new, bank])[-cap:]`` (on overflow the NEWEST are dropped)."""
+    """The authors' ENS queue: ``cat([new, bank])[-cap:]`` (on overflow the NEWEST are dropped).
+
+    The same rule keeps the bank's texts (lists: ``(new + bank)[-cap:]``) beside its features.
+    """
+    if isinstance(new, list):
+        return (new + list(bank or []))[-cap:]
     combined = new if bank is None or bank.shape[0] == 0 else torch.cat([new, bank], dim=0)
     return combined[-cap:]
 
@@ -177,6 +189,70 @@ def prepend_keep_last(bank: torch.Tensor | None, new: torch.Tensor, cap: int) ->
 def top_predicted(counts: Counter, k: int) -> list[int]:
     """The ``k`` most predicted classes; ties in first-seen order (``Counter.most_common``)."""
     return [c for c, _ in counts.most_common(k)]
+
+
+def near_subset_size(cfg: AntsConfig, n_classes: int) -> int:
+    """How many of the most predicted ID classes the VSNL subset holds: ``near_top_k``
+    (``top_k``), or ``k = max(1, round(near_delta * K))`` of the ``K`` classes
+    (``top_fraction``); every class with ``sim=False`` (no SIM: ablation row C's reading)."""
+    if not cfg.sim:
+        return n_classes
+    if cfg.near_subset == "top_k":
+        return cfg.near_top_k
+    return max(1, round(cfg.near_delta * n_classes))
+
+
+def is_vsnl_batch(batch: int, cfg: AntsConfig) -> bool:
+    """Whether batch ``batch`` (from 1) has a VSNL event: ``vsnl_start``, then every
+    ``vsnl_interval`` batches."""
+    return batch >= cfg.vsnl_start and (batch - cfg.vsnl_start) % cfg.vsnl_interval == 0
+
+
+# -- the bank updates, on texts: the detector runs them, ants.inspection.banks_at replays them
+
+
+def ens_update_texts(answers: Sequence[Answer], cfg: AntsConfig) -> list[str]:
+    """The sentences one ENS update prepends to the bank: the negatives of its ``ok`` answers,
+    in query order, as the parser normalised them, de-duplicated (case-insensitively) within
+    the update (:func:`ants.mllm.parsing.ens_update_sentences`)."""
+    return ens_update_sentences(s for a in answers if a.status == "ok" for s in a.negatives)
+
+
+def vsnl_answer_labels(answer: Answer, cfg: AntsConfig) -> list[str]:
+    """The labels a VSNL answer gives its class: the first ``vsnl_labels_per_class`` of its
+    negatives normalised in the ``answer_parser`` style (:func:`ants.mllm.parsing.vsnl_class_labels`);
+    none unless it is ``ok``."""
+    got = list(answer.negatives) if answer.status == "ok" else []
+    return vsnl_class_labels(got, cfg.answer_parser, cfg.vsnl_labels_per_class)
+
+
+def vsnl_bank_texts(cache: Mapping[Any, Sequence[str]], cfg: AntsConfig) -> list[str]:
+    """The VSNL bank of a class cache: every cached class's labels in cache order, normalised
+    and de-duplicated in the ``answer_parser`` style (:func:`ants.mllm.parsing.vsnl_bank_labels`)."""
+    return vsnl_bank_labels([lab for labs in cache.values() for lab in labs], cfg.answer_parser)
+
+
+def vsnl_event(
+    cache: dict[Any, list[str]],
+    frequent: Sequence[Any],
+    ask: Callable[[list[Any]], Sequence[Answer]],
+    cfg: AntsConfig,
+) -> list[str]:
+    """One VSNL event on the class cache (changed in place); returns the bank's labels.
+
+    ``frequent``: the classes of the subset now (:func:`top_predicted`); the ones not cached
+    yet are asked (ONE ``ask(new classes)`` call, one answer per class) and keep
+    :func:`vsnl_answer_labels` -- a class counts as cached once asked, whatever the answer;
+    cached classes that left the subset are dropped.
+    """
+    new = [c for c in frequent if c not in cache]
+    if new:
+        for c, a in zip(new, ask(new), strict=True):
+            cache[c] = vsnl_answer_labels(a, cfg)
+    active = set(frequent)
+    for c in [c for c in cache if c not in active]:
+        del cache[c]
+    return vsnl_bank_texts(cache, cfg)
 
 
 def adaptive_weight(a: float, b: float) -> float:
@@ -349,12 +425,7 @@ class _AntsRun:
         self.encode_text = encode_text
         self.answerer = answerer
         self.balanced_size = cfg.balanced_group_size or self.k
-        if not cfg.sim:  # no SIM: VSNL for every ID class (ablation row C's reading)
-            self.near_k = self.k
-        elif cfg.near_subset == "top_k":
-            self.near_k = cfg.near_top_k
-        else:
-            self.near_k = max(1, round(cfg.near_delta * self.k))
+        self.near_k = near_subset_size(cfg, self.k)
 
         # static per-sample quantities (S_nl, predictions, lse of the ID logits): given, or
         # computed for the whole stream by :func:`ants.scores.negative_label_parts`
@@ -420,36 +491,24 @@ class _AntsRun:
             )
             for p in self.cache_pos
         ]
-        answers = self._ask(batch, queries)
-        sentences = ens_update_sentences(
-            s for a in answers if a.status == "ok" for s in a.negatives
-        )
+        sentences = ens_update_texts(self._ask(batch, queries), cfg)
         if sentences:
             feats = self._encode(sentences, cfg.ens_template)
             self.ens.feats = prepend_keep_last(self.ens.feats, feats, cfg.ens_bank_cap)
-            self.ens.texts = (sentences + self.ens.texts)[-cfg.ens_bank_cap :]
+            self.ens.texts = prepend_keep_last(self.ens.texts, sentences, cfg.ens_bank_cap)
             self.bank_t = None
         self.cache_pos = []
         self.ens_updates += 1
 
     def _vsnl_update(self, batch: int) -> None:
         cfg = self.cfg
-        frequent = top_predicted(self.counts, self.near_k)
-        new = [c for c in frequent if c not in self.vsnl_cache]
-        if new:
-            answers = self._ask(
+        labels = vsnl_event(
+            self.vsnl_cache,
+            top_predicted(self.counts, self.near_k),
+            lambda new: self._ask(
                 batch, [Query(kind="vsnl", class_name=self.class_names[c]) for c in new]
-            )
-            for c, a in zip(new, answers, strict=True):
-                got = list(a.negatives) if a.status == "ok" else []
-                self.vsnl_cache[c] = vsnl_class_labels(
-                    got, cfg.answer_parser, cfg.vsnl_labels_per_class
-                )
-        active = set(frequent)
-        for c in [c for c in self.vsnl_cache if c not in active]:
-            del self.vsnl_cache[c]
-        labels = vsnl_bank_labels(
-            [lab for labs in self.vsnl_cache.values() for lab in labs], cfg.answer_parser
+            ),
+            cfg,
         )
         if labels != self.vsnl.texts:
             self.vsnl.texts = labels
@@ -492,7 +551,7 @@ class _AntsRun:
         if ens_update:
             self._ens_update(batch, sl.stop)
         # 4. VSNL
-        vsnl_update = batch >= cfg.vsnl_start and (batch - cfg.vsnl_start) % cfg.vsnl_interval == 0
+        vsnl_update = is_vsnl_batch(batch, cfg)
         if vsnl_update:
             self._vsnl_update(batch)
         # 5. scores with the banks as they now are

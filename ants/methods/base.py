@@ -66,14 +66,16 @@ class MethodSpec:
     """What one detector needs and how the workflow runs it.
 
     * ``id_prompt``: which ID text features it scores against (``photo`` = "a photo of a {}.",
-      ``nice`` = "The nice {}.", :data:`ants.stages.ID_PROMPTS`);
+      ``nice`` = "The nice {}.", :data:`ants.artifacts.ID_PROMPTS`);
     * ``uses_negatives``: scores against the mined negative labels;
     * ``uses_answers``: asks the MLLM (plan -> answer -> replay; :mod:`ants.replay`);
     * ``uses_local``: reads GL-MCM's per-image local term (:mod:`ants.local_features`);
     * ``uses_envisioned``: reads the text features of labels an LLM envisioned from the ID
       label set (EOE, :mod:`ants.methods.eoe`);
     * ``runner``, ``scorer``, ``static_settings``: the functions below, as ``"module:name"``
-      (imported when called, so reading the registry imports no detector and no torch).
+      (imported when called, so reading the registry imports no detector and no torch);
+    * ``default_preset``: the preset of a ``config`` that names none (detectors with presets:
+      AdaNeg, ANTS; their config functions read it here).
 
     Its methods:
 
@@ -96,6 +98,7 @@ class MethodSpec:
     static_settings: str | None = None
     uses_local: bool = False
     uses_envisioned: bool = False
+    default_preset: str | None = None
 
     def run(self, **kwargs: Any) -> MethodResult:
         return _resolve(self.runner)(**kwargs)

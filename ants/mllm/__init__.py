@@ -15,7 +15,7 @@ mapping: ``max_failed_fraction`` (default 0.0: any failed query is an error), ``
 (``"lenient"`` style only, default 200: a longer parsed negative is dropped; the ``"authors"``
 style has no limit and refuses one) and ``parse_style`` (``"lenient"`` /
 ``"authors"``, following the ANTS preset; a log can also be re-parsed at replay with
-:func:`ants.mllm.answering.answer_map`). ``max_answer_chars`` only shortens listings
+:func:`ants.answers_log.answer_map`). ``max_answer_chars`` only shortens listings
 (:func:`ants.mllm.answering.shorten`).
 
 :func:`build_backend` builds the backend, :func:`build_answerer` the cached answerer on top.

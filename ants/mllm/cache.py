@@ -453,7 +453,7 @@ def rebuild_cache(cache_path: str | os.PathLike, log_paths: Iterable[str | os.Pa
     The timings (``answered_at``, ``seconds``) come from each log's timing sidecar when there is
     one, else they are ``""`` and ``0.0``.
     """
-    from ants.mllm.answering import read_answer_log
+    from ants.answers_log import read_answer_log
 
     paths = [Path(p) for p in log_paths]
     if not paths:

@@ -21,10 +21,10 @@ def eoe_section(wildcards):
 
 rule local_features:
     input:
-        embeddings="results/embeddings/{backbone}/{dataset}.parquet",
-        text="results/text/{backbone}/{label_set}.parquet",
+        embeddings=template("embeddings"),
+        text=template("id_text"),
     output:
-        "results/local/{backbone}/{label_set}/{dataset}/T{temperature}.parquet",
+        template("local"),
     params:
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "image_batch_size", "num_workers"),
@@ -32,9 +32,9 @@ rule local_features:
     resources:
         gpu=lambda w: encode_gpu(w.backbone),
     log:
-        "results/logs/local_features/{backbone}/{label_set}/{dataset}/T{temperature}.log",
+        log_path("local_features", "local"),
     benchmark:
-        "results/benchmarks/local_features/{backbone}/{label_set}/{dataset}/T{temperature}.tsv"
+        benchmark_path("local_features", "local")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -47,21 +47,21 @@ rule envision:
     input:
         label_file,
     output:
-        "results/envisioned/{label_set}/{method}.parquet",
+        template("envisioned"),
     params:
         label_set=lambda w: dumps(PARAMS["label_sets"][w.label_set]),
         method=eoe_section,
         answer=lambda w: dumps(eoe_answer_config(PARAMS, w.method)),
         cache=PARAMS["mllm"]["cache"],
         stream_id=lambda w: f"eoe/{w.label_set}/{w.method}",
-        timings="results/logs/envision/{label_set}/{method}.timing.json",
+        timings=template("envision_timings"),
     resources:
         gpu=MLLM_GPU,
         mllm_jobs=1,
     log:
-        "results/logs/envision/{label_set}/{method}.log",
+        log_path("envision", "envisioned"),
     benchmark:
-        "results/benchmarks/envision/{label_set}/{method}.tsv"
+        benchmark_path("envision", "envisioned")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -72,19 +72,19 @@ rule envision:
 
 rule encode_envisioned:
     input:
-        "results/envisioned/{label_set}/{method}.parquet",
+        template("envisioned"),
     output:
-        "results/envisioned-text/{backbone}/{label_set}/{method}.parquet",
+        template("envisioned_text"),
     params:
         label_set=lambda w: dumps(PARAMS["label_sets"][w.label_set]),
         method=eoe_section,
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "text_batch_size"),
-        store="results/text-features/{backbone}.sqlite",
+        store=template("text_store"),
     log:
-        "results/logs/encode_envisioned/{backbone}/{label_set}/{method}.log",
+        log_path("encode_envisioned", "envisioned_text"),
     benchmark:
-        "results/benchmarks/encode_envisioned/{backbone}/{label_set}/{method}.tsv"
+        benchmark_path("encode_envisioned", "envisioned_text")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -1,6 +1,7 @@
-# Helpers of the rules: validated params, file paths, input functions, the rule params.
-# Each rule passes as `params` exactly the config subset its output depends on (ants.config's
-# views), so Snakemake's params trigger re-runs only the rules a changed setting affects.
+# Helpers of the rules: validated params, input functions, the rule params -- thin glue.
+# File paths are the templates of ants.artifacts (one home of the results layout); each rule
+# passes as `params` exactly the config subset its output depends on (ants.views), so
+# Snakemake's params trigger re-runs only the rules a changed setting affects.
 # Everything imported here is torch-free (and pandas-free): parsing the workflow stays cheap
 # (tests/test_imports.py checks it).
 
@@ -10,6 +11,8 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from ants import artifacts
+from ants.artifacts import benchmark_path, log_path, template
 from ants.config import ConfigError, load_config_files, paper_sweeps
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
@@ -18,8 +21,6 @@ from ants.views import (
     answers_owner,
     envisioned_owner,
     eoe_answer_config,
-    get_dotted,
-    same_as_base,
     text_config,
     ants_methods,
     dumps,
@@ -34,7 +35,9 @@ from ants.views import (
     static_scoring,
     stream_key,
     sweep_points,
+    sweep_view,
     tables_view,
+    uses_random_weights,
 )
 
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
@@ -69,11 +72,7 @@ SEEDS = PARAMS["run"]["seeds"]
 ANTS_METHODS = ants_methods(PARAMS)
 STATIC_METHODS = [m for m in METHODS if m not in ANTS_METHODS]
 MLLM_GPU = int(PARAMS["mllm"].get("gpu", PARAMS["mllm"]["backend"] == "transformers"))
-DEMO = PARAMS["mllm"]["backend"] == "demo" or any(
-    not (PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("pretrained")
-         or PARAMS["backbones"][PARAMS["benchmarks"][b]["backbone"]].get("weights_path"))
-    for b in BENCHMARKS
-)
+DEMO = uses_random_weights(PARAMS)
 DEMO_NOTE = (
     "NOTE: this run uses random-weight models (the offline demo: tiny CLIP and/or demo MLLM, "
     "generated images). Its numbers carry NO meaning."
@@ -125,7 +124,7 @@ def bench(wildcards):
 
 
 def embeddings(backbone, dataset):
-    return f"results/embeddings/{backbone}/{dataset}.parquet"
+    return artifacts.path("embeddings", backbone=backbone, dataset=dataset)
 
 
 def split_of(wildcards):
@@ -136,7 +135,7 @@ def split_of(wildcards):
 
 
 def stream_name(wildcards):
-    return f"{wildcards.benchmark}/{wildcards.method}/{wildcards.ood}/seed{wildcards.seed}"
+    return artifacts.stream_id(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed)
 
 
 def kind_of(method):
@@ -155,12 +154,13 @@ def streams_of(benchmark, methods):
 
 
 def stream_path(benchmark, method, ood, seed):
-    return f"results/streams/{benchmark}/{ood}/{stream_key(PARAMS, method)}/seed{seed}.parquet"
+    return artifacts.path("stream", benchmark=benchmark, ood=ood, stream_key=stream_key(PARAMS, method),
+                          seed=seed)
 
 
 def per_stream(kind, benchmark, method, ood, seed):
-    """Path of one stream's file of ``kind`` (scores, plans, answers, negatives-text)."""
-    return f"results/{kind}/{benchmark}/{method}/{ood}/seed{seed}.parquet"
+    """Path of one stream's file of ``kind`` (scores, plan, answers, negative_text)."""
+    return artifacts.path(kind, benchmark=benchmark, method=method, ood=ood, seed=seed)
 
 
 def score_files(methods=None):
@@ -176,7 +176,8 @@ def answer_logs():
 def static_path(wildcards, dataset):
     b = bench(wildcards)
     scoring = static_scoring(PARAMS, wildcards.method)
-    return f"results/static/{b['backbone']}/{b['label_set']}/{dataset}/{scoring_name(scoring)}.parquet"
+    return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
+                          scoring=scoring_name(scoring))
 
 
 def stream_inputs(wildcards):
@@ -196,10 +197,10 @@ def scoring_inputs(wildcards):
     files = {
         "stream": stream_path(wildcards.benchmark, wildcards.method, wildcards.ood, wildcards.seed),
         **stream_inputs(wildcards),
-        "text": f"results/text/{b['backbone']}/{b['label_set']}.parquet",
+        "text": artifacts.path("id_text", backbone=b["backbone"], label_set=b["label_set"]),
     }
     if spec.uses_negatives:
-        files["negatives"] = f"results/negatives/{b['backbone']}/{b['label_set']}.parquet"
+        files["negatives"] = artifacts.path("negatives", backbone=b["backbone"], label_set=b["label_set"])
     if static_scoring(PARAMS, wildcards.method) is not None:
         files["static_id"] = static_path(wildcards, b["id"])
         files["static_ood"] = static_path(wildcards, wildcards.ood)
@@ -208,21 +209,22 @@ def scoring_inputs(wildcards):
         files["local_ood"] = local_path(wildcards, wildcards.ood)
     if spec.uses_envisioned:
         owner = envisioned_owner(PARAMS, wildcards.method)
-        files["envisioned"] = f"results/envisioned-text/{b['backbone']}/{b['label_set']}/{owner}.parquet"
+        files["envisioned"] = artifacts.path("envisioned_text", backbone=b["backbone"], label_set=b["label_set"],
+                                             method=owner)
     return files
 
 
 def local_key(benchmark, method, dataset):
-    """``{backbone}/{label_set}/{dataset}/T{temperature}``: GL-MCM's local term of a dataset's
+    """The wildcards of the file of GL-MCM's local term (artifact ``local``) of a dataset's
     images for the method's backbone, ID label set and temperature."""
     params, base = point_params(PARAMS, method)
     b = params["benchmarks"][benchmark]
     t = float(params["methods"][base]["temperature"])
-    return f"{b['backbone']}/{b['label_set']}/{dataset}/T{t:g}"
+    return {"backbone": b["backbone"], "label_set": b["label_set"], "dataset": dataset, "temperature": f"{t:g}"}
 
 
 def local_path(wildcards, dataset):
-    return f"results/local/{local_key(wildcards.benchmark, wildcards.method, dataset)}.parquet"
+    return artifacts.path("local", **local_key(wildcards.benchmark, wildcards.method, dataset))
 
 
 def eoe_methods():
@@ -232,7 +234,7 @@ def eoe_methods():
 
 def envisioned_logs():
     """The answers log of every active EOE method's envisioned labels (per label set)."""
-    return sorted({f"results/envisioned/{PARAMS['benchmarks'][b]['label_set']}/{m}.parquet"
+    return sorted({artifacts.path("envisioned", label_set=PARAMS["benchmarks"][b]["label_set"], method=m)
                    for b in BENCHMARKS for m in eoe_methods()})
 
 
@@ -242,7 +244,7 @@ def ants_inputs(wildcards):
     w = wildcards
     owner = answers_owner(PARAMS, w.method)
     return {**scoring_inputs(w), "answers": per_stream("answers", w.benchmark, owner, w.ood, w.seed),
-            "negative_text": per_stream("negatives-text", w.benchmark, owner, w.ood, w.seed)}
+            "negative_text": per_stream("negative_text", w.benchmark, owner, w.ood, w.seed)}
 
 
 def score_options(wildcards, input):
@@ -275,16 +277,16 @@ def negatives_path(backbone, label_set, detector="neglabel"):
     ANTS's ``initial_detector: csp`` (the mined one when ``mining`` already selects CSP)."""
     if detector == "csp" and not (PARAMS["mining"]["source"] == "wordnet"
                                   and PARAMS["mining"]["selection"] == "csp"):
-        return f"results/negatives/{backbone}/{label_set}/csp.parquet"
-    return f"results/negatives/{backbone}/{label_set}.parquet"
+        return artifacts.path("negatives_csp", backbone=backbone, label_set=label_set)
+    return artifacts.path("negatives", backbone=backbone, label_set=label_set)
 
 
 def static_inputs(wildcards):
     """A static pass reads the image features, the ID text and the negatives of its detector
     (an MCM pass none)."""
     w = wildcards
-    files = {"embeddings": f"results/embeddings/{w.backbone}/{w.dataset}.parquet",
-             "text": f"results/text/{w.backbone}/{w.label_set}.parquet"}
+    files = {"embeddings": artifacts.path("embeddings", backbone=w.backbone, dataset=w.dataset),
+             "text": artifacts.path("id_text", backbone=w.backbone, label_set=w.label_set)}
     detector = parse_scoring_name(w.scoring).get("detector", "neglabel")
     if detector != "mcm":
         files["negatives"] = negatives_path(w.backbone, w.label_set, detector)
@@ -298,10 +300,10 @@ def report_inputs(wildcards):
     )
     texts = sorted({(PARAMS["benchmarks"][b]["backbone"], PARAMS["benchmarks"][b]["label_set"]) for b in BENCHMARKS})
     return {
-        "metrics": "results/metrics.json",
+        "metrics": template("metrics_json"),
         "scores": score_files(),
         "answers": answer_logs(),
-        "negatives": [f"results/negatives/{bb}/{ls}.parquet" for bb, ls in texts],
+        "negatives": [artifacts.path("negatives", backbone=bb, label_set=ls) for bb, ls in texts],
         "embeddings": [embeddings(bb, ds) for bb, ds in datasets],
         "sweeps": report_sweeps(),
     }
@@ -313,21 +315,27 @@ def report_sweeps():
     wanted = "sweeps" in sys.argv[1:]
     paper = "paper" in sys.argv[1:]
     names = list(dict.fromkeys(sweep_names() + paper_sweep_names()))
-    return [f"results/sweeps/{s}.csv" for s in names
-            if (wanted and s in sweep_names()) or (paper and s in paper_sweep_names())
-            or os.path.exists(f"results/sweeps/{s}.csv")]
+    files = {s: artifacts.path("sweep_csv", sweep=s) for s in names}
+    return [f for s, f in files.items()
+            if (wanted and s in sweep_names()) or (paper and s in paper_sweep_names()) or os.path.exists(f)]
 
 
 def metric_tables():
     """Per-benchmark metric tables and the ANTS trace (for `dvc plots`)."""
-    return [f"results/metrics/{b}.csv" for b in BENCHMARKS] + ["results/plots/ants_trace.csv"]
+    return [artifacts.path("metrics_csv", benchmark=b) for b in BENCHMARKS] + [template("trace_csv")]
 
 
 def report_figures():
     """The report's figures: score histograms of every method, ANTS's threshold and lambda."""
-    hist = [f"reports/figures/hist_{b}_{m}.png" for b in BENCHMARKS for m in METHODS]
-    trace = [f"reports/figures/trace_{b}_{m}.png" for b in BENCHMARKS for m in ANTS_METHODS]
+    hist = [artifacts.REPORT_FIGURE.format(name=f"hist_{b}_{m}") for b in BENCHMARKS for m in METHODS]
+    trace = [artifacts.REPORT_FIGURE.format(name=f"trace_{b}_{m}") for b in BENCHMARKS for m in ANTS_METHODS]
     return hist + trace
+
+
+def table_files():
+    """The paper-shaped tables: per benchmark, and its ANTS variants when ANTS runs."""
+    stems = list(BENCHMARKS) + ([f"{b}_ants_variants" for b in BENCHMARKS] if ANTS_METHODS else [])
+    return [artifacts.path("tables", stem=s, ext=ext) for s in stems for ext in ("csv", "md", "tex")]
 
 
 # -- the params of each rule (canonical JSON of the config subset it depends on) -----------------
@@ -376,7 +384,7 @@ def backbone_json(wildcards):
 
 def text_store(wildcards):
     """The content-addressed store of the negatives' text features of one backbone."""
-    return f"results/text-features/{bench(wildcards)['backbone']}.sqlite"
+    return artifacts.path("text_store", backbone=bench(wildcards)["backbone"])
 
 
 # -- sweeps (params.yaml `sweeps`; built by `snakemake sweeps`) ---------------------------------
@@ -386,30 +394,8 @@ def sweep_names():
     return list(PARAMS["run"].get("sweeps") or PARAMS.get("sweeps") or {})
 
 
-def sweep_view(sweep):
-    """Each point of ``sweep`` with its score files. A point whose value is what params.yaml
-    already has reads the main run's files (its base method's name), so it costs nothing."""
-    spec = PARAMS["sweeps"][sweep]
-    seeds = spec.get("seeds") or SEEDS
-    labels = spec.get("labels") or [None] * len(spec["values"])
-    points = []
-    for point, base, i in sweep_points(PARAMS, sweep):
-        value = spec["values"][i]
-        current = get_dotted(PARAMS, spec["setting"].replace("{method}", base), object())
-        name = base if same_as_base(PARAMS, point) else point
-        default = spec["default"] if "default" in spec else current
-        files = [[b, ood, int(s), per_stream("scores", b, name, ood, s)]
-                 for b in spec["benchmarks"] for _, ood in ood_sets(PARAMS, b) for s in seeds]
-        points.append({"method": base, "index": i, "value": value,
-                       "label": labels[i] if labels[i] is not None else value,
-                       "is_default": value == default, "files": files})
-    view = {"sweep": sweep, "setting": spec["setting"], "title": spec.get("title", sweep), "points": points}
-    view["benchmarks"] = {b: {"ood": PARAMS["benchmarks"][b]["ood"]} for b in spec["benchmarks"]}
-    return view
-
-
 def sweep_score_files(wildcards):
-    return sorted({f[3] for p in sweep_view(wildcards.sweep)["points"] for f in p["files"]})
+    return sorted({f[3] for p in sweep_view(PARAMS, wildcards.sweep)["points"] for f in p["files"]})
 
 
 # -- the paper (params.yaml `paper`; built by `snakemake paper`) -------------------------------
@@ -423,11 +409,13 @@ def paper_sweep_names():
 
 
 def ablation_files():
-    return [f"results/paper/ablation.{ext}" for ext in ("csv", "md", "tex")] if "ablation" in PAPER["tables"] else []
+    if "ablation" not in PAPER["tables"]:
+        return []
+    return [artifacts.path("ablation_table", stem="ablation", ext=ext) for ext in ("csv", "md", "tex")]
 
 
 def cost_files():
-    return [f"reports/cost.{ext}" for ext in ("csv", "md", "tex")] if "cost" in PAPER["tables"] else []
+    return [artifacts.REPORT_COST.format(ext=ext) for ext in ("csv", "md", "tex")] if "cost" in PAPER["tables"] else []
 
 
 def _wanted_or_present(target, files):
@@ -447,8 +435,9 @@ def ablation_view():
     return {**tables_view(PARAMS), "ablation": {"sweep": name, "rows": rows}}
 
 
-def _tsv(rule, *parts):
-    return "results/benchmarks/" + "/".join((rule, *map(str, parts))) + ".tsv"
+def _tsv(rule, kind, **wildcards):
+    """A job's benchmark file (Snakemake's `benchmark:`), as the rule names it."""
+    return benchmark_path(rule, kind).format(**wildcards)
 
 
 def cost_view():
@@ -461,26 +450,29 @@ def cost_view():
         datasets = [spec["id"]] + [o for _, o in ood_sets(PARAMS, b)]
         for m in METHODS:
             streams = streams_of(b, [m])
-            parts = {"embed": [_tsv("embed_images", bb, ds) for ds in datasets],
-                     "score": [_tsv("score", b, m, o, s) for _, o, s in streams]}
+            per = [dict(benchmark=b, method=m, ood=o, seed=s) for _, o, s in streams]
+            parts = {"embed": [_tsv("embed_images", "embeddings", backbone=bb, dataset=ds) for ds in datasets],
+                     "score": [_tsv("score", "scores", **w) for w in per]}
             scoring = static_scoring(PARAMS, m)
             if scoring is not None:
-                parts["static"] = [_tsv("static", bb, ls, ds, scoring_name(scoring)) for ds in datasets]
+                parts["static"] = [_tsv("static", "static", backbone=bb, label_set=ls, dataset=ds,
+                                        scoring=scoring_name(scoring)) for ds in datasets]
             answers = []
             kind = method_spec(kind_of(m))
             if kind.uses_local:
-                parts["local"] = [_tsv("local_features", local_key(b, m, ds)) for ds in datasets]
+                parts["local"] = [_tsv("local_features", "local", **local_key(b, m, ds)) for ds in datasets]
             if kind.uses_envisioned:
                 owner = envisioned_owner(PARAMS, m)
-                parts["llm"] = [_tsv("envision", ls, owner)]
-                parts["encode"] = [_tsv("encode_envisioned", bb, ls, owner)]
-                answers = [[f"results/envisioned/{ls}/{owner}.parquet",
-                            f"results/logs/envision/{ls}/{owner}.timing.json"]]
+                parts["llm"] = [_tsv("envision", "envisioned", label_set=ls, method=owner)]
+                parts["encode"] = [_tsv("encode_envisioned", "envisioned_text", backbone=bb, label_set=ls,
+                                        method=owner)]
+                answers = [[artifacts.path("envisioned", label_set=ls, method=owner),
+                            artifacts.path("envision_timings", label_set=ls, method=owner)]]
             if is_ants(m):
-                for key, rule in (("plan", "plan"), ("answer", "answer"), ("encode", "encode_negatives")):
-                    parts[key] = [_tsv(rule, b, m, o, s) for _, o, s in streams]
-                answers = [[per_stream("answers", b, m, o, s),
-                            f"results/logs/answer/{b}/{m}/{o}/seed{s}.timing.json"] for _, o, s in streams]
+                for key, rule, out in (("plan", "plan", "plan"), ("answer", "answer", "answers"),
+                                       ("encode", "encode_negatives", "negative_text")):
+                    parts[key] = [_tsv(rule, out, **w) for w in per]
+                answers = [[artifacts.path("answers", **w), artifacts.path("timings", **w)] for w in per]
             rows.append({"benchmark": b, "method": m, "label": PARAMS["methods"][m].get("label", m),
                          "embeddings": [embeddings(bb, ds) for ds in datasets],
                          "scores": [per_stream("scores", b, m, o, s) for _, o, s in streams],

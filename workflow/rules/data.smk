@@ -6,14 +6,14 @@
 
 rule demo_data:
     output:
-        lists=expand("results/data/demo/{split}.txt", split=["id", "near", "far"]),
-        classnames="results/data/demo/classnames.txt",
+        lists=expand(template("demo_list"), split=["id", "near", "far"]),
+        classnames=template("demo_classnames"),
     params:
         demo=as_param(PARAMS["demo"]),
     log:
-        "results/logs/demo_data.log",
+        log_path("demo_data"),
     benchmark:
-        "results/benchmarks/demo_data.tsv"
+        benchmark_path("demo_data")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -22,13 +22,13 @@ rule demo_data:
 
 rule download:
     output:
-        directory("results/data/downloads/{dataset}/extracted"),
+        directory(template("download")),
     params:
         dataset=lambda w: dumps(PARAMS["datasets"][w.dataset]),
     log:
-        "results/logs/download/{dataset}.log",
+        log_path("download", "manifest"),
     benchmark:
-        "results/benchmarks/download/{dataset}.tsv"
+        benchmark_path("download", "manifest")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -40,15 +40,15 @@ rule manifest:
     input:
         manifest_inputs,
     output:
-        "results/manifests/{dataset}.parquet",
+        template("manifest"),
     params:
         dataset=lambda w: dumps(PARAMS["datasets"][w.dataset]),
         check=lambda w: "" if PARAMS["data"]["check_images"] else "--no-check-images",
         max_pixels=PARAMS["data"]["max_pixels"],
     log:
-        "results/logs/manifest/{dataset}.log",
+        log_path("manifest", "manifest"),
     benchmark:
-        "results/benchmarks/manifest/{dataset}.tsv"
+        benchmark_path("manifest", "manifest")
     conda:
         "../envs/ants.yaml"
     shell:

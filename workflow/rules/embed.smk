@@ -5,9 +5,9 @@
 
 rule embed_images:
     input:
-        "results/manifests/{dataset}.parquet",
+        template("manifest"),
     output:
-        "results/embeddings/{backbone}/{dataset}.parquet",
+        template("embeddings"),
     params:
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "image_batch_size", "num_workers"),
@@ -16,9 +16,9 @@ rule embed_images:
     resources:
         gpu=lambda w: encode_gpu(w.backbone),
     log:
-        "results/logs/embed_images/{backbone}/{dataset}.log",
+        log_path("embed_images", "embeddings"),
     benchmark:
-        "results/benchmarks/embed_images/{backbone}/{dataset}.tsv"
+        benchmark_path("embed_images", "embeddings")
     conda:
         "../envs/ants.yaml"
     shell:

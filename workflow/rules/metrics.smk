@@ -8,18 +8,18 @@ rule metrics:
     input:
         score_files(),
     output:
-        json="results/metrics.json",
-        csv=expand("results/metrics/{benchmark}.csv", benchmark=BENCHMARKS),
-        variants=expand("results/metrics/{benchmark}_variants.csv", benchmark=BENCHMARKS),
-        trace="results/plots/ants_trace.csv",
+        json=template("metrics_json"),
+        csv=expand(template("metrics_csv"), benchmark=BENCHMARKS),
+        variants=expand(template("variants_csv"), benchmark=BENCHMARKS),
+        trace=template("trace_csv"),
     params:
         view=as_param(metrics_view(PARAMS)),
     log:
-        "results/logs/metrics.log",
+        log_path("metrics"),
     benchmark:
-        "results/benchmarks/metrics.tsv"
+        benchmark_path("metrics")
     conda:
         "../envs/ants.yaml"
     shell:
         "ants compute-metrics --scores {input:q} --view-json {params.view:q} --out-json {output.json:q}"
-        " --out-dir $(dirname {output.json:q})/metrics --plots {output.trace:q} > {log:q} 2>&1"
+        " --out-dir $(dirname {output.csv[0]:q}) --plots {output.trace:q} > {log:q} 2>&1"

@@ -10,14 +10,14 @@ rule plan:
     input:
         unpack(scoring_inputs),
     output:
-        "results/plans/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("plan"),
     params:
         plan=plan_json,
         stream_id=stream_name,
     log:
-        "results/logs/plan/{benchmark}/{method}/{ood}/seed{seed}.log",
+        log_path("plan", "plan"),
     benchmark:
-        "results/benchmarks/plan/{benchmark}/{method}/{ood}/seed{seed}.tsv"
+        benchmark_path("plan", "plan")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -28,13 +28,13 @@ rule plan:
 
 rule answer:
     input:
-        "results/plans/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("plan"),
     output:
-        "results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("answers"),
     params:
         answer=answer_json,
         cache=PARAMS["mllm"]["cache"],
-        timings="results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json",
+        timings=template("timings"),
     resources:
         gpu=MLLM_GPU,
         # one answer job at a time (the profiles and dvc.yaml give mllm_jobs=1): each sees the
@@ -42,9 +42,9 @@ rule answer:
         # several streams (an ID image, a VSNL class) is bought once
         mllm_jobs=1,
     log:
-        "results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.log",
+        log_path("answer", "answers"),
     benchmark:
-        "results/benchmarks/answer/{benchmark}/{method}/{ood}/seed{seed}.tsv"
+        benchmark_path("answer", "answers")
     conda:
         "../envs/ants.yaml"
     shell:

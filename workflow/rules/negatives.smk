@@ -13,17 +13,17 @@ rule embed_labels:
     input:
         label_set_inputs,
     output:
-        text="results/text/{backbone}/{label_set}.parquet",
-        negatives="results/negatives/{backbone}/{label_set}.parquet",
+        text=template("id_text"),
+        negatives=template("negatives"),
     params:
         label_set=lambda w: dumps(PARAMS["label_sets"][w.label_set]),
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "text_batch_size"),
         mining=as_param(PARAMS["mining"]),
     log:
-        "results/logs/embed_labels/{backbone}/{label_set}.log",
+        log_path("embed_labels", "id_text"),
     benchmark:
-        "results/benchmarks/embed_labels/{backbone}/{label_set}.tsv"
+        benchmark_path("embed_labels", "id_text")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -37,16 +37,16 @@ rule mine_csp:
     input:
         label_set_inputs,
     output:
-        "results/negatives/{backbone}/{label_set}/csp.parquet",
+        template("negatives_csp"),
     params:
         label_set=lambda w: dumps(PARAMS["label_sets"][w.label_set]),
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "text_batch_size"),
         mining=as_param({**PARAMS["mining"], "source": "wordnet", "file": None, "selection": "csp"}),
     log:
-        "results/logs/mine_csp/{backbone}/{label_set}.log",
+        log_path("mine_csp", "negatives_csp"),
     benchmark:
-        "results/benchmarks/mine_csp/{backbone}/{label_set}.tsv"
+        benchmark_path("mine_csp", "negatives_csp")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -58,18 +58,18 @@ rule mine_csp:
 
 rule encode_negatives:
     input:
-        "results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("answers"),
     output:
-        "results/negatives-text/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("negative_text"),
     params:
         method=text_json,
         backbone=backbone_json,
         encoding=encoding_json("device", "precision", "text_batch_size"),
         store=text_store,
     log:
-        "results/logs/encode_negatives/{benchmark}/{method}/{ood}/seed{seed}.log",
+        log_path("encode_negatives", "negative_text"),
     benchmark:
-        "results/benchmarks/encode_negatives/{benchmark}/{method}/{ood}/seed{seed}.tsv"
+        benchmark_path("encode_negatives", "negative_text")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -11,17 +11,18 @@ if ablation_files():
 
     rule ablation_table:
         input:
-            lambda w: f"results/sweeps/{PAPER['ablation']}.csv",
+            lambda w: artifacts.path("sweep_csv", sweep=PAPER["ablation"]),
         output:
             ablation_files(),
         params:
             view=lambda w: dumps(ablation_view()),
+            out_dir=artifacts.folder("ablation_table"),
         log:
-            "results/logs/ablation_table.log",
+            log_path("ablation_table"),
         conda:
             "../envs/ants.yaml"
         shell:
-            "ants ablation-table --sweep {input:q} --view-json {params.view:q} --out-dir results/paper > {log:q} 2>&1"
+            "ants ablation-table --sweep {input:q} --view-json {params.view:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 if cost_files():
@@ -30,14 +31,15 @@ if cost_files():
         input:
             scores=score_files(),
             answers=answer_logs(),
-            sweeps=expand("results/sweeps/{sweep}.csv", sweep=paper_sweep_names()),
+            sweeps=[artifacts.path("sweep_csv", sweep=s) for s in paper_sweep_names()],
         output:
             cost_files(),
         params:
             view=lambda w: dumps(cost_view()),
+            out_dir=os.path.dirname(artifacts.REPORT_COST),
         log:
-            "results/logs/cost_table.log",
+            log_path("cost_table"),
         conda:
             "../envs/ants.yaml"
         shell:
-            "ants cost-table --view-json {params.view:q} --out-dir reports > {log:q} 2>&1"
+            "ants cost-table --view-json {params.view:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -4,13 +4,9 @@
 # sentences, VSNL labels, failed answers) and the provenance. Figures also go to reports/figures/.
 #   snakemake --cores 2 report
 
-from ants.views import tables_view
-
-
 def report_view_full():
-    """ants.views.report_view plus each method's preset and ANTS's in_score (ants.views.tables_view)
-    and the paper's Figure 7 panels (their figures come first)."""
-    return {**report_view(PARAMS), **tables_view(PARAMS), "paper": {"panels": PAPER["panels"]}}
+    """ants.views.report_view plus the paper's Figure 7 panels (their figures come first)."""
+    return {**report_view(PARAMS), "paper": {"panels": PAPER["panels"]}}
 
 
 def report_extras(wildcards):
@@ -30,13 +26,13 @@ rule report:
         unpack(report_extras),
         tables=table_files(),
     output:
-        html="reports/index.html",
+        html=artifacts.REPORT,
         figures=report_figures(),
     params:
         view=as_param(report_view_full()),
         extras=lambda w, input: " ".join(f"--{k} '{input[k]}'" for k in ("ablation", "cost") if k in input.keys()),
     log:
-        "results/logs/report.log",
+        log_path("report"),
     conda:
         "../envs/ants.yaml"
     shell:

@@ -12,16 +12,16 @@ rule score:
     input:
         unpack(lambda w: ants_inputs(w) if is_ants(w.method) else scoring_inputs(w)),
     output:
-        "results/scores/{benchmark}/{method}/{ood}/seed{seed}.parquet",
+        template("scores"),
     params:
         method=method_json,
         answer=lambda w: answer_json(w) if is_ants(w.method) else "",
         stream_id=stream_name,
         files=score_options,
     log:
-        "results/logs/score/{benchmark}/{method}/{ood}/seed{seed}.log",
+        log_path("score", "scores"),
     benchmark:
-        "results/benchmarks/score/{benchmark}/{method}/{ood}/seed{seed}.tsv"
+        benchmark_path("score", "scores")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -11,14 +11,14 @@ rule static:
     input:
         unpack(static_inputs),
     output:
-        "results/static/{backbone}/{label_set}/{dataset}/{scoring}.parquet",
+        template("static"),
     params:
         scoring=static_json,
         negatives=lambda w, input: f"--negatives '{input.negatives}'" if "negatives" in input.keys() else "",
     log:
-        "results/logs/static/{backbone}/{label_set}/{dataset}/{scoring}.log",
+        log_path("static", "static"),
     benchmark:
-        "results/benchmarks/static/{backbone}/{label_set}/{dataset}/{scoring}.tsv"
+        benchmark_path("static", "static")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -8,13 +8,13 @@ rule stream:
     input:
         unpack(stream_inputs),
     output:
-        "results/streams/{benchmark}/{ood}/{stream_key}/seed{seed}.parquet",
+        template("stream"),
     params:
         stream=stream_json,
     log:
-        "results/logs/stream/{benchmark}/{ood}/{stream_key}/seed{seed}.log",
+        log_path("stream", "stream"),
     benchmark:
-        "results/benchmarks/stream/{benchmark}/{ood}/{stream_key}/seed{seed}.tsv"
+        benchmark_path("stream", "stream")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -12,14 +12,13 @@ rule sweep_metrics:
     input:
         sweep_score_files,
     output:
-        "results/sweeps/{sweep}.csv",
+        template("sweep_csv"),
     params:
-        view=lambda w: dumps({**metrics_view(PARAMS), **sweep_view(w.sweep),
-                              "methods": {m: {"label": s.get("label", m)} for m, s in PARAMS["methods"].items()}}),
+        view=lambda w: dumps(sweep_view(PARAMS, w.sweep)),
     log:
-        "results/logs/sweeps/{sweep}.log",
+        log_path("sweeps", "sweep_csv"),
     benchmark:
-        "results/benchmarks/sweeps/{sweep}.tsv"
+        benchmark_path("sweeps", "sweep_csv")
     conda:
         "../envs/ants.yaml"
     shell:
@@ -28,4 +27,4 @@ rule sweep_metrics:
 
 rule sweeps:
     input:
-        expand("results/sweeps/{sweep}.csv", sweep=sweep_names()),
+        expand(template("sweep_csv"), sweep=sweep_names()),

@@ -4,26 +4,18 @@
 # oracle). CSV (long), Markdown and LaTeX (booktabs) under results/tables/.
 #   snakemake --cores 2 tables
 
-from ants.views import tables_view
-
-
-def table_files():
-    stems = [b for b in BENCHMARKS] + ([f"{b}_ants_variants" for b in BENCHMARKS] if ANTS_METHODS else [])
-    return [f"results/tables/{s}.{ext}" for s in stems for ext in ("csv", "md", "tex")]
-
-
 rule tables:
     input:
-        csv=expand("results/metrics/{benchmark}.csv", benchmark=BENCHMARKS),
-        scores=[f for f in score_files() if f.split("/")[3] in ANTS_METHODS],
+        csv=expand(template("metrics_csv"), benchmark=BENCHMARKS),
+        variants=expand(template("variants_csv"), benchmark=BENCHMARKS),
     output:
         table_files(),
     params:
         view=as_param(tables_view(PARAMS)),
     log:
-        "results/logs/tables.log",
+        log_path("tables"),
     conda:
         "../envs/ants.yaml"
     shell:
-        "ants tables --view-json {params.view:q} --metrics-dir results/metrics --out-dir results/tables"
-        " --scores {input.scores:q} > {log:q} 2>&1"
+        "ants tables --view-json {params.view:q} --metrics-dir $(dirname {input.csv[0]:q})"
+        " --out-dir $(dirname {output[0]:q}) > {log:q} 2>&1"
