@@ -34,10 +34,17 @@ def test_eoe_score_by_a_direct_formula(temperature):
     k, m, d, n = 6, 9, 32, 8
     idt = _unit(rng.standard_normal((k, d)))
     env = _unit(rng.standard_normal((m, d)))
-    x = _unit(np.concatenate([idt[rng.integers(0, k, n // 2)] * 2, env[rng.integers(0, m, n // 2)] * 2])
-              + rng.standard_normal((n, d)) * 0.3)
-    got = run_eoe(image_features=x, id_text_features=idt, envisioned_features=env, beta=0.25,
-                  temperature=temperature)
+    x = _unit(
+        np.concatenate([idt[rng.integers(0, k, n // 2)] * 2, env[rng.integers(0, m, n // 2)] * 2])
+        + rng.standard_normal((n, d)) * 0.3
+    )
+    got = run_eoe(
+        image_features=x,
+        id_text_features=idt,
+        envisioned_features=env,
+        beta=0.25,
+        temperature=temperature,
+    )
     for i in range(n):
         z = [float(x[i] @ t) / temperature for t in np.concatenate([idt, env])]
         top = max(z)
@@ -57,7 +64,12 @@ def test_envisioned_labels_as_their_loader():
     names = ["tench", "great white shark", "Cat"]
     answers = [["Rocky Mountain", "cat", "river", " River "], ["white sand", "Tench", "cloud"]]
     # lower-cased, de-duplicated (first kept), ID names dropped (compared lower-cased)
-    assert envisioned_labels(answers, names, "far") == ["rocky mountain", "river", "white sand", "cloud"]
+    assert envisioned_labels(answers, names, "far") == [
+        "rocky mountain",
+        "river",
+        "white sand",
+        "cloud",
+    ]
     # near: also every label sharing a word with an ID class name ("white")
     assert envisioned_labels(answers, names, "near") == ["rocky mountain", "river", "cloud"]
 
@@ -68,7 +80,10 @@ def test_eoe_answers_parse_like_their_stringtolist_or_leniently():
     assert parse_eoe_answer(raw, "lenient").negatives == ("black stone", "Ginkgo Tree", "star")
     assert parse_eoe_answer("1. comet\n2) moon: round", "lenient").negatives == ("comet", "moon")
     assert parse_eoe_answer("river, mountain, Ginkgo Tree", "lenient").negatives == (
-        "river", "mountain", "Ginkgo Tree")
+        "river",
+        "mountain",
+        "Ginkgo Tree",
+    )
     bad = parse_eoe_answer("1. comet", "authors")
     assert bad.status == "unparsable" and "- name" in bad.reason
     assert parse_eoe_answer("   ", "authors").status == "empty"
@@ -82,9 +97,13 @@ class Recorder:
 
     def __call__(self, queries):
         self.calls.append(list(queries))
-        return [Answer(raw_text="\n".join(f"- thing {len(self.calls)}.{j}" for j in range(3)),
-                       negatives=tuple(f"thing {len(self.calls)}.{j}" for j in range(3)))
-                for _ in queries]
+        return [
+            Answer(
+                raw_text="\n".join(f"- thing {len(self.calls)}.{j}" for j in range(3)),
+                negatives=tuple(f"thing {len(self.calls)}.{j}" for j in range(3)),
+            )
+            for _ in queries
+        ]
 
 
 def test_far_turns_carry_the_conversation_and_near_asks_once_per_class():
@@ -98,13 +117,17 @@ def test_far_turns_carry_the_conversation_and_near_asks_once_per_class():
     assert first.kind == second.kind == "eoe" and first.prompt == far_prompt(names, 50)
     assert "[['tench', 'goldfish']]" in first.prompt  # the list written as their code writes it
     # the second turn: the first question, its answer, then the follow-up question
-    assert second.prompt.startswith(first.prompt + "- thing 1.0\n- thing 1.1\n- thing 1.2\n\nQ: Give me 50 more")
+    assert second.prompt.startswith(
+        first.prompt + "- thing 1.0\n- thing 1.1\n- thing 1.2\n\nQ: Give me 50 more"
+    )
     rec = Recorder()
     asked = envision(["hot_dog", "tench"], rec, task="near", n_envisioned=3)
     assert len(rec.calls) == 1 and [q.class_name for q, _ in asked] == ["hot_dog", "tench"]
     assert asked[0][0].prompt == near_prompt("hot_dog", 3)
-    assert asked[0][0].prompt.endswith("There are 3 classes similar to [hot dog], and they are from broader "
-                                       "and different domains than [hot dog]:\n")
+    assert asked[0][0].prompt.endswith(
+        "There are 3 classes similar to [hot dog], and they are from broader "
+        "and different domains than [hot dog]:\n"
+    )
     with pytest.raises(ValueError, match="fine_grained task needs class_type"):
         envision(names, Recorder(), task="fine_grained", n_envisioned=10)
     with pytest.raises(ValueError, match="unknown EOE task 'mid'"):
@@ -141,7 +164,7 @@ def test_an_eoe_query_carries_its_prompt_and_is_cached_by_it(tmp_path):
     queries = [Query("eoe", "", prompt="Q: one?\nA:\n"), Query("eoe", "", prompt="Q: two?\nA:\n")]
     got = answerer(queries)
     assert [a.negatives for a in got] == [("comet", "nebula")] * 2
-    (prompts, settings), = backend.seen
+    ((prompts, settings),) = backend.seen
     assert prompts == ["Q: one?\nA:\n", "Q: two?\nA:\n"]
     assert settings == {"max_new_tokens": 1024, "blank_image_size": None}  # text only
     again = CachedAnswerer(Backend(), AnswerCache(tmp_path / "c.sqlite"), parse_style="authors")
@@ -161,22 +184,46 @@ def test_the_eoe_stages_end_to_end(tmp_path, image_files):
 
     names = tmp_path / "names.txt"
     names.write_text("tench\ngoldfish\n")
-    method = {"method": "eoe", "task": "far", "n_envisioned": 100, "beta": 0.25, "temperature": 1.0,
-              "parser": "authors"}
+    method = {
+        "method": "eoe",
+        "task": "far",
+        "n_envisioned": 100,
+        "beta": 0.25,
+        "temperature": 1.0,
+        "parser": "authors",
+    }
     answer_cfg = {"mllm": {}, "answering": {"max_failed_fraction": 0, "max_negative_chars": None}}
     log = tmp_path / "eoe.parquet"
-    stats = stages.envision({"file": str(names)}, method, answer_cfg, cache=tmp_path / "c.sqlite", out=log,
-                            stream_name="eoe/toy/eoe", answerer=Recorder(), progress=False)
+    stats = stages.envision(
+        {"file": str(names)},
+        method,
+        answer_cfg,
+        cache=tmp_path / "c.sqlite",
+        out=log,
+        stream_name="eoe/toy/eoe",
+        answerer=Recorder(),
+        progress=False,
+    )
     frame = read_answer_log(log)
-    assert len(frame) == 2 and set(frame["kind"]) == {"eoe"} and (frame["stream_id"] == "eoe/toy/eoe").all()
+    assert (
+        len(frame) == 2
+        and set(frame["kind"]) == {"eoe"}
+        and (frame["stream_id"] == "eoe/toy/eoe").all()
+    )
     assert frame["batch_index"].tolist() == [1, 2]
     assert isinstance(stats, dict)
     backbone = {"model": "tiny", "seed": 0}
-    encoding = {"device": "cpu", "precision": "fp32", "image_batch_size": 4, "text_batch_size": 64,
-                "num_workers": 0}
+    encoding = {
+        "device": "cpu",
+        "precision": "fp32",
+        "image_batch_size": 4,
+        "text_batch_size": 64,
+        "num_workers": 0,
+    }
     out = tmp_path / "env.parquet"
-    info = stages.encode_envisioned(log, {"file": str(names)}, method, backbone, encoding,
-                                    store=tmp_path / "tf.sqlite", out=out)
+    info = stages.encode_envisioned(
+        log, {"file": str(names)}, method, backbone, encoding, store=tmp_path / "tf.sqlite", out=out
+    )
     feats, rows, _ = read_embeddings(out, "envisioned_text")
     assert info["n_texts"] == 6 and rows["template"].unique().tolist() == ["a photo of a {}"]
     assert rows["text"].tolist() == [f"thing {t}.{j}" for t in (1, 2) for j in range(3)]

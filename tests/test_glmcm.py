@@ -163,9 +163,7 @@ def test_the_local_features_stage_matches_the_method_on_real_images(tmp_path, im
             "template": "a photo of a {}",
         }
     )
-    write_embeddings(
-        text, clip.encode_texts(names, template="a photo of a {}"), rows, {}
-    )
+    write_embeddings(text, clip.encode_texts(names, template="a photo of a {}"), rows, {})
     out = tmp_path / "local.parquet"
     info = stages.local_features(
         emb, text, backbone, encoding, temperature=1.0, out=out, progress=False

@@ -59,8 +59,12 @@ def test_neglabels_published_format_is_read_with_each_entrys_template(tmp_path):
 
     mined = negatives_from_list(lst, ID_NAMES, _encode)
     # every entry encoded with the text of its line, in file order (the grouping depends on it)
-    np.testing.assert_array_equal(mined.embeddings[0], _encode(["tectonic plate"], "the nice {}")[0])
-    np.testing.assert_array_equal(mined.embeddings[5], _encode(["ungrammatical"], "This is a {} photo")[0])
+    np.testing.assert_array_equal(
+        mined.embeddings[0], _encode(["tectonic plate"], "the nice {}")[0]
+    )
+    np.testing.assert_array_equal(
+        mined.embeddings[5], _encode(["ungrammatical"], "This is a {} photo")[0]
+    )
     assert mined.labels == lst.labels and mined.kinds == lst.kinds
     ids = _encode(ID_NAMES, "the nice {}")  # the ID labels with the nouns' template
     cos = mined.embeddings @ ids.T
@@ -69,7 +73,10 @@ def test_neglabels_published_format_is_read_with_each_entrys_template(tmp_path):
         mined.table["stat"], np.percentile(cos, 95, axis=1, method="inverted_cdf"), rtol=1e-6
     )
     assert mined.meta["source"] == "file" and mined.meta["templates"] == {
-        "id": "the nice {}", "noun": "the nice {}", "adj": "This is a {} photo"}
+        "id": "the nice {}",
+        "noun": "the nice {}",
+        "adj": "This is a {} photo",
+    }
 
 
 def test_a_plain_list_is_nouns_with_the_papers_prompt(tmp_path):
@@ -85,7 +92,10 @@ def test_a_plain_list_is_nouns_with_the_papers_prompt(tmp_path):
     ("text", "message"),
     [
         ("", "no negative label in the file"),
-        ("the nice cat\nplain label\n", r"1 line\(s\) are NegLabel prompts .* 1 are not \(lines 2\)"),
+        (
+            "the nice cat\nplain label\n",
+            r"1 line\(s\) are NegLabel prompts .* 1 are not \(lines 2\)",
+        ),
         ("the nice cat\nThe nice dog.\n", "the nouns are written with 2 templates"),
     ],
 )
@@ -105,8 +115,14 @@ def test_compare_two_sets(tmp_path, capsys):
 
     a = tmp_path / "a.txt"
     a.write_text("\n".join(NEGLABEL_LINES) + "\n")
-    table = pd.DataFrame({"label": ["Tectonic  Plate", "gill net", "cloud", "spacious", "sunny"],
-                          "kind": ["noun", "noun", "noun", "adj", "adj"], "stat": 0.0, "max_id_cos": 0.0})
+    table = pd.DataFrame(
+        {
+            "label": ["Tectonic  Plate", "gill net", "cloud", "spacious", "sunny"],
+            "kind": ["noun", "noun", "noun", "adj", "adj"],
+            "stat": 0.0,
+            "max_id_cos": 0.0,
+        }
+    )
     b = MinedNegatives(table, np.eye(5, 4, dtype=np.float32), {}).save(tmp_path / "b.parquet")
     result = compare_negative_sets(negative_labels_of(a), negative_labels_of(b))
     # A: 6 distinct (sanskrit twice); B: 5; common: tectonic plate (case, spaces), gill net, spacious
@@ -140,7 +156,9 @@ def test_mining_source_file_through_the_config_and_the_stage(tmp_path):
     with pytest.raises(ConfigError, match=r"mining\.file: required"):
         validate_params(bad, check_files=False)
     bad["mining"]["file"] = str(tmp_path / "nowhere.txt")
-    with pytest.raises(ConfigError, match=r"mining\.file: '.*nowhere\.txt' not found, but mining\.source is 'file'"):
+    with pytest.raises(
+        ConfigError, match=r"mining\.file: '.*nowhere\.txt' not found, but mining\.source is 'file'"
+    ):
         validate_params(bad, check_files=True)
 
     path = tmp_path / "neg.txt"
@@ -149,10 +167,22 @@ def test_mining_source_file_through_the_config_and_the_stage(tmp_path):
     names.write_text("\n".join(ID_NAMES) + "\n")
     mining = {**params["mining"], "source": "file", "file": str(path)}
     backbone = {"model": "tiny", "seed": 0, "overrides": {"text_cfg": {"context_length": 16}}}
-    encoding = {"device": "cpu", "precision": "fp32", "image_batch_size": 4, "text_batch_size": 64,
-                "num_workers": 0}
-    info = stages.embed_label_set({"file": str(names)}, backbone, encoding, mining, tmp_path / "t.parquet",
-                                  tmp_path / "n.parquet", progress=False)
+    encoding = {
+        "device": "cpu",
+        "precision": "fp32",
+        "image_batch_size": 4,
+        "text_batch_size": 64,
+        "num_workers": 0,
+    }
+    info = stages.embed_label_set(
+        {"file": str(names)},
+        backbone,
+        encoding,
+        mining,
+        tmp_path / "t.parquet",
+        tmp_path / "n.parquet",
+        progress=False,
+    )
     assert info["n_negatives"] == 7
     from ants.mining import MinedNegatives
 

@@ -20,12 +20,19 @@ from ants.paper_tables import (
 )
 
 VIEW = {
-    "benchmarks": {"openood_v15": {"ood": {"near": ["ssb_hard", "ninco"], "far": ["openood_inaturalist", "textures"]}}},
+    "benchmarks": {
+        "openood_v15": {
+            "ood": {"near": ["ssb_hard", "ninco"], "far": ["openood_inaturalist", "textures"]}
+        }
+    },
     "metrics": {"fpr95_roc": "all"},
 }
 ROWS = [
-    {"label": "A", "value": {"config": {"nim": False}, "in_score": {"far": "far_only", "near": "far_only"}},
-     "method": "ants_paper"},
+    {
+        "label": "A",
+        "value": {"config": {"nim": False}, "in_score": {"far": "far_only", "near": "far_only"}},
+        "method": "ants_paper",
+    },
     {"label": "F", "value": {"in_score": {"far": "ada", "near": "ada"}}, "method": "ants_paper"},
 ]
 
@@ -33,13 +40,34 @@ ROWS = [
 def _sweep():
     rows = []
     for label, base in (("A", 40.0), ("F", 20.0)):
-        for ds, split, off in (("ssb_hard", "near", 1), ("ninco", "near", 3), ("textures", "far", 0),
-                               ("openood_inaturalist", "far", 0),
-                               ("near_average", "near", 2), ("far_average", "far", 0)):
-            rows.append({"sweep": "ablation", "setting": "methods.{method}", "value": label, "is_default": False,
-                         "benchmark": "openood_v15", "method": "ants_paper", "label": "ANTS", "dataset": ds,
-                         "split": split, "auroc": 90.0 - off, "auroc_std": 0.1, "fpr95_id": base + off,
-                         "fpr95_id_std": 1.0, "fpr95_ood": base + 10 + off, "fpr95_ood_std": 2.0, "n_seeds": 1})
+        for ds, split, off in (
+            ("ssb_hard", "near", 1),
+            ("ninco", "near", 3),
+            ("textures", "far", 0),
+            ("openood_inaturalist", "far", 0),
+            ("near_average", "near", 2),
+            ("far_average", "far", 0),
+        ):
+            rows.append(
+                {
+                    "sweep": "ablation",
+                    "setting": "methods.{method}",
+                    "value": label,
+                    "is_default": False,
+                    "benchmark": "openood_v15",
+                    "method": "ants_paper",
+                    "label": "ANTS",
+                    "dataset": ds,
+                    "split": split,
+                    "auroc": 90.0 - off,
+                    "auroc_std": 0.1,
+                    "fpr95_id": base + off,
+                    "fpr95_id_std": 1.0,
+                    "fpr95_ood": base + 10 + off,
+                    "fpr95_ood_std": 2.0,
+                    "n_seeds": 1,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -52,11 +80,15 @@ def test_describe_point_says_what_a_row_changes():
 def test_ablation_rows_carry_their_published_row(tmp_path):
     long = ablation_table(_sweep(), VIEW, ROWS)
     assert list(dict.fromkeys(long["row"])) == [
-        "A [config.nim=false; in_score=far_only/far_only]", "F [in_score=ada/ada]"]
+        "A [config.nim=false; in_score=far_only/far_only]",
+        "F [in_score=ada/ada]",
+    ]
     a = long[(long["label"] == "A") & (long["dataset"] == "near_average")].set_index("metric")
     assert a.at["fpr95_ood", "mean"] == 52.0
     # paper Table 4 row A: near 74.48 (OOD-positive, OpenOOD), beside the OOD-positive column only
-    assert a.at["fpr95_ood", "published"] == 74.48 and a.at["fpr95_ood", "diff"] == pytest.approx(52 - 74.48)
+    assert a.at["fpr95_ood", "published"] == 74.48 and a.at["fpr95_ood", "diff"] == pytest.approx(
+        52 - 74.48
+    )
     assert pd.isna(a.at["fpr95_id", "published"]) and pd.isna(a.at["auroc", "published"])
     f = long[(long["label"] == "F") & (long["dataset"] == "far_average")].set_index("metric")
     assert f.at["fpr95_ood", "published"] == 15.38
@@ -68,8 +100,14 @@ def test_ablation_rows_carry_their_published_row(tmp_path):
     paths = write_ablation_tables(sweep, VIEW, ROWS, tmp_path / "out")
     assert [p.name for p in paths] == ["ablation.csv", "ablation.md", "ablation.tex"]
     md = (tmp_path / "out" / "ablation.md").read_text()
-    line = next(x for x in md.splitlines() if x.startswith("| A [config.nim=false; in_score=far_only/far_only] |"))
-    assert line.endswith("| 52.00 ± 2.00 [74.48, -22.48] | 88.00 ± 0.10 |")  # near average, last columns
+    line = next(
+        x
+        for x in md.splitlines()
+        if x.startswith("| A [config.nim=false; in_score=far_only/far_only] |")
+    )
+    assert line.endswith(
+        "| 52.00 ± 2.00 [74.48, -22.48] | 88.00 ± 0.10 |"
+    )  # near average, last columns
     tex = (tmp_path / "out" / "ablation.tex").read_text()
     assert r"\toprule" in tex and "74.48" in tex
     from ants.stages import StageError
@@ -80,8 +118,9 @@ def test_ablation_rows_carry_their_published_row(tmp_path):
 
 def _tsv(path, seconds, rss=100.0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tcpu_time\n"
-                    f"{seconds}\t0:00:01\t{rss}\t1.0\t{seconds}\n")
+    path.write_text(
+        f"s\th:m:s\tmax_rss\tmax_vms\tcpu_time\n{seconds}\t0:00:01\t{rss}\t1.0\t{seconds}\n"
+    )
     return str(path)
 
 
@@ -101,25 +140,57 @@ def test_cost_per_image_and_mllm_calls_from_the_jobs_files(tmp_path):
     from ants.mllm.base import Answer, Query
 
     t = tmp_path
-    emb = [_embeddings(t / "id.parquet", 30), _embeddings(t / "ood.parquet", 10)]  # 40 images encoded
-    scores = [_scores(t / "s" / f"{i}.parquet", 40) for i in range(2)]  # 2 streams of 40: 80 stream images
+    emb = [
+        _embeddings(t / "id.parquet", 30),
+        _embeddings(t / "ood.parquet", 10),
+    ]  # 40 images encoded
+    scores = [
+        _scores(t / "s" / f"{i}.parquet", 40) for i in range(2)
+    ]  # 2 streams of 40: 80 stream images
     queries = [Query("vsnl", "cat"), Query("vsnl", "cat"), Query("ens", "dog", image="a.png")]
-    answers = [Answer(raw_text="x", negatives=("y",), cache_key=k,
-                      extra={"from_cache": c, "answered_at": "t", "seconds": 0.1})
-               for k, c in (("k1", False), ("k1", False), ("k2", True))]
+    answers = [
+        Answer(
+            raw_text="x",
+            negatives=("y",),
+            cache_key=k,
+            extra={"from_cache": c, "answered_at": "t", "seconds": 0.1},
+        )
+        for k, c in (("k1", False), ("k1", False), ("k2", True))
+    ]
     log = t / "answers.parquet"
-    write_answer_log(log, answer_records(queries, answers, stream_id="s"), timings=t / "answers.timing.json")
-    view = {"rows": [
-        {"benchmark": "b", "method": "ants_x", "label": "ANTS", "embeddings": emb, "scores": scores,
-         "parts": {"embed": [_tsv(t / "e1.tsv", 2.0), _tsv(t / "e2.tsv", 2.0)],
-                   "static": [_tsv(t / "st.tsv", 0.4)],
-                   "answer": [_tsv(t / "a1.tsv", 8.0, 900.0), _tsv(t / "a2.tsv", 8.0)],
-                   "score": [_tsv(t / "sc1.tsv", 1.0), _tsv(t / "sc2.tsv", 1.0)]},
-         "answers": [[str(log), str(t / "answers.timing.json")]]},
-        {"benchmark": "b", "method": "mcm", "label": "MCM", "embeddings": emb, "scores": scores,
-         "parts": {"embed": [_tsv(t / "e1.tsv", 2.0), str(t / "missing.tsv")],
-                   "score": [_tsv(t / "sc3.tsv", 1.6), _tsv(t / "sc4.tsv", 1.6)]}, "answers": []},
-    ]}
+    write_answer_log(
+        log, answer_records(queries, answers, stream_id="s"), timings=t / "answers.timing.json"
+    )
+    view = {
+        "rows": [
+            {
+                "benchmark": "b",
+                "method": "ants_x",
+                "label": "ANTS",
+                "embeddings": emb,
+                "scores": scores,
+                "parts": {
+                    "embed": [_tsv(t / "e1.tsv", 2.0), _tsv(t / "e2.tsv", 2.0)],
+                    "static": [_tsv(t / "st.tsv", 0.4)],
+                    "answer": [_tsv(t / "a1.tsv", 8.0, 900.0), _tsv(t / "a2.tsv", 8.0)],
+                    "score": [_tsv(t / "sc1.tsv", 1.0), _tsv(t / "sc2.tsv", 1.0)],
+                },
+                "answers": [[str(log), str(t / "answers.timing.json")]],
+            },
+            {
+                "benchmark": "b",
+                "method": "mcm",
+                "label": "MCM",
+                "embeddings": emb,
+                "scores": scores,
+                "parts": {
+                    "embed": [_tsv(t / "e1.tsv", 2.0), str(t / "missing.tsv")],
+                    "score": [_tsv(t / "sc3.tsv", 1.6), _tsv(t / "sc4.tsv", 1.6)],
+                },
+                "answers": [],
+            },
+        ]
+    }
     frame = cost_table(view).set_index("method")
     ants = frame.loc["ants_x"]
     assert ants["images"] == 40 and ants["stream_images"] == 80
@@ -141,7 +212,9 @@ def test_cost_per_image_and_mllm_calls_from_the_jobs_files(tmp_path):
     assert [p.name for p in paths] == ["cost.csv", "cost.md", "cost.tex"]
     md = (t / "reports" / "cost.md").read_text()
     assert "| b | MCM | 80 | n/m |" in md and "| b | ANTS | 80 | 100.00 |" in md
-    assert "static pass ms/img" in md and "local features" not in md  # parts no row has are left out
+    assert (
+        "static pass ms/img" in md and "local features" not in md
+    )  # parts no row has are left out
     back = pd.read_csv(t / "reports" / "cost.csv")
     assert back.loc[0, "total_ms"] == pytest.approx(335.0)
     assert json.loads(json.dumps(list(back.columns)))[:2] == ["benchmark", "method"]
