@@ -502,9 +502,11 @@ class _AntsRun:
 
     def _vsnl_update(self, batch: int) -> None:
         cfg = self.cfg
+        # no SIM (ablation row C's reading): every ID class, predicted yet or not
+        subset = top_predicted(self.counts, self.near_k) if cfg.sim else list(range(self.k))
         labels = vsnl_event(
             self.vsnl_cache,
-            top_predicted(self.counts, self.near_k),
+            subset,
             lambda new: self._ask(
                 batch, [Query(kind="vsnl", class_name=self.class_names[c]) for c in new]
             ),
