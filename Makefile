@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine (see README.md):
 #   make demo   set everything up, run the whole offline demo workflow
-#   make test   set everything up, lint, run the test suite
+#   make test   set everything up, lint, run the whole test suite (what CI runs)
+#   make test-fast   the tests not marked slow (no workflow runs): a few minutes, for your own loop
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -11,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test-deps demo test lint bench gpu-check clean
+.PHONY: setup test-deps demo test test-fast lint bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -34,8 +35,17 @@ lint: $(STAMP)
 test-deps: $(STAMP)
 	for f in tests/setup/*.sh; do [ -e "$$f" ] || continue; bash "$$f" || exit 1; done
 
+# Two pytest-xdist workers (this project's reference machine has 2 cores; PYTEST_WORKERS=auto
+# uses every core); --dist loadfile keeps a module's tests, and its module fixtures (a shared
+# demo run), on one worker. The slowest tests are listed at the end (--durations).
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile --durations=20
+
 test: $(STAMP) lint test-deps
-	$(BIN)/python -m pytest -q -ra
+	$(PYTEST)
+
+test-fast: $(STAMP) lint
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done

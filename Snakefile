@@ -28,13 +28,17 @@ include: "workflow/rules/paper.smk"
 include: "workflow/rules/report.smk"
 
 
+# `all` (and `dvc repro`, which runs it) requires every file DVC versions, so a missing one
+# is rebuilt: an answers log from the answer cache, without asking the MLLM again.
 rule all:
     default_target: True
     input:
         template("metrics_json"),
         metric_tables(),
+        table_files(),
         artifacts.REPORT,
         report_figures(),
+        versioned_outputs(),
 
 
 rule paper:
@@ -51,9 +55,12 @@ onstart:
     announce()
 
 
+onerror:
+    show_failed_logs()
+
+
 onsuccess:
     announce()
-    if os.path.exists(template("metrics_json")):
-        shell("ants metrics --brief || true")
+    metrics_summary()
     print(f"Metrics: {template('metrics_json')}, {artifacts.folder('tables')}/; report: {artifacts.REPORT}",
           file=sys.stderr)

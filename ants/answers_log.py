@@ -66,6 +66,7 @@ __all__ = [
     "log_queries",
     "read_answer_log",
     "read_logs",
+    "read_readable_logs",
     "sidecar_path",
     "timing_path",
     "write_answer_log",
@@ -317,6 +318,27 @@ def read_logs(path: str | os.PathLike) -> pd.DataFrame:
     concatenated; column ``log`` = the file each row came from."""
     frames = [read_answer_log(p).assign(log=str(p)) for p in list_logs(path)]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_readable_logs(path: str | os.PathLike) -> tuple[pd.DataFrame, list[str]]:
+    """Every log under ``path`` that can be read (as :func:`read_logs`), and one line per log
+    that cannot (naming the file, what is wrong and how to rebuild it), so one damaged stream
+    does not hide the others. Raises the first log's :class:`ants.artifacts.ArtifactError`
+    when none can be read."""
+    frames, unreadable, first = [], [], None
+    for p in list_logs(path):
+        try:
+            frames.append(read_answer_log(p).assign(log=str(p)))
+        except ArtifactError as exc:
+            first = first or exc
+            unreadable.append(str(exc))
+    if not frames:
+        if len(unreadable) > 1:
+            more = f"{first.problem} (and {len(unreadable) - 1} more logs like it)"
+            raise ArtifactError(first.path, more, first.rebuild, first.what, first.kind)
+        raise first
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame, unreadable
 
 
 # -- the log as answers ----------------------------------------------------------------------

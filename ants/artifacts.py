@@ -67,6 +67,9 @@ if TYPE_CHECKING:  # the layout (templates, paths) imports no pandas / pyarrow: 
     import pandas as pd
 
 __all__ = [
+    "DAMAGED",
+    "SET_ASIDE_ENV",
+    "set_aside",
     "ARTIFACTS",
     "ID_PROMPTS",
     "MANIFEST_COLUMNS",
@@ -624,6 +627,44 @@ def artifact_error(
     cls = MissingArtifactError if missing else ArtifactError
     name = spec.name if spec is not None and spec.name in ARTIFACTS else None
     return cls(file, problem, rebuild_hint(file, kind), spec.what if spec else "", name)
+
+
+#: set (to "1") by the workflow for its jobs: a job that finds a damaged input sets it aside
+#: (:func:`set_aside`), so that a plain re-run rebuilds it
+SET_ASIDE_ENV = "ANTS_SET_ASIDE_DAMAGED"
+#: where damaged files are set aside, below the workflow folder (outside every DVC out)
+DAMAGED = f"{RESULTS}/damaged"
+
+
+def set_aside(err: ArtifactError) -> str | None:
+    """Move the damaged file of ``err`` out of the way, so that Snakemake sees it missing and a
+    plain re-run rebuilds it (and, being newer, what depends on it); the one-line message that
+    says so, or None when nothing was moved.
+
+    Only a file of a workflow's ``results/`` that a rule writes is moved (:func:`match_path`),
+    and only when the workflow asked for it (``ANTS_SET_ASIDE_DAMAGED=1``, which
+    ``workflow/rules/common.smk`` sets for its jobs): an ``ants`` command a person runs by hand
+    never moves their files. The file goes to ``results/damaged/<its path below results/>``
+    (replacing an older copy there), where it can be inspected; nothing is deleted.
+    """
+    if os.environ.get(SET_ASIDE_ENV) != "1" or isinstance(err, MissingArtifactError):
+        return None
+    found = match_path(err.path)
+    source = Path(err.path)
+    if found is None or not found[0].rule or not source.is_file():
+        return None
+    _spec_, rel, root = found
+    dest = Path(root or ".") / DAMAGED / Path(rel).relative_to(RESULTS)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, dest)
+    except OSError:
+        return None
+    what = f" ({err.what})" if err.what else ""
+    return (
+        f"{err.path}{what}: {err.problem}. Moved it aside to {dest}: a plain re-run of the "
+        "workflow rebuilds it"
+    )
 
 
 def stream_id(benchmark: str, method: str, ood: str, seed: int | str) -> str:

@@ -743,6 +743,15 @@ def _loaded(errors: tuple[tuple[str, str], ...]) -> tuple[type[BaseException], .
     return tuple(getattr(sys.modules[m], name) for m, name in errors if m in sys.modules)
 
 
+def _damaged(exc: BaseException) -> str | None:
+    """A damaged workflow file set aside (:func:`ants.artifacts.set_aside`): the line saying so."""
+    if "ants.artifacts" not in sys.modules:
+        return None
+    from ants import artifacts
+
+    return artifacts.set_aside(exc) if isinstance(exc, artifacts.ArtifactError) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ants`` console script."""
     args = _parser().parse_args(argv)
@@ -754,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Exception as exc:
         if isinstance(exc, (UsageError, FileNotFoundError, *_loaded(BAD_INPUT))):
-            print(f"ants {args.command}: error: {exc}", file=sys.stderr)
+            print(f"ants {args.command}: error: {_damaged(exc) or exc}", file=sys.stderr)
             return 2
         if isinstance(exc, _loaded(FAILED)):
             print(f"ants {args.command}: failed: {exc}", file=sys.stderr)

@@ -19,13 +19,18 @@ stream or batch and what exists)::
 filters: ``--stream S`` (an id or a prefix such as ``demo/ants_code``), ``--batch N``,
 ``--kind ens|vsnl``, ``--status ok|empty|unparsable|failed``, ``--text T`` (substring of the
 answer, negatives, class or image). ``--log`` is a log file or a folder read recursively
-(default ``results/answers``).
+(default ``results/answers``); a log in it that cannot be read does not hide the others: they
+are listed, then each unreadable one is named on stderr and the exit status is 1. ``--limit N``
+is a whole number >= 0, 0 meaning all.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -40,14 +45,46 @@ DEFAULT_LOG = artifacts.folder("answers")
 METRICS_COMMAND = "metrics"
 
 
+def _read(a):
+    """The readable answers logs of ``--log``; the unreadable ones are kept in ``a.unreadable``
+    and named by :func:`_done` after the output of the others."""
+    from ants.answers_log import read_readable_logs
+
+    frame, a.unreadable = read_readable_logs(a.log)
+    return frame
+
+
+def _done(a) -> int:
+    """The exit status of a listing: 1 (after one stderr line per log) when a log under
+    ``--log`` could not be read, else 0."""
+    for line in getattr(a, "unreadable", []):
+        print(f"ants answers: skipped an unreadable log: {line}", file=sys.stderr)
+    return 1 if getattr(a, "unreadable", []) else 0
+
+
+def _limit(text: str) -> int:
+    """``--limit``: a whole number >= 0; 0 = no limit."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {text!r}")
+    return value or sys.maxsize
+
+
 def _filtered(a):
-    from ants.answers_log import read_logs
     from ants.inspection import filter_answers
 
-    frame = read_logs(a.log)
-    return filter_answers(
-        frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text
-    )
+    frame = _read(a)
+    try:
+        return filter_answers(
+            frame, stream=a.stream, batch=a.batch, kind=a.kind, status=a.status, text=a.text
+        )
+    except UsageError as exc:
+        if a.unreadable:  # the stream asked for may be in a log that could not be read
+            raise UsageError(f"{exc}; unreadable: {'; '.join(a.unreadable)}") from None
+        raise
 
 
 def _what(r) -> str:
@@ -57,12 +94,10 @@ def _what(r) -> str:
 
 
 def cmd_answers_streams(a) -> int:
-    from ants.answers_log import read_logs
-
-    frame = read_logs(a.log)
+    frame = _read(a)
     if frame.empty:
         print("the log holds no queries")
-        return 0
+        return _done(a)
     table = (
         frame.groupby(["stream_id", "kind", "status"])
         .size()
@@ -70,23 +105,30 @@ def cmd_answers_streams(a) -> int:
     )
     table.columns = [f"{k}:{s}" for k, s in table.columns]
     print(table.sort_index(axis=1).to_string())
-    return 0
+    return _done(a)
 
 
 def cmd_answers_list(a) -> int:
     sel = _filtered(a)
     if sel.empty:
         print("no queries match")
-        return 0
-    for r in sel.head(a.limit).itertuples():
+        return _done(a)
+    rows = sel.head(a.limit)
+    width = max(len("stream"), *(len(str(x)) for x in rows["stream_id"]))
+    print(
+        f"{'stream':{width}s}  {'batch':5s} kind {'status':10s} {'class':24s} {'image':24s} answer"
+    )
+    for r in rows.itertuples():
         raw = (r.raw_text or "").replace("\n", " ")
+        image = Path(str(r.image)).name if isinstance(r.image, str) and r.image else "-"
         print(
-            f"{r.stream_id}  b{r.batch_index}  {r.kind:4s} {r.status:10s} {str(r.class_name)[:24]:24s} "
+            f"{r.stream_id:{width}s}  {'b' + str(r.batch_index):5s} {r.kind:4s} {r.status:10s} "
+            f"{str(r.class_name)[:24]:24s} {image[-24:]:24s} "
             + textwrap.shorten(raw, 70, placeholder=" ...")
         )
     if len(sel) > a.limit:
         print(f"... {len(sel) - a.limit} more (use --limit)")
-    return 0
+    return _done(a)
 
 
 def _answer_chars(a) -> int | None:
@@ -119,7 +161,7 @@ def cmd_answers_show(a) -> int:
     sel = _filtered(a)
     if sel.empty:
         print("no queries match")
-        return 0
+        return _done(a)
     shown = sel.head(a.limit)
     for r in shown.itertuples():
         print(f"[{r.stream_id} batch {r.batch_index}] {r.kind.upper()} about {_what(r)}")
@@ -141,27 +183,41 @@ def cmd_answers_show(a) -> int:
         print(f"  negatives: {list(r.negatives)}")
     if len(sel) > len(shown):
         print(f"... {len(sel) - len(shown)} more (use --limit)")
-    return 0
+    return _done(a)
+
+
+#: what ``ants answers export`` writes (from the ``--out`` suffix, or ``--format``)
+EXPORT_FORMATS = ("csv", "json")
 
 
 def cmd_answers_export(a) -> int:
     sel = _filtered(a).copy()
+    from ants._io import atomic_path
+
     out = Path(a.out)
-    fmt = a.format or ("json" if out.suffix.lower() == ".json" else "csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        sel["negatives"] = [json.dumps(list(v), ensure_ascii=False) for v in sel["negatives"]]
-        sel.to_csv(out, index=False)
-    else:
-        records = sel.astype(object).where(sel.notna(), None).to_dict("records")
-        for rec in records:
-            rec["negatives"] = list(rec["negatives"])
-            for k, v in rec.items():
-                if hasattr(v, "item"):
-                    rec[k] = v.item()
-        out.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+    suffix = out.suffix.lower().lstrip(".")
+    fmt = a.format or suffix
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(
+            f"--out {out}: cannot tell the format from {out.suffix or 'no suffix'!r}; "
+            "give a .csv or .json file (or --format csv|json)"
+        )
+    if suffix and suffix != fmt and suffix in EXPORT_FORMATS + ("xlsx", "xls", "parquet", "tsv"):
+        raise UsageError(f"--out {out}: a .{suffix} file would hold {fmt.upper()}; name it .{fmt}")
+    with atomic_path(out) as tmp:  # a killed export never leaves half a file under --out
+        if fmt == "csv":
+            sel["negatives"] = [json.dumps(list(v), ensure_ascii=False) for v in sel["negatives"]]
+            sel.to_csv(tmp, index=False)
+        else:
+            records = sel.astype(object).where(sel.notna(), None).to_dict("records")
+            for rec in records:
+                rec["negatives"] = list(rec["negatives"])
+                for k, v in rec.items():
+                    if hasattr(v, "item"):
+                        rec[k] = v.item()
+            tmp.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
     print(f"{len(sel)} queries -> {out} ({fmt})")
-    return 0
+    return _done(a)
 
 
 def _resolve(spec: str, tmp: Path, tag: str) -> Path:
@@ -196,12 +252,27 @@ def _resolve(spec: str, tmp: Path, tag: str) -> Path:
             f"{spec}: git could not fetch {path!r} at revision {rev!r} and dvc could not run ({exc})"
         ) from None
     if dvc.returncode != 0:
-        msg = (dvc.stderr or dvc.stdout).strip().splitlines()
-        raise UsageError(
-            f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r}"
-            f" ({msg[-1] if msg else 'no output'})"
-        )
+        raise UsageError(_dvc_get_failure(spec, path, rev, dvc.stderr or dvc.stdout))
     return dest
+
+
+def _dvc_get_failure(spec: str, path: str, rev: str, output: str) -> str:
+    """One line for a ``dvc get`` of ``path`` at ``rev`` that failed with ``output``: when the
+    revision's files are tracked by DVC but not in this clone's cache (a fresh clone has none),
+    say so and how to get them; else DVC's own error line (not its "Having any troubles?")."""
+    lines = [x.strip() for x in output.strip().splitlines() if x.strip()]
+    errors = [x for x in lines if x.startswith("ERROR")] or [
+        x for x in lines if not x.startswith("Having any troubles")
+    ]
+    first = errors[0] if errors else "no output"
+    if re.search(r"\.dvc[/\\]cache|missing cache|not in cache|cache files", first, re.I):
+        return (
+            f"{spec}: {path!r} at revision {rev!r} is tracked by DVC, but its files are not in "
+            "this clone's DVC cache (.dvc/cache; a fresh clone has none): fetch them from the "
+            "project's DVC remote (`dvc remote list`) with `dvc fetch --all-commits`, or `dvc "
+            "pull` in a checkout of that revision; or compare two folders you have"
+        )
+    return f"{spec}: neither git nor dvc could fetch {path!r} at revision {rev!r} ({first})"
 
 
 def cmd_answers_diff(a) -> int:
@@ -372,11 +443,13 @@ def _load_params(path: str) -> dict:
         return raw
 
 
-def _tables_for_terminal(metrics_dir: str, params_path: str, benchmark: str | None):
+def _tables_for_terminal(
+    metrics_dir: str, params_path: str, benchmark: str | None, view_json: str | None = None
+):
     from ants.tables import paper_results, paper_table, read_metric_rows
     from ants.views import tables_view
 
-    view = tables_view(_load_params(params_path))
+    view = json.loads(view_json) if view_json else tables_view(_load_params(params_path))
     benches = [benchmark] if benchmark else view["run"]["benchmarks"]
     unknown = [b for b in benches if b not in view["benchmarks"]]
     if unknown:
@@ -392,13 +465,14 @@ def _tables_for_terminal(metrics_dir: str, params_path: str, benchmark: str | No
 def cmd_metrics(a) -> int:
     from ants.tables import table_rows_for_terminal
 
-    view, tables = _tables_for_terminal(a.metrics_dir, a.params, a.benchmark)
-    demo = _is_demo_params(a.params)
+    view, tables = _tables_for_terminal(a.metrics_dir, a.params, a.benchmark, a.view_json)
+    demo = a.demo if a.view_json else _is_demo_params(a.params)
     if a.brief:
         for bench, long in tables:
             cols = [c for c in ("far_average", "near_average") if c in set(long["dataset"])]
             if not cols:
                 cols = list(dict.fromkeys(long["dataset"]))
+            width = max(len(str(x)) for x in long["row"])
             for row in dict.fromkeys(long["row"]):
                 part = long[long["row"] == row]
                 bits = []
@@ -410,7 +484,7 @@ def cmd_metrics(a) -> int:
                         f"{c}: AUROC {cell.at['auroc', 'mean']:.2f} FPR95-OOD {cell.at['fpr95_ood', 'mean']:.2f}"
                         f" FPR95-ID {cell.at['fpr95_id', 'mean']:.2f}"
                     )
-                print(f"{bench:10s} {row:40s} " + " | ".join(bits))
+                print(f"{bench:10s} {row:{width}s} " + " | ".join(bits))
         for line in _answers_summary(a.answers):
             print(line)
         where = Path(a.report)
@@ -434,19 +508,32 @@ def cmd_metrics(a) -> int:
     return 0
 
 
-def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
-    """Lines for ``metrics --brief``: the MLLM answers of the run by status, and each stream
-    with an answer that is not ``ok`` (failed, empty, unparsable) with its first failure."""
+def _answers_summary(logs: list[str], streams_shown: int = 10) -> list[str]:
+    """Lines for ``metrics --brief``: the MLLM answers of the logs (files or folders) by
+    status, and each stream with an answer that is not ``ok`` (failed, empty, unparsable)
+    with its first failure; a named log that is missing is counted."""
+    import pandas as pd
+
     from ants.answers_log import failure_summary, read_logs
     from ants.mllm.answering import shorten
 
-    if not Path(log).exists():
-        return []
-    summary = failure_summary(read_logs(log))
+    there = [log for log in logs if Path(log).exists()]
+    missing = [log for log in logs if str(log).endswith(".parquet") and log not in there]
+    gone = (
+        [f"MLLM answers: {len(missing)} answers log(s) missing, e.g. {missing[0]}"]
+        if missing
+        else []
+    )
+    if not there:
+        return gone
+    frames = [read_logs(log) for log in there]
+    summary = failure_summary(
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    )
     if summary.empty:
-        return []
+        return gone
     total = summary[["queries", "ok", "empty", "unparsable", "failed"]].sum()
-    lines = [
+    lines = gone + [
         f"MLLM answers: {total['queries']} queries in {len(summary)} streams: {total['ok']} ok, "
         f"{total['empty']} empty, {total['unparsable']} unparsable, {total['failed']} failed"
     ]
@@ -458,8 +545,9 @@ def _answers_summary(log: str, streams_shown: int = 10) -> list[str]:
             + (f"; first failure: {shorten(r['first_failure'], 120)}" if r["failed"] else "")
         )
     if len(bad) > streams_shown:
+        where = there[0] if len(there) == 1 else DEFAULT_LOG
         lines.append(
-            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {log}"
+            f"  ... {len(bad) - streams_shown} more streams: ants answers streams --log {where}"
         )
     return lines
 
@@ -594,9 +682,19 @@ def register(add) -> None:
         ),
         ("show", cmd_answers_show, "the prompt, raw answer and parsed negatives of each query"),
     ):
-        c = asub.add_parser(name, help=text, description=text)
+        c = asub.add_parser(
+            name,
+            help=text,
+            description=text + ". A log that cannot be read is named on stderr after the others "
+            "are listed, and the exit status is then 1.",
+        )
         _filters(c)
-        c.add_argument("--limit", type=int, default=20 if name == "show" else 50)
+        c.add_argument(
+            "--limit",
+            type=_limit,
+            default=20 if name == "show" else 50,
+            help="show at most this many queries (0 = all; default: %(default)s)",
+        )
         if name == "show":
             _max_chars(c)
         c.set_defaults(func=func)
@@ -607,7 +705,7 @@ def register(add) -> None:
     )
     _filters(c)
     c.add_argument("--out", required=True, help="output file (.csv or .json)")
-    c.add_argument("--format", choices=["csv", "json"], help="default: from the --out suffix")
+    c.add_argument("--format", choices=EXPORT_FORMATS, help="default: from the --out suffix")
     c.set_defaults(func=cmd_answers_export)
     c = asub.add_parser(
         "diff",
@@ -619,7 +717,9 @@ def register(add) -> None:
     c.add_argument("a", help="log A: a file, a folder, or REV:PATH")
     c.add_argument("b", help="log B: a file, a folder, or REV:PATH")
     c.add_argument("--stream", help="only this stream (or prefix)")
-    c.add_argument("--limit", type=int, default=10, help="lines shown per section")
+    c.add_argument(
+        "--limit", type=_limit, default=10, help="lines shown per section (0 = all; default: 10)"
+    )
     c.add_argument("--exit-code", action="store_true", help="exit 1 when the logs differ")
     _max_chars(c)
     c.set_defaults(func=cmd_answers_diff)
@@ -639,7 +739,9 @@ def register(add) -> None:
     )
     s.add_argument("--text-file", help="ID text file (class names); default: from params.yaml")
     s.add_argument("--params", default="params.yaml")
-    s.add_argument("--limit", type=int, default=30)
+    s.add_argument(
+        "--limit", type=_limit, default=30, help="entries shown per bank (0 = all; default: 30)"
+    )
     nsub = s.add_subparsers(dest="negatives_command", metavar="[compare]")
     text = (
         "compare two negative sets: a mined-negatives file (results/negatives/...parquet) or a "
@@ -665,12 +767,24 @@ def register(add) -> None:
     s.add_argument("--benchmark", help="only this benchmark")
     s.add_argument("--metrics-dir", default=artifacts.folder("metrics_csv"))
     s.add_argument("--params", default="params.yaml")
+    s.add_argument(
+        "--view-json",
+        help="the run's tables view (ants.views.tables_view of the merged config) instead of "
+        "--params: what the workflow passes, so the summary is the run's own",
+    )
+    s.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --view-json: the run used random-weight models (the numbers carry no meaning)",
+    )
     s.add_argument("--report", default=artifacts.REPORT)
     s.add_argument("--tables-dir", default=artifacts.folder("tables"))
     s.add_argument(
         "--answers",
-        default=DEFAULT_LOG,
-        help=f"answers logs summarised per stream by --brief (default: {DEFAULT_LOG})",
+        nargs="*",
+        default=[DEFAULT_LOG],
+        help=f"answers logs (files or folders) summarised per stream by --brief (default: "
+        f"{DEFAULT_LOG}; none after --answers: no MLLM answers)",
     )
 
     s = add(

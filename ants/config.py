@@ -19,8 +19,11 @@ Everything is validated before any job runs, in these steps:
    settings, and each of their values is valid for its setting;
 4. data on disk (:func:`check_data`, skipped with ``check_files=False``): every dataset an
    active benchmark needs (``run.benchmarks`` and the benchmarks of the selected sweeps) has its
-   root folder, image list and label file, ImageNet-style class folders match the label set,
-   and ``mllm.cache`` is not a folder. Downloaded datasets are fetched by a job and not checked.
+   root folder, image list and a readable label file (no duplicate names); class folders match
+   the label set (as many, none without images, none named like the class of another line);
+   the settings fit the data (``near_top_k`` <= the classes, ``mining.n_negatives`` <= the
+   candidate pool); ``mllm.cache`` can be created or written. Downloaded datasets are fetched
+   by a job and not checked.
 
 Every problem is reported on one line that starts with the key path (``run.seeds[1]``,
 ``methods.adaneg.config.lam``) and says what the bad value is and what would be valid;
@@ -61,6 +64,7 @@ __all__ = [
     "paper_sweeps",
     "sweep_value",
     "definition_checker",
+    "dvc_restore_hint",
     "format_path",
     "load_config_files",
     "load_params",
@@ -274,6 +278,39 @@ def load_config_files(
         return validate_params(merged, schema=schema, source=source, check_files=check_files)
     except ConfigError as err:
         raise ConfigError(_annotate(err.problems, provenance), source=source) from None
+
+
+def dvc_restore_hint(paths: Sequence[str | os.PathLike], env: Mapping | None = None) -> str | None:
+    """What to tell a user whose params failed inside a DVC stage (``DVC_STAGE`` is set: ``dvc
+    repro``, ``dvc exp run``): ``dvc exp run -S key=value`` writes the value into params.yaml
+    before the run and leaves it there when the run fails, so every later run fails too. When
+    params.yaml (one of ``paths``) differs from git's last commit, the line says so and how to
+    restore it; None outside DVC or when params.yaml is as committed."""
+    env = os.environ if env is None else env
+    if not env.get("DVC_STAGE"):
+        return None
+    params = next((Path(p) for p in paths if Path(p).name == "params.yaml"), None)
+    if params is None or not params.is_file():
+        return None
+    import subprocess
+
+    try:
+        diff = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", params.name],
+            cwd=params.parent,
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if diff.returncode != 1:  # 0: as committed; other: no git repository, no commit
+        return None
+    return (
+        f"{params} differs from the last commit (git diff {params.name}): a value given to "
+        f"`dvc exp run -S` is written into it before the run and stays there when the run "
+        f"fails. Restore the committed file with `git checkout HEAD -- {params.name}` (this "
+        f"drops every uncommitted edit of it), then run again with a valid value."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -637,8 +674,20 @@ def check_references(params: Mapping) -> list[str]:
                 f"datasets.{ds}.split: {cfg.get('split')!r} has no class labels, but {why}; use 'id'"
             )
 
-    # group counts must fit the mined bank
+    # NegMining's lexicographer files (a typo would fail the mining job)
     mining = params["mining"]
+    from ants.wordnet import LEXNAMES
+
+    for i, name in enumerate(mining["exclude_lexnames"]):
+        if name not in LEXNAMES:
+            hint = difflib.get_close_matches(name, LEXNAMES, n=1)
+            out.append(
+                f"mining.exclude_lexnames[{i}]: {name!r} is not a WordNet 3.0 lexicographer file"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + "; expected names such as 'noun.person', 'adj.pert' (ants.wordnet.LEXNAMES)"
+            )
+
+    # group counts must fit the mined bank
     if mining["selection"] == "proportional":
         m = mining["n_negatives"]
         for name, cfg in methods.items():
@@ -964,38 +1013,66 @@ class _Instructions:
 _BUILTIN_SIZES = {"imagenet1k": 1000}
 
 
-def _label_count(params: Mapping, label_set: str) -> int | None:
-    """The number of classes of a label set, or None when it cannot be known yet."""
-    cfg = params["label_sets"].get(label_set) or {}
-    from ants.labels import load_label_set
+class _LabelSets:
+    """The class names of the label sets, read once per check: ``names(ls)`` (None when they
+    cannot be known yet: a built-in set that is slow to load, a file still to be generated or
+    missing), ``count(ls)`` and the problem of a label file that cannot be used."""
 
-    try:
+    def __init__(self, params: Mapping) -> None:
+        self.params = params
+        self.read: dict[str, tuple[list[str] | None, str | None]] = {}
+
+    def _load(self, label_set: str) -> tuple[list[str] | None, str | None]:
+        if label_set not in self.read:
+            from ants.labels import load_label_set, read_classnames
+
+            cfg = self.params["label_sets"].get(label_set) or {}
+            names, problem = None, None
+            try:
+                if "builtin" in cfg and cfg["builtin"] not in _BUILTIN_SIZES:
+                    names = load_label_set(cfg["builtin"])
+                elif "file" in cfg and Path(cfg["file"]).expanduser().is_file():
+                    names = read_classnames(Path(cfg["file"]).expanduser())
+            except (OSError, ValueError) as exc:
+                problem = str(exc)
+            self.read[label_set] = (names, problem)
+        return self.read[label_set]
+
+    def names(self, label_set: str) -> list[str] | None:
+        return self._load(label_set)[0]
+
+    def problem(self, label_set: str) -> str | None:
+        return self._load(label_set)[1]
+
+    def count(self, label_set: str) -> int | None:
+        cfg = self.params["label_sets"].get(label_set) or {}
         if cfg.get("builtin") in _BUILTIN_SIZES:
             return _BUILTIN_SIZES[cfg["builtin"]]
-        if "builtin" in cfg:
-            return len(load_label_set(cfg["builtin"]))
-        if "file" in cfg and Path(cfg["file"]).expanduser().is_file():
-            return len(load_label_set(Path(cfg["file"]).expanduser()))
-    except (OSError, ValueError):
-        return None  # a bad label file is reported by its own check / the embed_labels job
-    return None
+        names = self.names(label_set)
+        return len(names) if names is not None else None
 
 
 def check_data(params: Mapping) -> list[str]:
-    """Files the active benchmarks need that are not where the params say (empty: all there).
+    """Files the active benchmarks need that are not where the params say or not usable, and
+    settings that do not fit the data (empty: all good).
 
     For every dataset of an active benchmark (:func:`active_benchmarks`): a local dataset's
     ``root`` must be set and be a folder (with class sub-folders for ``class_folders``; for an
-    ID set as many as its label set has classes), its image ``list`` must be set and exist; a
-    download's ``mirror`` / ``extracted`` folders, when given, must exist (downloads themselves
-    are made by a job). A label set given as a file must exist (unless the demo generates it).
-    ``mllm.cache`` must not be a folder. Each line names the key, the value and what to do
-    (the dataset's ``instructions`` when it has them).
+    ID set as many as its label set has classes, each holding an image, none named like the
+    class of another line: :func:`ants.labels.misplaced_class_folders`), its image ``list``
+    must be set and exist; a download's ``mirror`` / ``extracted`` folders, when given, must
+    exist (downloads themselves are made by a job). A label set given as a file must exist
+    (unless the demo generates it) and be readable (no duplicate names). ANTS's
+    ``near_top_k`` must not exceed the number of classes; ``mining.n_negatives`` must not
+    exceed NegMining's candidate pool; ``mllm.cache`` must be a file this user can create or
+    write. Each line names the key, the value and what to do (the dataset's ``instructions``
+    when it has them).
     """
     out: list[str] = []
     datasets = params["datasets"]
     done: set[str] = set()
     instructions = _Instructions()
+    labels = _LabelSets(params)
     for b in active_benchmarks(params):
         bench = params["benchmarks"][b]
         used = [(bench["id"], "ID")] + [
@@ -1009,7 +1086,13 @@ def check_data(params: Mapping) -> list[str]:
             why = f"{_why(params, b)}, which uses dataset {ds!r} ({role})"
             if cfg["source"] == "local":
                 out += _local_problems(
-                    params, ds, cfg, why, bench["label_set"] if role == "ID" else None, instructions
+                    params,
+                    ds,
+                    cfg,
+                    why,
+                    bench["label_set"] if role == "ID" else None,
+                    instructions,
+                    labels,
                 )
             elif cfg["source"] == "download":
                 for key in ("mirror", "extracted"):
@@ -1039,22 +1122,158 @@ def check_data(params: Mapping) -> list[str]:
                     f"label_sets.{ls}.file: {cfg['file']!r} not found, but {_why(params, b)}, whose label "
                     f"set it is; give a text file with one class name per line (line order = class index)"
                 )
+            elif labels.problem(ls):
+                out.append(
+                    f"label_sets.{ls}.file: {labels.problem(ls)}; give every class one line "
+                    f"(the label set of benchmark {b!r})"
+                )
+    out += _near_top_k_problems(params, labels)
+    out += _mining_problems(params, labels)
+    out += _cache_problems(params["mllm"]["cache"])
+    return list(dict.fromkeys(out))
+
+
+def _near_top_k_problems(params: Mapping, labels: _LabelSets) -> list[str]:
+    """ANTS methods whose near-OOD subset takes more classes (``near_top_k``, with
+    ``near_subset: top_k``) than the label set of a benchmark they run on has; the points of a
+    sweep of one of their switches too (``sweeps.<name>.values[i]: ...``)."""
+    from ants.methods.ants_switches import ants_config
+
+    runs = [
+        (b, m, params["methods"].get(m), None)
+        for b in params["run"]["benchmarks"]
+        for m in params["run"]["methods"]
+    ]
+    for s in selected_sweeps(params):
+        spec = params["sweeps"][s]
+        for m in spec["methods"]:
+            head = f"methods.{m}.config."
+            setting = spec["setting"].replace("{method}", m)
+            cfg = params["methods"].get(m)
+            if cfg is None or cfg["method"] != "ants" or not setting.startswith(head):
+                continue  # only a switch of an ANTS config changes its near subset
+            for i, value in enumerate(spec["values"]):
+                point = {**cfg, "config": {**cfg["config"], setting[len(head) :]: value}}
+                runs += [(b, m, point, f"sweeps.{s}.values[{i}]") for b in spec["benchmarks"]]
+    out = []
+    for b, m, cfg, where in runs:
+        if cfg is None or cfg["method"] != "ants" or b not in params["benchmarks"]:
+            continue
+        try:
+            switches = ants_config(cfg["config"])
+        except (TypeError, ValueError):
+            continue  # reported by the schema / sweep checks
+        ls = params["benchmarks"][b]["label_set"]
+        k = labels.count(ls)
+        if switches.near_subset != "top_k" or k is None or switches.near_top_k <= k:
+            continue
+        given = "near_top_k" in cfg["config"]
+        line = (
+            f"methods.{m}.config.near_top_k: {switches.near_top_k}"
+            + ("" if given else " (its preset's default)")
+            + f" is more than the {k} classes of label set {ls!r} of benchmark {b!r} (near_subset "
+            f"'top_k' takes the near_top_k most predicted ID classes); expected a value <= {k}"
+        )
+        out.append(f"{where}: {line}" if where else line)
+    return out
+
+
+def _mining_problems(params: Mapping, labels: _LabelSets) -> list[str]:
+    """``mining.file`` missing when ``mining.source`` is ``file`` (the negatives are read, not
+    mined: nothing else of ``mining`` applies); else ``mining.n_negatives`` larger than
+    NegMining's candidate pool for a label set of an active benchmark (``proportional``
+    selection only; the other modes keep a fraction)."""
     mining = params["mining"]
     if mining.get("source") == "file":
         file = mining.get("file")
         if not file or not Path(file).expanduser().is_file():
-            out.append(
+            return [
                 f"mining.file: {file!r} not found, but mining.source is 'file'; give a text file "
                 "of negative labels, one per line (e.g. NegLabel's selected_neg_labels_in1k_10k.txt), "
                 "or set mining.source: wordnet to mine them"
-            )
-    cache = params["mllm"]["cache"]
-    if Path(cache).expanduser().is_dir():
-        out.append(
-            f"mllm.cache: {cache!r} is a folder; expected the path of the SQLite answer cache file "
-            f"(e.g. results/mllm-cache.sqlite)"
+            ]
+        return []
+    if mining["selection"] != "proportional":
+        return []
+    n = mining["n_negatives"]
+    excluded = list(mining["exclude_lexnames"])
+    from ants.wordnet import LEXNAMES
+
+    if set(excluded) - set(LEXNAMES):
+        return []  # an unknown lexicographer file: check_references names it
+    if not excluded and n <= 40_000:  # WordNet 3.0 alone has 117,798 nouns: no need to count
+        return []
+    from ants.wordnet import candidate_pool_sizes
+
+    try:
+        sizes = candidate_pool_sizes(
+            exclude_lexnames=excluded,
+            drop_adjectives_that_are_nouns=mining["drop_adjectives_that_are_nouns"],
         )
+    except (OSError, RuntimeError):
+        return []  # an unusable corpus: the mining job says so, with the way to rebuild it
+    out = []
+    for ls in dict.fromkeys(
+        params["benchmarks"][b]["label_set"] for b in active_benchmarks(params)
+    ):
+        names = labels.names(ls)
+        found = sizes
+        if names is not None and n > sum(sizes.values()) - len(names):
+            found = _pool_without(names, excluded, mining)  # class names leave the pool
+        pool = sum(found.values())
+        if n > pool:
+            cut = f" with mining.exclude_lexnames {_show(excluded)}" if excluded else ""
+            out.append(
+                f"mining.n_negatives: {n} is more than the {pool} WordNet candidates NegMining "
+                f"can draw from{cut} for label set {ls!r} ({found['noun']} nouns, {found['adj']} "
+                f"adjectives); expected a value <= {pool}"
+                + (", or exclude fewer lexnames" if excluded else "")
+            )
     return out
+
+
+def _pool_without(names: Sequence[str], excluded: Sequence[str], mining: Mapping) -> dict:
+    """NegMining's candidate pool sizes for ID class ``names`` (which are not candidates), as
+    :func:`ants.mining.candidate_pools` finds them (it reads the corpus with pandas: only
+    asked when the class names may decide)."""
+    from ants.mining import candidate_pools
+    from ants.wordnet import load_corpus
+
+    pools = candidate_pools(
+        load_corpus(),
+        names,
+        drop_adjectives_that_are_nouns=mining["drop_adjectives_that_are_nouns"],
+        exclude_lexnames=excluded,
+    )
+    return {"noun": len(pools.nouns), "adj": len(pools.adjectives)}
+
+
+def _cache_problems(cache: str) -> list[str]:
+    """``mllm.cache`` must be a file path this user can create (its nearest existing folder
+    writable) or write (the file and its folder: SQLite keeps -wal / -shm files beside it)."""
+    path = Path(cache).expanduser()
+    valid = "expected the path of the SQLite answer cache file (e.g. results/mllm-cache.sqlite)"
+    if path.is_dir():
+        return [f"mllm.cache: {cache!r} is a folder; {valid}"]
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return [
+            f"mllm.cache: {cache!r} cannot be created: {str(folder)!r} is a file, not a folder; {valid}"
+        ]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [
+            f"mllm.cache: {cache!r} cannot be written: this user may not write in {str(folder)!r}"
+            f"{' (where SQLite keeps its -wal and -shm files)' if folder == path.parent else ''}; "
+            f"give a path in a folder you can write"
+        ]
+    if path.exists() and not os.access(path, os.W_OK):
+        return [
+            f"mllm.cache: {cache!r} is read-only for this user; make it writable or give "
+            f"another path"
+        ]
+    return []
 
 
 def _local_problems(
@@ -1064,6 +1283,7 @@ def _local_problems(
     why: str,
     label_set: str | None,
     instructions: _Instructions,
+    labels: _LabelSets,
 ) -> list[str]:
     out = []
     root = cfg.get("root")
@@ -1087,20 +1307,7 @@ def _local_problems(
                 + instructions(ds, cfg, f"set it to {todo}")
             )
         elif layout == "class_folders":
-            n = sum(1 for p in folder.iterdir() if p.is_dir())
-            k = _label_count(params, label_set) if label_set else None
-            if n == 0:
-                out.append(
-                    f"datasets.{ds}.root: {root!r} has no class sub-folders, but layout 'class_folders' "
-                    f"expects one sub-folder per class; "
-                    + instructions(ds, cfg, "fix the folder or the layout")
-                )
-            elif k is not None and n != k:
-                out.append(
-                    f"datasets.{ds}.root: {root!r} has {n} class sub-folders, but its label set "
-                    f"{label_set!r} has {k} classes (class index = sorted folder order); "
-                    + instructions(ds, cfg, "give a folder with one sub-folder per class")
-                )
+            out += _class_folder_problems(ds, cfg, folder, label_set, instructions, labels)
     if layout == "list":
         if cfg.get("list") is None:
             out.append(
@@ -1118,3 +1325,74 @@ def _local_problems(
                 + instructions(ds, cfg, "set it to the image list file")
             )
     return out
+
+
+def _class_folder_problems(
+    ds: str,
+    cfg: Mapping,
+    folder: Path,
+    label_set: str | None,
+    instructions: _Instructions,
+    labels: _LabelSets,
+) -> list[str]:
+    """A ``class_folders`` root: class sub-folders present, none without images; for an ID set
+    as many as its label set has classes, and none named like the class of another line
+    (class index = sorted folder order = line order of the names)."""
+    from ants.datasets.location import class_folder_names, dataset_extensions, holds_images
+    from ants.labels import misplaced_class_folders
+
+    root = cfg["root"]
+    folders = class_folder_names(folder)
+    if not folders:
+        return [
+            f"datasets.{ds}.root: {root!r} has no class sub-folders, but layout 'class_folders' "
+            f"expects one sub-folder per class; "
+            + instructions(ds, cfg, "fix the folder or the layout")
+        ]
+    out = []
+    ext = dataset_extensions(cfg)
+    empty = [f for f in folders if not holds_images(folder / f, ext)]
+    if empty:
+        more = f" (and {len(empty) - 1} more: {', '.join(empty[1:6])})" if len(empty) > 1 else ""
+        out.append(
+            f"datasets.{ds}.root: class folder {empty[0]!r} of {root!r} holds no image file "
+            f"({', '.join(ext)}; datasets.{ds}.extensions){more}; a class without test images is "
+            f"a mistake: put its images there, or remove the folder and its class name"
+        )
+    if label_set is None:
+        return out
+    k = labels.count(label_set)
+    if k is not None and len(folders) != k:
+        out.append(
+            f"datasets.{ds}.root: {root!r} has {len(folders)} class sub-folders, but its label set "
+            f"{label_set!r} has {k} classes (class index = sorted folder order); "
+            + instructions(ds, cfg, "give a folder with one sub-folder per class")
+        )
+        return out
+    names = labels.names(label_set)
+    wrong = misplaced_class_folders(folders, names) if names is not None else []
+    if wrong:
+        i, j = wrong[0]
+        file = labels.params["label_sets"][label_set].get("file")
+        where = f"label set {label_set!r}" + (f" (label_sets.{label_set}.file)" if file else "")
+        order = ", ".join(folders[:12]) + (
+            f", ... ({len(folders)} in all)" if len(folders) > 12 else ""
+        )
+        out.append(
+            f"datasets.{ds}.root: class folder {folders[i]!r} is class {i} (the {_ordinal(i + 1)} "
+            f"folder in sorted order), whose name in {where} is {names[i]!r}, but {names[j]!r} is "
+            f"class {j} there"
+            + (
+                f" ({len(wrong) - 1} more folders are named like another class)"
+                if len(wrong) > 1
+                else ""
+            )
+            + f"; the class names must be in the sorted order of the folders ({order}): put them "
+            f"in that order, or rename the folders"
+        )
+    return out
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

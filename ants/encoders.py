@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 import ants
+from ants import numerics
 from ants._io import canonical_json, file_digest, json_default
 from ants.devices import DEVICES, resolve_device  # noqa: F401 (re-exported)
 from ants.images import DEFAULT_MAX_PIXELS, ImageError, open_rgb
@@ -701,7 +702,8 @@ class ClipEncoder:
         ``"sha256:<hex>"`` of the weights file, None for random weights), where the weights
         came from (``weights_source``: ``hf-hub:<repo>``, a URL or None), weights file and its
         sha256, overrides, seed (meaningful only for random weights), precision,
-        preprocessing and the versions of ants, torch and open_clip.
+        preprocessing, the versions of ants, torch and open_clip, and the CPU numerics in
+        effect (:func:`ants.numerics.provenance`).
         """
         weights_file = self._provenance.get("weights_file")
         if weights_file and self._weights_sha256 is None:
@@ -753,6 +755,9 @@ class ClipEncoder:
                     "torch": torch.__version__,
                     "open_clip": open_clip.__version__,
                 },
+                # the CPU code path pinned for reproducible bits (the CPU's pre-processing and,
+                # on the CPU, the forward pass)
+                "cpu_numerics": numerics.provenance(),
             }
         )
 

@@ -13,6 +13,13 @@ The built-in ``imagenet1k`` set is CLIP's cleaned ImageNet class names as shippe
 ``i``; note that it holds two exact duplicates ("missile" at indices 657 and 744, "sunglasses" at
 836 and 837), which the file reader would reject.
 
+A label set read with class folders (layout ``class_folders``) pairs line ``i`` with the
+``i``-th class folder in sorted order. :func:`misplaced_class_folders` finds where that pairing
+is visibly wrong: a folder whose name is a class name of ANOTHER line (compared by
+:func:`class_name_key`: case, ``_`` / ``-`` / runs of spaces and a leading index such as ``001.``
+or ``03_`` ignored), e.g. folder ``dog`` paired with the line ``cat``. Folders named otherwise
+(ImageNet's wnids ``n01440764`` ...) cannot be checked and are taken in sorted order.
+
 The fine-grained ID sets the paper reports (``cub200``, ``stanford_cars``, ``food101``,
 ``oxford_pets``) are class-name files shipped in ``ants/data/labels/`` (their sources are named
 in each file's header and in that folder's ``README.md``) and read with :func:`read_classnames`.
@@ -20,14 +27,18 @@ in each file's header and in that folder's ``README.md``) and read with :func:`r
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 __all__ = [
     "BUILTIN_LABEL_SETS",
     "LABEL_DIR",
+    "class_name_key",
     "imagenet_classnames",
     "load_label_set",
+    "misplaced_class_folders",
     "read_classnames",
 ]
 
@@ -117,3 +128,30 @@ def load_label_set(spec: str | Path) -> list[str]:
             f"({', '.join(sorted(BUILTIN_LABEL_SETS))}) and no file exists at {path}"
         )
     return read_classnames(path)
+
+
+_INDEX_PREFIX = re.compile(r"^\d+[\s._-]+(?=\S)")
+
+
+def class_name_key(name: str) -> str:
+    """``name`` as folder and class names are compared: a leading index (``001.``, ``03_``)
+    dropped, ``_`` and ``-`` read as spaces, runs of spaces as one, case-folded
+    (``'001.Black_footed_Albatross'`` -> ``'black footed albatross'``)."""
+    text = _INDEX_PREFIX.sub("", str(name).strip())
+    return " ".join(re.sub(r"[_-]", " ", text).split()).casefold()
+
+
+def misplaced_class_folders(folders: Sequence[str], names: Sequence[str]) -> list[tuple[int, int]]:
+    """``[(i, j), ...]``: class folder ``folders[i]`` (sorted order: class ``i``) is named like
+    class name ``names[j]`` of another index ``j != i`` -- paired with line ``i`` of the names,
+    its images would get the wrong class. Empty when every folder named like a class sits at
+    that class's index (folders named otherwise, or like two classes, are not judged)."""
+    index: dict[str, int | None] = {}
+    for j, n in enumerate(names):
+        key = class_name_key(n)
+        index[key] = None if key in index else j  # two names with one key: not judged
+    return [
+        (i, index[key])
+        for i, f in enumerate(folders)
+        if index.get(key := class_name_key(f)) not in (None, i)
+    ]

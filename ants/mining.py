@@ -65,11 +65,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ants.artifacts import artifact_error
 from ants.embeddings import read_embeddings, write_embeddings
 from ants.progress import progress as progress_bar
-from ants.wordnet import LEXNAME_SEPARATOR, LEXNAMES, load_corpus
+from ants.wordnet import LEXNAMES, candidate_rule, load_corpus
 
 __all__ = [
     "ADJ_TEMPLATE",
@@ -168,14 +169,21 @@ def candidate_pools(
             removed["duplicate"] += 1
             continue
         seen[pos].add(key)
-        if key in id_keys:
-            removed["id_name"] += 1
-        elif excluded and set(str(lexnames).split(LEXNAME_SEPARATOR)) <= excluded:
-            removed["lexname"] += 1
-        elif pos == "adj" and drop_adjectives_that_are_nouns and bool(also_noun):
-            removed["adjective_is_noun"] += 1
-        else:
+        rule = (
+            "id_name"
+            if key in id_keys
+            else candidate_rule(
+                pos,
+                str(lexnames),
+                bool(also_noun),
+                exclude_lexnames=excluded,
+                drop_adjectives_that_are_nouns=drop_adjectives_that_are_nouns,
+            )
+        )
+        if rule is None:
             pools[pos].append(str(lemma).strip())
+        else:
+            removed[rule] += 1
     return CandidatePools(pools["noun"], pools["adj"], removed)
 
 
@@ -212,7 +220,9 @@ def id_similarity_stats(
     """Per candidate: the ``percentile`` of its cosines to the ID features, and their maximum.
 
     ``candidate_features`` ``(n, d)`` and ``id_features`` ``(K, d)`` are L2-normalised rows, so
-    cosines are dot products (computed in float32). ``method`` is numpy's percentile method; the
+    cosines are dot products, computed in float32 by torch (MKL: under :mod:`ants.numerics`'s
+    pin the same bits for any thread count, which numpy's OpenBLAS product does not give).
+    ``method`` is numpy's percentile method; the
     default ``'inverted_cdf'`` returns the ``ceil(percentile * K / 100)``-th smallest cosine
     (K = 1000, 95 -> the 950th). Returns two float64 arrays of length ``n``.
     """
@@ -229,8 +239,9 @@ def id_similarity_stats(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     stat = np.empty(cand.shape[0], dtype=np.float64)
     mx = np.empty(cand.shape[0], dtype=np.float64)
+    ids_t = torch.tensor(ids).T  # (copies: the inputs may be read-only arrays)
     for start in range(0, cand.shape[0], chunk_size):
-        cos = cand[start : start + chunk_size] @ ids.T
+        cos = (torch.tensor(cand[start : start + chunk_size]) @ ids_t).numpy()
         stat[start : start + len(cos)] = np.percentile(cos, percentile, axis=1, method=method)
         mx[start : start + len(cos)] = cos.max(axis=1)
     return stat, mx

@@ -18,7 +18,7 @@ also as SVG) for ``dvc plots`` and for papers. Sections, in order:
    left out is named with the ``ants answers show`` command that lists it;
 7. provenance: git commit and dirty flag, params digest, package versions, model ids and
    revisions, dataset image counts, time of each stage (``results/benchmarks/``), MLLM calls made
-   vs taken from the cache.
+   vs taken from the cache, the CPU code path (:mod:`ants.numerics`) and this machine's CPU.
 
 Every answer is text to Jinja's autoescape: an answer holding ``<script>`` shows as text.
 Everything here reads files the workflow wrote, through their validating readers
@@ -154,11 +154,16 @@ def _figure_out(fig, fig_dir: Path, name: str, title: str, *, svg: bool = False)
     """Save ``fig`` as ``name``.png (and .svg), close it; its report entry (inlined PNG)."""
     import matplotlib.pyplot as plt
 
+    from ants._io import atomic_path
+
     fig.tight_layout()
+    # atomically, like every file the workflow versions: a killed job leaves no half figure
     png = fig_dir / f"{name}.png"
-    fig.savefig(png, dpi=80, metadata={"Software": None})
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
     if svg:
-        fig.savefig(fig_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
+        with atomic_path(fig_dir / f"{name}.svg") as tmp:
+            fig.savefig(tmp, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return {
         "file": f"figures/{name}.png",
@@ -594,13 +599,18 @@ def _versions() -> dict[str, str]:
 
 
 def _stage_times(results_dir: Path) -> list[dict]:
-    """Per rule: jobs, total and max wall seconds, peak RSS, from Snakemake ``benchmark:`` files."""
+    """Per rule: jobs, total and max wall seconds, peak RSS, from Snakemake ``benchmark:`` files
+    (``results/benchmarks/{rule}/...tsv``, or ``{rule}.tsv`` for a rule with one job). The
+    report's own file is written when its job ends, so its row is the previous build's."""
     root = results_dir / "benchmarks"
     if not root.is_dir():
         return []
     per: dict[str, list] = {}
     for tsv in sorted(root.rglob("*.tsv")):
-        rule = tsv.relative_to(root).parts[0]
+        parts = tsv.relative_to(root).parts
+        rule = parts[0] if len(parts) > 1 else tsv.stem
+        if rule == "report":
+            rule = "report (previous build)"
         try:
             frame = pd.read_csv(tsv, sep="\t")
         except Exception:  # noqa: BLE001 - a malformed file is skipped, not fatal
@@ -704,6 +714,7 @@ def provenance(
                 }
             )
     models = list({json.dumps(x, sort_keys=True): x for x in models}.values())
+    numerics = _cpu_numerics(embeddings)
     return {
         "commit": commit or "not a git checkout",
         "dirty": dirty,
@@ -715,6 +726,28 @@ def provenance(
         "datasets": datasets,
         "stages": _stage_times(results_dir),
         "mllm": _mllm_calls(answer_logs),
+        "cpu_numerics": numerics,
+    }
+
+
+def _cpu_numerics(embeddings: Sequence) -> dict:
+    """The CPU code path the features were computed under (as their files record it) and this
+    machine's (:func:`ants.numerics.describe`)."""
+    from ants import numerics
+    from ants.embeddings import read_embeddings_metadata
+
+    recorded = {
+        json.dumps((read_embeddings_metadata(p).get("encoder") or {}).get("cpu_numerics"))
+        for p in embeddings
+    }
+    here = numerics.describe()
+    settings = here.get("settings") or {}
+    return {
+        "mode": here["mode"],
+        "settings": ", ".join(f"{k}={v}" for k, v in settings.items()) or "none",
+        "machine": f"{here.get('cpu', '?')}; torch CPU capability "
+        f"{here.get('torch_cpu_capability', '?')}, {here.get('torch_threads', '?')} threads",
+        "features": sorted((json.loads(r) or {}).get("mode", "not recorded") for r in recorded),
     }
 
 

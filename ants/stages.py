@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ants import artifacts
+from ants import artifacts, numerics
 from ants.artifacts import ID_PROMPTS, read_id_text
 from ants.views import parse_scoring_name, scoring_name  # noqa: F401  (the static passes' names)
 
@@ -109,7 +109,12 @@ def build_dataset_manifest(
     images with more pixels are recorded as unreadable, refused before decoding. Where its
     images and list are: :func:`ants.datasets.location.dataset_location` (``data_dir``: where
     the workflow keeps generated and downloaded sets, default its ``DATA_DIR``)."""
-    from ants.datasets.location import DATA_DIR, dataset_location
+    from ants.datasets.location import (
+        DATA_DIR,
+        class_folder_names,
+        dataset_extensions,
+        dataset_location,
+    )
     from ants.datasets.manifests import (
         build_manifest,
         list_class_folders,
@@ -118,16 +123,16 @@ def build_dataset_manifest(
     )
 
     root, lst = dataset_location(dataset, cfg, data_dir=DATA_DIR if data_dir is None else data_dir)
-    ext = cfg.get("extensions") or None
+    ext = dataset_extensions(cfg)
     layout = "list" if cfg["source"] == "demo" else cfg["layout"]
     class_names = None
     if layout == "list":
         entries = read_image_list(lst, dataset)
     elif layout == "class_folders":
-        entries = list_class_folders(root, ext or (".jpg", ".jpeg", ".png"), dataset)
-        class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
+        entries = list_class_folders(root, ext, dataset)
+        class_names = class_folder_names(root)
     else:
-        entries = list_flat(root, ext or (".jpg", ".jpeg", ".png"), dataset)
+        entries = list_flat(root, ext, dataset)
     from ants.images import DEFAULT_MAX_PIXELS
 
     frame = build_manifest(
@@ -519,6 +524,7 @@ def static(
             "encoder": meta.get("encoder"),
             "scoring": dict(scoring),
             "n_images": len(frame),
+            "cpu_numerics": numerics.provenance(),
         },
     )
     return frame
@@ -1079,7 +1085,13 @@ def score(
     )
     for name, values in sorted((result.variants or {}).items()):
         table[f"v_{name}"] = np.asarray(values, dtype=np.float32)
-    meta = {"stream_id": stream_name, "method": dict(method), "stream": inputs.meta, "trace": trace}
+    meta = {
+        "stream_id": stream_name,
+        "method": dict(method),
+        "stream": inputs.meta,
+        "trace": trace,
+        "cpu_numerics": numerics.provenance(),
+    }
     if spec.uses_answers and files.get("answers"):
         meta["mllm"] = _mllm_models(files["answers"])  # CLIP's: meta["stream"]["encoder"]
     artifacts.write_scores(out, table, meta)

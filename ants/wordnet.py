@@ -49,13 +49,16 @@ import gzip
 import io
 import re
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is built or read: the workflow's
+    import pandas as pd  # planning asks for pool sizes (candidate_pool_sizes) without it
 
 __all__ = [
     "COLUMNS",
@@ -65,6 +68,8 @@ __all__ = [
     "WordNetFormatError",
     "WordNetEntry",
     "build_lemma_table",
+    "candidate_pool_sizes",
+    "candidate_rule",
     "check_corpus",
     "corpus_path",
     "load_corpus",
@@ -222,6 +227,8 @@ def build_lemma_table(wordnet_dir: str | Path) -> pd.DataFrame:
                     pos == "adj" and key in nouns,
                 )
             )
+    import pandas as pd
+
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table["is_also_noun"] = table["is_also_noun"].astype(bool)
     return table
@@ -258,6 +265,8 @@ def corpus_path() -> Path:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise CorpusError(
             f"WordNet lemma table not found: {path}. Regenerate it with: {_REGENERATE}"
@@ -295,6 +304,72 @@ def load_corpus(path: str | Path | None = None) -> pd.DataFrame:
     """
     p = Path(path) if path is not None else corpus_path()
     return _load_cached(str(p.resolve())).copy()
+
+
+def candidate_rule(
+    pos: str,
+    lexnames: str,
+    is_also_noun: bool,
+    *,
+    exclude_lexnames: frozenset[str] | set[str] = frozenset(),
+    drop_adjectives_that_are_nouns: bool = True,
+) -> str | None:
+    """Which rule of NegMining's step 1 (:func:`ants.mining.candidate_pools`) removes a lemma
+    on its lexicographer categories and part of speech alone: ``'lexname'`` (all of its
+    ``lexnames`` are excluded), ``'adjective_is_noun'``, or None (kept). The ID-name rule
+    needs the class names and is applied by the caller."""
+    if exclude_lexnames and set(lexnames.split(LEXNAME_SEPARATOR)) <= exclude_lexnames:
+        return "lexname"
+    if pos == "adj" and drop_adjectives_that_are_nouns and is_also_noun:
+        return "adjective_is_noun"
+    return None
+
+
+@lru_cache(maxsize=4)
+def _row_kinds(path: str) -> tuple[tuple[str, str, bool, int], ...]:
+    """``(pos, lexnames, is_also_noun, rows)`` of every combination in the table at ``path``,
+    read without pandas (the workflow's planning asks for pool sizes)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            lines = fh.read().decode("utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorpusError(
+            f"cannot read WordNet lemma table {path}: {exc}. Regenerate it with: {_REGENERATE}"
+        ) from exc
+    if lines[0] != "\t".join(COLUMNS):
+        raise CorpusError(f"{path}: header {lines[0]!r}, expected the columns {list(COLUMNS)}")
+    counts = Counter(line.partition("\t")[2] for line in lines[1:] if line)
+    out = []
+    for key, n in counts.items():
+        pos, lexnames, also = key.split("\t")
+        out.append((pos, lexnames, also == "True", n))
+    return tuple(out)
+
+
+def candidate_pool_sizes(
+    *,
+    exclude_lexnames: Iterable[str] = (),
+    drop_adjectives_that_are_nouns: bool = True,
+    path: str | Path | None = None,
+) -> dict[str, int]:
+    """``{'noun': n, 'adj': m}``: the lemmas of the table that NegMining's step 1 keeps before
+    the ID class names are removed (:func:`candidate_rule`); the pool the mined negatives are
+    drawn from is smaller by the class names found among them. Pandas-free, so the config check
+    can compare ``mining.n_negatives`` with it before any job."""
+    p = Path(path) if path is not None else corpus_path()
+    excluded = frozenset(exclude_lexnames)
+    sizes = {"noun": 0, "adj": 0}
+    for pos, lexnames, also, n in _row_kinds(str(p.resolve())):
+        kept = candidate_rule(
+            pos,
+            lexnames,
+            also,
+            exclude_lexnames=excluded,
+            drop_adjectives_that_are_nouns=drop_adjectives_that_are_nouns,
+        )
+        if kept is None and pos in sizes:
+            sizes[pos] += n
+    return sizes
 
 
 def check_corpus(path: str | Path | None = None) -> dict[str, int]:

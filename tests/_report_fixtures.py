@@ -205,6 +205,8 @@ def make_run(root: Path, *, seeds=(0, 1), with_sweep: bool = True, with_benchmar
                 d = res / "benchmarks" / rule
                 d.mkdir(parents=True, exist_ok=True)
                 (d / f"job{i}.tsv").write_text("s\th:m:s\tmax_rss\tmax_vms\n" f"{s}\t0:00:0{int(s)}\t123.4\t200\n")
+        for rule, s in (("metrics", 0.7), ("tables", 0.4), ("report", 1.2)):  # one-job rules: {rule}.tsv
+            (res / "benchmarks" / f"{rule}.tsv").write_text(f"s\th:m:s\tmax_rss\tmax_vms\n{s}\t0:00:00\t99.0\t200\n")
     return {"root": root, "results": res, "view": view, "score_files": score_files, "logs": logs,
             "negatives": [negpath], "embeddings": sorted((res / "embeddings").rglob("*.parquet")),
             "finals": finals, "configs": configs}

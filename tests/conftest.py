@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
+
+# before numpy or torch load, as in the `ants` command: pins their CPU code path (ants.numerics)
+import ants  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,6 +41,7 @@ def qwen_dir(tmp_path_factory):
 @pytest.fixture
 def image_files(tmp_path):
     """Six small generated images (PNG and JPEG, different sizes and content), as paths."""
+    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -55,23 +58,49 @@ def image_files(tmp_path):
 
 #: what tests leave for a person to read at the end of the run (pytest -q hides their prints):
 #: "test artifacts" (saved files, e.g. the report's screenshot) and "test figures" (measured
-#: numbers, e.g. the dry-run job counts of every config)
+#: numbers, e.g. the dry-run job counts of every config). A test records them as its item's
+#: ``user_properties``, which pytest-xdist carries from the workers to the controller, so the
+#: sections are the same with ``-n 2`` as without.
 SUMMARY: dict[str, list[str]] = {"test artifacts": [], "test figures": []}
 
 
 @pytest.fixture
-def record_artifact():
+def record_artifact(request):
     """``record_artifact(path)``: name a saved file in the run's final "test artifacts" section."""
-    return lambda path: SUMMARY["test artifacts"].append(str(path))
+    return lambda path: request.node.user_properties.append(("test artifacts", str(path)))
 
 
 @pytest.fixture
-def record_figure():
+def record_figure(request):
     """``record_figure(line)``: a line for the run's final "test figures" section."""
-    return lambda line: SUMMARY["test figures"].append(str(line))
+    return lambda line: request.node.user_properties.append(("test figures", str(line)))
+
+
+#: fault-injection tests (marker ``faults``) by outcome: the run's "faults tried, held" line
+FAULTS = {"held": 0, "broke": 0}
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when == "setup" and item.get_closest_marker("faults") is not None:
+        item.user_properties.append(("fault", item.nodeid))
+
+
+def pytest_runtest_logreport(report):
+    is_fault = any(title == "fault" for title, _ in report.user_properties)
+    if is_fault and (report.when == "call" or (report.when == "setup" and report.failed)):
+        FAULTS["held" if report.passed else "broke"] += 1 if not report.skipped else 0
+    if report.when == "teardown":  # the last report of an item: every property recorded by then
+        for title, line in report.user_properties:
+            if title in SUMMARY:
+                SUMMARY[title].append(line)
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FAULTS["held"] + FAULTS["broke"]:
+        SUMMARY["test figures"].append(
+            f"fault injection (-m faults): {FAULTS['held'] + FAULTS['broke']} faults tried, "
+            f"{FAULTS['held']} held, {FAULTS['broke']} broke"
+        )
     for title, lines in SUMMARY.items():
         if lines:
             terminalreporter.section(title)

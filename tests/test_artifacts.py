@@ -4,6 +4,7 @@ what is wrong and how to rebuild it; the results layout, its one home; the CLI's
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -32,49 +33,96 @@ def _unit(rng, n):
 
 
 def _manifest(path):
-    frame = pd.DataFrame({"id": ["d/a.png", "d/b.png"], "path": ["a.png", "b.png"], "label": [0, 1],
-                          "class_name": ["cat", "dog"], "sha256": ["s1", "s2"], "readable": [True, False],
-                          "error": ["", "OSError: broken"]})
+    frame = pd.DataFrame(
+        {
+            "id": ["d/a.png", "d/b.png"],
+            "path": ["a.png", "b.png"],
+            "label": [0, 1],
+            "class_name": ["cat", "dog"],
+            "sha256": ["s1", "s2"],
+            "readable": [True, False],
+            "error": ["", "OSError: broken"],
+        }
+    )
     artifacts.write_manifest(path, frame, {"dataset": "d", "n_unreadable": 1})
 
 
 def _embeddings(path):
     from ants.embeddings import write_embeddings
 
-    rows = pd.DataFrame({"id": ["a", "b", "c"], "path": ["a", "b", "c"], "label": [0, 1, -1],
-                         "sha256": ["1", "2", "3"]})
-    write_embeddings(path, _unit(np.random.default_rng(0), 3), rows, {"dataset": "d", "n_images": 3},
-                     kind="embeddings")
+    rows = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "path": ["a", "b", "c"],
+            "label": [0, 1, -1],
+            "sha256": ["1", "2", "3"],
+        }
+    )
+    write_embeddings(
+        path,
+        _unit(np.random.default_rng(0), 3),
+        rows,
+        {"dataset": "d", "n_images": 3},
+        kind="embeddings",
+    )
 
 
 def _id_text(path):
     from ants.embeddings import write_embeddings
 
     prompts = artifacts.ID_PROMPTS  # one row per class and prompt
-    rows = pd.DataFrame({"class_index": [0, 1] * len(prompts), "class_name": ["cat", "dog"] * len(prompts),
-                         "prompt": [p for p in prompts for _ in (0, 1)],
-                         "template": [tpl for tpl in prompts.values() for _ in (0, 1)]})
-    write_embeddings(path, _unit(np.random.default_rng(1), len(rows)), rows, {"n_classes": 2}, kind="id_text")
+    rows = pd.DataFrame(
+        {
+            "class_index": [0, 1] * len(prompts),
+            "class_name": ["cat", "dog"] * len(prompts),
+            "prompt": [p for p in prompts for _ in (0, 1)],
+            "template": [tpl for tpl in prompts.values() for _ in (0, 1)],
+        }
+    )
+    write_embeddings(
+        path, _unit(np.random.default_rng(1), len(rows)), rows, {"n_classes": 2}, kind="id_text"
+    )
 
 
 def _negatives(path):
     from ants.mining import MinedNegatives
 
-    table = pd.DataFrame({"label": ["x", "y", "z"], "kind": ["noun"] * 3, "stat": [0.1, 0.2, 0.3],
-                          "max_id_cos": [0.5, 0.4, 0.3]})
+    table = pd.DataFrame(
+        {
+            "label": ["x", "y", "z"],
+            "kind": ["noun"] * 3,
+            "stat": [0.1, 0.2, 0.3],
+            "max_id_cos": [0.5, 0.4, 0.3],
+        }
+    )
     MinedNegatives(table, _unit(np.random.default_rng(2), 3), {"selected": {"noun": 3}}).save(path)
 
 
 def _static(path):
-    frame = pd.DataFrame({"id": ["a", "b", "c"], "s_nl": np.float32([0.1, 0.5, 0.9]), "pred": [0, 1, 0],
-                          "lse_id": np.float32([1.0, 2.0, 3.0])})
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "s_nl": np.float32([0.1, 0.5, 0.9]),
+            "pred": [0, 1, 0],
+            "lse_id": np.float32([1.0, 2.0, 3.0]),
+        }
+    )
     artifacts.write_static(path, frame, {"n_images": 3})
 
 
 def _stream(path):
-    frame = pd.DataFrame({"position": [0, 1, 2], "batch": [1, 1, 2], "is_ood": [True, False, False],
-                          "source": [0, 0, 1], "id": ["o", "a", "b"], "path": ["o", "a", "b"],
-                          "sha256": ["3", "1", "2"], "label": [-1, 0, 1]})
+    frame = pd.DataFrame(
+        {
+            "position": [0, 1, 2],
+            "batch": [1, 1, 2],
+            "is_ood": [True, False, False],
+            "source": [0, 0, 1],
+            "id": ["o", "a", "b"],
+            "path": ["o", "a", "b"],
+            "sha256": ["3", "1", "2"],
+            "label": [-1, 0, 1],
+        }
+    )
     artifacts.write_stream(path, frame, {"n_id": 2, "n_ood": 1, "seed": 0, "batch_size": 2})
 
 
@@ -92,22 +140,37 @@ def _answers(path):
 
     queries = [Query("ens", "cat", "a.png", "s1"), Query("vsnl", "dog")]
     answers = [Answer("A red kite.", ("A red kite",)), Answer("1. wolf", ("wolf",))]
-    write_answer_log(path, answer_records(queries, answers, stream_id="b/m/o/seed0", batch_index=[1, 2]),
-                     timings=False)
+    write_answer_log(
+        path,
+        answer_records(queries, answers, stream_id="b/m/o/seed0", batch_index=[1, 2]),
+        timings=False,
+    )
 
 
 def _negative_text(path):
     from ants.embeddings import write_embeddings
 
     rows = pd.DataFrame({"template": ["{}", "The nice {}."], "text": ["A red kite", "wolf"]})
-    write_embeddings(path, _unit(np.random.default_rng(3), 2), rows, {"n_texts": 2}, kind="negative_text")
+    write_embeddings(
+        path, _unit(np.random.default_rng(3), 2), rows, {"n_texts": 2}, kind="negative_text"
+    )
 
 
 def _scores(path):
-    frame = pd.DataFrame({"position": [0, 1, 2], "id": ["o", "a", "b"], "batch": [1, 1, 2],
-                          "is_ood": [True, False, False], "label": [-1, 0, 1], "pred": [0, 0, 1],
-                          "score": np.float32([0.1, 0.8, 0.7])})
-    artifacts.write_scores(path, frame, {"stream_id": "b/m/o/seed0", "stream": {"n_id": 2, "n_ood": 1}})
+    frame = pd.DataFrame(
+        {
+            "position": [0, 1, 2],
+            "id": ["o", "a", "b"],
+            "batch": [1, 1, 2],
+            "is_ood": [True, False, False],
+            "label": [-1, 0, 1],
+            "pred": [0, 0, 1],
+            "score": np.float32([0.1, 0.8, 0.7]),
+        }
+    )
+    artifacts.write_scores(
+        path, frame, {"stream_id": "b/m/o/seed0", "stream": {"n_id": 2, "n_ood": 1}}
+    )
 
 
 def _read_embeddings(kind):
@@ -137,28 +200,76 @@ def _read_negatives(path):
 #: kind -> (writer, the reader, wildcards, (a column to drop, a column to retype, its new type),
 #:          (metadata key path to bump, the row-count text) or None)
 PARQUET = {
-    "manifest": (_manifest, artifacts.read_manifest, {"dataset": "d"}, ("sha256", "readable", pa.string()), None),
-    "embeddings": (_embeddings, _read_embeddings("embeddings"), {"backbone": "bb", "dataset": "d"},
-                   ("id", "label", pa.string()), ("n_images", "n_images")),
-    "id_text": (_id_text, artifacts.read_id_text, {"backbone": "bb", "label_set": "ls"},
-                ("prompt", "class_index", pa.float64()), ("n_classes", f"n_classes x {len(artifacts.ID_PROMPTS)} prompts")),
-    "negatives": (_negatives, _read_negatives, {"backbone": "bb", "label_set": "ls"},
-                  ("stat", "stat", pa.string()), ("mining.selected.noun", "the sum of mining.selected")),
-    "static": (_static, artifacts.read_static, {"backbone": "bb", "label_set": "ls", "dataset": "d",
-                                                 "scoring": "size10-tau0.01-seed0"},
-               ("lse_id", "pred", pa.float64()), ("n_images", "n_images")),
-    "stream": (_stream, artifacts.read_stream, {"benchmark": "b", "ood": "o", "stream_key": "shuffled-bs2",
-                                                 "seed": 0},
-               ("batch", "is_ood", pa.int64()), ("n_ood", "n_id + n_ood")),
-    "plan": (_plan, _read_plan, {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
-             ("kind", "batch_index", pa.string()), ("n_queries", "n_queries")),
-    "answers": (_answers, _read_answers, {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
-                ("status", "negatives", pa.string()), None),
-    "negative_text": (_negative_text, artifacts.read_negative_text,
-                      {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
-                      ("text", "template", pa.int64()), ("n_texts", "n_texts")),
-    "scores": (_scores, artifacts.read_scores, {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
-               ("score", "score", pa.string()), ("stream.n_ood", "stream n_id + n_ood")),
+    "manifest": (
+        _manifest,
+        artifacts.read_manifest,
+        {"dataset": "d"},
+        ("sha256", "readable", pa.string()),
+        None,
+    ),
+    "embeddings": (
+        _embeddings,
+        _read_embeddings("embeddings"),
+        {"backbone": "bb", "dataset": "d"},
+        ("id", "label", pa.string()),
+        ("n_images", "n_images"),
+    ),
+    "id_text": (
+        _id_text,
+        artifacts.read_id_text,
+        {"backbone": "bb", "label_set": "ls"},
+        ("prompt", "class_index", pa.float64()),
+        ("n_classes", f"n_classes x {len(artifacts.ID_PROMPTS)} prompts"),
+    ),
+    "negatives": (
+        _negatives,
+        _read_negatives,
+        {"backbone": "bb", "label_set": "ls"},
+        ("stat", "stat", pa.string()),
+        ("mining.selected.noun", "the sum of mining.selected"),
+    ),
+    "static": (
+        _static,
+        artifacts.read_static,
+        {"backbone": "bb", "label_set": "ls", "dataset": "d", "scoring": "size10-tau0.01-seed0"},
+        ("lse_id", "pred", pa.float64()),
+        ("n_images", "n_images"),
+    ),
+    "stream": (
+        _stream,
+        artifacts.read_stream,
+        {"benchmark": "b", "ood": "o", "stream_key": "shuffled-bs2", "seed": 0},
+        ("batch", "is_ood", pa.int64()),
+        ("n_ood", "n_id + n_ood"),
+    ),
+    "plan": (
+        _plan,
+        _read_plan,
+        {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
+        ("kind", "batch_index", pa.string()),
+        ("n_queries", "n_queries"),
+    ),
+    "answers": (
+        _answers,
+        _read_answers,
+        {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
+        ("status", "negatives", pa.string()),
+        None,
+    ),
+    "negative_text": (
+        _negative_text,
+        artifacts.read_negative_text,
+        {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
+        ("text", "template", pa.int64()),
+        ("n_texts", "n_texts"),
+    ),
+    "scores": (
+        _scores,
+        artifacts.read_scores,
+        {"benchmark": "b", "method": "m", "ood": "o", "seed": 0},
+        ("score", "score", pa.string()),
+        ("stream.n_ood", "stream n_id + n_ood"),
+    ),
 }
 
 
@@ -178,8 +289,10 @@ def _made(kind) -> Path:
 
 def _message(kind, rel, problem) -> str:
     target = "" if ARTIFACTS[kind].target == "all" else f" {ARTIFACTS[kind].target}"
-    return (f"{rel} ({ARTIFACTS[kind].what}): {problem}. "
-            f"Rebuild it: snakemake --cores all{target} --forcerun {rel.as_posix()}")
+    return (
+        f"{rel} ({ARTIFACTS[kind].what}): {problem}. "
+        f"Rebuild it: snakemake --cores all{target} --forcerun {rel.as_posix()}"
+    )
 
 
 def _fails(kind, rel, problem, error=ArtifactError):
@@ -209,6 +322,7 @@ def test_a_valid_file_reads(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_truncated_file(workflow, kind):
     rel = _made(kind)
     data = rel.read_bytes()
@@ -217,6 +331,7 @@ def test_a_truncated_file(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_garbage_bytes(workflow, kind):
     rel = _made(kind)
     rel.write_bytes(bytes(range(256)) * 8)
@@ -224,6 +339,7 @@ def test_garbage_bytes(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_an_empty_file(workflow, kind):
     rel = _made(kind)
     rel.write_bytes(b"")
@@ -239,6 +355,7 @@ def test_a_missing_file(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_missing_column(workflow, kind):
     rel = _made(kind)
     drop = PARQUET[kind][3][0]
@@ -248,6 +365,7 @@ def test_a_missing_column(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(PARQUET))
+@pytest.mark.faults
 def test_a_wrong_column_type(workflow, kind):
     rel = _made(kind)
     _, column, new_type = PARQUET[kind][3]
@@ -255,8 +373,10 @@ def test_a_wrong_column_type(workflow, kind):
 
     def retype(t):
         i = t.schema.get_field_index(column)
-        values = [None if v is None else (str(v) if new_type == pa.string() else float(len(str(v))))
-                  for v in t.column(column).to_pylist()]
+        values = [
+            None if v is None else (str(v) if new_type == pa.string() else float(len(str(v))))
+            for v in t.column(column).to_pylist()
+        ]
         return t.set_column(i, column, pa.array(values, new_type))
 
     _rewrite(rel, retype)
@@ -264,6 +384,7 @@ def test_a_wrong_column_type(workflow, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(k for k, v in PARQUET.items() if v[4] is not None))
+@pytest.mark.faults
 def test_a_row_count_other_than_the_metadata_says(workflow, kind):
     rel = _made(kind)
     key, what = PARQUET[kind][4]
@@ -278,7 +399,9 @@ def test_a_row_count_other_than_the_metadata_says(workflow, kind):
         meta[last] += 1
 
     _rewrite(rel, edit_meta=bump)
-    want = n + (len(artifacts.ID_PROMPTS) if kind == "id_text" else 1)  # one row per class and prompt
+    want = n + (
+        len(artifacts.ID_PROMPTS) if kind == "id_text" else 1
+    )  # one row per class and prompt
     _fails(kind, rel, f"{n} rows, but its metadata says {want} ({what})")
 
 
@@ -288,7 +411,9 @@ def test_the_answers_log_and_manifest_have_no_row_count_in_their_metadata():
     assert ARTIFACTS["answers"].rows is None and ARTIFACTS["manifest"].rows is None
 
 
-def test_the_rebuild_hint_outside_the_current_folder_and_outside_any_workflow(tmp_path, monkeypatch):
+def test_the_rebuild_hint_outside_the_current_folder_and_outside_any_workflow(
+    tmp_path, monkeypatch
+):
     rel = Path(artifacts.path("stream", benchmark="b", ood="o", stream_key="shuffled-bs2", seed=0))
     (tmp_path / "w" / rel).parent.mkdir(parents=True)
     _stream(tmp_path / "w" / rel)
@@ -301,7 +426,10 @@ def test_the_rebuild_hint_outside_the_current_folder_and_outside_any_workflow(tm
     loose.write_bytes(b"")
     with pytest.raises(ArtifactError) as err:
         artifacts.read_stream(loose)
-    assert str(err.value) == f"{loose} (stream table): empty file (0 bytes). Rebuild it: write it again with `ants stream`"
+    assert (
+        str(err.value)
+        == f"{loose} (stream table): empty file (0 bytes). Rebuild it: write it again with `ants stream`"
+    )
 
 
 def test_no_answers_log_where_the_inspection_commands_look(tmp_path, capsys):
@@ -310,20 +438,28 @@ def test_no_answers_log_where_the_inspection_commands_look(tmp_path, capsys):
     assert main(["answers", "list", "--log", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"ants answers: error: {tmp_path / 'nowhere'} (answers logs): does not exist. "
-        "Rebuild it: snakemake --cores all (its answer jobs write them)"]
+        "Rebuild it: snakemake --cores all (its answer jobs write them)"
+    ]
     (tmp_path / "empty").mkdir()
     assert main(["answers", "streams", "--log", str(tmp_path / "empty")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"ants answers: error: {tmp_path / 'empty'} (answers logs): a folder holding no answers log (*.parquet). "
-        "Rebuild it: snakemake --cores all (its answer jobs write them)"]
+        "Rebuild it: snakemake --cores all (its answer jobs write them)"
+    ]
 
 
 def test_writers_refuse_a_table_that_disagrees_with_its_declaration(tmp_path):
     frame = pd.DataFrame({"id": ["a"], "s_nl": [0.1], "pred": [0], "lse_id": [1.0]})
-    with pytest.raises(ValueError, match=r"^a static scores of 1 rows with metadata saying 2 \(n_images\)$"):
+    with pytest.raises(
+        ValueError, match=r"^a static scores of 1 rows with metadata saying 2 \(n_images\)$"
+    ):
         artifacts.write_static(tmp_path / "s.parquet", frame, {"n_images": 2})
-    with pytest.raises(ValueError, match="a static scores needs the columns id, s_nl, pred, lse_id; missing lse_id"):
-        artifacts.write_static(tmp_path / "s.parquet", frame.drop(columns=["lse_id"]), {"n_images": 1})
+    with pytest.raises(
+        ValueError, match="a static scores needs the columns id, s_nl, pred, lse_id; missing lse_id"
+    ):
+        artifacts.write_static(
+            tmp_path / "s.parquet", frame.drop(columns=["lse_id"]), {"n_images": 1}
+        )
     assert not (tmp_path / "s.parquet").exists()
 
 
@@ -331,26 +467,57 @@ def test_writers_refuse_a_table_that_disagrees_with_its_declaration(tmp_path):
 
 
 def _metrics_frame(variant: bool) -> pd.DataFrame:
-    stats = {k: v for key in ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
-             for k, v in ((key, 50.0), (f"{key}_std", 1.0))}
-    rows = [{"benchmark": "b", "method": "m", "label": "M", **({"variant": "ada"} if variant else {}),
-             "dataset": ds, "split": "far", **stats, "n_seeds": 2} for ds in ("o", "far_average")]
+    stats = {
+        k: v
+        for key in ("auroc", "fpr95_id", "fpr95_ood", "aupr_in", "aupr_out", "acc")
+        for k, v in ((key, 50.0), (f"{key}_std", 1.0))
+    }
+    rows = [
+        {
+            "benchmark": "b",
+            "method": "m",
+            "label": "M",
+            **({"variant": "ada"} if variant else {}),
+            "dataset": ds,
+            "split": "far",
+            **stats,
+            "n_seeds": 2,
+        }
+        for ds in ("o", "far_average")
+    ]
     return pd.DataFrame(rows)
 
 
 def _sweep_frame() -> pd.DataFrame:
-    return pd.DataFrame({"sweep": ["eta"] * 2, "setting": ["x"] * 2, "value": [0.1, 0.5], "is_default": [False, True],
-                         "benchmark": ["b"] * 2, "method": ["m"] * 2, "label": ["M"] * 2,
-                         "dataset": ["far_average"] * 2, "split": ["far"] * 2, "auroc": [70.0, 71.0],
-                         "fpr95_ood": [40.0, 39.0]})
+    return pd.DataFrame(
+        {
+            "sweep": ["eta"] * 2,
+            "setting": ["x"] * 2,
+            "value": [0.1, 0.5],
+            "is_default": [False, True],
+            "benchmark": ["b"] * 2,
+            "method": ["m"] * 2,
+            "label": ["M"] * 2,
+            "dataset": ["far_average"] * 2,
+            "split": ["far"] * 2,
+            "auroc": [70.0, 71.0],
+            "fpr95_ood": [40.0, 39.0],
+        }
+    )
 
 
 #: kind -> (a valid frame, the reader, wildcards)
 CSV = {
-    "metrics_csv": (lambda: _metrics_frame(False), lambda p: artifacts.read_metrics_csv(p.parent, "b"),
-                    {"benchmark": "b"}),
-    "variants_csv": (lambda: _metrics_frame(True), lambda p: artifacts.read_metrics_csv(p.parent, "b", variants=True),
-                     {"benchmark": "b"}),
+    "metrics_csv": (
+        lambda: _metrics_frame(False),
+        lambda p: artifacts.read_metrics_csv(p.parent, "b"),
+        {"benchmark": "b"},
+    ),
+    "variants_csv": (
+        lambda: _metrics_frame(True),
+        lambda p: artifacts.read_metrics_csv(p.parent, "b", variants=True),
+        {"benchmark": "b"},
+    ),
     "sweep_csv": (_sweep_frame, lambda p: artifacts.read_csv(p, "sweep_csv"), {"sweep": "eta"}),
 }
 
@@ -380,8 +547,12 @@ def test_csv_tables(workflow, kind):
     numeric = [c for c, t in ARTIFACTS[kind].columns if t in ("int", "float")]
     _csv_fails(kind, rel, f"column {numeric[0]!r} has 1 empty value(s), first on line 3")
     rel.write_bytes(bytes(range(256)) * 8)
-    _csv_fails(kind, rel, "not a readable CSV table (Error tokenizing data. C error: Expected 1 fields in line 3, "
-                          "saw 2)")
+    _csv_fails(
+        kind,
+        rel,
+        "not a readable CSV table (Error tokenizing data. C error: Expected 1 fields in line 3, "
+        "saw 2)",
+    )
     rel.write_bytes(b"")
     _csv_fails(kind, rel, "empty file (0 bytes)")
     frame = CSV[kind][0]()
@@ -410,7 +581,9 @@ def test_metrics_json(workflow):
     except ValueError as exc:
         fails(f"not valid JSON ({exc})")
     rel.write_bytes(bytes(range(256)) * 8)
-    fails("not valid JSON ('utf-8' codec can't decode byte 0x80 in position 128: invalid start byte)")
+    fails(
+        "not valid JSON ('utf-8' codec can't decode byte 0x80 in position 128: invalid start byte)"
+    )
     rel.write_bytes(b"")
     fails("empty file (0 bytes)")
     rel.write_text(json.dumps({"b": {"m": {"o": {"auroc": "high"}}}}))
@@ -427,70 +600,159 @@ def test_every_template_is_documented_once_in_the_layout():
     for spec in ARTIFACTS.values():
         assert spec.template in doc, spec.name
     arch = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    for kind in ("manifest", "embeddings", "id_text", "negatives", "static", "stream", "plan", "answers",
-                 "negative_text", "scores", "metrics_csv", "variants_csv", "sweep_csv", "trace_csv"):
+    for kind in (
+        "manifest",
+        "embeddings",
+        "id_text",
+        "negatives",
+        "static",
+        "stream",
+        "plan",
+        "answers",
+        "negative_text",
+        "scores",
+        "metrics_csv",
+        "variants_csv",
+        "sweep_csv",
+        "trace_csv",
+    ):
         assert ARTIFACTS[kind].template in arch, kind
 
 
 def test_the_rules_name_no_results_path_of_their_own():
     """Every results/ and reports/ path of the workflow comes from ants.artifacts."""
     for smk in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
-        code = "\n".join(line for line in smk.read_text().splitlines() if not line.lstrip().startswith("#"))
+        code = "\n".join(
+            line for line in smk.read_text().splitlines() if not line.lstrip().startswith("#")
+        )
         assert not re.search(r"""["'](results|reports)/""", code), smk.name
 
 
 def test_paths_parse_back_and_the_most_specific_template_wins():
-    path = artifacts.path("scores", benchmark="demo", method="ants_code~eta~1", ood="demo_far", seed=3)
+    path = artifacts.path(
+        "scores", benchmark="demo", method="ants_code~eta~1", ood="demo_far", seed=3
+    )
     assert path == "results/scores/demo/ants_code~eta~1/demo_far/seed3.parquet"
-    assert artifacts.parse_path("scores", "/x/y/" + path) == {"benchmark": "demo", "method": "ants_code~eta~1",
-                                                               "ood": "demo_far", "seed": "3"}
+    assert artifacts.parse_path("scores", "/x/y/" + path) == {
+        "benchmark": "demo",
+        "method": "ants_code~eta~1",
+        "ood": "demo_far",
+        "seed": "3",
+    }
     assert artifacts.parse_path("scores", "results/plans/a/b/c/seed1.parquet") is None
     spec, rel, root = artifacts.match_path("/w/results/metrics/demo_variants.csv")
     assert (spec.name, rel, root) == ("variants_csv", "results/metrics/demo_variants.csv", "/w")
     assert artifacts.match_path("results/metrics/demo.csv")[0].name == "metrics_csv"
     assert artifacts.stream_id("b", "m", "o", 2) == "b/m/o/seed2"
-    assert artifacts.parse_stream_id("b/m/o/seed2") == {"benchmark": "b", "method": "m", "ood": "o", "seed": "2"}
-    assert artifacts.log_path("plan", "plan") == "results/logs/plan/{benchmark}/{method}/{ood}/seed{seed}.log"
+    assert artifacts.parse_stream_id("b/m/o/seed2") == {
+        "benchmark": "b",
+        "method": "m",
+        "ood": "o",
+        "seed": "2",
+    }
+    assert (
+        artifacts.log_path("plan", "plan")
+        == "results/logs/plan/{benchmark}/{method}/{ood}/seed{seed}.log"
+    )
     assert artifacts.benchmark_path("metrics") == "results/benchmarks/metrics.tsv"
-    assert artifacts.template("timings") == "results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json"
-    assert artifacts.rebuild_hint("results/sweeps/eta.csv") == "snakemake --cores all sweeps --forcerun results/sweeps/eta.csv"
+    assert (
+        artifacts.template("timings")
+        == "results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json"
+    )
+    assert (
+        artifacts.rebuild_hint("results/sweeps/eta.csv")
+        == "snakemake --cores all sweeps --forcerun results/sweeps/eta.csv"
+    )
 
 
 # -- through the `ants` command ---------------------------------------------------------------------
 
 
+@pytest.mark.faults
 def test_a_damaged_stream_file_is_one_line_on_stderr_exit_2(tmp_path):
     """The fault the trial found: a stream Parquet cut to half its size, then the plan job. Before any
     work: one line naming the file, the problem and the command that rebuilds it; no traceback."""
-    rel = Path(artifacts.path("stream", benchmark="demo", ood="demo_far", stream_key="shuffled-bs16", seed=0))
+    rel = Path(
+        artifacts.path(
+            "stream", benchmark="demo", ood="demo_far", stream_key="shuffled-bs16", seed=0
+        )
+    )
     (tmp_path / rel).parent.mkdir(parents=True)
     _stream(tmp_path / rel)
     data = (tmp_path / rel).read_bytes()
     (tmp_path / rel).write_bytes(data[: len(data) // 2])
-    args = ["plan", "--stream", str(rel), "--id-embeddings", "id.parquet", "--ood-embeddings", "ood.parquet",
-            "--text", "text.parquet", "--static-id", "sid.parquet", "--static-ood", "sood.parquet",
-            "--plan-json", "{}", "--stream-id", "demo/ants_code/demo_far/seed0", "--out", "plan.parquet"]
-    proc = subprocess.run([sys.executable, "-m", "ants.cli", *args], cwd=tmp_path, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    args = [
+        "plan",
+        "--stream",
+        str(rel),
+        "--id-embeddings",
+        "id.parquet",
+        "--ood-embeddings",
+        "ood.parquet",
+        "--text",
+        "text.parquet",
+        "--static-id",
+        "sid.parquet",
+        "--static-ood",
+        "sood.parquet",
+        "--plan-json",
+        "{}",
+        "--stream-id",
+        "demo/ants_code/demo_far/seed0",
+        "--out",
+        "plan.parquet",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != artifacts.SET_ASIDE_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ants.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         f"ants plan: error: {rel} (stream table): not a Parquet file, or cut short (no Parquet footer). "
         f"Rebuild it: snakemake --cores all --forcerun {rel}"
     ]
     assert "Traceback" not in proc.stderr + proc.stdout and not (tmp_path / "plan.parquet").exists()
+    # run by hand, the command leaves the damaged file where it is
+    assert (tmp_path / rel).read_bytes() == data[: len(data) // 2]
+
+    # as a workflow job (common.smk sets ANTS_SET_ASIDE_DAMAGED=1): the file is moved aside, so
+    # that a plain re-run rebuilds it, and the one line says so
+    proc = subprocess.run(
+        [sys.executable, "-m", "ants.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT), artifacts.SET_ASIDE_ENV: "1"},
+    )
+    aside = Path("results/damaged") / rel.relative_to("results")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"ants plan: error: {rel} (stream table): not a Parquet file, or cut short (no Parquet footer). "
+        f"Moved it aside to {aside}: a plain re-run of the workflow rebuilds it"
+    ]
+    assert not (tmp_path / rel).exists()
+    assert (tmp_path / aside).read_bytes() == data[: len(data) // 2]
 
 
-def test_a_damaged_timing_sidecar_is_ignored_with_a_warning_and_the_log_still_reads(workflow, caplog):
+def test_a_damaged_timing_sidecar_is_ignored_with_a_warning_and_the_log_still_reads(
+    workflow, caplog
+):
     """The sidecar holds run-dependent timings only: never needed, so a damaged one is skipped, said so."""
     from ants.answers_log import answer_records, read_answer_log, sidecar_path, write_answer_log
     from ants.mllm.base import Answer, Query
 
     rel = Path(artifacts.path("answers", benchmark="b", method="m", ood="o", seed=0))
     side = Path(artifacts.path("timings", benchmark="b", method="m", ood="o", seed=0))
-    frame = answer_records([Query("vsnl", "dog")], [Answer("1. wolf", ("wolf",))], stream_id="s", batch_index=1)
+    frame = answer_records(
+        [Query("vsnl", "dog")], [Answer("1. wolf", ("wolf",))], stream_id="s", batch_index=1
+    )
     write_answer_log(rel, frame.assign(from_cache=True), timings=side)
     assert sidecar_path(rel) == side and read_answer_log(rel)["from_cache"].tolist() == [True]
-    for damage in (b"", b"{\"rows\": 1, \"seconds\"", bytes(range(256))):
+    for damage in (b"", b'{"rows": 1, "seconds"', bytes(range(256))):
         side.write_bytes(damage)
         with caplog.at_level("WARNING"):
             back = read_answer_log(rel)

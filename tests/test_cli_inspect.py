@@ -52,7 +52,7 @@ def test_streams_counts_queries_per_kind_and_status(at_root, capsys):
 def test_list_filters_by_status_kind_and_text(at_root, capsys):
     rc, out, _ = ants(capsys, "answers", "list", "--status", "empty", "--limit", "1000")
     assert rc == 0
-    lines = [x for x in out.splitlines() if x.strip()]
+    lines = [x for x in out.splitlines() if x.strip()][1:]  # under the header
     frame = read_logs("results/answers")
     assert len(lines) == int((frame["status"] == "empty").sum()) > 0
     assert all(" empty " in x for x in lines)
@@ -120,6 +120,56 @@ def test_export_csv_and_json_round_trip(at_root, capsys, tmp_path):
     recs = json.loads((tmp_path / "a.json").read_text())
     assert [r["raw_text"] for r in recs] == want["raw_text"].tolist()
     assert [r["negatives"] for r in recs] == [list(v) for v in want["negatives"]]
+
+
+def test_one_corrupt_log_does_not_hide_the_other_streams(at_root, capsys, tmp_path):
+    """A damaged answers log among several: every other stream is listed, then one stderr
+    line names the damaged file, and the exit status is 1 (a listing with a gap is loud)."""
+    logs = tmp_path / "answers"
+    shutil.copytree("results/answers", logs)
+    files = sorted(logs.rglob("*.parquet"))
+    bad = files[0]
+    bad_stream = read_logs(bad)["stream_id"].iloc[0]
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])  # a half-written copy
+    frame = read_logs("results/answers")
+    others = frame[frame["stream_id"] != bad_stream]
+    rc, out, err = ants(capsys, "answers", "list", "--log", str(logs), "--limit", "0")
+    assert rc == 1
+    lines = [x for x in out.splitlines() if x.strip()][1:]  # under the header
+    assert len(lines) == len(others) and {x.split()[0] for x in lines} == set(others["stream_id"])
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"ants answers: skipped an unreadable log: {bad} (answers log): not a Parquet file, "
+                           "or cut short (no Parquet footer). Rebuild it: ")
+    rc, out, err = ants(capsys, "answers", "streams", "--log", str(logs))
+    assert rc == 1 and bad_stream not in out and set(others["stream_id"]) <= set(out.split())
+    assert str(bad) in err
+    # asking for the damaged stream says that its log could not be read
+    rc, _, err = ants(capsys, "answers", "list", "--log", str(logs), "--stream", bad_stream)
+    assert rc == 2 and f"no stream {bad_stream!r}" in err and f"unreadable: {bad} (answers log): " in err
+    # every log damaged: one clear line, exit 2
+    for f in files:
+        f.write_bytes(b"not parquet")
+    rc, _, err = ants(capsys, "answers", "list", "--log", str(logs))
+    assert rc == 2 and f"(and {len(files) - 1} more logs like it)" in err
+
+
+@pytest.mark.parametrize("argv", [["answers", "list"], ["answers", "show"], ["answers", "diff", "a", "b"],
+                                  ["negatives", "--stream", STREAM, "--batch", "1"]])
+def test_limit_must_be_a_whole_number_from_zero(at_root, capsys, argv):
+    for bad in ("-1", "x"):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--limit", bad])
+        assert exc.value.code == 2
+        assert f"argument --limit: expected a whole number >= 0 (0 = all), got '{bad}'" in capsys.readouterr().err
+
+
+def test_limit_zero_lists_every_query(at_root, capsys):
+    n = len(read_logs("results/answers"))
+    assert n > 3
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "0")
+    assert rc == 0 and len(out.strip().splitlines()) == 1 + n and "more (use --limit)" not in out
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "3")
+    assert rc == 0 and out.strip().splitlines()[-1] == f"... {n - 3} more (use --limit)"
 
 
 def test_banks_at_every_batch_match_the_state_machine(run):
@@ -287,6 +337,27 @@ def test_metrics_table_and_brief(at_root, capsys):
     assert rc == 2 and "benchmark 'mos9' is not run; benchmarks: fixture" in err
 
 
+def test_metrics_brief_describes_the_run_it_is_given(at_root, capsys):
+    """What the workflow passes (the merged config's view, the run's answers logs) is what the
+    summary shows, not ./params.yaml's benchmarks or every log under results/answers."""
+    from ants.views import tables_view
+
+    view = tables_view(cli_inspect._load_params("params.yaml"))
+    view["run"]["methods"] = ["mcm", "ants_code"]
+    one = sorted(Path("results/answers").rglob("*.parquet"))[0]
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one))
+    assert rc == 0
+    rows = [x.split()[:2] for x in out.splitlines() if x.startswith("fixture ")]
+    assert rows == [["fixture", "MCM"], ["fixture", "ANTS"]]
+    assert f"MLLM answers: {len(read_logs(one))} queries in 1 streams: " in out
+    assert "NOTE: offline demo" not in out  # the view says nothing of the models: --demo does
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", "--demo")
+    assert rc == 0 and "MLLM answers" not in out and "NOTE: offline demo" in out
+    rc, out, _ = ants(capsys, "metrics", "--brief", "--view-json", json.dumps(view), "--answers", str(one),
+                      "results/answers/fixture/none/x/seed9.parquet")
+    assert "MLLM answers: 1 answers log(s) missing, e.g. results/answers/fixture/none/x/seed9.parquet" in out
+
+
 def test_cache_rebuild_then_stats(at_root, capsys, tmp_path):
     cache = tmp_path / "c.sqlite"
     frame = read_logs("results/answers")
@@ -359,3 +430,83 @@ def test_logs_read_in_both_layouts_with_the_timing_sidecar_only_when_it_matches(
     pd.read_parquet(log).iloc[::-1].to_parquet(new)
     shutil.copy(side, Path(str(new) + ".timing.json"))
     assert read_one_log(new)["from_cache"].isna().all()
+
+
+def test_diff_of_a_revision_whose_dvc_files_are_not_in_the_cache_says_how_to_get_them(run, tmp_path, capsys,
+                                                                                      monkeypatch):
+    """README's `ants answers diff HEAD~1:results/answers results/answers` on a fresh clone: the old
+    answers are a DVC out whose files are not in the local cache. Before: DVC's generic "Having any
+    troubles?" line. Now: what is missing and how to fetch it (a real git + dvc repository)."""
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e.org", "DVC_NO_ANALYTICS": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+
+    def sh(*cmd):
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, text=True, timeout=300)
+
+    sh("git", "init", "-q")
+    sh(dvc, "init", "-q")
+    shutil.copytree(Path(run["root"]) / "results/answers", tmp_path / "results/answers")
+    sh(dvc, "add", "-q", "results/answers")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "answers")
+    shutil.rmtree(tmp_path / ".dvc/cache")  # as in a fresh clone without `dvc pull`
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = ants(capsys, "answers", "diff", "HEAD:results/answers", "results/answers")
+    assert rc == 2
+    (line,) = err.strip().splitlines()
+    assert line == (
+        "ants answers: error: HEAD:results/answers: 'results/answers' at revision 'HEAD' is tracked by DVC, but "
+        "its files are not in this clone's DVC cache (.dvc/cache; a fresh clone has none): fetch them from the "
+        "project's DVC remote (`dvc remote list`) with `dvc fetch --all-commits`, or `dvc pull` in a checkout "
+        "of that revision; or compare two folders you have")
+
+
+def test_list_has_a_header_and_names_each_query_s_image(at_root, capsys):
+    """Issue 15 item 9: `ants answers list` had no header and no image column."""
+    frame = read_logs("results/answers")
+    rc, out, _ = ants(capsys, "answers", "list", "--limit", "0")
+    assert rc == 0
+    header, *lines = out.splitlines()
+    assert header.split() == ["stream", "batch", "kind", "status", "class", "image", "answer"]
+    assert len(lines) == len(frame)
+    for line, r in zip(lines, frame.itertuples(), strict=True):
+        image = Path(r.image).name[-24:] if isinstance(r.image, str) and r.image else "-"
+        assert line.split()[:4] == [r.stream_id, f"b{r.batch_index}", r.kind, r.status]
+        assert f" {image} " in line
+    # the columns line up under the header
+    assert {line.index(" b") for line in lines} == {header.index(" batch")}
+    assert (frame["kind"] == "ens").any() and any(Path(x).name in out for x in frame["image"].dropna())
+
+
+@pytest.mark.parametrize(("out", "fmt", "message"), [
+    ("a.xlsx", None, "cannot tell the format from '.xlsx'; give a .csv or .json file (or --format csv|json)"),
+    ("a", None, "cannot tell the format from 'no suffix'"),
+    ("a.xlsx", "csv", "a .xlsx file would hold CSV; name it .csv"),
+    ("a.json", "csv", "a .json file would hold CSV; name it .csv"),
+])
+def test_export_refuses_a_file_name_that_says_another_format(at_root, capsys, tmp_path, out, fmt, message):
+    """Issue 15 item 9: `--out x.xlsx` wrote CSV into a .xlsx file silently."""
+    argv = ["answers", "export", "--out", str(tmp_path / out)] + (["--format", fmt] if fmt else [])
+    rc, _, err = ants(capsys, *argv)
+    assert rc == 2 and message in err and not (tmp_path / out).exists()
+    assert list(tmp_path.iterdir()) == []  # nothing left behind, not even a temporary file
+
+
+def test_brief_summary_columns_line_up_for_the_widest_label(at_root, capsys):
+    """Issue 15 item 9: the widest row label (the authors' split-selected row) broke the column."""
+    rc, out, _ = ants(capsys, "metrics", "--brief")
+    rows = [x for x in out.splitlines() if x.startswith("fixture ")]
+    labels = [x.split("  ")[0] for x in rows]
+    assert len(rows) >= 3 and any("far_only on far / near_only on near" in x for x in rows), rows
+    # the first figure starts in the same column on every line, past the widest label
+    starts = set()
+    for x in rows:
+        first = x.index(": AUROC")  # after the first dataset's name
+        starts.add(first - len(x[:first].split()[-1]))
+    assert len(starts) == 1 and min(starts) > max(map(len, labels)), rows

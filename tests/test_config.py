@@ -63,8 +63,7 @@ def test_default_params_is_valid_and_is_the_demo(params):
     assert params["run"]["benchmarks"] == ["demo"]
     assert params["mllm"]["backend"] == "demo"
     assert params["backbones"][params["benchmarks"]["demo"]["backbone"]]["model"] == "tiny"
-    assert set(params["run"]["methods"]) == {"mcm", "glmcm", "eoe", "neglabel", "adaneg", "ants_paper",
-                                             "ants_code"}
+    assert set(params["run"]["methods"]) == {"mcm", "neglabel", "adaneg", "ants_paper", "ants_code"}
     presets = {params["methods"][m]["config"]["preset"] for m in ("ants_paper", "ants_code")}
     assert presets == {"paper", "authors_code"}
     assert len(params["run"]["seeds"]) >= 2
@@ -79,6 +78,7 @@ def test_paper_scale_config_is_valid_once_the_imagenet_folder_is_there(tmp_path)
         load_config_files(files)
     for i in range(1000):
         (tmp_path / "val" / f"n{i:08d}").mkdir(parents=True)
+        (tmp_path / "val" / f"n{i:08d}" / "ILSVRC2012_val.JPEG").touch()
     p = load_config_files(files)
     assert p["mining"]["n_negatives"] == 10000 and p["stream"]["batch_size"] == 256
     assert p["methods"]["neglabel"]["n_groups"] == 100
@@ -232,7 +232,7 @@ def test_active_benchmark_needs_its_paths_and_labels(params, tmp_path):
     assert params["datasets"]["imagenet_val"]["root"] is None
 
     labels = tmp_path / "classnames.txt"  # a non-demo ID set needs its label file on disk
-    labels.write_text("a\nb\n")
+    labels.write_text("".join(f"class {c}\n" for c in "abcdefghij"))  # as many as the demo's
 
     def flat_id(p):
         p["datasets"]["demo_id"] = {"source": "local", "layout": "flat", "root": str(ROOT)}
@@ -735,6 +735,7 @@ def test_download_stand_ins_and_label_files_are_checked(params, tmp_path):
         p["datasets"]["imagenet_val"]["root"] = str(tmp_path / "val")
         for i in range(1000):
             (tmp_path / "val" / f"n{i:08d}").mkdir(parents=True, exist_ok=True)
+            (tmp_path / "val" / f"n{i:08d}" / "x.JPEG").touch()
         p["datasets"]["sun"]["mirror"] = str(tmp_path / "no-mirror")
         p["datasets"]["places"]["extracted"] = str(tmp_path)
 
@@ -747,12 +748,14 @@ def test_download_stand_ins_and_label_files_are_checked(params, tmp_path):
         "includes 'mos4', which uses dataset 'places' (far-OOD); point it at the folder the archive extracts into",
     ]
 
-    (tmp_path / "id" / "a").mkdir(parents=True)
-    (tmp_path / "id" / "b").mkdir()
+    for c in "ab":
+        (tmp_path / "id" / c).mkdir(parents=True)
+        (tmp_path / "id" / c / "1.png").touch()
 
     def label_file(p):
         p["datasets"]["demo_id"] = {"source": "local", "layout": "class_folders", "root": str(tmp_path / "id")}
         p["label_sets"]["demo"] = {"file": str(tmp_path / "names.txt")}
+        p["run"]["sweeps"] = []  # the vsnl_top_k sweep asks for up to 5 classes
 
     assert only_problem(params, label_file) == (
         f"label_sets.demo.file: '{tmp_path / 'names.txt'}' not found, but run.benchmarks includes 'demo', whose "
@@ -762,6 +765,7 @@ def test_download_stand_ins_and_label_files_are_checked(params, tmp_path):
         f"datasets.demo_id.root: '{tmp_path / 'id'}' has 2 class sub-folders, but its label set 'demo' has 3 classes "
         "(class index = sorted folder order); give a folder with one sub-folder per class")
     (tmp_path / "id" / "c").mkdir()
+    (tmp_path / "id" / "c" / "1.png").touch()
     p = copy.deepcopy(params)
     label_file(p)
     validate_params(p)
@@ -808,3 +812,200 @@ def test_merged_sweep_values_and_the_paper_section_are_checked(params):
     mllm, _ = point_params(params, "ants_paper~mllm~1")
     assert mllm["mllm"]["family"] == "qwen2vl" and mllm["mllm"]["backends"]["demo"]["architecture"] == "qwen2vl"
     assert mllm["mllm"]["backends"]["demo"]["seed"] == params["mllm"]["backends"]["demo"]["seed"]
+
+
+# ------------------------------------------------------------------------------------------
+# class folders and class names; settings that must fit the data (issue 21 items 5 and 8)
+
+
+def _custom_id(p, root, names_file, *, sweeps=False):
+    """The demo benchmark with a local class-folder ID set and a class-name file."""
+    p["datasets"]["demo_id"] = {"source": "local", "layout": "class_folders", "root": str(root)}
+    p["label_sets"]["demo"] = {"file": str(names_file)}
+    if not sweeps:
+        p["run"]["sweeps"] = []
+
+
+def _folders(root, names, images=1):
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for i in range(images):
+            (root / name / f"{i}.png").touch()
+
+
+def test_class_names_out_of_the_folders_order_are_refused_naming_the_folder(params, tmp_path):
+    """Folders named like classes but listed in another order (folder '日本' would have got
+    'dog'): refused, with the order the names must follow."""
+    _folders(tmp_path / "id", ["cat", "dog", "日本"])
+    names = tmp_path / "names.txt"
+    names.write_text("日本\ncat\ndog\n")
+    line = only_problem(params, lambda p: _custom_id(p, tmp_path / "id", names))
+    assert line == (
+        "datasets.demo_id.root: class folder 'cat' is class 0 (the 1st folder in sorted order), whose name "
+        "in label set 'demo' (label_sets.demo.file) is '日本', but 'cat' is class 1 there (2 more folders are "
+        "named like another class); the class names must be in the sorted order of the folders (cat, dog, 日本): "
+        "put them in that order, or rename the folders")
+    names.write_text("cat\ndog\n日本\n")  # the sorted folder order: valid
+    p = copy.deepcopy(params)
+    _custom_id(p, tmp_path / "id", names)
+    validate_params(p)
+
+
+@pytest.mark.parametrize(("folders", "names"), [
+    (["00_red_square", "01_green_circle", "02_blue_stripe"], ["red square", "green circle", "blue stripe"]),
+    (["001.Black_footed_Albatross", "002.Laysan_Albatross"], ["Black-footed Albatross", "Laysan albatross"]),
+    (["n01440764", "n01443537", "n01484850"], ["tench", "goldfish", "great white shark"]),  # wnids: not judged
+    (["a", "b", "c"], ["zebra", "yak", "xerus"]),  # names unrelated to the folders: not judged
+])
+def test_class_folders_in_the_names_order_or_named_otherwise_are_accepted(params, tmp_path, folders, names):
+    _folders(tmp_path / "id", folders)
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    p = copy.deepcopy(params)
+    _custom_id(p, tmp_path / "id", tmp_path / "names.txt")
+    p["methods"]["ants_code"]["config"]["near_top_k"] = 1
+    validate_params(p)
+
+
+def test_class_name_key_and_misplaced_folders():
+    from ants.labels import class_name_key, misplaced_class_folders
+
+    assert class_name_key("001.Black_footed_Albatross") == "black footed albatross"
+    assert class_name_key(" 03_Red  Square ") == "red square"
+    assert class_name_key("2001") == "2001"  # a number alone is a name
+    assert misplaced_class_folders(["cat", "dog", "fox"], ["dog", "cat", "fox"]) == [(0, 1), (1, 0)]
+    assert misplaced_class_folders(["cat", "dog"], ["cat", "dog"]) == []
+    # two names with one key (the index prefix dropped) are not judged
+    assert misplaced_class_folders(["1_dog", "2_dog"], ["2 dog", "1 dog"]) == []
+
+
+def test_an_empty_class_folder_is_refused_before_any_job(params, tmp_path):
+    _folders(tmp_path / "id", ["a", "b", "c"])
+    (tmp_path / "id" / "b" / "0.png").unlink()
+    (tmp_path / "id" / "b" / "notes.txt").write_text("not an image")
+    (tmp_path / "names.txt").write_text("a\nb\nc\n")
+    assert only_problem(params, lambda p: _custom_id(p, tmp_path / "id", tmp_path / "names.txt")) == (
+        f"datasets.demo_id.root: class folder 'b' of '{tmp_path / 'id'}' holds no image file (.jpg, .jpeg, "
+        ".png; datasets.demo_id.extensions); a class without test images is a mistake: put its images there, "
+        "or remove the folder and its class name")
+    # an image in a sub-folder of the class counts (the manifest walks class folders recursively)
+    (tmp_path / "id" / "b" / "deeper").mkdir()
+    (tmp_path / "id" / "b" / "deeper" / "x.JPG").touch()
+    p = copy.deepcopy(params)
+    _custom_id(p, tmp_path / "id", tmp_path / "names.txt")
+    validate_params(p)
+
+
+def test_the_manifest_job_refuses_an_empty_class_folder_too(tmp_path):
+    from ants.datasets import DatasetError
+    from ants.datasets.manifests import list_class_folders
+
+    _folders(tmp_path, ["a", "b"])
+    (tmp_path / "c").mkdir()
+    with pytest.raises(DatasetError, match=r"dataset 'x': class folder 'c' of .* holds no image file \(.png\)"):
+        list_class_folders(tmp_path, (".png",), "x")
+
+
+def test_duplicate_class_names_are_refused_before_any_job(params, tmp_path):
+    _folders(tmp_path / "id", ["a", "b", "c"])
+    names = tmp_path / "names.txt"
+    names.write_text("dog\ncat\nDog\n")
+    assert only_problem(params, lambda p: _custom_id(p, tmp_path / "id", names)) == (
+        f"label_sets.demo.file: {names}: duplicate class name 'Dog' on lines 1 and 3 (names are compared "
+        "case-insensitively); give every class one line (the label set of benchmark 'demo')")
+
+
+def test_near_top_k_must_not_exceed_the_classes(params, tmp_path):
+    _folders(tmp_path / "id", ["a", "b"])
+    (tmp_path / "names.txt").write_text("a\nb\n")
+    # the demo's ants_code takes near_top_k 3 of its classes: this set has 2
+    assert only_problem(params, lambda p: _custom_id(p, tmp_path / "id", tmp_path / "names.txt")) == (
+        "methods.ants_code.config.near_top_k: 3 is more than the 2 classes of label set 'demo' of benchmark "
+        "'demo' (near_subset 'top_k' takes the near_top_k most predicted ID classes); expected a value <= 2")
+    # a sweep point too (vsnl_top_k: 1, 3, 5), named by its value
+    found = problems(params, lambda p: (_custom_id(p, tmp_path / "id", tmp_path / "names.txt", sweeps=True),
+                                        p["methods"]["ants_code"]["config"].update(near_top_k=2)))
+    assert [x.split(": methods.")[0] for x in found] == ["sweeps.vsnl_top_k.values[1]", "sweeps.vsnl_top_k.values[2]"]
+    assert found[1].endswith("near_top_k: 5 is more than the 2 classes of label set 'demo' of benchmark 'demo' "
+                             "(near_subset 'top_k' takes the near_top_k most predicted ID classes); expected a "
+                             "value <= 2")
+    # the paper's preset takes a fraction of the classes: near_top_k does not count there
+    p = copy.deepcopy(params)
+    _custom_id(p, tmp_path / "id", tmp_path / "names.txt")
+    p["methods"]["ants_code"]["config"].update(near_top_k=50, near_subset="top_fraction")
+    validate_params(p)
+
+
+def _mining_pool(names, **mining):
+    """The candidate pool NegMining itself reports, from its own error for a too large count."""
+    from ants.mining import mine_negative_labels
+
+    with pytest.raises(ValueError, match="exceeds the candidate pool") as info:
+        mine_negative_labels(names, lambda texts, template: None, n_negatives=10**7, progress=False, **mining)
+    return int(str(info.value).split("only ")[1].split(" candidates")[0])
+
+
+def test_n_negatives_must_fit_the_candidate_pool(params, tmp_path):
+    from ants.wordnet import LEXNAMES
+
+    keep = {"noun.shape", "adj.ppl"}
+    mining = {"exclude_lexnames": sorted(set(LEXNAMES) - keep), "drop_adjectives_that_are_nouns": True}
+    names = ["circle", "square", "red thing"]  # two of them are WordNet shape nouns: not candidates
+    pool = _mining_pool(names, **mining)
+    assert pool == _mining_pool(["no such lemma"], **mining) - 2
+    _folders(tmp_path / "id", names)
+    (tmp_path / "names.txt").write_text("circle\nred thing\nsquare\n")  # the sorted folder order
+
+    def too_many(p, n):
+        _custom_id(p, tmp_path / "id", tmp_path / "names.txt")
+        p["methods"]["ants_code"]["config"]["near_top_k"] = 1
+        p["mining"].update(n_negatives=n, **mining)
+
+    from ants.mining import candidate_pools
+    from ants.wordnet import load_corpus
+
+    pools = candidate_pools(load_corpus(), names, exclude_lexnames=mining["exclude_lexnames"])
+    assert len(pools.nouns) + len(pools.adjectives) == pool
+    assert only_problem(params, lambda p: too_many(p, pool + 1)) == (
+        f"mining.n_negatives: {pool + 1} is more than the {pool} WordNet candidates NegMining can draw from with "
+        f"mining.exclude_lexnames {cfgmod._show(mining['exclude_lexnames'])} for label set 'demo' "
+        f"({len(pools.nouns)} nouns, {len(pools.adjectives)} adjectives); expected a value <= {pool}, or exclude "
+        "fewer lexnames")
+    p = copy.deepcopy(params)
+    too_many(p, pool)
+    validate_params(p)
+    # without the class names (the demo's are generated by a job) the pool before them decides
+    p = copy.deepcopy(params)
+    p["mining"].update(n_negatives=pool + 3, **mining)
+    p["label_sets"]["demo"]["file"] = str(tmp_path / "generated-later.txt")
+    with pytest.raises(ConfigError, match=rf"mining.n_negatives: {pool + 3} is more than the {pool + 2} "):
+        validate_params(p)
+
+
+def test_the_answer_cache_must_be_writable(params, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    cache = tmp_path / "afile" / "sub" / "cache.sqlite"
+    assert only_problem(params, lambda p: p["mllm"].update(cache=str(cache))) == (
+        f"mllm.cache: '{cache}' cannot be created: '{tmp_path / 'afile'}' is a file, not a folder; expected the "
+        "path of the SQLite answer cache file (e.g. results/mllm-cache.sqlite)")
+    p = copy.deepcopy(params)
+    p["mllm"]["cache"] = str(tmp_path / "new" / "folders" / "cache.sqlite")  # created by the answer job
+    validate_params(p)
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere: a read-only folder cannot be shown")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        assert only_problem(params, lambda p: p["mllm"].update(cache=str(tmp_path / "ro" / "c.sqlite"))) == (
+            f"mllm.cache: '{tmp_path / 'ro' / 'c.sqlite'}' cannot be written: this user may not write in "
+            f"'{tmp_path / 'ro'}' (where SQLite keeps its -wal and -shm files); give a path in a folder you "
+            "can write")
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+
+
+def test_an_unknown_lexname_to_exclude_is_named_before_the_mining_job(params):
+    assert only_problem(params, lambda p: p["mining"].update(exclude_lexnames=["noun.persn"])) == (
+        "mining.exclude_lexnames[0]: 'noun.persn' is not a WordNet 3.0 lexicographer file (did you mean "
+        "'noun.person'?); expected names such as 'noun.person', 'adj.pert' (ants.wordnet.LEXNAMES)")

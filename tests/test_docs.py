@@ -177,7 +177,11 @@ def test_the_link_check_sees_links_and_headings():
 # -- (b) examples that run --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("doc", ["docs/API.md", "README.md"])
+@pytest.mark.parametrize(
+    "doc",
+    # API.md's examples mine negatives and run every method: a minute, so in the slow tier
+    [pytest.param("docs/API.md", marks=pytest.mark.slow), "README.md"],
+)
 def test_markdown_examples_run(doc):
     result = doctest.testfile(str(ROOT / doc), module_relative=False, optionflags=DOCTEST_FLAGS)
     assert result.attempted > 10

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,7 @@ def _numbers(node):
         yield node
 
 
+@pytest.mark.slow  # the whole check end to end, both MLLM shapes: a minute or two
 def test_gpu_check_small_runs_on_the_cpu(tmp_path, record_figure):
     env = {
         **os.environ,

@@ -183,6 +183,7 @@ def _filled_cache(path, n=400):
 
 
 @pytest.mark.parametrize(("kind", "what"), DAMAGES.items())
+@pytest.mark.faults
 def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
     path = _filled_cache(tmp_path / "answers.sqlite")
     assert path.stat().st_size > 4096 * 8
@@ -200,6 +201,7 @@ def test_damaged_cache_file_is_one_clear_error(tmp_path, kind, what):
         cache_stats(path)
 
 
+@pytest.mark.faults
 def test_ants_cache_stats_on_a_damaged_file_is_one_line_and_exit_2(tmp_path):
     ants = [str(Path(sys.executable).with_name("ants")), "cache", "stats", "--cache"]
     path = _filled_cache(tmp_path / "answers.sqlite", n=40)
@@ -302,6 +304,7 @@ def _write_many(path: str, tag: str, n: int, barrier) -> None:
     cache.close()
 
 
+@pytest.mark.faults
 def test_killed_writer_keeps_every_committed_answer(tmp_path):
     path = str(tmp_path / "k.sqlite")
     ctx = mp.get_context("spawn")
@@ -470,6 +473,7 @@ def test_failed_answers_are_recorded_and_retried(tmp_path, images):
     assert [[os.path.basename(q.image) for q in c] for c in rerun.calls] == [["bad.png"]]
 
 
+@pytest.mark.faults
 def test_a_killed_run_keeps_finished_batches(tmp_path, images):
     queries = _queries(images)
     cache = AnswerCache(tmp_path / "c.sqlite")
@@ -623,6 +627,7 @@ def test_rebuild_cache_round_trip(tmp_path, images):
     assert cache_stats(tmp_path / "rebuilt.sqlite") == cache_stats(tmp_path / "original.sqlite")
 
 
+@pytest.mark.faults
 def test_rebuild_without_sidecar_skips_stale_rows_and_refuses_damage(tmp_path, images, caplog):
     _, original, log = _answered_log(tmp_path, images, timings=False)
     frame = read_answer_log(log)
@@ -653,6 +658,7 @@ ENTRY_WAY_OUT = (
 )
 
 
+@pytest.mark.faults
 def test_an_entry_with_damaged_bytes_is_an_error_naming_it_and_rebuild_repairs_it(
     tmp_path, images, capsys
 ):
@@ -690,6 +696,7 @@ def test_an_entry_with_damaged_bytes_is_an_error_naming_it_and_rebuild_repairs_i
     assert backend.calls == [] and answers[queries.index(target)].raw_text == raw.decode()
 
 
+@pytest.mark.faults
 def test_damage_no_log_holds_is_dropped_and_asked_again(tmp_path, images, caplog):
     queries, cache, log = _answered_log(tmp_path, images)
     path = cache.path

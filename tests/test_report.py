@@ -96,6 +96,11 @@ def test_failed_answers_listed_with_reason(page, run):
 def test_provenance_stage_times_and_mllm_calls(page, run):
     _, html = page
     assert "<td>score</td><td>2</td><td>4.0</td><td>2.5</td><td>123</td>" in html
+    # a rule with one job has its file at results/benchmarks/{rule}.tsv: named by the rule
+    assert "<td>metrics</td><td>1</td><td>0.7</td><td>0.7</td><td>99</td>" in html
+    assert "<td>tables</td><td>1</td><td>0.4</td><td>0.4</td><td>99</td>" in html
+    assert "<td>report (previous build)</td><td>1</td><td>1.2</td>" in html
+    assert ".tsv</td>" not in html
     frame = pd.concat([pd.read_parquet(p) for p in run["logs"]])
     assert f"{len(frame)} queries" in html
     assert "RANDOM WEIGHTS" in html and "demo: tiny-llava" in html

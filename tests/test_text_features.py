@@ -132,6 +132,7 @@ def test_every_field_of_a_feature_is_under_its_digest(tmp_path, column):
 
 
 @pytest.mark.parametrize(("kind", "what"), DAMAGES.items())
+@pytest.mark.faults
 def test_a_damaged_store_is_one_line_at_open(tmp_path, kind, what):
     path = tmp_path / "tiny.sqlite"
     _filled(path)
@@ -166,6 +167,7 @@ def test_foreign_files_and_folders_are_refused(tmp_path):
         TextFeatureStore(odd, IDENTITY)
 
 
+@pytest.mark.faults
 def test_the_cli_reports_a_damaged_store_in_one_line_and_a_deleted_one_is_rebuilt(tmp_path, capsys):
     from ants.answers_log import answer_records, write_answer_log
     from ants.cli import main
@@ -280,6 +282,7 @@ def test_a_read_only_store_fails_at_open_naming_the_file():
 # -- a writer killed at any instant (issue 19 item 2) -------------------------------------------
 
 
+@pytest.mark.faults
 def test_sigkill_mid_transaction_leaves_only_complete_features(tmp_path):
     path = str(tmp_path / "k.sqlite")
     ctx = mp.get_context("spawn")

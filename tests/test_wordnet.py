@@ -199,8 +199,22 @@ def test_check_corpus_missing_file(tmp_path):
 
 
 @pytest.mark.skipif(
-    not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet database files not installed"
+    not Path("/usr/share/wordnet/data.noun").is_file(), reason="WordNet database files not installed (bash tests/setup/wordnet.sh)"
 )
 def test_shipped_table_is_the_build_of_the_installed_wordnet(tmp_path):
     out = write_lemma_table(build_lemma_table("/usr/share/wordnet"), tmp_path)
     assert out.read_bytes() == wordnet.corpus_path().read_bytes()
+
+
+@pytest.mark.parametrize(("excluded", "drop"), [((), True), ((), False), (("noun.person", "adj.pert"), True),
+                                                (("noun.shape",), False)])
+def test_candidate_pool_sizes_without_pandas_equal_negminings_pools(excluded, drop):
+    """The config check's pool sizes (read without pandas) are NegMining's step 1 before the ID
+    names: the pools of ants.mining.candidate_pools for a name that is no lemma."""
+    from ants.mining import candidate_pools
+    from ants.wordnet import candidate_pool_sizes, load_corpus
+
+    pools = candidate_pools(load_corpus(), ["no such lemma"], exclude_lexnames=excluded,
+                            drop_adjectives_that_are_nouns=drop)
+    assert candidate_pool_sizes(exclude_lexnames=excluded, drop_adjectives_that_are_nouns=drop) == {
+        "noun": len(pools.nouns), "adj": len(pools.adjectives)}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from test_workflow import answer_logs, answer_stats, make_copy, planned_jobs, snakemake, test_params
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 MODEL = "fake-llava-1.5"
 ENS_ANSWER = "a red stone"

@@ -16,22 +16,60 @@ An image ``list`` (layout ``list``) is taken as given when it is absolute or exi
 to the working directory, and relative to the root otherwise (OpenOOD's lists name
 ``benchmark_imglist/...`` below the data folder).
 
+Layout ``class_folders``: the classes are the sub-folders of the root in sorted order
+(:func:`class_folder_names`; class index = position, so ImageNet's wnid folders give the
+standard indices); a class folder's images are the files below it with one of the dataset's
+``extensions`` (:func:`dataset_extensions`, :func:`holds_images`).
+
 Torch- and pandas-free: the workflow calls it while it plans the jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ants.artifacts import folder
 from ants.datasets import DatasetError
 
-__all__ = ["DATA_DIR", "dataset_location", "manifest_sources"]
+__all__ = [
+    "DATA_DIR",
+    "DEFAULT_EXTENSIONS",
+    "class_folder_names",
+    "dataset_extensions",
+    "dataset_location",
+    "holds_images",
+    "manifest_sources",
+]
 
 #: Where the workflow keeps generated and downloaded datasets (:mod:`ants.artifacts`' layout:
 #: ``data/demo/{split}.txt``, ``data/downloads/{dataset}/extracted``).
 DATA_DIR = folder("demo_list")
+
+#: The image extensions of a dataset whose params give none (``datasets.<name>.extensions``).
+DEFAULT_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def dataset_extensions(cfg: Mapping) -> tuple[str, ...]:
+    """The image file extensions of a dataset (lower case): its ``extensions``, else
+    :data:`DEFAULT_EXTENSIONS`."""
+    return tuple(e.lower() for e in (cfg.get("extensions") or DEFAULT_EXTENSIONS))
+
+
+def class_folder_names(root: str | os.PathLike) -> list[str]:
+    """The class sub-folders of a ``class_folders`` root, sorted: class ``i`` is the ``i``-th."""
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
+
+
+def holds_images(folder: str | os.PathLike, extensions: Sequence[str]) -> bool:
+    """Whether any file below ``folder`` (recursively) has one of ``extensions``
+    (case-insensitive); stops at the first one."""
+    ext = tuple(e.lower() for e in extensions)
+    for _dirpath, _dirnames, filenames in os.walk(folder):
+        if any(f.lower().endswith(ext) for f in filenames):
+            return True
+    return False
 
 
 def _list_path(cfg: Mapping, root: Path) -> Path:

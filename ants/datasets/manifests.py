@@ -48,6 +48,7 @@ import pandas as pd
 from ants._io import file_digest
 from ants.artifacts import MANIFEST_COLUMNS
 from ants.datasets import DatasetError
+from ants.datasets.location import class_folder_names
 from ants.images import DEFAULT_MAX_PIXELS
 from ants.images import check_image as _check_image
 from ants.progress import progress as _progress
@@ -140,23 +141,41 @@ def read_image_list(list_path: str | os.PathLike, dataset: str = "") -> list[tup
 def list_class_folders(
     root: str | os.PathLike, extensions: Sequence[str] = DEFAULT_EXTENSIONS, dataset: str = ""
 ) -> list[tuple[str, int]]:
-    """``[(relative path, class index), ...]``: class index = sorted position of the folder;
-    sorted by class, then by path."""
+    """``[(relative path, class index), ...]``: class index = sorted position of the folder
+    (:func:`ants.datasets.location.class_folder_names`); sorted by class, then by path.
+
+    A class folder without any image file is an error naming it (a class with no test image
+    is a mistake: an unfinished extraction, a misplaced folder)."""
     root = Path(root)
     _require_dir(root, dataset)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = class_folder_names(root)
     if not classes:
         raise DatasetError(f"dataset {dataset!r}: {root} has no class sub-folders")
     out = []
+    empty = []
     for index, name in enumerate(classes):
+        found = len(out)
         for dirpath, dirnames, filenames in os.walk(root / name):
             dirnames.sort()
             for f in sorted(filenames):
                 if _has_ext(f, extensions):
                     out.append((Path(dirpath, f).relative_to(root).as_posix(), index))
+        if len(out) == found:
+            empty.append(name)
     if not out:
         raise DatasetError(
             f"dataset {dataset!r}: no image files ({', '.join(extensions)}) below {root}"
+        )
+    if empty:
+        raise DatasetError(
+            f"dataset {dataset!r}: class folder {empty[0]!r} of {root} holds no image file "
+            f"({', '.join(extensions)})"
+            + (
+                f" (nor do {len(empty) - 1} more: {', '.join(empty[1:6])})"
+                if len(empty) > 1
+                else ""
+            )
+            + "; put its images there, or remove the folder and its line of the class names"
         )
     return sorted(out, key=lambda e: (e[1], e[0]))
 

@@ -7,13 +7,14 @@
 
 import os
 import re
+import subprocess
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 from ants import artifacts
 from ants.artifacts import benchmark_path, log_path, template
-from ants.config import ConfigError, load_config_files, paper_sweeps
+from ants.config import ConfigError, dvc_restore_hint, load_config_files, paper_sweeps
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
@@ -43,6 +44,9 @@ from ants.views import (
 # Rules call the `ants` console script of the interpreter that runs Snakemake.
 os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# A job that finds a damaged input file (truncated, garbage, wrong schema) moves it to
+# results/damaged/ and fails with one line saying so: a plain re-run then rebuilds it.
+os.environ[artifacts.SET_ASIDE_ENV] = "1"
 # Offline mode is never forced here: the real models download from their hubs. Tests, CI and
 # the Makefile set HF_HUB_OFFLINE=1 themselves; the demo's models are built locally.
 
@@ -64,7 +68,8 @@ try:
         overrides=dict(workflow.config_settings.config),
     )  # against the schema shipped in the package (ants.config.SCHEMA_PATH)
 except ConfigError as err:
-    raise WorkflowError(f"{err}\nNothing was run.") from None
+    hint = dvc_restore_hint(_config_files())  # under `dvc exp run -S`: how to restore params.yaml
+    raise WorkflowError(f"{err}\nNothing was run." + (f"\n{hint}" if hint else "")) from None
 
 BENCHMARKS = PARAMS["run"]["benchmarks"]
 METHODS = PARAMS["run"]["methods"]
@@ -110,6 +115,52 @@ def announce(message=""):
         print(f"\n{DEMO_NOTE}\n", file=sys.stderr)
     if message:
         print(message, file=sys.stderr)
+
+
+#: lines of a failed job's log printed in the terminal (the whole log stays in results/logs/)
+FAILED_LOG_LINES = 60
+
+
+def show_failed_logs():
+    """Print the end of each failed job's log (`onerror`). The workflow profile hides
+    Snakemake's job blocks (`quiet: [rules]`), and with them its error blocks and the logs that
+    `show-failed-logs` would print; this prints them instead, once. Under a profile that shows
+    the job blocks (e.g. profiles/slurm), Snakemake prints them itself and this prints nothing."""
+    from snakemake.settings.enums import Quietness
+
+    if Quietness.RULES not in (workflow.output_settings.quiet or ()):
+        return
+    failed = getattr(getattr(workflow, "scheduler", None), "failed", None) or ()
+    for job in sorted(failed, key=lambda j: (j.rule.name, str(j.wildcards))):
+        wildcards = ", ".join(f"{k}={v}" for k, v in job.wildcards_dict.items())
+        print(f"\nError in rule {job.rule.name}" + (f" ({wildcards})" if wildcards else ""), file=sys.stderr)
+        for log in map(str, job.log):
+            if not os.path.isfile(log):
+                print(f"  log {log}: not written", file=sys.stderr)
+                continue
+            with open(log, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+            cut = len(lines) - FAILED_LOG_LINES
+            print(f"  log {log}" + (f" (its last {FAILED_LOG_LINES} of {len(lines)} lines)" if cut > 0 else "")
+                  + ":", file=sys.stderr)
+            for line in lines[max(cut, 0):]:
+                print(f"  | {line}", file=sys.stderr)
+
+
+def metrics_summary():
+    """Print THIS run's metrics summary (`ants metrics --brief`): the merged config's benchmarks
+    and methods (its tables view, never params.yaml's), its seeds' answers logs alone. When this
+    config's metrics are not built, or older than its score files (a run of another target),
+    say so instead of showing numbers that are not this run's."""
+    tables = [artifacts.path("metrics_csv", benchmark=b) for b in BENCHMARKS]
+    scores = score_files()
+    missing = [f for f in [template("metrics_json"), *tables, *scores] if not os.path.exists(f)]
+    if missing or min(map(os.path.getmtime, tables)) < max(map(os.path.getmtime, scores)):
+        state = "not built" if missing else "older than its scores"
+        print(f"The metrics of this config are {state}: `snakemake all` builds them.", file=sys.stderr)
+        return
+    cmd = ["ants", "metrics", "--brief", "--view-json", dumps(tables_view(PARAMS)), "--answers", *answer_logs()]
+    subprocess.run(cmd + (["--demo"] if DEMO else []), check=False)
 
 
 # -- paths ---------------------------------------------------------------------------------------
@@ -173,11 +224,17 @@ def answer_logs():
     return [per_stream("answers", b, m, ood, s) for b in BENCHMARKS for m, ood, s in streams_of(b, ANTS_METHODS)]
 
 
-def static_path(wildcards, dataset):
-    b = bench(wildcards)
-    scoring = static_scoring(PARAMS, wildcards.method)
+def static_file(benchmark, method, dataset):
+    """The shared static pass ``method`` reads for ``dataset`` on ``benchmark`` (of the method's
+    params: a sweep point may change the backbone)."""
+    b = point_params(PARAMS, method)[0]["benchmarks"][benchmark]
+    scoring = scoring_name(static_scoring(PARAMS, method))
     return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
-                          scoring=scoring_name(scoring))
+                          scoring=scoring)
+
+
+def static_path(wildcards, dataset):
+    return static_file(wildcards.benchmark, wildcards.method, dataset)
 
 
 def stream_inputs(wildcards):
@@ -293,6 +350,39 @@ def static_inputs(wildcards):
     return files
 
 
+def versioned_outputs():
+    """Every file of this run that DVC versions (dvc.yaml's outs) besides the metrics, tables
+    and figures: the generated or downloaded data, manifests, image embeddings, ID text
+    features and mined negatives, static passes, GL-MCM's local terms, EOE's envisioned labels
+    and their text features, streams, plans, answers logs, the negatives' text features and
+    scores. `all` (and `dvc repro`, which runs it) requires each, so a missing one is rebuilt (an
+    answers log from the answer cache, nothing asked twice) instead of being recorded as gone."""
+    files = score_files() + envisioned_logs()
+    for b in BENCHMARKS:
+        bench = PARAMS["benchmarks"][b]
+        backbone, label_set = bench["backbone"], bench["label_set"]
+        for ds in [bench["id"]] + [o for _, o in ood_sets(PARAMS, b)]:
+            cfg = PARAMS["datasets"][ds]
+            files += [artifacts.path("manifest", dataset=ds), embeddings(backbone, ds)]
+            if cfg["source"] != "local":  # the demo's lists, a download's folder: rule outputs
+                files += manifest_sources(ds, cfg)
+            files += [static_file(b, m, ds) for m in METHODS if static_scoring(PARAMS, m) is not None]
+            files += [artifacts.path("local", **local_key(b, m, ds)) for m in METHODS
+                      if method_spec(kind_of(m)).uses_local]
+        files += [artifacts.path(kind, backbone=backbone, label_set=label_set) for kind in ("id_text", "negatives")]
+        label_file = PARAMS["label_sets"][label_set].get("file", "")
+        if label_file.startswith(artifacts.RESULTS + "/"):  # written by a rule (the demo's class names)
+            files.append(label_file)
+        files += [artifacts.path("envisioned_text", backbone=backbone, label_set=label_set, method=m)
+                  for m in eoe_methods()]
+        for m, ood, s in streams_of(b, METHODS):
+            files.append(stream_path(b, m, ood, s))
+        for m, ood, s in streams_of(b, ANTS_METHODS):
+            owner = answers_owner(PARAMS, m)
+            files += [per_stream(kind, b, owner, ood, s) for kind in ("plan", "answers", "negative_text")]
+    return sorted(set(files))
+
+
 def report_inputs(wildcards):
     datasets = sorted(
         {(PARAMS["benchmarks"][b]["backbone"], ds) for b in BENCHMARKS
@@ -321,15 +411,19 @@ def report_sweeps():
 
 
 def metric_tables():
-    """Per-benchmark metric tables and the ANTS trace (for `dvc plots`)."""
-    return [artifacts.path("metrics_csv", benchmark=b) for b in BENCHMARKS] + [template("trace_csv")]
+    """Per-benchmark metric tables (with ANTS's variants) and the ANTS trace (for `dvc plots`)."""
+    return [artifacts.path(kind, benchmark=b) for b in BENCHMARKS for kind in ("metrics_csv", "variants_csv")] + [
+        template("trace_csv")
+    ]
 
 
 def report_figures():
-    """The report's figures: score histograms of every method, ANTS's threshold and lambda."""
+    """The report's figures: ROC curves per benchmark, score histograms of every method, ANTS's
+    threshold and lambda (the sensitivity figures of sweeps built earlier are not listed)."""
+    roc = [artifacts.REPORT_FIGURE.format(name=f"roc_{b}") for b in BENCHMARKS]
     hist = [artifacts.REPORT_FIGURE.format(name=f"hist_{b}_{m}") for b in BENCHMARKS for m in METHODS]
     trace = [artifacts.REPORT_FIGURE.format(name=f"trace_{b}_{m}") for b in BENCHMARKS for m in ANTS_METHODS]
-    return hist + trace
+    return roc + hist + trace
 
 
 def table_files():

@@ -33,6 +33,8 @@ rule report:
         extras=lambda w, input: " ".join(f"--{k} '{input[k]}'" for k in ("ablation", "cost") if k in input.keys()),
     log:
         log_path("report"),
+    benchmark:
+        benchmark_path("report")
     conda:
         "../envs/ants.yaml"
     shell:

@@ -14,6 +14,8 @@ rule tables:
         view=as_param(tables_view(PARAMS)),
     log:
         log_path("tables"),
+    benchmark:
+        benchmark_path("tables")
     conda:
         "../envs/ants.yaml"
     shell:

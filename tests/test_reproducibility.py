@@ -1,0 +1,113 @@
+"""What the workflow versions is byte-identical under another thread count and CPU code path.
+
+On another machine of the same kind (x86-64, another CPU model: AVX-512 instead of AVX2, other
+core count), torch, MKL, oneDNN, OpenBLAS and numpy pick other kernels and thread splits; before
+:mod:`ants.numerics` pinned them, the demo's CLIP features, mined negatives, scores, metrics,
+tables and figures all changed in their last bits there. This module runs the demo DAG twice
+from scratch: once as this machine's libraries choose, once under the settings another CPU would
+lead them to (other vector widths and kernels for each library) with one thread instead of two,
+and compares every file DVC records (``dvc.yaml``'s outs, metrics and plots) byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from test_workflow import BIN, env, make_copy, test_params, tracked_outputs
+
+from ants._io import METADATA_KEY
+from ants.numerics import portable_settings, why_not_portable
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(why_not_portable() is not None, reason=f"{why_not_portable()}"),
+]
+
+#: what another machine's CPU makes the libraries do, plus another thread count. On the code
+#: before the pin, each of these changed files (the CLIP features first, then everything after
+#: them); OPENBLAS / MKL thread counts changed NegMining's statistics on their own.
+OTHER_MACHINE = {
+    "ATEN_CPU_CAPABILITY": "default",  # torch's kernels without AVX2 vectors
+    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN's convolution and GELU kernels
+    "MKL_CBWR": "AUTO",  # MKL's own dispatch, in its reproducible mode
+    "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",  # MKL's kernels on an Intel CPU
+    "OPENBLAS_CORETYPE": "Sandybridge",  # numpy's BLAS kernels
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3",  # numpy's own SIMD loops at their baseline
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
+
+def small_params() -> dict:
+    """test_workflow's demo DAG with one stream seed: every rule, method and DVC-tracked kind of
+    file, in about half the jobs."""
+    p = test_params()
+    p["run"]["seeds"] = [0]
+    return p
+
+
+def build(workdir, extra: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Run ``snakemake all`` in a fresh copy under ``extra`` environment settings: the sha256 of
+    every DVC-tracked file, and Snakemake's output."""
+    make_copy(workdir, small_params())
+    e = env()
+    for key in list(e):  # only the settings named here differ between the two runs
+        if key in OTHER_MACHINE or key == "ANTS_CPU_NUMERICS":
+            del e[key]
+    e.update(extra)
+    proc = subprocess.run(
+        [BIN / "snakemake", "--cores", "2", "all"],
+        cwd=workdir,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return tracked_outputs(workdir), proc.stdout + proc.stderr
+
+
+def test_dvc_tracked_files_are_byte_identical_under_another_cpu_path_and_thread_count(
+    tmp_path, record_figure
+):
+    t0 = time.perf_counter()
+    here, _ = build(tmp_path / "here", {})
+    t1 = time.perf_counter()
+    other, out = build(tmp_path / "other", OTHER_MACHINE)
+    t2 = time.perf_counter()
+    record_figure(
+        f"test reproducibility: demo DAG (1 seed) here {t1 - t0:.0f} s, under another CPU path "
+        f"and 1 thread {t2 - t1:.0f} s; {len(here)} DVC-tracked files compared"
+    )
+    assert here.keys() == other.keys()
+    # every kind of versioned file is among them
+    for part in (
+        "embeddings/",
+        "text/",
+        "negatives/",
+        "static/",
+        "scores/",
+        "answers/",
+        "negatives-text/",
+        "metrics/",
+        "tables/",
+        "metrics.json",
+        "ants_trace.csv",
+        "reports/figures/",
+    ):
+        assert any(part in k for k in here), part
+    assert sorted(k for k in here if here[k] != other[k]) == []
+
+    # the second run did meet other settings: ants replaced them where the workflow imports it
+    # first (Snakemake's process, whose environment every job inherits), and said so; the files
+    # record the code path they were computed under
+    replaced = ", ".join(f"{k}={OTHER_MACHINE[k]}" for k in sorted(portable_settings()))
+    assert f"replaced {replaced} (ANTS_CPU_NUMERICS=native keeps yours)" in out
+    meta = pq.read_schema(tmp_path / "here/results/scores/demo/ants_paper/demo_near/seed0.parquet")
+    recorded = json.loads(meta.metadata[METADATA_KEY])["cpu_numerics"]
+    assert recorded["mode"] == "portable" and recorded["settings"]["MKL_CBWR"] == "COMPATIBLE"
