@@ -1,6 +1,7 @@
 # ANTS reproduction workflow. One Snakefile of includes; one topic per workflow/rules/*.smk.
 #   snakemake --cores 2 all        build everything out of date (params.yaml = the config)
 #   snakemake -n                   what would run
+#   snakemake --cores 2 paper      the whole paper: tables, ablation, cost, Figure 7 panels, report
 # params.yaml is validated against ants/schemas/params.schema.yaml before any job runs.
 
 from snakemake.utils import min_version
@@ -18,10 +19,12 @@ include: "workflow/rules/negatives.smk"
 include: "workflow/rules/static.smk"
 include: "workflow/rules/streams.smk"
 include: "workflow/rules/mllm.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/metrics.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/paper.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -36,6 +39,16 @@ rule all:
         artifacts.REPORT,
         report_figures(),
         versioned_outputs(),
+
+
+rule paper:
+    input:
+        table_files() if "methods" in PAPER["tables"] or "ants_variants" in PAPER["tables"] else [],
+        [artifacts.path("sweep_csv", sweep=s) for s in paper_sweep_names()],
+        ablation_files(),
+        cost_files(),
+        artifacts.REPORT,
+        report_figures(),
 
 
 onstart:

@@ -358,6 +358,7 @@ def log_queries(frame: pd.DataFrame) -> list[Query]:
             class_name=str(r["class_name"]),
             image=_none(r.get("image")),
             image_sha256=_none(r.get("image_sha256")),
+            prompt=str(r.get("prompt") or "") if r["kind"] == "eoe" else None,
         )
         for r in frame.to_dict("records")
     ]

@@ -6,14 +6,19 @@ Layout (``{...}`` are Snakemake wildcards; the rules take these templates from :
     results/data/downloads/{dataset}/extracted                         downloaded archive, extracted
     results/manifests/{dataset}.parquet                image files, labels, sha256, readable
     results/embeddings/{backbone}/{dataset}.parquet    image features (ants.embeddings)
-    results/text/{backbone}/{label_set}.parquet        ID text features, two prompts (ID_PROMPTS)
+    results/text/{backbone}/{label_set}.parquet        ID text features, one row per prompt (ID_PROMPTS)
     results/negatives/{backbone}/{label_set}.parquet   mined negatives (ants.mining)
+    results/negatives/{backbone}/{label_set}/csp.parquet   CSP-mined negatives (initial_detector: csp)
     results/static/{backbone}/{label_set}/{dataset}/{scoring}.parquet   per-image S_nl, pred, lse_id
     results/streams/{benchmark}/{ood}/{stream_key}/seed{seed}.parquet   stream order
     results/plans/{benchmark}/{method}/{ood}/seed{seed}.parquet         planned MLLM queries
     results/answers/{benchmark}/{method}/{ood}/seed{seed}.parquet       the answers log (ants.answers_log)
     results/negatives-text/{benchmark}/{method}/{ood}/seed{seed}.parquet   its negatives' text features
     results/scores/{benchmark}/{method}/{ood}/seed{seed}.parquet        per-sample scores (+ ANTS trace)
+    results/local/{backbone}/{label_set}/{dataset}/T{temperature}.parquet   GL-MCM's local term per image
+    results/envisioned/{label_set}/{method}.parquet    EOE's LLM answers (an answers log: the envisioned labels)
+    results/envisioned-text/{backbone}/{label_set}/{method}.parquet   their text features
+    results/paper/{stem}.{ext}                         the ablation table (ants.paper_tables; `snakemake paper`)
     results/metrics.json                               metrics per benchmark, method, dataset (DVC metrics)
     results/metrics/{benchmark}.csv                    the same as a table (mean, std over seeds, x100)
     results/metrics/{benchmark}_variants.csv           ANTS's score variants side by side
@@ -22,9 +27,11 @@ Layout (``{...}`` are Snakemake wildcards; the rules take these templates from :
     results/tables/{stem}.{ext}                        paper-shaped tables (csv, md, tex)
     results/logs/{rule}/..., results/benchmarks/{rule}/...   job logs, wall time and memory
     results/logs/answer/{benchmark}/{method}/{ood}/seed{seed}.timing.json   answer times, cache hits
+    results/logs/envision/{label_set}/{method}.timing.json   EOE's answer times, cache hits
     results/text-features/{backbone}.sqlite            shared store of the negatives' text features
     results/mllm-cache.sqlite                          shared answer cache (params: mllm.cache)
     reports/index.html, reports/figures/{name}.png     the report
+    reports/cost.{ext}                                 the cost table (run-dependent: beside the report)
 
 Tables
 ------
@@ -68,6 +75,7 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "PLAN_COLUMNS",
     "REPORT",
+    "REPORT_COST",
     "REPORT_FIGURE",
     "RESULTS",
     "Artifact",
@@ -111,8 +119,9 @@ __all__ = [
 #: the workflow's output folder (the templates' first part)
 RESULTS = "results"
 #: prompt templates of the ID text features (one row per class and prompt): NegLabel / AdaNeg /
-#: ANTS use "The nice {}." (the NegMining prompt), MCM "a photo of a {}."
-ID_PROMPTS = {"nice": "The nice {}.", "photo": "a photo of a {}."}
+#: ANTS use "The nice {}." (the NegMining prompt), MCM "a photo of a {}.", GL-MCM and EOE
+#: "a photo of a {}" (their code's, no final period)
+ID_PROMPTS = {"nice": "The nice {}.", "photo": "a photo of a {}.", "photo_bare": "a photo of a {}"}
 MANIFEST_COLUMNS = ("id", "path", "label", "class_name", "sha256", "readable", "error")
 #: columns of a plan file (one row per planned query, in the order an online run asks them)
 PLAN_COLUMNS = ("stream_id", "batch_index", "kind", "class_name", "image", "image_sha256")
@@ -273,6 +282,17 @@ ARTIFACTS: dict[str, Artifact] = {
             rows=("the sum of mining.selected", _mined_rows),
         ),
         Artifact(
+            "negatives_csp",
+            "CSP-mined negatives (ANTS's initial_detector: csp)",
+            "negatives/{backbone}/{label_set}/csp.parquet",
+            "mine_csp",
+            "mine-negatives",
+            (("label", "str"), ("kind", "str"), ("stat", "float"), ("max_id_cos", "float")),
+            embedding=True,
+            rows=("the sum of mining.selected", _mined_rows),
+            target="paper",
+        ),
+        Artifact(
             "static",
             "static scores",
             "static/{backbone}/{label_set}/{dataset}/{scoring}.parquet",
@@ -330,6 +350,41 @@ ARTIFACTS: dict[str, Artifact] = {
             f"negatives-text/{_PER_STREAM}.parquet",
             "encode_negatives",
             "encode-negatives",
+            (("template", "str"), ("text", "str")),
+            embedding=True,
+            rows=("n_texts", _count("n_texts")),
+        ),
+        Artifact(
+            "local",
+            "GL-MCM local term",
+            "local/{backbone}/{label_set}/{dataset}/T{temperature}.parquet",
+            "local_features",
+            "local-features",
+            (("id", "str"), ("l_mcm", "float"), ("local_pred", "int")),
+            rows=("n_images", _count("n_images")),
+        ),
+        Artifact(
+            "envisioned",
+            "EOE's envisioned labels (an answers log)",
+            "envisioned/{label_set}/{method}.parquet",
+            "envision",
+            "envision",
+            (
+                ("stream_id", "str"),
+                ("batch_index", "int"),
+                ("kind", "str"),
+                ("raw_text", "str"),
+                ("negatives", "list<str>"),
+                ("status", "str"),
+            ),
+            metadata=False,
+        ),
+        Artifact(
+            "envisioned_text",
+            "text features of EOE's envisioned labels",
+            "envisioned-text/{backbone}/{label_set}/{method}.parquet",
+            "encode_envisioned",
+            "encode-envisioned",
             (("template", "str"), ("text", "str")),
             embedding=True,
             rows=("n_texts", _count("n_texts")),
@@ -408,6 +463,21 @@ ARTIFACTS: dict[str, Artifact] = {
         ),
         Artifact("tables", "paper-shaped table", "tables/{stem}.{ext}", "tables", "tables"),
         Artifact(
+            "ablation_table",
+            "ablation table (paper Table 4)",
+            "paper/{stem}.{ext}",
+            "ablation_table",
+            "ablation-table",
+            target="paper",
+        ),
+        Artifact(
+            "envision_timings",
+            "EOE answer timings",
+            "logs/envision/{label_set}/{method}.timing.json",
+            "envision",
+            "envision",
+        ),
+        Artifact(
             "timings",
             "answer timings",
             f"logs/answer/{_PER_STREAM}.timing.json",
@@ -442,6 +512,8 @@ ARTIFACTS: dict[str, Artifact] = {
 #: the report (outside ``results/``)
 REPORT = "reports/index.html"
 REPORT_FIGURE = "reports/figures/{name}.png"
+#: the cost table (run-dependent, so beside the report and never a versioned output)
+REPORT_COST = "reports/cost.{ext}"
 
 
 #: an embedding table outside any workflow, read with no kind given
@@ -950,16 +1022,19 @@ def read_scores(file: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     return read_parquet(file, "scores")
 
 
-def read_negative_text(file: str | os.PathLike) -> tuple[list[tuple[str, str]], Any]:
-    """``([(template, text), ...], features)`` of a stream's negatives' text features (an
-    empty file: no pairs and a ``(0, 1)`` array)."""
+def read_negative_text(
+    file: str | os.PathLike, kind: str = "negative_text"
+) -> tuple[list[tuple[str, str]], Any]:
+    """``([(template, text), ...], features)`` of a stream's negatives' text features (or of
+    EOE's envisioned labels: ``kind="envisioned_text"``; an empty file: no pairs and a
+    ``(0, 1)`` array)."""
     import numpy as np
 
     from ants.embeddings import read_embeddings
 
-    pfile, meta = open_parquet(file, "negative_text")
+    pfile, meta = open_parquet(file, kind)
     if pfile.metadata.num_rows == 0:
-        _check_rows(Path(file), "negative_text", _spec("negative_text"), meta, 0)
+        _check_rows(Path(file), kind, _spec(kind), meta, 0)
         return [], np.zeros((0, 1), np.float32)
-    feats, rows, _ = read_embeddings(file, "negative_text")
+    feats, rows, _ = read_embeddings(file, kind)
     return list(zip(rows["template"], rows["text"], strict=True)), feats

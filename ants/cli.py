@@ -11,18 +11,28 @@ config subset the rule passes as ``params``)::
                        [--max-pixels N] --out F
     ants embed-labels  --label-set-json J --backbone-json J --encoding-json J --mining-json J
                        --out-text F --out-negatives F
+    ants mine-negatives --label-set-json J --backbone-json J --encoding-json J --mining-json J
+                       --out F
     ants stream        --id-embeddings F --ood-embeddings F --seed N --stream-json J --out F
-    ants static        --embeddings F --text F --negatives F --scoring-json J --out F
+    ants static        --embeddings F --text F [--negatives F] --scoring-json J --out F
     ants plan          --stream F --id-embeddings F --ood-embeddings F --text F --static-id F
                        --static-ood F --plan-json J --stream-id S --out F
     ants answer        --plan F --answer-json J --cache F --out F [--timings F]
     ants encode-negatives --answers F --method-json J --backbone-json J --encoding-json J
                        --store F --out F
+    ants local-features --embeddings F --text F --backbone-json J --encoding-json J
+                       --temperature T --out F
+    ants envision      --label-set-json J --method-json J --answer-json J --cache F --stream-id S
+                       --out F [--timings F]
+    ants encode-envisioned --answers F --label-set-json J --method-json J --backbone-json J
+                       --encoding-json J --store F --out F
     ants score         --stream F --method-json J --stream-id S --out F  + the inputs its method
                        reads: --id-embeddings --ood-embeddings --text --negatives --static-id
-                       --static-ood --answers --negative-text
+                       --static-ood --answers --negative-text --local-id --local-ood --envisioned
     ants compute-metrics --scores F... --view-json J --out-json F --out-dir DIR --plots F
     ants sweep-metrics --view-json J --out F
+    ants ablation-table --sweep F --view-json J --out-dir DIR
+    ants cost-table    --view-json J --out-dir DIR
     ants report        --metrics F --scores F... --answers F... --negatives F... --view-json J --out F
 
 Inspection (:mod:`ants.cli_inspect`; ``ants COMMAND --help``)::
@@ -162,6 +172,23 @@ def cmd_embed_labels(a) -> int:
     return 0
 
 
+def cmd_mine_negatives(a) -> int:
+    from ants.stages import mine_negatives
+
+    info = mine_negatives(
+        _json(a.label_set_json, "--label-set-json"),
+        _json(a.backbone_json, "--backbone-json"),
+        _json(a.encoding_json, "--encoding-json"),
+        _json(a.mining_json, "--mining-json"),
+        a.out,
+        label_set_name=a.label_set,
+        backbone_name=a.backbone,
+        progress=not a.quiet,
+    )
+    print(f"{info['n_classes']} ID classes, {info['n_negatives']} negatives -> {a.out}")
+    return 0
+
+
 def cmd_stream(a) -> int:
     from ants.stages import stream
 
@@ -245,6 +272,60 @@ def cmd_encode_negatives(a) -> int:
     return 0
 
 
+def cmd_local_features(a) -> int:
+    from ants.stages import local_features
+
+    info = local_features(
+        a.embeddings,
+        a.text,
+        _json(a.backbone_json, "--backbone-json"),
+        _json(a.encoding_json, "--encoding-json"),
+        temperature=a.temperature,
+        out=a.out,
+        max_pixels=a.max_pixels,
+        progress=not a.quiet,
+    )
+    print(f"GL-MCM local term of {info['n_images']} images -> {a.out}")
+    return 0
+
+
+def cmd_envision(a) -> int:
+    from ants.stages import envision
+
+    stats = envision(
+        _json(a.label_set_json, "--label-set-json"),
+        _json(a.method_json, "--method-json"),
+        _json(a.answer_json, "--answer-json"),
+        cache=a.cache,
+        out=a.out,
+        stream_name=a.stream_id,
+        timings=a.timings,
+        progress=not a.quiet,
+    )
+    print(
+        f"answered {stats.get('queries', 0)} queries ({stats.get('unique', 0)} distinct, "
+        f"{stats.get('hits', 0)} from the cache, {stats.get('generated', 0)} generated, "
+        f"{stats.get('failed', 0)} failed) -> {a.out}"
+    )
+    return 0
+
+
+def cmd_encode_envisioned(a) -> int:
+    from ants.stages import encode_envisioned
+
+    info = encode_envisioned(
+        a.answers,
+        _json(a.label_set_json, "--label-set-json"),
+        _json(a.method_json, "--method-json"),
+        _json(a.backbone_json, "--backbone-json"),
+        _json(a.encoding_json, "--encoding-json"),
+        store=a.store,
+        out=a.out,
+    )
+    print(f"{info['n_texts']} envisioned labels ({info['n_encoded_now']} encoded now) -> {a.out}")
+    return 0
+
+
 def cmd_score(a) -> int:
     from ants.stages import score
 
@@ -259,6 +340,9 @@ def cmd_score(a) -> int:
             "static_ood",
             "answers",
             "negative_text",
+            "local_id",
+            "local_ood",
+            "envisioned",
         )
     }
     frame = score(
@@ -301,6 +385,23 @@ def cmd_sweep_metrics(a) -> int:
     return 0
 
 
+def cmd_ablation_table(a) -> int:
+    from ants.paper_tables import write_ablation_tables
+
+    view = _json(a.view_json, "--view-json")
+    paths = write_ablation_tables(a.sweep, view, view["ablation"]["rows"], a.out_dir)
+    print("ablation table -> " + ", ".join(map(str, paths)))
+    return 0
+
+
+def cmd_cost_table(a) -> int:
+    from ants.paper_tables import write_cost_tables
+
+    paths = write_cost_tables(_json(a.view_json, "--view-json"), a.out_dir)
+    print("cost table -> " + ", ".join(map(str, paths)))
+    return 0
+
+
 def cmd_report(a) -> int:
     from ants.report import build_report
 
@@ -312,6 +413,9 @@ def cmd_report(a) -> int:
         embeddings=a.embeddings or [],
         view=_json(a.view_json, "--view-json"),
         out=a.out,
+        sweeps=a.sweeps,
+        ablation=a.ablation,
+        cost=a.cost,
     )
     print(f"report written to {out}")
     return 0
@@ -410,6 +514,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--label-set", default="")
     s.add_argument("--backbone", default="")
 
+    s = add(
+        "mine-negatives",
+        cmd_mine_negatives,
+        "another negative bank of a label set (e.g. the CSP-mined one), mined or from a file",
+    )
+    for opt in ("--label-set-json", "--backbone-json", "--encoding-json", "--mining-json", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--label-set", default="")
+    s.add_argument("--backbone", default="")
+
     s = add("stream", cmd_stream, "make a seeded [OOD, ID] stream")
     s.add_argument("--id-embeddings", required=True)
     s.add_argument("--ood-embeddings", required=True)
@@ -426,8 +540,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd_static,
         "per-image static scores (S_nl, prediction, lse of the ID logits) of a dataset",
     )
-    for opt in ("--embeddings", "--text", "--negatives", "--scoring-json", "--out"):
+    for opt in ("--embeddings", "--text", "--scoring-json", "--out"):
         s.add_argument(opt, required=True)
+    s.add_argument("--negatives", help="the negatives (not read by an MCM pass)")
 
     s = add("plan", cmd_plan, "list every MLLM query an ANTS stream asks")
     for opt in (
@@ -471,6 +586,48 @@ def _parser() -> argparse.ArgumentParser:
     ):
         s.add_argument(opt, required=True)
 
+    s = add(
+        "local-features",
+        cmd_local_features,
+        "GL-MCM's local term of every image of an embeddings file (a second CLIP pass)",
+    )
+    for opt in ("--embeddings", "--text", "--backbone-json", "--encoding-json", "--out"):
+        s.add_argument(opt, required=True)
+    s.add_argument("--temperature", type=float, required=True)
+    s.add_argument("--max-pixels", type=_positive_int, help=MAX_PIXELS_HELP)
+
+    s = add(
+        "envision",
+        cmd_envision,
+        "EOE: ask the LLM (text only) for outlier class names of a label set; write the answers log",
+    )
+    for opt in (
+        "--label-set-json",
+        "--method-json",
+        "--answer-json",
+        "--cache",
+        "--stream-id",
+        "--out",
+    ):
+        s.add_argument(opt, required=True)
+    s.add_argument("--timings", help="where the answer times and cache hits go (JSON)")
+
+    s = add(
+        "encode-envisioned",
+        cmd_encode_envisioned,
+        "EOE: CLIP text features of the envisioned labels of an answers log",
+    )
+    for opt in (
+        "--answers",
+        "--label-set-json",
+        "--method-json",
+        "--backbone-json",
+        "--encoding-json",
+        "--store",
+        "--out",
+    ):
+        s.add_argument(opt, required=True)
+
     s = add("score", cmd_score, "score one stream with one method")
     for opt in ("--stream", "--method-json", "--stream-id", "--out"):
         s.add_argument(opt, required=True)
@@ -483,6 +640,9 @@ def _parser() -> argparse.ArgumentParser:
         "--static-ood",
         "--answers",
         "--negative-text",
+        "--local-id",
+        "--local-ood",
+        "--envisioned",
     ):
         s.add_argument(opt)
 
@@ -499,6 +659,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--view-json", required=True)
     s.add_argument("--out", required=True)
 
+    s = add(
+        "ablation-table",
+        cmd_ablation_table,
+        "the ablation table (paper Table 4) from the ablation sweep's metrics: CSV, Markdown, LaTeX",
+    )
+    s.add_argument(
+        "--sweep", required=True, help="the ablation sweep's metrics (results/sweeps/X.csv)"
+    )
+    s.add_argument("--view-json", required=True)
+    s.add_argument("--out-dir", required=True)
+
+    s = add(
+        "cost-table",
+        cmd_cost_table,
+        "time per image and MLLM calls per method, from the jobs' benchmark files: CSV, Markdown, LaTeX",
+    )
+    s.add_argument("--view-json", required=True)
+    s.add_argument("--out-dir", required=True)
+
     s = add("report", cmd_report, "write the HTML report")
     s.add_argument("--metrics", required=True)
     s.add_argument("--scores", nargs="+", required=True)
@@ -507,6 +686,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--embeddings", nargs="*")
     s.add_argument("--view-json", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument(
+        "--sweeps", nargs="*", help="sweep tables to draw (default: results/sweeps/*.csv)"
+    )
+    s.add_argument("--ablation", help="the ablation table's CSV (results/paper/ablation.csv)")
+    s.add_argument("--cost", help="the cost table's CSV (reports/cost.csv)")
 
     s = add("config", None, "params.yaml tools")
     csub = s.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -542,6 +726,7 @@ BAD_INPUT = (
     ("ants.mllm.cache", "CacheError"),
     ("ants.text_features", "TextFeatureStoreError"),
     ("ants.mllm.base", "BackendError"),
+    ("ants.negative_lists", "NegativeListError"),
 )
 #: Work that could not be done (exit 1): failed answers, answers or text features missing.
 FAILED = (

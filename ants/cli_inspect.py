@@ -10,6 +10,7 @@ stream or batch and what exists)::
     ants answers export  [filters] --out F [--format csv|json]
     ants answers diff    A B                            two logs (paths, or REV:PATH via git/dvc)
     ants negatives --stream S --batch B                 the ENS and VSNL banks after batch B
+    ants negatives compare A B                          two negative sets: counts, overlap
     ants metrics [--brief]                              paper-shaped tables, published beside
     ants tables --view-json J --metrics-dir D --out-dir D   (workflow stage)
     ants cache stats [--cache F]                        cached answers per kind and status
@@ -114,7 +115,9 @@ def cmd_answers_list(a) -> int:
         return _done(a)
     rows = sel.head(a.limit)
     width = max(len("stream"), *(len(str(x)) for x in rows["stream_id"]))
-    print(f"{'stream':{width}s}  {'batch':5s} kind {'status':10s} {'class':24s} {'image':24s} answer")
+    print(
+        f"{'stream':{width}s}  {'batch':5s} kind {'status':10s} {'class':24s} {'image':24s} answer"
+    )
     for r in rows.itertuples():
         raw = (r.raw_text or "").replace("\n", " ")
         image = Path(str(r.image)).name if isinstance(r.image, str) and r.image else "-"
@@ -340,9 +343,26 @@ def _class_names(text: str | None, stream: str, params: str) -> list[str] | None
     return list(artifacts.read_id_text(path, "nice")[1]) if path.is_file() else None
 
 
+def cmd_negatives_compare(a) -> int:
+    from ants.negative_lists import compare_negative_sets, format_comparison, negative_labels_of
+
+    result = compare_negative_sets(
+        negative_labels_of(a.a), negative_labels_of(a.b), examples=a.examples
+    )
+    for line in format_comparison(result, a.a, a.b):
+        print(line)
+    return 0
+
+
 def cmd_negatives(a) -> int:
     from ants.answers_log import read_logs
     from ants.inspection import banks_at, filter_answers
+
+    if a.stream is None or a.batch is None:
+        raise UsageError(
+            "give --stream and --batch (the banks of one ANTS stream after a batch), "
+            "or `ants negatives compare A B` (two negative sets)"
+        )
 
     frame = read_logs(a.log)
     rows = filter_answers(frame, stream=a.stream)
@@ -625,7 +645,7 @@ def _filters(c, *, stream_required: bool = False) -> None:
         help="stream id (BENCH/METHOD/OOD/seedN) or a prefix, e.g. demo/ants_code",
     )
     c.add_argument("--batch", type=int, help="stream batch (from 1) where the queries arose")
-    c.add_argument("--kind", choices=["ens", "vsnl"])
+    c.add_argument("--kind", choices=["ens", "vsnl", "eoe"])
     c.add_argument("--status", choices=["ok", "empty", "unparsable", "failed"])
     c.add_argument(
         "--text", help="case-insensitive substring of the answer, negatives, class or image"
@@ -709,8 +729,8 @@ def register(add) -> None:
         cmd_negatives,
         "the ENS and VSNL banks of one ANTS stream as they stood after a batch",
     )
-    s.add_argument("--stream", required=True, help="stream id BENCH/METHOD/OOD/seedN")
-    s.add_argument("--batch", type=int, required=True, help="stream batch (from 1)")
+    s.add_argument("--stream", help="stream id BENCH/METHOD/OOD/seedN (required)")
+    s.add_argument("--batch", type=int, help="stream batch (from 1) (required)")
     s.add_argument("--log", default=DEFAULT_LOG)
     s.add_argument(
         "--scores",
@@ -722,6 +742,17 @@ def register(add) -> None:
     s.add_argument(
         "--limit", type=_limit, default=30, help="entries shown per bank (0 = all; default: 30)"
     )
+    nsub = s.add_subparsers(dest="negatives_command", metavar="[compare]")
+    text = (
+        "compare two negative sets: a mined-negatives file (results/negatives/...parquet) or a "
+        "text file (one label per line, or NegLabel's published list): counts, overlap, the "
+        "labels only in one of them"
+    )
+    c = nsub.add_parser("compare", help=text, description=text)
+    c.add_argument("a", help="negatives A (.parquet or text file)")
+    c.add_argument("b", help="negatives B (.parquet or text file)")
+    c.add_argument("--examples", type=int, default=10, help="labels shown only in A / only in B")
+    c.set_defaults(func=cmd_negatives_compare)
 
     s = add(
         METRICS_COMMAND,

@@ -59,7 +59,10 @@ __all__ = [
     "active_benchmarks",
     "check_data",
     "check_references",
+    "check_paper",
     "check_sweeps",
+    "paper_sweeps",
+    "sweep_value",
     "definition_checker",
     "dvc_restore_hint",
     "format_path",
@@ -571,7 +574,7 @@ def validate_params(
         raise ConfigError(problems, source)
     problems = check_references(params)
     if not problems:
-        problems = check_sweeps(params, validator)
+        problems = check_sweeps(params, validator) + check_paper(params)
     if check_files:
         problems += check_data(params)
     if problems:
@@ -710,6 +713,21 @@ def check_references(params: Mapping) -> list[str]:
 
     # the MLLM: the selected backend's settings, prompts and generation settings
     mllm = params["mllm"]
+    out += _mllm_problems(mllm)
+    # an EOE method's own LLM: its overrides merged over mllm must be a valid mllm section
+    for name, cfg in methods.items():
+        if cfg["method"] == "eoe" and cfg.get("llm"):
+            merged = merge_config(mllm, cfg["llm"])
+            validator = _section_validator(load_schema(), "mllm")
+            lines = _schema_problems(merged, validator) or _mllm_problems(merged)
+            out += [f"methods.{name}.llm (merged over mllm): {line}" for line in lines]
+    return out
+
+
+def _mllm_problems(mllm: Mapping) -> list[str]:
+    """The selected backend's settings are there, with the required ones; prompts and
+    generation settings are valid."""
+    out = []
     backend = mllm["backend"]
     settings = mllm["backends"].get(backend)
     if settings is None:
@@ -721,8 +739,7 @@ def check_references(params: Mapping) -> list[str]:
         for key in BACKEND_REQUIRED_SETTINGS[backend]:
             if key not in settings:
                 out.append(f"mllm.backends.{backend}.{key}: required for backend {backend!r}")
-    out += _prompting_problems(mllm)
-    return out
+    return out + _prompting_problems(mllm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -736,11 +753,22 @@ def selected_sweeps(params: Mapping) -> list[str]:
     return [s for s in (chosen if chosen is not None else sweeps) if s in sweeps]
 
 
+def paper_sweeps(params: Mapping) -> list[str]:
+    """The sweeps the ``paper`` target builds: ``paper.panels`` and ``paper.ablation`` (when
+    the ablation table is one of ``paper.tables``), defined ones only, in that order."""
+    paper = params.get("paper") or {}
+    names = list(paper.get("panels") or [])
+    if "ablation" in (paper.get("tables") or []) and paper.get("ablation"):
+        names.append(paper["ablation"])
+    sweeps = params.get("sweeps") or {}
+    return [s for i, s in enumerate(names) if s in sweeps and s not in names[:i]]
+
+
 def active_benchmarks(params: Mapping) -> list[str]:
     """The benchmarks whose data must be present: ``run.benchmarks`` and those of the selected
-    sweeps (defined ones only, in first-seen order)."""
+    sweeps and of the paper's sweeps (defined ones only, in first-seen order)."""
     names = list(params["run"]["benchmarks"])
-    for s in selected_sweeps(params):
+    for s in selected_sweeps(params) + paper_sweeps(params):
         names += list(params["sweeps"][s]["benchmarks"])
     return [b for i, b in enumerate(names) if b in params["benchmarks"] and b not in names[:i]]
 
@@ -748,8 +776,34 @@ def active_benchmarks(params: Mapping) -> list[str]:
 def _why(params: Mapping, benchmark: str) -> str:
     if benchmark in params["run"]["benchmarks"]:
         return f"run.benchmarks includes {benchmark!r}"
-    sweeps = [s for s in selected_sweeps(params) if benchmark in params["sweeps"][s]["benchmarks"]]
+    sweeps = [
+        s
+        for s in selected_sweeps(params) + paper_sweeps(params)
+        if benchmark in params["sweeps"][s]["benchmarks"]
+    ]
     return f"sweep {sweeps[0]!r} uses benchmark {benchmark!r}"
+
+
+def check_paper(params: Mapping) -> list[str]:
+    """Problems of the ``paper`` section: its panels and ablation name defined sweeps; an
+    ablation table names its sweep."""
+    paper = params.get("paper")
+    if not paper:
+        return []
+    out: list[str] = []
+    sweeps = params.get("sweeps") or {}
+    for i, s in enumerate(paper.get("panels") or []):
+        if s not in sweeps:
+            out.append(f"paper.panels[{i}]: unknown sweep {s!r}; {_defined('sweeps', sweeps)}")
+    abl = paper.get("ablation")
+    if abl is not None and abl not in sweeps:
+        out.append(f"paper.ablation: unknown sweep {abl!r}; {_defined('sweeps', sweeps)}")
+    if "ablation" in paper["tables"] and abl is None:
+        out.append(
+            "paper.ablation: required, since paper.tables lists 'ablation' (the sweep whose "
+            "points are the ablation rows)"
+        )
+    return out
 
 
 def sweep_targets(params: Mapping, sweep: str) -> list[tuple[str | None, str]]:
@@ -821,10 +875,19 @@ def _section_problems(
     return out
 
 
-def _set(params: Mapping, path: str, value: Any) -> dict:
+def sweep_value(current: Any, value: Any, merge: bool = False) -> Any:
+    """What a sweep point puts at its setting: ``value`` itself, or, for a sweep with
+    ``merge: true``, ``value`` (a mapping) merged over the ``current`` mapping there
+    (:func:`merge_config`: key by key, lists replace)."""
+    if merge:
+        return merge_config(current if isinstance(current, Mapping) else {}, value)
+    return copy.deepcopy(value)
+
+
+def _set(params: Mapping, path: str, value: Any, merge: bool = False) -> dict:
     out = copy.deepcopy(dict(params))
     node, key, _ = _container(out, path)
-    node[key] = copy.deepcopy(value)
+    node[key] = sweep_value(node.get(key), value, merge)
     return out
 
 
@@ -891,8 +954,23 @@ def check_sweeps(params: Mapping, validator=None) -> list[str]:
                 continue
             first = True
             section = _section_validator(validator.schema, path.split(".")[0])
+            if sw.get("merge"):
+                if not isinstance(node.get(key), Mapping):
+                    out.append(
+                        f"{where}.setting: {path!r}{for_m} is {_show(node.get(key))}, not a mapping; "
+                        "merge: true merges each value into a mapping"
+                    )
+                    continue
+                not_maps = [i for i, v in enumerate(values) if not isinstance(v, Mapping)]
+                out += [
+                    f"{where}.values[{i}]: {_show(values[i])} is not a mapping; with merge: true each "
+                    f"value is merged into {path!r}"
+                    for i in not_maps
+                ]
+                if not_maps:
+                    continue
             for i, value in enumerate(values):
-                trial = _set(params, path, value)
+                trial = _set(params, path, value, bool(sw.get("merge")))
                 found = _section_problems(trial, path.split(".")[0], section, validator, method)
                 if not found:
                     found = check_references(trial)
@@ -1101,9 +1179,20 @@ def _near_top_k_problems(params: Mapping, labels: _LabelSets) -> list[str]:
 
 
 def _mining_problems(params: Mapping, labels: _LabelSets) -> list[str]:
-    """``mining.n_negatives`` larger than NegMining's candidate pool for a label set of an
-    active benchmark (``proportional`` selection only; the other modes keep a fraction)."""
+    """``mining.file`` missing when ``mining.source`` is ``file`` (the negatives are read, not
+    mined: nothing else of ``mining`` applies); else ``mining.n_negatives`` larger than
+    NegMining's candidate pool for a label set of an active benchmark (``proportional``
+    selection only; the other modes keep a fraction)."""
     mining = params["mining"]
+    if mining.get("source") == "file":
+        file = mining.get("file")
+        if not file or not Path(file).expanduser().is_file():
+            return [
+                f"mining.file: {file!r} not found, but mining.source is 'file'; give a text file "
+                "of negative labels, one per line (e.g. NegLabel's selected_neg_labels_in1k_10k.txt), "
+                "or set mining.source: wordnet to mine them"
+            ]
+        return []
     if mining["selection"] != "proportional":
         return []
     n = mining["n_negatives"]

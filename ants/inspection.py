@@ -188,7 +188,8 @@ def banks_at(
             names = [str(class_names[c]) for c in new]
             return [replayed.get(Query("vsnl", n), none) if n in asked else none for n in names]
 
-        out.vsnl = vsnl_event(cache, top_predicted(counts, near_k), ask, cfg)
+        subset = top_predicted(counts, near_k) if cfg.sim else list(range(len(class_names)))
+        out.vsnl = vsnl_event(cache, subset, ask, cfg)  # no SIM: every class (ablation row C)
     out.vsnl_classes = [str(class_names[c]) for c in cache]
     return out
 

@@ -362,8 +362,61 @@ def sweep_figures(
 # -- tables ------------------------------------------------------------------------------------
 
 
+def _html_long(title: str, long: pd.DataFrame) -> dict:
+    """One long table (:data:`ants.tables.LONG_COLUMNS`) as the template draws it."""
+    from ants.tables import split_notes
+
+    datasets = list(dict.fromkeys(long["dataset"]))
+    rows = []
+    for r in dict.fromkeys(long["row"]):
+        part = long[long["row"] == r]
+        cells = []
+        for ds in datasets:
+            for metric in TABLE_METRICS:
+                hit = part[(part["dataset"] == ds) & (part["metric"] == metric)]
+                h = hit.iloc[0] if len(hit) else None
+                ok = h is not None and not pd.isna(h["mean"])
+                pub = None if h is None or pd.isna(h["published"]) else float(h["published"])
+                cells.append(
+                    {
+                        "ours": f"{h['mean']:.2f} ± {h['std']:.2f}" if ok else "–",
+                        "pub": None if pub is None else f"{pub:.2f}",
+                        "diff": None if pub is None or not ok else f"{h['mean'] - pub:+.2f}",
+                        "source": ""
+                        if h is None
+                        else f"{h['published_method']}: {h['published_source']}",
+                    }
+                )
+        rows.append({"label": r, "cells": cells})
+    return {
+        "title": title,
+        "datasets": datasets,
+        "metrics": list(TABLE_METRICS.values()),
+        "rows": rows,
+        "notes": split_notes(long),
+    }
+
+
+def _paper_extras(ablation: str | os.PathLike | None, cost: str | os.PathLike | None) -> dict:
+    """The ablation table (its long CSV) and the cost table (its CSV), when given."""
+    from ants.paper_tables import COST_NOTE, cost_cells
+
+    out: dict[str, Any] = {"ablation": [], "cost": None}
+    if ablation is not None and Path(ablation).is_file():
+        long = pd.read_csv(ablation)
+        for bench in dict.fromkeys(long["benchmark"]):
+            part = long[long["benchmark"] == bench]
+            out["ablation"].append(_html_long(f"Ablation on {bench}", part))
+    if cost is not None and Path(cost).is_file():
+        frame = pd.read_csv(cost, keep_default_na=True)
+        frame["not_measured"] = frame["not_measured"].fillna("")
+        heads, rows = cost_cells(frame)
+        out["cost"] = {"heads": heads, "rows": rows, "note": COST_NOTE}
+    return out
+
+
 def _html_tables(metrics_dir: Path, view: Mapping) -> list[dict]:
-    from ants.tables import paper_table, read_metric_rows, split_notes, variant_metrics
+    from ants.tables import paper_table, read_metric_rows, variant_metrics
 
     paper = paper_results()
     out = []
@@ -383,43 +436,7 @@ def _html_tables(metrics_dir: Path, view: Mapping) -> list[dict]:
                     paper_table(bench, main, view, paper, variants=variants),
                 )
             )
-        tables = []
-        for title, long in blocks:
-            datasets = list(dict.fromkeys(long["dataset"]))
-            rows = []
-            for r in dict.fromkeys(long["row"]):
-                part = long[long["row"] == r]
-                cells = []
-                for ds in datasets:
-                    for metric in TABLE_METRICS:
-                        hit = part[(part["dataset"] == ds) & (part["metric"] == metric)]
-                        h = hit.iloc[0] if len(hit) else None
-                        ok = h is not None and not pd.isna(h["mean"])
-                        pub = (
-                            None if h is None or pd.isna(h["published"]) else float(h["published"])
-                        )
-                        cells.append(
-                            {
-                                "ours": f"{h['mean']:.2f} ± {h['std']:.2f}" if ok else "–",
-                                "pub": None if pub is None else f"{pub:.2f}",
-                                "diff": None
-                                if pub is None or not ok
-                                else f"{h['mean'] - pub:+.2f}",
-                                "source": ""
-                                if h is None
-                                else f"{h['published_method']}: {h['published_source']}",
-                            }
-                        )
-                rows.append({"label": r, "cells": cells})
-            tables.append(
-                {
-                    "title": title,
-                    "datasets": datasets,
-                    "metrics": list(TABLE_METRICS.values()),
-                    "rows": rows,
-                    "notes": split_notes(long),
-                }
-            )
+        tables = [_html_long(title, long) for title, long in blocks]
         out.append({"benchmark": bench, "tables": tables})
     return out
 
@@ -748,12 +765,17 @@ def build_report(
     out: str | os.PathLike,
     sweeps: Sequence[str | os.PathLike] | None = None,
     results_dir: str | os.PathLike | None = None,
+    ablation: str | os.PathLike | None = None,
+    cost: str | os.PathLike | None = None,
 ) -> Path:
     """Write ``out`` (one self-contained HTML file) and its figures in ``<out's folder>/figures``
     (replaced whole). ``view``: :func:`ants.views.report_view`; ``sweeps``: sweep CSVs (default:
     ``{results_dir}/sweeps/*.csv``); ``results_dir``: default the folder of ``metrics_json``
-    (metric tables, benchmarks). Every input is checked by its reader first: a damaged one
-    raises :class:`ants.artifacts.ArtifactError` naming it."""
+    (metric tables, benchmarks); ``ablation``, ``cost``: the CSVs of the ablation and cost
+    tables (:mod:`ants.paper_tables`), shown after the paper-shaped tables when given. The
+    sweeps of ``view["paper"]["panels"]`` come first, titled as the paper's Figure 7 panels.
+    Every input is checked by its reader first: a damaged one raises
+    :class:`ants.artifacts.ArtifactError` naming it."""
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     out = Path(out)
@@ -771,7 +793,7 @@ def build_report(
     with atomic_dir(fig_dir) as tmp_dir:
         rocs, hists = _score_figures(score_files, view, tmp_dir, int(settings["histogram_bins"]))
         traces = _trace_figures(score_files, view, tmp_dir)
-        sweep_figs = sweep_figures(sweeps, tmp_dir)
+        sweep_figs = _panels_first(sweep_figures(sweeps, tmp_dir), view)
     env = Environment(
         loader=PackageLoader("ants", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -784,6 +806,7 @@ def build_report(
         demo=is_demo(embeddings, answer_logs),
         banner=DEMO_BANNER,
         benchmarks=_html_tables(results_dir / "metrics", view),
+        extras=_paper_extras(ablation, cost),
         rocs=rocs,
         hists=hists,
         traces=traces,
@@ -801,6 +824,19 @@ def build_report(
     with atomic_path(out) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return out
+
+
+def _panels_first(figures: list[dict], view: Mapping) -> list[dict]:
+    """The sweep figures with the paper's Figure 7 panels (``view["paper"]["panels"]``) first,
+    in that order, titled "Figure 7 (a) ..."."""
+    panels = list(((view.get("paper") or {}).get("panels")) or [])
+    by_name = {f["title"].split(":")[0].removeprefix("sweep "): f for f in figures}
+    out = []
+    for i, name in enumerate(panels):
+        f = by_name.pop(name, None)
+        if f is not None:
+            out.append({**f, "title": f"Figure 7 ({chr(ord('a') + i)}): {f['title']}"})
+    return out + [f for f in figures if f in by_name.values()]
 
 
 def _published_rows() -> list[dict]:

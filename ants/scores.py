@@ -34,6 +34,7 @@ __all__ = [
     "group_layout",
     "id_logits",
     "mcm",
+    "mcm_parts",
     "negative_label",
     "predict",
 ]
@@ -171,6 +172,39 @@ def mcm(
         logits = img[sl] @ txt.T / temperature
         out[sl] = torch.exp(logits.max(dim=1).values - torch.logsumexp(logits, dim=1))
     return _like_input(out, image_features)
+
+
+def mcm_parts(
+    image_features: Any,
+    id_text_features: Any,
+    *,
+    tau: float = DEFAULT_TAU,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> StaticScores:
+    """MCM as a static pass: :class:`StaticScores` whose ``scores`` are
+    ``max_i softmax_i(cos(v, t_i) / tau)`` (:func:`mcm` at temperature ``tau``), with the
+    prediction and ``lse_id`` (the log-sum-exp of the same ID logits) of that pass.
+
+    ANTS started from MCM instead of NegLabel (``initial_detector: mcm``; the authors'
+    commented alternative takes the max of the ID softmax of ``logit_scale * cos``, i.e.
+    ``tau = 0.01``). Higher = more in-distribution. The score equals ``exp(max logit - lse_id)``.
+    """
+    _check_tau(tau)
+    img = as_features(image_features, "image_features", allow_empty=True)
+    idt = as_features(id_text_features, "id_text_features")
+    _check_dims(img, id_text_features=idt)
+    n = img.shape[0]
+    scores = torch.empty(n, dtype=torch.float32)
+    pred = torch.empty(n, dtype=torch.int64)
+    lse_ids = torch.empty(n, dtype=torch.float32)
+    id_text = (idt / tau).T.contiguous()
+    for sl in _chunks(n, chunk_size):
+        logit = img[sl] @ id_text
+        top, pred[sl] = logit.max(dim=1)
+        lse = torch.logsumexp(logit, dim=1)
+        lse_ids[sl] = lse
+        scores[sl] = torch.exp(top - lse)
+    return StaticScores(scores.numpy(), pred.numpy(), lse_ids.numpy())
 
 
 def mean_id_mass(

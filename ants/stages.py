@@ -39,8 +39,12 @@ __all__ = [
     "download_dataset",
     "embed_images",
     "embed_label_set",
+    "encode_envisioned",
     "encode_negatives",
+    "envision",
+    "local_features",
     "make_demo_data",
+    "mine_negatives",
     "compute_metrics",
     "sweep_metrics",
     "plan",
@@ -269,7 +273,6 @@ def embed_label_set(
 ) -> dict:
     """ID text features (both :data:`ID_PROMPTS`) and the mined negatives of one label set."""
     from ants.embeddings import write_embeddings
-    from ants.mining import mine_negative_labels
 
     names = _label_names(label_set)
     encoder = _encoder(backbone, encoding)
@@ -304,11 +307,79 @@ def embed_label_set(
         },
         kind="id_text",
     )
-    mined = mine_negative_labels(
-        names, encode_text, **dict(mining), batch_size=max(batch, 1024), progress=progress
-    )
+    mined = _negatives(names, encode_text, mining, batch, progress)
     mined.meta.update({"label_set": label_set_name, "backbone": backbone_name, "encoder": identity})
     mined.save(out_negatives)
+    return {"n_classes": len(names), "n_negatives": len(mined)}
+
+
+#: mining keys that choose where the negatives come from, not how NegMining runs
+_SOURCE_KEYS = ("source", "file")
+
+
+def _negatives(names, encode_text, mining: Mapping, batch: int, progress: bool):
+    """The negatives of ``params.mining``: NegMining on WordNet, or the list in ``mining.file``
+    (:mod:`ants.negative_lists`; what the file holds is logged and kept in the metadata)."""
+    from ants.mining import mine_negative_labels
+
+    if mining.get("source", "wordnet") == "file":
+        from ants.negative_lists import negatives_from_list, read_negative_list
+
+        lst = read_negative_list(mining["file"])
+        mined = negatives_from_list(
+            lst,
+            names,
+            encode_text,
+            percentile=float(mining.get("percentile", 95)),
+            percentile_method=mining.get("percentile_method", "inverted_cdf"),
+            batch_size=max(batch, 1024),
+        )
+        meta = mined.meta
+        log.info(
+            "negatives from %s (%s format): %d entries %s; %d duplicate(s)%s; %d equal to an ID "
+            "class name%s",
+            lst.path,
+            lst.format,
+            len(lst),
+            meta["counts"],
+            meta["n_duplicates"],
+            f", e.g. {meta['duplicate_examples'][0]}" if meta["n_duplicates"] else "",
+            meta["n_id_overlap"],
+            f", e.g. {meta['id_overlap_examples']}" if meta["n_id_overlap"] else "",
+        )
+        return mined
+    settings = {k: v for k, v in mining.items() if k not in _SOURCE_KEYS}
+    return mine_negative_labels(
+        names, encode_text, **settings, batch_size=max(batch, 1024), progress=progress
+    )
+
+
+def mine_negatives(
+    label_set: Mapping,
+    backbone: Mapping,
+    encoding: Mapping,
+    mining: Mapping,
+    out: str | os.PathLike,
+    *,
+    label_set_name: str = "",
+    backbone_name: str = "",
+    progress: bool = True,
+) -> dict:
+    """``ants mine-negatives``: another set of negatives of one label set (e.g. the CSP-mined
+    bank ANTS can start from, ``initial_detector: csp``), written like
+    :func:`embed_label_set`'s."""
+    names = _label_names(label_set)
+    encoder = _encoder(backbone, encoding)
+    batch = int(encoding["text_batch_size"])
+
+    def encode_text(texts: Sequence[str], template: str) -> np.ndarray:
+        return encoder.encode_texts(list(texts), template=template, batch_size=batch)
+
+    mined = _negatives(names, encode_text, mining, batch, progress)
+    mined.meta.update(
+        {"label_set": label_set_name, "backbone": backbone_name, "encoder": encoder.identity()}
+    )
+    mined.save(out)
     return {"n_classes": len(names), "n_negatives": len(mined)}
 
 
@@ -402,7 +473,7 @@ def _negative_features(path) -> np.ndarray:
 def static(
     embeddings: str | os.PathLike,
     id_text: str | os.PathLike,
-    negatives: str | os.PathLike,
+    negatives: str | os.PathLike | None,
     *,
     scoring: Mapping,
     out: str | os.PathLike,
@@ -410,23 +481,33 @@ def static(
     """``ants static``: the grouped negative-label score, ID prediction and ``lse_id`` of every
     image of one dataset (:func:`ants.scores.negative_label_parts`), once per (backbone, label
     set, dataset, grouping); NegLabel, the ANTS plans and the ANTS score jobs of every seed and
-    stream read it."""
+    stream read it.
+
+    ``scoring`` is :func:`ants.views.parse_scoring_name` of the file's name. With ``detector:
+    mcm`` (ANTS's ``initial_detector``) the score is MCM at ``tau``
+    (:func:`ants.scores.mcm_parts`; ``negatives`` unused, may be None); with ``detector: csp``
+    ``negatives`` is the CSP-mined bank."""
     from ants.embeddings import read_embeddings
     from ants.methods.ants_tta import STATIC_CHUNK
-    from ants.scores import negative_label_parts
+    from ants.scores import mcm_parts, negative_label_parts
 
     feats, rows, meta = read_embeddings(embeddings, "embeddings")
     idt, _ = read_id_text(id_text, "nice")
-    grouping = {k: int(scoring[k]) for k in ("n_groups", "group_size") if k in scoring}
-    parts = negative_label_parts(
-        feats,
-        idt,
-        _negative_features(negatives),
-        tau=float(scoring["tau"]),
-        seed=int(scoring["seed"]),
-        chunk_size=STATIC_CHUNK,
-        **grouping,
-    )
+    if scoring.get("detector") == "mcm":
+        parts = mcm_parts(feats, idt, tau=float(scoring["tau"]), chunk_size=STATIC_CHUNK)
+    else:
+        if negatives is None:
+            raise StageError(f"the static pass {dict(scoring)} needs the negatives (--negatives)")
+        grouping = {k: int(scoring[k]) for k in ("n_groups", "group_size") if k in scoring}
+        parts = negative_label_parts(
+            feats,
+            idt,
+            _negative_features(negatives),
+            tau=float(scoring["tau"]),
+            seed=int(scoring["seed"]),
+            chunk_size=STATIC_CHUNK,
+            **grouping,
+        )
     frame = pd.DataFrame(
         {
             "id": rows["id"].to_numpy(),
@@ -612,10 +693,23 @@ def encode_negatives(
     not yet stored are encoded (CLIP is loaded only then). Writes the stream's texts and
     features (:mod:`ants.embeddings` format, rows ``template``, ``text``) to ``out``.
     """
+    return _encode_text_pairs(negative_texts(answers_log, method), backbone, encoding, store, out)
+
+
+def _encode_text_pairs(
+    pairs: list[tuple[str, str]],
+    backbone: Mapping,
+    encoding: Mapping,
+    store,
+    out,
+    kind: str = "negative_text",
+) -> dict:
+    """CLIP text features of ``(template, text)`` pairs through the content-addressed store
+    (only texts not yet stored are encoded), written to ``out`` (rows ``template``, ``text``;
+    the :data:`ants.artifacts.ARTIFACTS` ``kind``)."""
     from ants.embeddings import write_embeddings
     from ants.text_features import TextFeatureStore, encode_texts_once, encoder_key
 
-    pairs = negative_texts(answers_log, method)
     identity = encoder_key(backbone, encoding["precision"])
 
     def make_encoder():
@@ -637,16 +731,181 @@ def encode_negatives(
         "n_texts": len(pairs),
     }  # nothing run-dependent: DVC hashes this file
     if pairs:
-        write_embeddings(out, feats, rows, meta, kind="negative_text")
+        write_embeddings(out, feats, rows, meta, kind=kind)
     else:
-        artifacts.write_parquet(out, "negative_text", rows.assign(embedding=[]), meta)
+        artifacts.write_parquet(out, kind, rows.assign(embedding=[]), meta)
     log.info(
-        "negatives' text features: %d texts, %d encoded now, %d from the store",
+        "text features: %d texts, %d encoded now, %d from the store",
         len(pairs),
         n_new,
         len(pairs) - n_new,
     )
     return {**meta, "n_encoded_now": n_new}
+
+
+# --------------------------------------------------------------------------------------------
+# the other training-free baselines: GL-MCM's local term, EOE's envisioned labels
+
+
+def local_features(
+    embeddings: str | os.PathLike,
+    id_text: str | os.PathLike,
+    backbone: Mapping,
+    encoding: Mapping,
+    *,
+    temperature: float,
+    out: str | os.PathLike,
+    max_pixels: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """``ants local-features``: GL-MCM's local term of every image of an embeddings file.
+
+    A second pass of CLIP over the images (decoded as :func:`embed_images` does), taking the
+    value-path patch features of the last block (:func:`ants.local_features.value_path_features`)
+    and reducing them at once to ``l_mcm`` = :func:`ants.methods.glmcm.local_mcm` against the
+    ID labels ("a photo of a {}") at ``temperature``: one number per image, plus the class of
+    the best patch (``local_pred``). The global feature of the same pass must match the stored
+    embedding (cosine >= 0.99), else the images or the model changed since embedding: an error.
+    """
+    import torch
+
+    from ants.embeddings import read_embeddings
+    from ants.encoders import _collate, _ImageFiles
+    from ants.images import DEFAULT_MAX_PIXELS
+    from ants.local_features import LocalFeatureError, value_path_features
+    from ants.methods.glmcm import GLMCM_PROMPT, local_mcm
+    from ants.progress import progress as progress_bar
+
+    feats, rows, meta = read_embeddings(embeddings, "embeddings")
+    idt, _ = read_id_text(id_text, GLMCM_PROMPT)
+    encoder = _encoder(backbone, encoding)
+    paths = rows["path"].tolist()
+    scores = np.empty(len(paths), dtype=np.float32)
+    preds = np.empty(len(paths), dtype=np.int64)
+    worst = 1.0
+    loader = torch.utils.data.DataLoader(
+        _ImageFiles(
+            paths, encoder.preprocess, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        ),
+        batch_size=int(encoding["image_batch_size"]),
+        shuffle=False,
+        num_workers=int(encoding["num_workers"]),
+        collate_fn=_collate,
+    )
+    with (
+        progress_bar(total=len(paths), desc="local features", unit="img", enabled=progress) as bar,
+        torch.inference_mode(),
+        encoder._autocast(),
+    ):
+        for indices, pixels, bad in loader:
+            if bad:
+                i, message = bad[0]
+                raise StageError(
+                    f"{paths[i]}: {message} (it was encoded into {embeddings}; re-run embed_images)"
+                )
+            try:
+                glob, local = value_path_features(encoder.model, pixels.to(encoder.device))
+            except LocalFeatureError as exc:
+                raise StageError(f"GL-MCM with backbone {dict(backbone)}: {exc}") from None
+            rows_ = indices.numpy()
+            glob = torch.nn.functional.normalize(glob.float(), dim=-1).cpu().numpy()
+            worst = min(worst, float((glob * feats[rows_]).sum(axis=1).min()))
+            scores[rows_], preds[rows_] = local_mcm(
+                local.float().cpu(), idt, temperature=temperature
+            )
+            bar.update(len(rows_))
+    if worst < 0.99:
+        raise StageError(
+            f"the global features of this pass differ from {embeddings} (cosine {worst:.4f} < 0.99): "
+            "the images or the model changed since they were embedded; re-run embed_images"
+        )
+    frame = pd.DataFrame({"id": rows["id"].to_numpy(), "l_mcm": scores, "local_pred": preds})
+    info = {
+        "dataset": meta.get("dataset"),
+        "encoder": encoder.identity(),
+        "temperature": float(temperature),
+        "template": ID_PROMPTS[GLMCM_PROMPT],
+        "n_images": len(frame),
+        "min_global_cosine": round(worst, 6),
+    }
+    artifacts.write_parquet(out, "local", frame, info)
+    return info
+
+
+def envision(
+    label_set: Mapping,
+    method: Mapping,
+    answer_cfg: Mapping,
+    *,
+    cache: str | os.PathLike,
+    out: str | os.PathLike,
+    stream_name: str,
+    timings: str | os.PathLike | None = None,
+    progress: bool = True,
+    answerer=None,
+) -> dict:
+    """``ants envision``: EOE's LLM questions for one label set (:func:`ants.methods.eoe.envision`),
+    answered through the MLLM backend and the answer cache (text only), written as an answers
+    log like an ANTS stream's (``stream_id`` = ``stream_name``; answer times to ``timings``).
+    ``method``: the EOE method section (``task``, ``n_envisioned``, ``class_type``, ``parser``);
+    ``answer_cfg``: :func:`ants.views.eoe_answer_config`. A failed answer fails the job (a
+    later turn needs the earlier ones); a re-run asks only what the cache lacks."""
+    from ants.answers_log import answer_records, write_answer_log
+    from ants.methods.eoe import envision as ask
+    from ants.mllm import build_answerer
+
+    names = _label_names(label_set)
+    answering = answer_cfg["answering"]
+    if answerer is None:
+        answerer = build_answerer(
+            dict(answer_cfg["mllm"]),
+            cache_path=cache,
+            progress=progress,
+            parse_style=method["parser"],
+            max_failed_fraction=0.0,
+            max_negative_chars=answering.get("max_negative_chars"),
+        )
+    asked = ask(
+        names,
+        answerer,
+        task=method["task"],
+        n_envisioned=int(method["n_envisioned"]),
+        class_type=method.get("class_type"),
+    )
+    queries = [q for q, _ in asked]
+    answers = [a for _, a in asked]
+    records = answer_records(
+        queries, answers, stream_id=stream_name, batch_index=list(range(1, len(queries) + 1))
+    )
+    write_answer_log(out, records, timings=timings if timings is not None else False)
+    stats = dict(getattr(answerer, "stats", {}))
+    log.info("EOE answers of %s: %s", stream_name, stats)
+    return stats
+
+
+def encode_envisioned(
+    answers_log: str | os.PathLike,
+    label_set: Mapping,
+    method: Mapping,
+    backbone: Mapping,
+    encoding: Mapping,
+    *,
+    store: str | os.PathLike,
+    out: str | os.PathLike,
+) -> dict:
+    """``ants encode-envisioned``: the text features ("a photo of a {}") of the labels EOE
+    scores with (:func:`ants.methods.eoe.envisioned_labels` of the log's ``ok`` answers)."""
+    from ants.answers_log import read_answer_log
+    from ants.methods.eoe import EOE_PROMPT, envisioned_labels
+
+    frame = read_answer_log(answers_log, timings=False)
+    ok = frame[frame["status"] == "ok"]
+    labels = envisioned_labels(list(ok["negatives"]), _label_names(label_set), method["task"])
+    log.info("EOE: %d envisioned labels from %d ok answers", len(labels), len(ok))
+    template = ID_PROMPTS[EOE_PROMPT]
+    return _encode_text_pairs(
+        [(template, x) for x in labels], backbone, encoding, store, out, kind="envisioned_text"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -669,6 +928,9 @@ class _StreamInputs:
         static_ood=None,
         answers=None,
         negative_text=None,
+        local_id=None,
+        local_ood=None,
+        envisioned=None,
         batch_size: int,
         stream_name: str = "",
         progress: bool = False,
@@ -683,6 +945,9 @@ class _StreamInputs:
             "static_ood": static_ood,
             "answers": answers,
             "negative_text": negative_text,
+            "local_id": local_id,
+            "local_ood": local_ood,
+            "envisioned": envisioned,
         }
         self.batch_size = int(batch_size)
         self.stream_name = stream_name
@@ -718,6 +983,25 @@ class _StreamInputs:
             self._need("static_id", "the ID static scores"),
             self._need("static_ood", "the OOD static scores"),
         )
+
+    @functools.cached_property
+    def local(self) -> np.ndarray:
+        """GL-MCM's local term of each stream sample (``ants local-features`` of both sets)."""
+        l_id, _ = artifacts.read_parquet(self._need("local_id", "the ID local features"), "local")
+        l_ood, _ = artifacts.read_parquet(
+            self._need("local_ood", "the OOD local features"), "local"
+        )
+        rows = _stream_rows(
+            self.frame, len(l_id), len(l_ood), l_id["id"], l_ood["id"], "local features"
+        )
+        return pd.concat([l_ood, l_id], ignore_index=True)["l_mcm"].to_numpy(np.float32)[rows]
+
+    @functools.cached_property
+    def envisioned(self) -> np.ndarray:
+        """The text features of EOE's envisioned labels (``ants encode-envisioned``)."""
+        path = self._need("envisioned", "the envisioned labels' text features")
+        pairs, feats = artifacts.read_negative_text(path, "envisioned_text")
+        return feats if pairs else np.zeros((0, self.features.shape[1]), np.float32)
 
     @functools.cached_property
     def answerer(self):

@@ -69,6 +69,8 @@ PAPER_METHOD = {
     "adaneg": "AdaNeg",
     "ants": "ANTS",
     "csp": "CSP",
+    "glmcm": "GL-MCM",
+    "eoe": "EOE",
 }
 #: our split averages -> paper-results.csv dataset names, per benchmark
 PAPER_AVERAGE = {

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ants._io import canonical_json
+from ants.config import merge_config, sweep_value
 from ants.methods import method_spec  # the registry: torch-free, like everything here
 from ants.methods.ants_switches import ANTS_PLAN_KEYS, ants_config
 
@@ -27,11 +28,14 @@ __all__ = [
     "SWEEP_SEP",
     "answer_config",
     "answers_owner",
+    "envisioned_owner",
+    "eoe_answer_config",
     "same_as_base",
     "text_config",
     "ants_methods",
     "backend_config",
     "get_dotted",
+    "inputs_config",
     "point_params",
     "set_dotted",
     "static_scoring",
@@ -112,9 +116,9 @@ def point_params(params: Mapping, method: str) -> tuple[Mapping, str]:
     base, sweep, index = method.split(SWEEP_SEP)
     spec = params["sweeps"][sweep]
     out = copy.deepcopy(dict(params))
-    set_dotted(
-        out, spec["setting"].replace("{method}", base), copy.deepcopy(spec["values"][int(index)])
-    )
+    path = spec["setting"].replace("{method}", base)
+    value = sweep_value(get_dotted(out, path), spec["values"][int(index)], bool(spec.get("merge")))
+    set_dotted(out, path, value)
     return out, base
 
 
@@ -154,21 +158,32 @@ def static_scoring(params: Mapping, method: str) -> dict | None:
 
 def scoring_name(scoring: Mapping) -> str:
     """The file name of a static pass (:func:`static_scoring`): ``size100-tau0.01-seed0`` or
-    ``groups5-tau0.01-seed0``."""
+    ``groups5-tau0.01-seed0`` (NegLabel's grouped score over the mined negatives),
+    ``csp-size100-tau0.01-seed0`` (over the CSP-mined negatives) or ``mcm-tau0.01`` (MCM at
+    tau: ANTS's ``initial_detector`` switch)."""
+    detector = scoring.get("detector", "neglabel")
+    if detector == "mcm":
+        return f"mcm-tau{float(scoring['tau']):g}"
     kind = "size" if "group_size" in scoring else "groups"
     count = scoring.get("group_size", scoring.get("n_groups"))
-    return f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
+    name = f"{kind}{int(count)}-tau{float(scoring['tau']):g}-seed{int(scoring['seed'])}"
+    return f"{detector}-{name}" if detector != "neglabel" else name
 
 
 def parse_scoring_name(name: str) -> dict:
     """Inverse of :func:`scoring_name`; ValueError for a name it never gives."""
-    m = re.fullmatch(r"(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
+    m = re.fullmatch(r"mcm-tau([0-9.eE+-]+)", name)
+    if m:
+        return {"detector": "mcm", "tau": float(m[1])}
+    m = re.fullmatch(r"(csp-)?(size|groups)(\d+)-tau([0-9.eE+-]+)-seed(\d+)", name)
     if not m:
         raise ValueError(
-            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0)"
+            f"{name!r} is not a static-pass name (expected e.g. size100-tau0.01-seed0, "
+            "csp-size100-tau0.01-seed0 or mcm-tau0.01)"
         )
-    key = "group_size" if m[1] == "size" else "n_groups"
-    return {key: int(m[2]), "tau": float(m[3]), "seed": int(m[4])}
+    key = "group_size" if m[2] == "size" else "n_groups"
+    out = {key: int(m[3]), "tau": float(m[4]), "seed": int(m[5])}
+    return {"detector": "csp", **out} if m[1] else out
 
 
 def plan_config(params: Mapping, method: str) -> dict:
@@ -229,6 +244,37 @@ def answer_config(params: Mapping, method: str) -> dict:
     return {"mllm": backend_config(p), "answering": answering, "parser": parser}
 
 
+def eoe_answer_config(params: Mapping, method: str) -> dict:
+    """What decides an EOE method's LLM answers (``ants envision``): the backend config (its
+    text-only questions go to the same backends as ANTS's), the parser, the task, the number of
+    names and the class type."""
+    p, base = point_params(params, method)
+    cfg = p["methods"][base]
+    if cfg["method"] != "eoe":
+        raise ValueError(
+            f"methods.{base}: envisioned labels exist only for EOE, not {cfg['method']!r}"
+        )
+    mllm = merge_config(p["mllm"], cfg.get("llm") or {})
+    answering = {k: mllm[k] for k in MLLM_ANSWERING_KEYS if k in mllm}
+    if cfg["parser"] == "authors":
+        answering["max_negative_chars"] = None
+    return {
+        "mllm": backend_config({**p, "mllm": mllm}),
+        "answering": answering,
+        "eoe": {k: cfg.get(k) for k in ("task", "n_envisioned", "class_type", "parser")},
+    }
+
+
+def envisioned_owner(params: Mapping, method: str) -> str:
+    """The method name whose envisioned labels (and their text features) an EOE method reads:
+    its base method when a sweep point changes nothing that decides them, else the point."""
+    if SWEEP_SEP not in method:
+        return method
+    base = method.split(SWEEP_SEP)[0]
+    same = all(f(params, method) == f(params, base) for f in (eoe_answer_config, inputs_config))
+    return base if same else method
+
+
 def text_config(params: Mapping, method: str) -> dict:
     """What decides the text features of an ANTS stream's negatives (``encode_negatives``):
     the templates, the answer parser and the VSNL labels kept per class."""
@@ -242,6 +288,13 @@ def text_config(params: Mapping, method: str) -> dict:
     }
 
 
+def inputs_config(params: Mapping, method: str) -> dict:
+    """What a method's jobs read upstream of its own settings: the benchmarks (a sweep point
+    may change a benchmark's backbone), backbones, label sets and the mining."""
+    p, _ = point_params(params, method)
+    return {k: p[k] for k in ("benchmarks", "backbones", "label_sets", "mining")}
+
+
 def answers_owner(params: Mapping, method: str) -> str:
     """The method name whose plan, answers and negatives' text features ``method`` reads: its
     base method when a sweep point changes nothing that decides them (a scoring-only point
@@ -251,7 +304,7 @@ def answers_owner(params: Mapping, method: str) -> str:
     base = method.split(SWEEP_SEP)[0]
     same = all(
         f(params, method) == f(params, base)
-        for f in (plan_config, answer_config, text_config, stream_key)
+        for f in (plan_config, answer_config, text_config, stream_key, inputs_config)
     )
     return base if same else method
 
@@ -271,9 +324,12 @@ def same_as_base(params: Mapping, method: str) -> bool:
     if SWEEP_SEP not in method:
         return True
     base = method.split(SWEEP_SEP)[0]
-    views = [_resolved, stream_key]
-    if method_spec(params["methods"][base]["method"]).uses_answers:
+    views = [_resolved, stream_key, inputs_config]
+    kind = params["methods"][base]["method"]
+    if method_spec(kind).uses_answers:
         views.append(answer_config)
+    if method_spec(kind).uses_envisioned:
+        views.append(eoe_answer_config)
     return all(f(params, method) == f(params, base) for f in views)
 
 

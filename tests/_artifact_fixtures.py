@@ -58,16 +58,17 @@ def _embeddings(path):
 def _id_text(path):
     from ants.embeddings import write_embeddings
 
+    prompts = artifacts.ID_PROMPTS  # one row per class and prompt
     rows = pd.DataFrame(
         {
-            "class_index": [0, 1, 0, 1],
-            "class_name": ["cat", "dog"] * 2,
-            "prompt": ["nice", "nice", "photo", "photo"],
-            "template": ["The nice {}."] * 2 + ["a photo of a {}."] * 2,
+            "class_index": [0, 1] * len(prompts),
+            "class_name": ["cat", "dog"] * len(prompts),
+            "prompt": [p for p in prompts for _ in (0, 1)],
+            "template": [tpl for tpl in prompts.values() for _ in (0, 1)],
         }
     )
     write_embeddings(
-        path, _unit(np.random.default_rng(1), 4), rows, {"n_classes": 2}, kind="id_text"
+        path, _unit(np.random.default_rng(1), len(rows)), rows, {"n_classes": 2}, kind="id_text"
     )
 
 
@@ -206,7 +207,7 @@ PARQUET = {
         artifacts.read_id_text,
         {"backbone": "bb", "label_set": "ls"},
         ("prompt", "class_index", pa.float64()),
-        ("n_classes", "n_classes x 2 prompts"),
+        ("n_classes", f"n_classes x {len(artifacts.ID_PROMPTS)} prompts"),
     ),
     "negatives": (
         _negatives,

@@ -2,6 +2,10 @@
 
 * :mod:`ants.methods.base` -- :class:`MethodResult`, :class:`MethodSpec`, :func:`batch_slices`.
 * :mod:`ants.methods.static` -- MCM and NegLabel (no test-time state; order-free).
+* :mod:`ants.methods.glmcm` -- GL-MCM (global + local MCM; the local term per image from
+  :mod:`ants.local_features`).
+* :mod:`ants.methods.eoe` -- EOE (outlier names envisioned by a text LLM, scored like
+  negative labels).
 * :mod:`ants.methods.adaneg` -- AdaNeg (docs/METHOD.md section 5), batch-by-batch memory.
 * :mod:`ants.methods.ants_tta` -- ANTS (docs/METHOD.md sections 6, 7 and 10), with MLLM queries;
   its switches and presets (:class:`~ants.methods.ants_switches.AntsConfig`) live in
@@ -69,6 +73,24 @@ METHODS: dict[str, MethodSpec] = {
         static_settings="ants.methods.ants_switches:ants_static_scoring",
         default_preset="authors_code",
     ),
+    "glmcm": MethodSpec(
+        "glmcm",
+        id_prompt="photo_bare",
+        uses_negatives=False,
+        uses_answers=False,
+        runner="ants.methods.glmcm:run_glmcm",
+        scorer="ants.methods.glmcm:score_glmcm",
+        uses_local=True,
+    ),
+    "eoe": MethodSpec(
+        "eoe",
+        id_prompt="photo_bare",
+        uses_negatives=False,
+        uses_answers=False,
+        runner="ants.methods.eoe:run_eoe",
+        scorer="ants.methods.eoe:score_eoe",
+        uses_envisioned=True,
+    ),
 }
 METHOD_NAMES = tuple(METHODS)
 
@@ -91,6 +113,10 @@ def run_method(name: str, **kwargs: Any) -> MethodResult:
       group_size=..., tau=0.01``
     * ``adaneg``: ``image_features, id_text_features, negative_features, batch_size=256,
       config=None``
+    * ``glmcm``: ``image_features, id_text_features, local_scores | local_features,
+      temperature=1.0, lambda_local=1.0``
+    * ``eoe``: ``image_features, id_text_features, envisioned_features, beta=0.25,
+      temperature=1.0``
     * ``ants``: see :func:`ants.methods.ants_tta.run_ants`.
     """
     return method_spec(name).run(**kwargs)

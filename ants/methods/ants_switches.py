@@ -23,6 +23,7 @@ from ants.methods import METHODS
 __all__ = [
     "ANTS_PLAN_KEYS",
     "DEFAULT_PRESET",
+    "INITIAL_DETECTORS",
     "IN_SCORES",
     "LAMBDA_STATS",
     "NEAR_SUBSETS",
@@ -41,6 +42,8 @@ _SWITCHES: dict[str, Any] = _SCHEMA_DEFS["ants_switches"]["properties"]
 THRESHOLD_RULES = tuple(_SWITCHES["threshold_rule"]["enum"])
 NEAR_SUBSETS = tuple(_SWITCHES["near_subset"]["enum"])
 LAMBDA_STATS = tuple(_SWITCHES["lambda_stats"]["enum"])
+#: The static scores ANTS can start from (``initial_detector``; paper Fig. 7a).
+INITIAL_DETECTORS = tuple(_SWITCHES["initial_detector"]["enum"])
 #: ANTS's outputs, any of which can be a method's score (``methods.<name>.in_score``).
 IN_SCORES = tuple(_SCHEMA_DEFS["ants_output"]["enum"])
 
@@ -62,6 +65,9 @@ ANTS_PLAN_KEYS = (
     "group_size",
     "tau",
     "grouping_seed",
+    "nim",
+    "sim",
+    "initial_detector",
 )
 
 
@@ -99,6 +105,10 @@ class AntsConfig:
     activation_gap: float = 0.5
     activation_queue: int = 20_000
     fixed_lambda: float | None = None  # a fixed weight instead of the adaptive one (ablation)
+    nim: bool = True  # NIM: the threshold adapts at each ENS update (False: ablation row A)
+    sim: bool = True  # SIM: VSNL for the most predicted classes (False: every class, row C)
+    initial_detector: str = "neglabel"  # the static score S_nl: 'neglabel' | 'mcm' | 'csp'
+
     answer_parser: str = (
         "authors"  # ants.mllm.parsing style: 'authors' (their labels.py) | 'lenient'
     )
@@ -202,10 +212,20 @@ def _remembered_problems(key: tuple) -> tuple[str, ...]:
 
 def ants_static_scoring(section: Mapping[str, Any]) -> dict:
     """The shared static pass an ANTS method reads (``S_nl``, predictions): ``tau``,
-    ``group_size`` and ``grouping_seed`` of its ``config`` (its preset's where not set)."""
+    ``group_size`` and ``grouping_seed`` of its ``config`` (its preset's where not set).
+
+    With ``initial_detector: mcm`` the pass is MCM at ``tau`` (``{"detector": "mcm", "tau"}``:
+    no negatives, no grouping); with ``csp`` the grouped score over the CSP-mined negatives
+    (``"detector": "csp"`` added). The default NegLabel pass has no ``detector`` key, so its
+    file name is the one NegLabel's pass of the same grouping has."""
     cfg = ants_config(section["config"])
-    return {
+    if cfg.initial_detector == "mcm":
+        return {"detector": "mcm", "tau": float(cfg.tau)}
+    out = {
         "tau": float(cfg.tau),
         "group_size": int(cfg.group_size),
         "seed": int(cfg.grouping_seed),
     }
+    if cfg.initial_detector == "csp":
+        out = {"detector": "csp", **out}
+    return out

@@ -27,6 +27,12 @@ The stream is processed batch by batch (batches numbered from 1), in the order o
 6. ``lambda`` from the statistics so far (current batch included) and
    ``S_ada = lambda * S_ens + (1 - lambda) * S_vsnl``.
 
+Ablation switches (paper Table 4 and Fig. 7a; readings documented in docs/METHOD.md section 11,
+the authors' code has none of them): ``nim=False`` keeps the initial NIM threshold for good
+(every image below it is described at each update; row A), ``sim=False`` asks VSNL for every ID
+class (row C), ``initial_detector`` replaces the NegLabel ``S_nl`` by MCM at ``tau`` or by the
+grouped score over CSP-mined negatives. All three decide the queries (plan keys).
+
 Step 1 depends on each sample alone, so it is computed for the whole stream first
 (:func:`ants_static_scores`, the shared primitive :func:`ants.scores.negative_label_parts`;
 the workflow computes it once per dataset and passes it in as ``static``); the state machine (steps 2-6) then runs batch by batch and
@@ -98,6 +104,7 @@ from ants.scores import (
     as_features,
     group_layout,
     group_lse,
+    mcm_parts,
     mean_id_mass,
     negative_label_parts,
 )
@@ -187,7 +194,9 @@ def top_predicted(counts: Counter, k: int) -> list[int]:
 def near_subset_size(cfg: AntsConfig, n_classes: int) -> int:
     """How many of the most predicted ID classes the VSNL subset holds: ``near_top_k``
     (``top_k``), or ``k = max(1, round(near_delta * K))`` of the ``K`` classes
-    (``top_fraction``)."""
+    (``top_fraction``); every class with ``sim=False`` (no SIM: ablation row C's reading)."""
+    if not cfg.sim:
+        return n_classes
     if cfg.near_subset == "top_k":
         return cfg.near_top_k
     return max(1, round(cfg.near_delta * n_classes))
@@ -467,7 +476,9 @@ class _AntsRun:
     # -- steps ---------------------------------------------------------------------------------
     def _ens_update(self, batch: int, end: int) -> None:
         cfg = self.cfg
-        if cfg.threshold_rule == "code":
+        if not cfg.nim:  # no NIM: the initial threshold stays (ablation row A's reading)
+            pass
+        elif cfg.threshold_rule == "code":
             self.threshold, _ = threshold_code_rule(self.s_nl[:end], cfg.eta)
         else:
             self.threshold = threshold_paper_rule(self.s_nl[self.cache_pos], cfg.eta)
@@ -491,9 +502,11 @@ class _AntsRun:
 
     def _vsnl_update(self, batch: int) -> None:
         cfg = self.cfg
+        # no SIM (ablation row C's reading): every ID class, predicted yet or not
+        subset = top_predicted(self.counts, self.near_k) if cfg.sim else list(range(self.k))
         labels = vsnl_event(
             self.vsnl_cache,
-            top_predicted(self.counts, self.near_k),
+            subset,
             lambda new: self._ask(
                 batch, [Query(kind="vsnl", class_name=self.class_names[c]) for c in new]
             ),
@@ -635,8 +648,19 @@ def ants_static_scores(
 ) -> StaticScores:
     """Step 1 of every batch for any set of images: the grouped score ``S_nl`` (group size
     ``s``, seed ``grouping_seed``), predictions and ``lse_id``, by the shared primitive
-    :func:`ants.scores.negative_label_parts` in fixed chunks of :data:`STATIC_CHUNK` rows."""
+    :func:`ants.scores.negative_label_parts` in fixed chunks of :data:`STATIC_CHUNK` rows.
+
+    ``initial_detector`` (paper Fig. 7a) picks the score: ``neglabel`` and ``csp`` the grouped
+    score over ``negative_features`` (for ``csp``, pass the CSP-mined negatives); ``mcm``
+    :func:`ants.scores.mcm_parts` at ``tau`` (``negative_features`` unused)."""
     cfg = ants_config(config)
+    if cfg.initial_detector == "mcm":
+        return mcm_parts(image_features, id_text_features, tau=cfg.tau, chunk_size=STATIC_CHUNK)
+    if negative_features is None:
+        raise ValueError(
+            f"initial_detector {cfg.initial_detector!r} needs negative_features (the mined "
+            "negatives; the CSP-mined ones for 'csp')"
+        )
     return negative_label_parts(
         image_features,
         id_text_features,
@@ -668,8 +692,9 @@ def run_ants(
     * ``items``: per sample, the image path (or item id) put in ENS queries; ``item_sha256``
       optionally the image content hash;
     * ``id_text_features`` ``(K, d)`` and ``class_names`` (K): the ID labels;
-    * ``negative_features`` ``(M, d)``: the mined negative labels (group size ``s``); only
-      read to compute the static pass, so None is fine when ``static`` is given;
+    * ``negative_features`` ``(M, d)``: the mined negative labels (group size ``s``; the
+      CSP-mined ones for ``initial_detector: csp``); only read to compute the static pass, so
+      None is fine when ``static`` is given or the initial detector is ``mcm``;
     * ``encode_text(texts, template)``: CLIP text encoder, L2-normalised rows (ENS sentences
       with ``config.ens_template`` = "{}", VSNL labels with "The nice {}.");
     * ``answerer``: list[Query] -> list[Answer], called synchronously once per ENS update (all
@@ -686,7 +711,7 @@ def run_ants(
     img = as_features(image_features, "image_features")
     n, d = img.shape
     idt = as_features(id_text_features, "id_text_features", dim=d)
-    if negative_features is None and static is None:
+    if negative_features is None and static is None and cfg.initial_detector != "mcm":
         raise ValueError("negative_features are required unless the static scores are given")
     neg = (
         None

@@ -69,6 +69,9 @@ class MethodSpec:
       ``nice`` = "The nice {}.", :data:`ants.artifacts.ID_PROMPTS`);
     * ``uses_negatives``: scores against the mined negative labels;
     * ``uses_answers``: asks the MLLM (plan -> answer -> replay; :mod:`ants.replay`);
+    * ``uses_local``: reads GL-MCM's per-image local term (:mod:`ants.local_features`);
+    * ``uses_envisioned``: reads the text features of labels an LLM envisioned from the ID
+      label set (EOE, :mod:`ants.methods.eoe`);
     * ``runner``, ``scorer``, ``static_settings``: the functions below, as ``"module:name"``
       (imported when called, so reading the registry imports no detector and no torch);
     * ``default_preset``: the preset of a ``config`` that names none (detectors with presets:
@@ -93,6 +96,8 @@ class MethodSpec:
     runner: str
     scorer: str
     static_settings: str | None = None
+    uses_local: bool = False
+    uses_envisioned: bool = False
     default_preset: str | None = None
 
     def run(self, **kwargs: Any) -> MethodResult:

@@ -45,7 +45,7 @@ from ants._io import file_digest
 from ants.mllm.base import Answer, AnswerFailureError, Backend, BackendError, Query
 from ants.mllm.cache import AnswerCache, CachedAnswer, cache_key
 from ants.mllm.parsing import BY_STYLE, check_style, negative_chars_limit, parse_answer
-from ants.mllm.prompts import KINDS, Prompting
+from ants.mllm.prompts import ALL_KINDS, Prompting
 from ants.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class CachedAnswerer:
         self.stats: Counter = Counter()
         self._checked = False
         self._identity = dict(backend.identity())
-        self._settings = {kind: self.prompting.settings(kind) for kind in KINDS}
+        self._settings = {kind: self.prompting.settings(kind) for kind in ALL_KINDS}
         self._sha_memo: dict[tuple[str, int, int], str] = {}
 
     @property
@@ -217,7 +217,7 @@ class CachedAnswerer:
         with progress_bar(
             total=len(misses), desc=desc, unit="query", enabled=bool(show and misses)
         ) as bar:
-            for kind in KINDS:
+            for kind in ALL_KINDS:
                 todo = [p for p in misses if p[0].kind == kind]
                 for start in range(0, len(todo), self.batch_size):
                     chunk = todo[start : start + self.batch_size]

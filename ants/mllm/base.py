@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-QueryKind = Literal["ens", "vsnl"]
+QueryKind = Literal["ens", "vsnl", "eoe"]
 AnswerStatus = Literal["ok", "empty", "unparsable", "failed"]
 
 
@@ -25,18 +25,24 @@ class Query:
       image content for the cache (None when there is no file, e.g. simulated streams).
     * ``kind="vsnl"``: name five classes that share visual features with ``class_name``
       (text-only; ``image`` is None).
+    * ``kind="eoe"``: a text-only question whose whole text is ``prompt`` (EOE's LLM prompts,
+      :mod:`ants.methods.eoe`: outlier class names envisioned from the ID label set);
+      ``class_name`` is the ID class a per-class prompt is about, else empty.
     """
 
     kind: QueryKind
     class_name: str
     image: str | None = None
     image_sha256: str | None = None
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("ens", "vsnl"):
-            raise ValueError(f"Query.kind must be 'ens' or 'vsnl', got {self.kind!r}")
+        if self.kind not in ("ens", "vsnl", "eoe"):
+            raise ValueError(f"Query.kind must be 'ens', 'vsnl' or 'eoe', got {self.kind!r}")
         if self.kind == "ens" and not self.image:
             raise ValueError("an 'ens' query needs an image")
+        if (self.kind == "eoe") != (self.prompt is not None):
+            raise ValueError("an 'eoe' query, and only one, carries its own prompt text")
 
 
 @dataclass(frozen=True)

@@ -353,6 +353,52 @@ def parse_vsnl_answer(
     return Answer(raw_text=raw, negatives=tuple(names[:max_items]), reason=too_long)
 
 
+#: EOE's list lines: ``- name`` (their ``stringtolist``); lenient also ``* name``, ``• name``
+_EOE_BULLET = re.compile(r"^\s*[-*+\u2022]\s+(?P<rest>.+?)\s*$")
+
+
+def parse_eoe_answer(
+    raw: str | None, style: str = "lenient", max_negative_chars: int | str | None = BY_STYLE
+) -> Answer:
+    """An EOE answer (envisioned outlier class names, :mod:`ants.methods.eoe`) -> an
+    :class:`Answer` whose negatives are the names, in order, de-duplicated case-insensitively.
+
+    ``"authors"`` (EOE's ``stringtolist``): every line starting with ``"- "`` gives the rest of
+    the line, nothing else. ``"lenient"``: bullet lines (``-``, ``*``, ``+``, ``•``) and numbered
+    lines (as VSNL's), explanations after the name removed; an answer that is one line of
+    comma-separated names (the style of EOE's one-shot examples) is split at the commas. No
+    item cap (EOE asks for up to 50 names per turn). ``"unparsable"`` when no line is a list
+    item."""
+    check_style(style)
+    limit = negative_chars_limit(style, max_negative_chars)
+    raw = "" if raw is None else str(raw)
+    if not raw.strip():
+        return Answer(raw_text=raw, status="empty", reason="the answer is empty")
+    if style == "authors":
+        items = [line[2:] for line in raw.split("\n") if line.startswith("- ")]
+    else:
+        items = []
+        for line in raw.splitlines():
+            m = _EOE_BULLET.match(line)
+            if m:
+                items.append(_clean_name(m.group("rest")))
+        if not items:
+            items = _numbered_items(raw, "lenient")
+        if not items:
+            lines = [x for x in raw.splitlines() if x.strip()]
+            if len(lines) == 1 and "," in lines[0]:
+                items = [_clean_name(x) for x in lines[0].split(",")]
+    if not items:
+        return Answer(
+            raw_text=raw, status="unparsable", reason="no list item ('- name') in the answer"
+        )
+    names, dropped = _split_long(normalise_sentences(items, style), limit)
+    too_long = _too_long_reason(dropped, limit, "class name")
+    if not names:
+        return Answer(raw_text=raw, status="empty", reason=too_long or "no class name left")
+    return Answer(raw_text=raw, negatives=tuple(names), reason=too_long)
+
+
 def parse_answer(
     kind: str,
     raw: str | None,
@@ -361,10 +407,13 @@ def parse_answer(
     style: str = "lenient",
     max_negative_chars: int | str | None = BY_STYLE,
 ) -> Answer:
-    """Dispatch on the query kind ("ens" or "vsnl"); ``style`` is one of :data:`PARSE_STYLES`."""
+    """Dispatch on the query kind ("ens", "vsnl" or "eoe"); ``style`` is one of
+    :data:`PARSE_STYLES`."""
     check_style(style)
     if kind == "ens":
         return parse_ens_answer(raw, class_name, style, max_negative_chars)
     if kind == "vsnl":
         return parse_vsnl_answer(raw, class_name, max_items, style, max_negative_chars)
-    raise ValueError(f"unknown query kind {kind!r}; valid kinds: ens, vsnl")
+    if kind == "eoe":
+        return parse_eoe_answer(raw, style, max_negative_chars)
+    raise ValueError(f"unknown query kind {kind!r}; valid kinds: ens, vsnl, eoe")

@@ -40,7 +40,11 @@ from dataclasses import dataclass, field
 from ants.mllm.base import Query
 
 FAMILIES = ("llava", "qwen2vl")
+#: the query kinds with a prompt template (``mllm.prompts``)
 KINDS = ("ens", "vsnl")
+#: every query kind with generation settings: EOE's text-only questions (``eoe``) carry their
+#: own prompt text (:attr:`ants.mllm.base.Query.prompt`)
+ALL_KINDS = ("ens", "vsnl", "eoe")
 
 PROMPTS: dict[str, dict[str, str]] = {
     "llava": {
@@ -63,16 +67,19 @@ GENERATION: dict[str, dict[str, dict]] = {
     "llava": {
         "ens": {"max_new_tokens": 30, "image_size": None},
         "vsnl": {"max_new_tokens": 100, "blank_image_size": [28, 28]},
+        "eoe": {"max_new_tokens": 1024, "blank_image_size": None},
     },
     "qwen2vl": {
         "ens": {"max_new_tokens": 10, "image_size": [56, 56]},
         "vsnl": {"max_new_tokens": 50, "blank_image_size": [28, 28]},
+        "eoe": {"max_new_tokens": 1024, "blank_image_size": None},
     },
 }
 
 SETTING_KEYS = {
     "ens": ("max_new_tokens", "image_size", "temperature"),
     "vsnl": ("max_new_tokens", "blank_image_size", "temperature"),
+    "eoe": ("max_new_tokens", "blank_image_size", "temperature"),
 }
 #: the only placeholder of a prompt template
 PLACEHOLDERS = {"c": "the class name"}
@@ -89,11 +96,11 @@ def _family_problem(family, prefix: str) -> list[str]:
     ]
 
 
-def _kind_problems(mapping, key: str) -> list[str]:
+def _kind_problems(mapping, key: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
     return [
-        f"{key}.{k}: unknown query kind {k!r}; valid kinds: {', '.join(KINDS)}"
+        f"{key}.{k}: unknown query kind {k!r}; valid kinds: {', '.join(kinds)}"
         for k in mapping
-        if k not in KINDS
+        if k not in kinds
     ]
 
 
@@ -227,9 +234,9 @@ def validate_prompting(
         )
         generation = {}
     out += _kind_problems(prompts, f"{prefix}.prompts")
-    out += _kind_problems(generation, f"{prefix}.generation")
+    out += _kind_problems(generation, f"{prefix}.generation", ALL_KINDS)
     known_family = not _family_problem(family, prefix)
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         if kind in prompts:
             out += template_problems(prompts[kind], kind, prefix)
         extra = generation.get(kind)
@@ -254,9 +261,9 @@ def _check_family(family: str) -> None:
         raise ValueError(problems[0])
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"unknown query kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+def _check_kind(kind: str, kinds: tuple[str, ...] = KINDS) -> None:
+    if kind not in kinds:
+        raise ValueError(f"unknown query kind {kind!r}; valid kinds: {', '.join(kinds)}")
 
 
 def prompt_template(kind: str, family: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -275,7 +282,11 @@ def prompt_for(query: Query, family: str, overrides: Mapping[str, str] | None = 
 
     >>> prompt_for(Query("vsnl", "tench"), "qwen2vl")
     'Suggest five different class names that share visual features with tench. Put each numbered class on a separate line.'
+
+    An ``eoe`` query carries its whole prompt text (no template).
     """
+    if query.kind == "eoe":
+        return str(query.prompt)
     return prompt_template(query.kind, family, overrides).replace("{c}", query.class_name)
 
 
@@ -288,7 +299,7 @@ def generation_settings(
     settings enter the cache key.
     """
     _check_family(family)
-    _check_kind(kind)
+    _check_kind(kind, ALL_KINDS)
     overrides = {} if overrides is None else overrides
     problems = validate_prompting(family, None, overrides)
     if problems:

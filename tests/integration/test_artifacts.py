@@ -149,7 +149,9 @@ def test_a_row_count_other_than_the_metadata_says(workflow, kind):
         meta[last] += 1
 
     _rewrite(rel, edit_meta=bump)
-    want = n + (2 if kind == "id_text" else 1)  # two prompts per class
+    want = n + (
+        len(artifacts.ID_PROMPTS) if kind == "id_text" else 1
+    )  # one row per class and prompt
     _fails(kind, rel, f"{n} rows, but its metadata says {want} ({what})")
 
 

@@ -193,7 +193,7 @@ def test_several_problems_are_all_reported_sorted_by_key(params):
         "demo.seed: 'x' has the wrong type; expected an integer",
         "stream.batch_size: -1 is out of range; expected a value >= 1",
         "zzz: unknown key; allowed keys here: backbones, benchmarks, data, datasets, demo, encoding, label_sets, "
-        "methods, metrics, mining, mllm, report, run, stream, sweeps",
+        "methods, metrics, mining, mllm, paper, report, run, stream, sweeps",
     ]
     with pytest.raises(ConfigError, match=r"^params\.yaml is not valid \(3 problems\):\n  - demo\.seed"):
         validate_params({**copy.deepcopy(params), "zzz": 1, "demo": {**params["demo"], "seed": "x"},
@@ -208,11 +208,12 @@ def test_unknown_names_in_run_and_benchmarks(params):
     assert only_problem(params, lambda p: p["run"].update(benchmarks=["demo", "cifar"])) == \
         "run.benchmarks[1]: unknown benchmark 'cifar'; defined benchmarks: demo, mos4, openood_v15"
     assert only_problem(params, lambda p: p["run"].update(methods=["mcm", "knn"])).startswith(
-        "run.methods[1]: unknown method 'knn'; defined methods: adaneg, ants_code, ants_paper, mcm, neglabel")
+        "run.methods[1]: unknown method 'knn'; defined methods: adaneg, ants_code, ants_paper, eoe, glmcm, mcm, "
+        "neglabel")
     assert only_problem(params, lambda p: p["benchmarks"]["demo"]["ood"].update(far=["demo_far", "svhn"])).startswith(
         "benchmarks.demo.ood.far[1]: unknown dataset 'svhn'; defined datasets: demo_far, demo_id,")
     assert only_problem(params, lambda p: p["benchmarks"]["demo"].update(backbone="vit_l14")) == \
-        "benchmarks.demo.backbone: unknown backbone 'vit_l14'; defined backbones: tiny, vit_b16"
+        "benchmarks.demo.backbone: unknown backbone 'vit_l14'; defined backbones: tiny, tiny_seed1, vit_b16"
     assert only_problem(params, lambda p: p["benchmarks"]["demo"]["ood"].update(near=["demo_far"])) == \
         "benchmarks.demo.ood.near[0]: 'demo_far' is listed twice (also in benchmarks.demo.ood.far[0])"
 
@@ -371,7 +372,8 @@ def test_schema_mining_and_clip_keys_match_the_code():
 
     schema = load_schema()
     mining = set(schema["properties"]["mining"]["properties"])
-    assert mining <= set(inspect.signature(mine_negative_labels).parameters)
+    # source / file choose a published list instead of mining (ants.stages reads them)
+    assert mining - {"source", "file"} <= set(inspect.signature(mine_negative_labels).parameters)
     assert set(schema["$defs"]["clip"]["properties"]) == set(_SPEC_KEYS)
 
 
@@ -575,8 +577,13 @@ def test_shipped_sweeps_are_small_and_cover_the_ablations(params):
     assert settings == {"methods.{method}.config.near_top_k", "methods.{method}.config.near_delta",
                         "methods.{method}.config.ens_max_updates", "methods.{method}.config.eta",
                         "methods.{method}.config.initial_threshold", "mllm.prompts.ens",
-                        "methods.{method}.config.fixed_lambda", "stream.order"}
-    assert all(2 <= len(s["values"]) <= 4 for s in sweeps.values())
+                        "methods.{method}.config.fixed_lambda", "stream.order",
+                        # the paper's Figure 7 panels (a, e, f, g) and Table 4 (six rows)
+                        "methods.{method}.config.initial_detector", "benchmarks.demo.backbone",
+                        "mllm.prompts", "mllm", "methods.{method}"}
+    assert all(2 <= len(s["values"]) <= 4 for name, s in sweeps.items() if name != "ablation")
+    assert sweeps["ablation"]["labels"] == ["A", "B", "C", "D", "E", "F"]
+    assert params["paper"]["ablation"] == "ablation" and len(params["paper"]["panels"]) == 8
     assert sweeps["fixed_lambda"]["values"] == [None, 0.25, 0.5, 0.75]
     assert sweeps["fixed_lambda"]["labels"][0] == "adaptive"
     assert sweeps["ens_words"]["labels"] == [4, 8, 12]
@@ -621,8 +628,8 @@ def test_report_view_is_the_tables_view_with_the_answer_length(params):
 
 def test_sweep_cross_references(params):
     assert only_problem(params, lambda p: p["run"].update(sweeps=["eta", "nope"])) == (
-        "run.sweeps[1]: unknown sweep 'nope'; defined sweeps: ens_updates, ens_words, eta, fixed_lambda, "
-        "nim_threshold, stream_order, vsnl_delta, vsnl_top_k")
+        "run.sweeps[1]: unknown sweep 'nope'; defined sweeps: ablation, backbone, ens_updates, ens_words, eta, "
+        "fixed_lambda, initial_detector, mllm, nim_threshold, prompts, stream_order, vsnl_delta, vsnl_top_k")
     assert only_problem(params, lambda p: p["sweeps"]["eta"].update(methods=["ants_code", "knn"])).startswith(
         "sweeps.eta.methods[1]: unknown method 'knn'; defined methods: adaneg,")
     assert only_problem(params, lambda p: p["sweeps"]["eta"].update(benchmarks=["cifar"])) == (
@@ -774,6 +781,37 @@ def test_a_fixed_lambda_sweep_needs_a_method_that_reads_lambda(params):
     assert only_problem(params, lambda p: p["sweeps"]["fixed_lambda"].update(methods=["ants_paper", "ants_code"])) == (
         "sweeps.fixed_lambda.methods: 'ants_code' reports in_score {\"far\": \"far_only\", \"near\": \"near_only\"}, which never "
         "reads lambda, so 'methods.ants_code.config.fixed_lambda' changes nothing; sweep a method with in_score 'ada'")
+
+
+def test_merged_sweep_values_and_the_paper_section_are_checked(params):
+    """A sweep with merge: true sets several keys at once (an ablation row); each merged value
+    is validated where it lands, and the paper section names defined sweeps."""
+    from ants.views import point_params
+
+    assert only_problem(params, lambda p: p["sweeps"]["ablation"]["values"][0]["config"].update(nim=3)) == (
+        "sweeps.ablation.values[0]: methods.ants_paper.config.nim: 3 has the wrong type; expected true or false")
+    assert only_problem(params, lambda p: p["sweeps"]["ablation"]["values"].__setitem__(1, 7)) == (
+        "sweeps.ablation.values[1]: 7 is not a mapping; with merge: true each value is merged into "
+        "'methods.ants_paper'")
+    assert only_problem(params, lambda p: p["sweeps"]["prompts"].update(setting="stream.order")) == (
+        "sweeps.prompts.setting: 'stream.order' is 'shuffled', not a mapping; merge: true merges each value "
+        "into a mapping")
+    assert only_problem(params, lambda p: p["paper"].update(panels=["eta", "nope"])) == (
+        "paper.panels[1]: unknown sweep 'nope'; defined sweeps: ablation, backbone, ens_updates, ens_words, eta, "
+        "fixed_lambda, initial_detector, mllm, nim_threshold, prompts, stream_order, vsnl_delta, vsnl_top_k")
+    assert only_problem(params, lambda p: p["paper"].pop("ablation")) == (
+        "paper.ablation: required, since paper.tables lists 'ablation' (the sweep whose points are the "
+        "ablation rows)")
+    # a merged point keeps the base method's other settings and changes what the row says
+    p, base = point_params(params, "ants_paper~ablation~0")
+    assert base == "ants_paper"
+    section = p["methods"]["ants_paper"]
+    assert section["config"] == {**params["methods"]["ants_paper"]["config"], "nim": False}
+    assert section["in_score"] == {"far": "far_only", "near": "far_only"}
+    assert params["methods"]["ants_paper"]["config"].get("nim") is None  # the params are untouched
+    mllm, _ = point_params(params, "ants_paper~mllm~1")
+    assert mllm["mllm"]["family"] == "qwen2vl" and mllm["mllm"]["backends"]["demo"]["architecture"] == "qwen2vl"
+    assert mllm["mllm"]["backends"]["demo"]["seed"] == params["mllm"]["backends"]["demo"]["seed"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -114,6 +114,12 @@ def test_nothing_of_the_demo_leaks_into_a_paper_scale_config(name):
                 assert value == expected[key], (name, m, key)
         assert set(demo["methods"][m]["config"]) - {"preset"} <= set(cfg) - {"preset"}
     assert p["mining"]["n_negatives"] == 10000 and p["stream"]["batch_size"] == 256
+    if "eoe" in p["run"]["methods"]:  # EOE's ImageNet setting: 500 names, their parser
+        assert p["methods"]["eoe"]["n_envisioned"] == 500 and p["methods"]["eoe"]["parser"] == "authors"
+    from ants.config import paper_sweeps
+
+    for sweep in paper_sweeps(p):  # the paper's panels and ablation run on the config's benchmarks
+        assert set(p["sweeps"][sweep]["benchmarks"]) <= set(p["run"]["benchmarks"]), (name, sweep)
     assert p["methods"]["neglabel"]["n_groups"] == 100
     from ants.views import backend_config
 
@@ -246,6 +252,7 @@ def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path, record_fi
     work = tmp_path / "work"
     work.mkdir()
     targets = ["all"] + (["sweeps"] if _has_rule("sweeps") and merged["run"].get("sweeps") else [])
+    targets += ["paper"] if _has_rule("paper") else []
     for target in targets:
         proc = _dry_run(work, ROOT / "configs" / name, extra, target=target)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -259,6 +266,12 @@ def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path, record_fi
             downloads = {ds for b in merged["run"]["benchmarks"] for ds in merged["benchmarks"][b]["ood"].get("far", [])
                          if merged["datasets"][ds]["source"] == "download"}
             assert counts.get("download", 0) == len(downloads)
+        if target == "paper":  # the tables and Figure 7 panels the config declares, and the report
+            paper = load_config_files([ROOT / "params.yaml", ROOT / "configs" / name], check_files=False)["paper"]
+            assert counts.get("report", 0) == 1 and counts.get("tables", 0) == 1, counts
+            assert counts.get("ablation_table", 0) == ("ablation" in paper["tables"]), counts
+            assert counts.get("cost_table", 0) == ("cost" in paper["tables"]), counts
+            assert counts.get("sweep_metrics", 0) == len(paper["panels"]) + ("ablation" in paper["tables"])
 
 
 @pytest.mark.slow

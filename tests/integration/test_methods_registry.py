@@ -14,7 +14,7 @@ import pytest
 from _mllm import FakeMLLM  # ENS: one sentence per image; VSNL: five made-up cousins
 
 from ants import stages
-from ants._io import read_table
+from ants._io import read_table, write_table
 from ants.config import load_schema
 from ants.embeddings import read_embeddings, write_embeddings
 from ants.methods import METHOD_NAMES, METHODS, method_spec, run_method
@@ -78,16 +78,40 @@ def world(tmp_path_factory):
             {"dataset": name, "encoder": {"model": "toy", "revision": "r"}},
         )
     photo = unit(nice + 0.3 * rng.standard_normal((K, D)))
+    bare = unit(nice + 0.2 * rng.standard_normal((K, D)))
     text_rows = pd.DataFrame(
         {
-            "class_index": np.tile(np.arange(K), 2),
-            "class_name": CLASSES * 2,
-            "prompt": ["nice"] * K + ["photo"] * K,
-            "template": [""] * (2 * K),
+            "class_index": np.tile(np.arange(K), 3),
+            "class_name": CLASSES * 3,
+            "prompt": ["nice"] * K + ["photo"] * K + ["photo_bare"] * K,
+            "template": [""] * (3 * K),
         }
     )
     files["text"] = write_embeddings(
-        tmp / "text.parquet", np.concatenate([nice, photo]), text_rows, {}
+        tmp / "text.parquet", np.concatenate([nice, photo, bare]), text_rows, {}
+    )
+    # GL-MCM's patch features (3 per image, near the image) and their local term at T = 0.01
+    from ants.methods.glmcm import local_mcm
+
+    patches = {}
+    for name in ("id", "ood"):
+        f = feats[name]
+        patches[name] = near(rng, np.repeat(f, 3, axis=0), rng.uniform(0.7, 0.9, 3 * len(f))).reshape(
+            len(f), 3, D
+        )
+        l_mcm, pred = local_mcm(patches[name], bare, temperature=0.01)
+        ids = [f"{name}/{i}" for i in range(len(f))]
+        files[f"local_{name}"] = tmp / f"local_{name}.parquet"
+        write_table(
+            files[f"local_{name}"], pd.DataFrame({"id": ids, "l_mcm": l_mcm, "local_pred": pred}), {}
+        )
+    # EOE's envisioned labels: outlier names lying near the negatives
+    env = unit(neg[:10] + 0.1 * rng.standard_normal((10, D)))
+    files["envisioned"] = write_embeddings(
+        tmp / "envisioned.parquet",
+        env,
+        pd.DataFrame({"template": "a photo of a {}", "text": [f"e{i}" for i in range(10)]}),
+        {},
     )
     mined = pd.DataFrame(
         {
@@ -108,6 +132,12 @@ def world(tmp_path_factory):
     )
     logits = 100 * in_order[~stream["is_ood"].to_numpy()] @ nice.T
     assert 35 <= logits.max(1).min() and logits.max(1).max() <= 60  # as confident as CLIP
+    local = np.stack(
+        [
+            patches["ood"][s] if o else patches["id"][s]
+            for o, s in zip(stream["is_ood"], stream["source"], strict=True)
+        ]
+    )
     return {
         "files": files,
         "tmp": tmp,
@@ -115,7 +145,10 @@ def world(tmp_path_factory):
         "features": in_order,
         "nice": nice,
         "photo": photo,
+        "bare": bare,
         "negatives": neg,
+        "local": local,
+        "envisioned": env,
     }
 
 
@@ -136,6 +169,8 @@ SECTIONS = {
     "neglabel": {"method": "neglabel", "n_groups": 4, "tau": 0.01},
     "adaneg": {"method": "adaneg", "config": {"preset": "authors_code", "n_groups": 4}},
     "ants": {"method": "ants", "config": ANTS_CONFIG, "in_score": "ada"},
+    "glmcm": {"method": "glmcm", "temperature": 0.01, "lambda_local": 0.5},
+    "eoe": {"method": "eoe", "beta": 0.25, "temperature": 0.01, "task": "far"},
 }
 
 
@@ -172,6 +207,22 @@ def direct_arguments(name, w):
             "config": {**ANTS_CONFIG, "in_score": "ada"},
             "batch_size": B,
         }
+    if name == "glmcm":
+        return {
+            **common,
+            "id_text_features": w["bare"],
+            "local_features": w["local"],
+            "temperature": 0.01,
+            "lambda_local": 0.5,
+        }
+    if name == "eoe":
+        return {
+            **common,
+            "id_text_features": w["bare"],
+            "envisioned_features": w["envisioned"],
+            "beta": 0.25,
+            "temperature": 0.01,
+        }
     raise KeyError(f"no direct arguments for method {name!r}: add them to this smoke test")
 
 
@@ -188,6 +239,10 @@ def job_files(name, section, w, tmp):
             stages.static(
                 f[ds], f["text"], f["negatives"], scoring=scoring, out=files[f"static_{ds}"]
             )
+    if spec.uses_local:
+        files.update(local_id=f["local_id"], local_ood=f["local_ood"])
+    if spec.uses_envisioned:
+        files["envisioned"] = f["envisioned"]
     if spec.uses_answers:
         plan = {"config": section["config"], "batch_size": B}
         stages.plan(

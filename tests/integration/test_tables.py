@@ -43,12 +43,12 @@ def test_shipped_paper_results_are_complete_and_valid():
     published values are rounded to 0.01, so within 0.03)."""
     p = paper_results()
     assert list(p.columns) == ["method", "benchmark", "dataset", "fpr95", "auroc", "fpr95_convention", "source"]
-    assert len(p) == 46
+    assert len(p) == 55
     assert p["source"].map(lambda s: isinstance(s, str) and len(s.strip()) > 5).all()
     assert set(p["fpr95_convention"]) == {"id", "ood"}
     assert p["fpr95"].between(0, 100).all()  # every row has an FPR95; AUROC may be unpublished
     auroc = p["auroc"].dropna()
-    assert auroc.between(50, 100).all() and len(auroc) == 29
+    assert auroc.between(50, 100).all() and len(auroc) == 36
     for bench, rows in p.groupby("benchmark"):
         assert set(rows["dataset"]) <= PUBLISHED_DATASETS[bench], bench
     assert not p.duplicated(["method", "benchmark", "dataset"]).any()
@@ -63,33 +63,42 @@ def test_shipped_paper_results_are_complete_and_valid():
             if sets.notna().all():
                 assert by.at["average", metric] == pytest.approx(sets.mean(), abs=0.03), (method, metric)
                 checked += 1
-    assert checked == 10  # FPR95 of six methods, AUROC of the four that publish it per set
-    # the rows without an implementation here yet (EOE, the ANTS ablations) are all present
+    assert checked == 12  # FPR95 of seven methods, AUROC of the five that publish it per set
+    # the ablation rows (paper Table 4: the ablation table sets them beside its rows A-F)
     assert set(p.loc[p["method"].str.startswith("ANTS ablation"), "method"]) == {
         "ANTS ablation A (ENS without NIM)", "ANTS ablation B (NIM + ENS)",
-        "ANTS ablation C (VSNL without SIM)", "ANTS ablation D (SIM + VSNL)", "ANTS ablation fixed weight",
+        "ANTS ablation C (VSNL without SIM)", "ANTS ablation D (SIM + VSNL)", "ANTS ablation E (fixed weight)",
+        "ANTS ablation F (full; adaptive lambda)",
     }
-    assert p[p["method"] == "EOE"][["fpr95", "auroc"]].values.tolist() == [[30.09, 92.96]]
+    assert p[p["method"] == "EOE"][["fpr95", "auroc"]].values.tolist() == [
+        [30.09, 92.96], [82.93, 66.94], [46.73, 89.14]]
+    gl = p[p["method"] == "GL-MCM"]
+    assert (gl["fpr95_convention"] == "id").all() and gl["source"].str.endswith("(notes)").all()
 
 
-def test_rows_of_unimplemented_methods_are_never_matched_to_ours():
-    """EOE and the ablation rows (no method here yet, AUROC unpublished) are listed, but never
-    taken for a method's own number: tables and report pick the paper's or the scripts' row."""
+def test_ablation_rows_are_never_matched_to_a_methods_own_number():
+    """The ablation rows (AUROC unpublished) are listed, but never taken for a method's own
+    number: tables and report pick the paper's or the scripts' row; EOE and GL-MCM rows go to
+    those methods only."""
     from ants.report import _published_rows, paper_rows
 
     p = paper_results()
     for bench, datasets in PUBLISHED_DATASETS.items():
-        for kind in ("mcm", "neglabel", "adaneg", "ants", "csp", "eoe"):
+        for kind in ("mcm", "neglabel", "adaneg", "ants", "csp", "eoe", "glmcm"):
             for ds in datasets | {"far_average", "near_average"}:
                 for variant in (None, "ada", "far_only", "near_only"):
                     row = published_for(p, bench, kind, ds, variant)
-                    assert row is None or "ablation" not in row["method"] and row["method"] != "EOE"
+                    assert row is None or "ablation" not in row["method"]
+                    assert row is None or (row["method"] == "EOE") == (kind == "eoe")
+                    assert row is None or (row["method"] == "GL-MCM") == (kind == "glmcm")
                 for row in paper_rows(bench, kind, ds):
-                    assert "ablation" not in row["method"] and row["method"] != "EOE"
+                    assert "ablation" not in row["method"]
     assert [r["fpr95"] for r in paper_rows("openood_v15", "ants", "near_average")] == [60.98]
+    assert published_for(p, "mos4", "glmcm", "far_average")["fpr95"] == 35.59
+    assert published_for(p, "openood_v15", "eoe", "near_average")["fpr95"] == 82.93
     listed = {r["method"]: r for r in _published_rows() if r["benchmark"] == "openood_v15"}
-    assert listed["ANTS ablation fixed weight"]["auroc"] == "–"
-    assert listed["ANTS ablation fixed weight"]["convention"] == "OOD-positive"
+    assert listed["ANTS ablation E (fixed weight)"]["auroc"] == "–"
+    assert listed["ANTS ablation E (fixed weight)"]["convention"] == "OOD-positive"
 
 
 def test_published_rows_follow_the_score_variant_and_the_split_average_names():

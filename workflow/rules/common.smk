@@ -14,12 +14,14 @@ from snakemake.exceptions import WorkflowError
 
 from ants import artifacts
 from ants.artifacts import benchmark_path, log_path, template
-from ants.config import ConfigError, dvc_restore_hint, load_config_files
+from ants.config import ConfigError, dvc_restore_hint, load_config_files, paper_sweeps
 from ants.datasets.location import manifest_sources
 from ants.methods import method_spec
 from ants.views import (
     answer_config,
     answers_owner,
+    envisioned_owner,
+    eoe_answer_config,
     text_config,
     ants_methods,
     dumps,
@@ -103,7 +105,8 @@ wildcard_constraints:
     method=r"[^/]+",
     ood=r"[^/]+",
     seed=r"\d+",
-    scoring=r"(size|groups)\d+-tau[^/]+-seed\d+",
+    temperature=r"[0-9.eE+-]+",
+    scoring=r"(csp-)?(size|groups)\d+-tau[^/]+-seed\d+|mcm-tau[^/]+",
     stream_key=r"[a-z_]+-bs\d+",
 
 
@@ -164,7 +167,11 @@ def metrics_summary():
 
 
 def bench(wildcards):
-    return PARAMS["benchmarks"][wildcards.benchmark]
+    """The benchmark section of the job: of its method's params when the job has a method (a
+    sweep point may change the backbone: its jobs read that backbone's features), else of
+    params.yaml."""
+    params = point_params(PARAMS, wildcards.method)[0] if hasattr(wildcards, "method") else PARAMS
+    return params["benchmarks"][wildcards.benchmark]
 
 
 def embeddings(backbone, dataset):
@@ -218,8 +225,9 @@ def answer_logs():
 
 
 def static_file(benchmark, method, dataset):
-    """The shared static pass ``method`` reads for ``dataset`` on ``benchmark``."""
-    b = PARAMS["benchmarks"][benchmark]
+    """The shared static pass ``method`` reads for ``dataset`` on ``benchmark`` (of the method's
+    params: a sweep point may change the backbone)."""
+    b = point_params(PARAMS, method)[0]["benchmarks"][benchmark]
     scoring = scoring_name(static_scoring(PARAMS, method))
     return artifacts.path("static", backbone=b["backbone"], label_set=b["label_set"], dataset=dataset,
                           scoring=scoring)
@@ -253,7 +261,38 @@ def scoring_inputs(wildcards):
     if static_scoring(PARAMS, wildcards.method) is not None:
         files["static_id"] = static_path(wildcards, b["id"])
         files["static_ood"] = static_path(wildcards, wildcards.ood)
+    if spec.uses_local:
+        files["local_id"] = local_path(wildcards, b["id"])
+        files["local_ood"] = local_path(wildcards, wildcards.ood)
+    if spec.uses_envisioned:
+        owner = envisioned_owner(PARAMS, wildcards.method)
+        files["envisioned"] = artifacts.path("envisioned_text", backbone=b["backbone"], label_set=b["label_set"],
+                                             method=owner)
     return files
+
+
+def local_key(benchmark, method, dataset):
+    """The wildcards of the file of GL-MCM's local term (artifact ``local``) of a dataset's
+    images for the method's backbone, ID label set and temperature."""
+    params, base = point_params(PARAMS, method)
+    b = params["benchmarks"][benchmark]
+    t = float(params["methods"][base]["temperature"])
+    return {"backbone": b["backbone"], "label_set": b["label_set"], "dataset": dataset, "temperature": f"{t:g}"}
+
+
+def local_path(wildcards, dataset):
+    return artifacts.path("local", **local_key(wildcards.benchmark, wildcards.method, dataset))
+
+
+def eoe_methods():
+    """The active EOE methods (run.methods whose kind reads envisioned labels)."""
+    return [m for m in METHODS if method_spec(kind_of(m)).uses_envisioned]
+
+
+def envisioned_logs():
+    """The answers log of every active EOE method's envisioned labels (per label set)."""
+    return sorted({artifacts.path("envisioned", label_set=PARAMS["benchmarks"][b]["label_set"], method=m)
+                   for b in BENCHMARKS for m in eoe_methods()})
 
 
 def ants_inputs(wildcards):
@@ -269,7 +308,8 @@ def score_options(wildcards, input):
     """The ``ants score`` options naming the inputs the method reads."""
     flags = {"id": "--id-embeddings", "ood": "--ood-embeddings", "text": "--text", "negatives": "--negatives",
              "static_id": "--static-id", "static_ood": "--static-ood", "answers": "--answers",
-             "negative_text": "--negative-text"}
+             "negative_text": "--negative-text", "local_id": "--local-id", "local_ood": "--local-ood",
+             "envisioned": "--envisioned"}
     return " ".join(f"{flag} '{input[key]}'" for key, flag in flags.items() if key in input.keys())
 
 
@@ -281,18 +321,43 @@ def manifest_inputs(wildcards):
 
 
 def label_set_inputs(wildcards):
+    """The label set's file (when it is one) and a negatives list (``mining.source: file``)."""
     cfg = PARAMS["label_sets"][wildcards.label_set]
-    return [cfg["file"]] if "file" in cfg else []
+    files = [cfg["file"]] if "file" in cfg else []
+    if PARAMS["mining"]["source"] == "file":
+        files.append(PARAMS["mining"]["file"])
+    return files
+
+
+def negatives_path(backbone, label_set, detector="neglabel"):
+    """The negative bank of a static pass: the mined one (``mining``), or the CSP-mined one for
+    ANTS's ``initial_detector: csp`` (the mined one when ``mining`` already selects CSP)."""
+    if detector == "csp" and not (PARAMS["mining"]["source"] == "wordnet"
+                                  and PARAMS["mining"]["selection"] == "csp"):
+        return artifacts.path("negatives_csp", backbone=backbone, label_set=label_set)
+    return artifacts.path("negatives", backbone=backbone, label_set=label_set)
+
+
+def static_inputs(wildcards):
+    """A static pass reads the image features, the ID text and the negatives of its detector
+    (an MCM pass none)."""
+    w = wildcards
+    files = {"embeddings": artifacts.path("embeddings", backbone=w.backbone, dataset=w.dataset),
+             "text": artifacts.path("id_text", backbone=w.backbone, label_set=w.label_set)}
+    detector = parse_scoring_name(w.scoring).get("detector", "neglabel")
+    if detector != "mcm":
+        files["negatives"] = negatives_path(w.backbone, w.label_set, detector)
+    return files
 
 
 def versioned_outputs():
     """Every file of this run that DVC versions (dvc.yaml's outs) besides the metrics, tables
     and figures: the generated or downloaded data, manifests, image embeddings, ID text
-    features and mined negatives, static passes, streams, plans, answers logs, the negatives'
-    text features and scores. `all` (and `dvc repro`, which runs it) requires each, so a missing
-    one is rebuilt (an answers log from the answer cache, nothing asked twice) instead of being
-    recorded as gone."""
-    files = score_files()
+    features and mined negatives, static passes, GL-MCM's local terms, EOE's envisioned labels
+    and their text features, streams, plans, answers logs, the negatives' text features and
+    scores. `all` (and `dvc repro`, which runs it) requires each, so a missing one is rebuilt (an
+    answers log from the answer cache, nothing asked twice) instead of being recorded as gone."""
+    files = score_files() + envisioned_logs()
     for b in BENCHMARKS:
         bench = PARAMS["benchmarks"][b]
         backbone, label_set = bench["backbone"], bench["label_set"]
@@ -302,10 +367,14 @@ def versioned_outputs():
             if cfg["source"] != "local":  # the demo's lists, a download's folder: rule outputs
                 files += manifest_sources(ds, cfg)
             files += [static_file(b, m, ds) for m in METHODS if static_scoring(PARAMS, m) is not None]
+            files += [artifacts.path("local", **local_key(b, m, ds)) for m in METHODS
+                      if method_spec(kind_of(m)).uses_local]
         files += [artifacts.path(kind, backbone=backbone, label_set=label_set) for kind in ("id_text", "negatives")]
         label_file = PARAMS["label_sets"][label_set].get("file", "")
         if label_file.startswith(artifacts.RESULTS + "/"):  # written by a rule (the demo's class names)
             files.append(label_file)
+        files += [artifacts.path("envisioned_text", backbone=backbone, label_set=label_set, method=m)
+                  for m in eoe_methods()]
         for m, ood, s in streams_of(b, METHODS):
             files.append(stream_path(b, m, ood, s))
         for m, ood, s in streams_of(b, ANTS_METHODS):
@@ -334,8 +403,11 @@ def report_sweeps():
     """The sweep tables the report draws: those already built, and all of them when this run
     builds the `sweeps` target too (`snakemake tables sweeps report`), so the report waits."""
     wanted = "sweeps" in sys.argv[1:]
-    return [artifacts.path("sweep_csv", sweep=s) for s in sweep_names()
-            if wanted or os.path.exists(artifacts.path("sweep_csv", sweep=s))]
+    paper = "paper" in sys.argv[1:]
+    names = list(dict.fromkeys(sweep_names() + paper_sweep_names()))
+    files = {s: artifacts.path("sweep_csv", sweep=s) for s in names}
+    return [f for s, f in files.items()
+            if (wanted and s in sweep_names()) or (paper and s in paper_sweep_names()) or os.path.exists(f)]
 
 
 def metric_tables():
@@ -418,3 +490,85 @@ def sweep_names():
 
 def sweep_score_files(wildcards):
     return sorted({f[3] for p in sweep_view(PARAMS, wildcards.sweep)["points"] for f in p["files"]})
+
+
+# -- the paper (params.yaml `paper`; built by `snakemake paper`) -------------------------------
+
+PAPER = PARAMS.get("paper") or {"tables": ["methods", "ants_variants"], "panels": []}
+
+
+def paper_sweep_names():
+    """The sweeps `snakemake paper` builds: the Figure 7 panels and the ablation's sweep."""
+    return paper_sweeps(PARAMS)
+
+
+def ablation_files():
+    if "ablation" not in PAPER["tables"]:
+        return []
+    return [artifacts.path("ablation_table", stem="ablation", ext=ext) for ext in ("csv", "md", "tex")]
+
+
+def cost_files():
+    return [artifacts.REPORT_COST.format(ext=ext) for ext in ("csv", "md", "tex")] if "cost" in PAPER["tables"] else []
+
+
+def _wanted_or_present(target, files):
+    """``files`` when this run builds ``target`` (so the report waits for them), else those
+    already built (a later `snakemake all` keeps the same inputs: nothing to redo)."""
+    wanted = target in sys.argv[1:]
+    return [f for f in files if wanted or os.path.exists(f)]
+
+
+def ablation_view():
+    """The ablation sweep's points as rows (label, value, base method) and the tables' view."""
+    name = PAPER["ablation"]
+    spec = PARAMS["sweeps"][name]
+    labels = spec.get("labels") or spec["values"]
+    rows = [{"label": labels[i], "value": spec["values"][i], "method": base}
+            for _, base, i in sweep_points(PARAMS, name)]
+    return {**tables_view(PARAMS), "ablation": {"sweep": name, "rows": rows}}
+
+
+def _tsv(rule, kind, **wildcards):
+    """A job's benchmark file (Snakemake's `benchmark:`), as the rule names it."""
+    return benchmark_path(rule, kind).format(**wildcards)
+
+
+def cost_view():
+    """Per (benchmark, method of run.methods): the benchmark files of every job behind its
+    scores, its embeddings and score files, its answers logs with their timing sidecars."""
+    rows = []
+    for b in BENCHMARKS:
+        spec = PARAMS["benchmarks"][b]
+        bb, ls = spec["backbone"], spec["label_set"]
+        datasets = [spec["id"]] + [o for _, o in ood_sets(PARAMS, b)]
+        for m in METHODS:
+            streams = streams_of(b, [m])
+            per = [dict(benchmark=b, method=m, ood=o, seed=s) for _, o, s in streams]
+            parts = {"embed": [_tsv("embed_images", "embeddings", backbone=bb, dataset=ds) for ds in datasets],
+                     "score": [_tsv("score", "scores", **w) for w in per]}
+            scoring = static_scoring(PARAMS, m)
+            if scoring is not None:
+                parts["static"] = [_tsv("static", "static", backbone=bb, label_set=ls, dataset=ds,
+                                        scoring=scoring_name(scoring)) for ds in datasets]
+            answers = []
+            kind = method_spec(kind_of(m))
+            if kind.uses_local:
+                parts["local"] = [_tsv("local_features", "local", **local_key(b, m, ds)) for ds in datasets]
+            if kind.uses_envisioned:
+                owner = envisioned_owner(PARAMS, m)
+                parts["llm"] = [_tsv("envision", "envisioned", label_set=ls, method=owner)]
+                parts["encode"] = [_tsv("encode_envisioned", "envisioned_text", backbone=bb, label_set=ls,
+                                        method=owner)]
+                answers = [[artifacts.path("envisioned", label_set=ls, method=owner),
+                            artifacts.path("envision_timings", label_set=ls, method=owner)]]
+            if is_ants(m):
+                for key, rule, out in (("plan", "plan", "plan"), ("answer", "answer", "answers"),
+                                       ("encode", "encode_negatives", "negative_text")):
+                    parts[key] = [_tsv(rule, out, **w) for w in per]
+                answers = [[artifacts.path("answers", **w), artifacts.path("timings", **w)] for w in per]
+            rows.append({"benchmark": b, "method": m, "label": PARAMS["methods"][m].get("label", m),
+                         "embeddings": [embeddings(bb, ds) for ds in datasets],
+                         "scores": [per_stream("scores", b, m, o, s) for _, o, s in streams],
+                         "parts": parts, "answers": answers})
+    return {"rows": rows}
