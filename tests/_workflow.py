@@ -16,12 +16,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from ants.snakemake_jobs import NOTHING, job_stats  # noqa: F401 (NOTHING: for the tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPIED = ("Snakefile", "params.yaml", "dvc.yaml", ".dvcignore", "workflow", "ants", "profiles", ".dvc/config",
           ".dvc/.gitignore")
 KEEP_LEXNAMES = {"noun.shape", "noun.object", "noun.phenomenon", "noun.feeling", "adj.ppl", "adj.all"}
-NOTHING = "Nothing to be done (all requested files are present and up to date)."
 
 
 def env() -> dict:
@@ -85,18 +86,7 @@ def snakemake(cwd: Path, *args, check: bool = True) -> subprocess.CompletedProce
 def planned_jobs(cwd: Path, target: str = "all") -> dict[str, int]:
     """Jobs per rule that ``snakemake -n target`` would run (from its own job-stats table)."""
     out = snakemake(cwd, "-n", target)
-    text = out.stdout + out.stderr
-    if NOTHING in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        jobs[m[1]] = int(m[2])
-    jobs.pop("total", None)
-    return jobs
+    return job_stats(out.stdout + out.stderr)
 
 
 def cache_rows(workdir: Path) -> int:

@@ -9,7 +9,8 @@ Tiers, by folder (each test gets its folder's marker: ``pytest -m unit``):
   install, a browser): every one of them is ``slow``.
 
 ``make test-fast`` runs ``-m "not slow"``; ``make test`` (CI) runs everything. What tests share
-lives in ``tests/_*.py`` (the workflow copies and runs, fixture datasets, stores, the report's
+lives in ``tests/_*.py`` (the workflow copies and runs, the session's one finished demo run
+(``demo_run``, ``_demo_run.py``), fixture datasets, stores, the report's
 fixture run, artifact fixtures, images, a stand-in MLLM, the repository's files).
 """
 
@@ -45,6 +46,15 @@ def tiny_clip():
     from ants.encoders import ClipSpec, load_clip
 
     return load_clip(ClipSpec.tiny(seed=0), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The session's finished reduced demo run (tests/_demo_run.py), built once even under
+    pytest-xdist; never change it: take a copy with ``_demo_run.copy_demo_run(demo_run, dest)``."""
+    from _demo_run import finished_demo_run
+
+    return finished_demo_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

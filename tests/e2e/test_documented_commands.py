@@ -7,8 +7,9 @@ configs' headers, params.yaml, dvc.yaml, the Snakefile and rule files, the profi
 Makefile: a comment line ``#   <command>   explanation``, and inline code).
 
 Each distinct command is run in a fresh copy of the repository (every tracked and not ignored
-file, as a clone has them, in a git repository of its own) after a small demo run there
-(tests/e2e/test_workflow.py's ``test_params``) and with data laid out where the configs look
+file, as a clone has them, in a git repository of its own) after a small demo run there (the
+session's shared run of ``_workflow.test_params``, tests/_demo_run.py, copied in, recorded by
+DVC and committed) and with data laid out where the configs look
 (tests/_datasets.py): as written when it is cheap, with a dry-run flag added when it would do
 real work (``snakemake ... -n``, ``dvc exp run --dry``, ``make -n``, ``pip install --dry-run
 --no-index``). It must exit 0 and leave ``git status`` as it was, but for the files it is shown
@@ -27,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from _datasets import make_fixture_data
+from _demo_run import copy_demo_run
 from _repo import repo_files
-from _workflow import NOTHING, test_params
+from _workflow import NOTHING
 from _workflow import env as workflow_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,13 +383,12 @@ def fresh(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def after_demo(fresh) -> Path:
+def after_demo(fresh, demo_run) -> Path:
     """``fresh`` after a small demo run recorded by DVC and committed, and one commit more (so
-    ``HEAD~1`` names the run)."""
-    params = test_params()
-    params["run"]["seeds"] = [0]  # the commands shown name seed 0's streams only
-    (fresh / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _ok("snakemake --cores 2 all", fresh, timeout=3600)  # minutes alone, more on a busy machine
+    ``HEAD~1`` names the run). The run is the session's shared one, copied in (its params, its
+    results and reports, Snakemake's records, every file's mtime): Snakemake finds it finished."""
+    copy_demo_run(demo_run, fresh, only=("params.yaml", "results", "reports", ".snakemake"))
+    assert NOTHING in _ok("snakemake -n all", fresh)
     _ok(
         "dvc repro -q && git add -A && git commit -qm run && git commit -q --allow-empty -m later",
         fresh,

@@ -3,10 +3,11 @@
 On another machine of the same kind (x86-64, another CPU model: AVX-512 instead of AVX2, other
 core count), torch, MKL, oneDNN, OpenBLAS and numpy pick other kernels and thread splits; before
 :mod:`ants.numerics` pinned them, the demo's CLIP features, mined negatives, scores, metrics,
-tables and figures all changed in their last bits there. This module runs the demo DAG twice
-from scratch: once as this machine's libraries choose, once under the settings another CPU would
-lead them to (other vector widths and kernels for each library) with one thread instead of two,
-and compares every file DVC records (``dvc.yaml``'s outs, metrics and plots) byte for byte.
+tables and figures all changed in their last bits there. This module compares two builds of
+the reduced demo DAG from scratch: the session's shared one (tests/_demo_run.py), as this
+machine's libraries choose, and one under the settings another CPU would lead them to (other
+vector widths and kernels for each library) with one thread instead of two; every file DVC
+records (``dvc.yaml``'s outs, metrics and plots) must be byte for byte the same.
 """
 
 from __future__ import annotations
@@ -43,18 +44,11 @@ OTHER_MACHINE = {
 }
 
 
-def small_params() -> dict:
-    """test_workflow's demo DAG with one stream seed: every rule, method and DVC-tracked kind of
-    file, in about half the jobs."""
-    p = test_params()
-    p["run"]["seeds"] = [0]
-    return p
-
-
 def build(workdir, extra: dict[str, str]) -> tuple[dict[str, str], str]:
-    """Run ``snakemake all`` in a fresh copy under ``extra`` environment settings: the sha256 of
-    every DVC-tracked file, and Snakemake's output."""
-    make_copy(workdir, small_params())
+    """Run ``snakemake all`` of ``test_params()`` (the shared demo run's) in a fresh copy under
+    ``extra`` environment settings: the sha256 of every DVC-tracked file, and Snakemake's
+    output."""
+    make_copy(workdir, test_params())
     e = env()
     for key in list(e):  # only the settings named here differ between the two runs
         if key in OTHER_MACHINE or key == "ANTS_CPU_NUMERICS":
@@ -73,16 +67,19 @@ def build(workdir, extra: dict[str, str]) -> tuple[dict[str, str], str]:
 
 
 def test_dvc_tracked_files_are_byte_identical_under_another_cpu_path_and_thread_count(
-    tmp_path, record_figure
+    demo_run, tmp_path, record_figure
 ):
+    # here: the shared run, built in the tests' environment (`env()`: at most ants' own pinned
+    # settings, which its jobs would set anyway), where none of the other machine's holds
+    assert all(env().get(k) != v for k, v in OTHER_MACHINE.items())
+    assert "ANTS_CPU_NUMERICS" not in env()
+    here = tracked_outputs(demo_run.dir)
     t0 = time.perf_counter()
-    here, _ = build(tmp_path / "here", {})
-    t1 = time.perf_counter()
     other, out = build(tmp_path / "other", OTHER_MACHINE)
-    t2 = time.perf_counter()
+    t1 = time.perf_counter()
     record_figure(
-        f"test reproducibility: demo DAG (1 seed) here {t1 - t0:.0f} s, under another CPU path "
-        f"and 1 thread {t2 - t1:.0f} s; {len(here)} DVC-tracked files compared"
+        f"test reproducibility: demo DAG here {demo_run.seconds:.0f} s (the shared run), under "
+        f"another CPU path and 1 thread {t1 - t0:.0f} s; {len(here)} DVC-tracked files compared"
     )
     assert here.keys() == other.keys()
     # every kind of versioned file is among them
@@ -108,6 +105,6 @@ def test_dvc_tracked_files_are_byte_identical_under_another_cpu_path_and_thread_
     # record the code path they were computed under
     replaced = ", ".join(f"{k}={OTHER_MACHINE[k]}" for k in sorted(portable_settings()))
     assert f"replaced {replaced} (ANTS_CPU_NUMERICS=native keeps yours)" in out
-    meta = pq.read_schema(tmp_path / "here/results/scores/demo/ants_paper/demo_near/seed0.parquet")
+    meta = pq.read_schema(demo_run.dir / "results/scores/demo/ants_paper/demo_near/seed0.parquet")
     recorded = json.loads(meta.metadata[METADATA_KEY])["cpu_numerics"]
     assert recorded["mode"] == "portable" and recorded["settings"]["MKL_CBWR"] == "COMPATIBLE"

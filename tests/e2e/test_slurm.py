@@ -1,13 +1,16 @@
 """The SLURM profile for real: the demo DAG submitted through snakemake-executor-plugin-slurm to
 the one-node cluster of tests/setup/slurm.sh, against a local run of the same config.
 
-The config is the reduced demo of tests/e2e/test_workflow.py cut further (one seed, one OOD set,
-NegLabel and ANTS: 13 jobs) so both runs take a few minutes on two cores; it still has every kind of job: data,
+The config is the reduced demo of tests/e2e/test_workflow.py cut further (two seeds, one OOD set,
+NegLabel and ANTS) so the SLURM run takes a few minutes on two cores; it still has every kind of job: data,
 manifests, the GPU rules (embed_images, answer: on the `gpu` partition, asking for no GPU since
 the demo models run on the CPU), text embedding, streams, plans, static and ANTS scores, metrics,
 report. The profile is the shipped profiles/slurm/config.yaml with only its sizes shrunk to this
 node (each job: 1 CPU and a CPU's share of the memory, so two run at once); partitions, runtimes,
-the executor and the GPU logic are the profile's own.
+the executor and the GPU logic are the profile's own. The local run it is compared with is the
+same config made locally from a copy of the session's finished demo run (tests/_demo_run.py):
+its score files are already there, only what the cut config changes (metrics, tables, report)
+runs again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _workflow import make_copy, run, test_params
+from _demo_run import copy_demo_run
+from _workflow import make_copy, run, test_params, write_params
+
+from ants.snakemake_jobs import job_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -98,11 +104,12 @@ def slurm_jobs(run_id: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_path, record_figure):
+def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, demo_run, tmp_path, record_figure):
     cpus, mem_mb = cluster
     params = slurm_params()
 
-    local = make_copy(tmp_path / "local", params)
+    local = copy_demo_run(demo_run, tmp_path / "local")
+    write_params(local, params)
     t0 = time.perf_counter()
     run([BIN / "snakemake", "--cores", str(cpus), "all"], local)
     t_local = time.perf_counter() - t0
@@ -129,8 +136,8 @@ def test_demo_dag_through_the_slurm_profile_matches_a_local_run(cluster, tmp_pat
     for job in jobs:
         assert job["State"] == "COMPLETED", job
         rules.setdefault(re.match(r"rule_([a-z_]+?)(_wildcards_.*)?$", job["Comment"])[1], []).append(job)
-    planned = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", text.split("Job stats:", 1)[1], re.M)}
-    planned.pop("total"), planned.pop("all")  # `all` is a local rule
+    planned = job_stats(text)
+    planned.pop("all")  # `all` is a local rule
     assert {r: len(js) for r, js in rules.items()} == planned
     assert {"embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives", "score", "report"} <= set(rules)
     shipped = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())

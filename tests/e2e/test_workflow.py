@@ -3,7 +3,8 @@
 The demo DAG runs with a smaller configuration than the shipped params.yaml (fewer images,
 two seeds, a WordNet corpus cut down with ``mining.exclude_lexnames``) so the whole module
 stays within a few minutes on two cores; the structure (every rule, every method, both ANTS
-presets, the demo MLLM, the SQLite cache, DVC) is the real one.
+presets, the demo MLLM, the SQLite cache, DVC) is the real one. The module's tests change one
+copy of the session's finished demo run (``built``, tests/_demo_run.py) one after another.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from _demo_run import copy_demo_run
 from _workflow import (  # noqa: F401 (shared with the other workflow tests)
     BIN,
     COPIED,
@@ -46,13 +48,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A copy of the workflow after `snakemake --cores 2 all` (the demo DAG, from scratch)."""
-    workdir = make_copy(tmp_path_factory.mktemp("wf") / "a")
-    t0 = time.perf_counter()
-    out = snakemake(workdir, "all")
-    return {"dir": workdir, "out": out.stdout + out.stderr, "seconds": time.perf_counter() - t0,
-            "metrics": (workdir / "results" / "metrics.json").read_text()}
+def built(demo_run, tmp_path_factory):
+    """This module's copy of the session's finished demo run (`snakemake --cores 2 all` of the
+    demo DAG from scratch, tests/_demo_run.py), with what that build printed and its wall time.
+    The tests below change the copy one after another, in this order."""
+    workdir = copy_demo_run(demo_run, tmp_path_factory.mktemp("wf") / "a")
+    return {"dir": workdir, "out": demo_run.out, "seconds": demo_run.seconds, "metrics": demo_run.metrics}
 
 
 def test_demo_dag_end_to_end_through_snakemake(built, record_figure):
@@ -174,14 +175,15 @@ def test_a_damaged_stream_is_set_aside_by_the_job_that_reads_it_and_a_plain_reru
     shutil.rmtree(w / "results/damaged")  # the module's run as the later tests expect it
 
 
-def test_dvc_repro_from_scratch_gives_byte_identical_outputs(built, tmp_path):
+def test_dvc_repro_from_scratch_gives_byte_identical_outputs(demo_run, tmp_path):
     w = make_copy(tmp_path / "b")
     run(["git", "init", "-q"], w)
     out = run([BIN / "dvc", "repro"], w)
     assert "Running stage 'workflow'" in out.stdout + out.stderr
-    assert (w / "results/metrics.json").read_text() == built["metrics"]
-    # two clean runs on one machine: every file whose hash DVC records is byte-identical
-    first, second = tracked_outputs(built["dir"]), tracked_outputs(w)
+    assert (w / "results/metrics.json").read_text() == demo_run.metrics
+    # two clean runs on one machine (Snakemake's, the shared run; DVC's): every file whose
+    # hash DVC records is byte-identical
+    first, second = tracked_outputs(demo_run.dir), tracked_outputs(w)
     assert first.keys() == second.keys() and len(first) > 50
     assert [k for k in first if first[k] != second[k]] == []
     assert planned_jobs(w) == {}  # Snakemake agrees: nothing to do after DVC
@@ -263,9 +265,10 @@ def _kill_first_answer_job_after_a_commit(w: Path, rows_before: int) -> int:
 
 
 @pytest.mark.faults
-def test_a_killed_answer_job_leaves_nothing_stale(built, tmp_path):
+def test_a_killed_answer_job_leaves_nothing_stale(built, demo_run, tmp_path):
     """A new ENS prompt; `kill -9` of the answer job after its first committed batch; the same
-    command again finishes the change: metrics equal an uninterrupted run's, no answer bought twice."""
+    command again finishes the change: metrics equal an uninterrupted run's (the same change
+    made to another copy of the finished demo run), no answer bought twice."""
     w = built["dir"]
     prompt = {"ens": "Describe this picture briefly. Not {c}."}
     rows_before = cache_rows(w)
@@ -287,9 +290,10 @@ def test_a_killed_answer_job_leaves_nothing_stale(built, tmp_path):
     assert cache_rows(w) - rows_before == new_keys
     assert planned_jobs(w) == {}
 
-    # an uninterrupted run of the same params (as earlier tests left them) from scratch gives
-    # the same metrics
-    fresh = make_copy(tmp_path / "fresh", yaml.safe_load((w / "params.yaml").read_text()))
+    # an uninterrupted run of the same params (as earlier tests left them), from the finished
+    # demo run as the killed one started, gives the same metrics
+    fresh = copy_demo_run(demo_run, tmp_path / "fresh")
+    write_params(fresh, yaml.safe_load((w / "params.yaml").read_text()))
     snakemake(fresh, "all")
     assert (fresh / "results/metrics.json").read_text() == (w / "results/metrics.json").read_text()
 

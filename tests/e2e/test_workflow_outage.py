@@ -5,6 +5,10 @@ every chat completion with HTTP 503 ("down"): ``snakemake all`` must fail loudly
 many queries failed and why, leave no answers log and cache nothing. Then the server is fixed
 and the SAME command is run again: it must finish, every planned query answered once (the
 failed ones were never cached, and nothing is asked twice), and nothing is left to do.
+
+The run starts from a copy of the session's finished demo run (tests/_demo_run.py) without its
+answers (logs, cache) and metrics: what comes before the MLLM is done and up to date, what
+needs it is to be made.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -19,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from _workflow import answer_logs, answer_stats, make_copy, planned_jobs, snakemake, test_params
+from _demo_run import copy_demo_run
+from _workflow import answer_logs, answer_stats, planned_jobs, snakemake, test_params, write_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -116,10 +122,22 @@ def _params(port: int) -> dict:
     return p
 
 
+def _without_answers(w: Path) -> Path:
+    """The finished run ``w`` with no MLLM answer anywhere (answers logs, their job logs, the
+    cache) and no metrics: every answer job, and all that follows, is to be run."""
+    for rel in ("results/answers", "results/logs/answer"):
+        shutil.rmtree(w / rel)
+    for rel in ("results/mllm-cache.sqlite", "results/metrics.json"):
+        (w / rel).unlink()
+    return w
+
+
 def test_an_mllm_outage_fails_loudly_caches_nothing_and_the_same_command_finishes_after_the_fix(
-    tmp_path, server, record_figure
+    demo_run, tmp_path, server, record_figure
 ):
-    w = make_copy(tmp_path / "w", _params(server.server_address[1]))
+    w = _without_answers(copy_demo_run(demo_run, tmp_path / "w"))
+    write_params(w, _params(server.server_address[1]))
+    assert planned_jobs(w)["answer"] == 2  # ants_code x {demo_far, demo_near} x seed 0
     st = server.state
 
     # -- phase 1: the server is down -------------------------------------------------------

@@ -22,6 +22,7 @@ import yaml
 from _datasets import class_folders, images, make_fixture_data
 
 from ants.config import ConfigError, load_config_files, merge_config, read_yaml, validate_params
+from ants.snakemake_jobs import job_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
@@ -223,21 +224,6 @@ def _dry_run(workdir: Path, *configfiles: Path, target: str = "all") -> subproce
     return subprocess.run(args, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
 
 
-def job_counts(output: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's "Job stats" table."""
-    counts: dict[str, int] = {}
-    lines = output.splitlines()
-    for i, line in enumerate(lines):
-        if line.strip() == "Job stats:":
-            for row in lines[i + 3:]:
-                m = re.match(r"^(\S+)\s+(\d+)\s*$", row)
-                if not m:
-                    break
-                counts[m.group(1)] = int(m.group(2))
-            break
-    return counts
-
-
 def _has_rule(name: str) -> bool:
     text = (ROOT / "Snakefile").read_text() + "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     return re.search(rf"^rule {name}:", text, re.M) is not None
@@ -256,9 +242,9 @@ def test_config_dry_runs_its_whole_dag(name, fixture_config, tmp_path, record_fi
     for target in targets:
         proc = _dry_run(work, ROOT / "configs" / name, extra, target=target)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        counts = job_counts(proc.stdout + proc.stderr)
-        record_figure(f"dry run {name} ({target}): {sum(v for k, v in counts.items() if k != 'total')} jobs: "
-                      + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "total"))
+        counts = job_stats(proc.stdout + proc.stderr)
+        record_figure(f"dry run {name} ({target}): {sum(counts.values())} jobs: "
+                      + ", ".join(f"{k}={v}" for k, v in counts.items()))
         if target == "all":
             for rule in ("manifest", "embed_images", "embed_labels", "metrics", "report"):
                 assert counts.get(rule, 0) > 0, (rule, counts)
@@ -298,12 +284,6 @@ def test_dry_run_rejects_duplicate_keys(tmp_path):
     proc = _dry_run(work, dup)
     assert proc.returncode != 0
     assert f"stream.batch_size: duplicate key in {dup} (line 2 and line 3)" in proc.stdout + proc.stderr
-
-
-def test_fixture_helpers_parse_job_stats():
-    text = "Building DAG of jobs...\nJob stats:\njob          count\n---------  -------\nall            1\n" \
-           "manifest       7\ntotal          8\n\nReasons:\n"
-    assert job_counts(text) == {"all": 1, "manifest": 7, "total": 8}
 
 
 def test_validate_params_of_a_config_copy_is_independent():
