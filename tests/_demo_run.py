@@ -75,8 +75,11 @@ def finished_demo_run(tmp_path_factory) -> DemoRun:
             make_copy(workdir, test_params())
             t0 = time.perf_counter()
             out = snakemake(workdir, "all")
-            record = {"out": out.stdout + out.stderr, "seconds": time.perf_counter() - t0,
-                      "metrics": (workdir / "results" / "metrics.json").read_text()}
+            record = {
+                "out": out.stdout + out.stderr,
+                "seconds": time.perf_counter() - t0,
+                "metrics": (workdir / "results" / "metrics.json").read_text(),
+            }
             tmp = marker.with_suffix(".tmp")
             tmp.write_text(json.dumps(record))
             tmp.replace(marker)
@@ -96,8 +99,9 @@ def copy_demo_run(run: DemoRun, dest: Path, only: tuple[str, ...] = ()) -> Path:
     for rel in only:
         src = run.dir / rel
         if src.is_dir():
-            shutil.copytree(src, dest / rel, symlinks=True, copy_function=shutil.copy2,
-                            dirs_exist_ok=True)
+            shutil.copytree(
+                src, dest / rel, symlinks=True, copy_function=shutil.copy2, dirs_exist_ok=True
+            )
         else:
             shutil.copy2(src, dest / rel)
     return dest
