@@ -36,10 +36,13 @@ test-deps: $(STAMP)
 	for f in tests/setup/*.sh; do [ -e "$$f" ] || continue; bash "$$f" || exit 1; done
 
 # Two pytest-xdist workers (this project's reference machine has 2 cores; PYTEST_WORKERS=auto
-# uses every core); --dist loadfile keeps a module's tests, and its module fixtures (a shared
-# demo run), on one worker. The slowest tests are listed at the end (--durations).
+# uses every core); --dist loadfile keeps a module's tests, and its module fixtures, on one
+# worker; --no-loadscope-reorder hands files out in collection order (tests/conftest.py puts the
+# longest end-to-end modules first). The e2e tests share one finished demo run per session
+# (tests/_demo_run.py). The slowest tests are listed at the end (--durations).
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile --durations=20
+PYTEST := $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	--durations=30
 
 test: $(STAMP) lint test-deps
 	$(PYTEST)

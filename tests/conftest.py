@@ -29,15 +29,43 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 TIERS = ("unit", "integration", "e2e")
 
+#: The longest end-to-end modules, in the order they should start: ``make test`` runs
+#: ``-n 2 --dist loadfile --no-loadscope-reorder``, so pytest-xdist hands out files in collection
+#: order, the longest first and the short ones filling in at the end. The first two need no
+#: demo run before their own build: one worker builds the session's shared demo run (for the
+#: paper test) while the other builds its own (reproducibility), then both use it.
+E2E_ORDER = (
+    "test_workflow_paper.py",
+    "test_reproducibility.py",
+    "test_workflow.py",
+    "test_documented_commands.py",
+    "test_workflow_from_scratch.py",
+    "test_slurm.py",
+    "test_install.py",
+    "test_workflow_outage.py",
+)
+
+
+def _tier(item) -> str | None:
+    return next((t for t in TIERS if t in item.path.parts[-2:-1]), None)
+
+
+def _start_rank(item) -> tuple[int, int]:
+    """e2e first (the longest modules of E2E_ORDER first), then the rest as collected."""
+    if _tier(item) != "e2e":
+        return (1, 0)
+    name = item.path.name
+    return (0, E2E_ORDER.index(name) if name in E2E_ORDER else len(E2E_ORDER))
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        parts = item.path.parts
-        tier = next((t for t in TIERS if t in parts[-2:-1]), None)
+        tier = _tier(item)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
         if tier == "e2e":
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_start_rank)  # stable: each module's tests stay together, in their order
 
 
 @pytest.fixture(scope="session")

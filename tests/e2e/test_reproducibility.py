@@ -67,16 +67,18 @@ def build(workdir, extra: dict[str, str]) -> tuple[dict[str, str], str]:
 
 
 def test_dvc_tracked_files_are_byte_identical_under_another_cpu_path_and_thread_count(
-    demo_run, tmp_path, record_figure
+    request, tmp_path, record_figure
 ):
-    # here: the shared run, built in the tests' environment (`env()`: at most ants' own pinned
-    # settings, which its jobs would set anyway), where none of the other machine's holds
-    assert all(env().get(k) != v for k, v in OTHER_MACHINE.items())
-    assert "ANTS_CPU_NUMERICS" not in env()
-    here = tracked_outputs(demo_run.dir)
     t0 = time.perf_counter()
     other, out = build(tmp_path / "other", OTHER_MACHINE)
     t1 = time.perf_counter()
+    # here: the shared run (asked for after the build above, so that this worker builds while
+    # another may be building the shared run), built in the tests' environment (`env()`: at
+    # most ants' own pinned settings, which its jobs would set anyway): none of OTHER_MACHINE's
+    demo_run = request.getfixturevalue("demo_run")
+    assert all(env().get(k) != v for k, v in OTHER_MACHINE.items())
+    assert "ANTS_CPU_NUMERICS" not in env()
+    here = tracked_outputs(demo_run.dir)
     record_figure(
         f"test reproducibility: demo DAG here {demo_run.seconds:.0f} s (the shared run), under "
         f"another CPU path and 1 thread {t1 - t0:.0f} s; {len(here)} DVC-tracked files compared"

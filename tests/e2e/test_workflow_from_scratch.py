@@ -30,11 +30,12 @@ from _workflow import (
 )
 
 
-def test_dvc_repro_from_scratch_gives_byte_identical_outputs(demo_run, tmp_path):
+def test_dvc_repro_from_scratch_gives_byte_identical_outputs(request, tmp_path):
     w = make_copy(tmp_path / "b")
     run(["git", "init", "-q"], w)
     out = run([BIN / "dvc", "repro"], w)
     assert "Running stage 'workflow'" in out.stdout + out.stderr
+    demo_run = request.getfixturevalue("demo_run")  # after the build: see test_reproducibility
     assert (w / "results/metrics.json").read_text() == demo_run.metrics
     # two clean runs on one machine (Snakemake's, the shared run; DVC's): every file whose
     # hash DVC records is byte-identical
