@@ -30,10 +30,11 @@ from pathlib import Path
 
 import yaml
 
+from ants.snakemake_jobs import NOTHING, job_stats
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPIED = ("Snakefile", "params.yaml", "workflow", "ants", "profiles")
-NOTHING = "Nothing to be done"
 
 
 def _env() -> dict:
@@ -51,19 +52,6 @@ def _snakemake(cwd: Path, cores: int, *args: str) -> tuple[float, str]:
     if proc.returncode != 0:
         sys.exit(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return seconds, proc.stdout + proc.stderr
-
-
-def _jobs(text: str) -> dict[str, int]:
-    if NOTHING in text:
-        return {}
-    jobs = {}
-    for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        jobs[m[1]] = int(m[2])
-    jobs.pop("total", None)
-    return jobs
 
 
 def _texts_encoded(workdir: Path) -> int:
@@ -130,7 +118,7 @@ def main() -> None:
             scores = {p: p.stat().st_mtime_ns for p in (work / "results/scores").rglob("*.parquet")}
             _edit(work, edit)
             _, text = _snakemake(work, args.cores, "-n", "all")
-            jobs = _jobs(text)
+            jobs = job_stats(text)
             seconds, _ = _snakemake(work, args.cores, "all")
             heavy = {r: n for r, n in jobs.items()
                      if r in ("embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives")}
@@ -141,7 +129,7 @@ def main() -> None:
                   f"existing score files rewritten: {rewritten} of {len(scores)}; re-run time {seconds:.1f} s")
         if not args.no_sweeps:
             _, text = _snakemake(work, args.cores, "-n", "sweeps")
-            jobs = _jobs(text)
+            jobs = job_stats(text)
             seconds, _ = _snakemake(work, args.cores, "sweeps")
             print(f"demo sweeps (snakemake sweeps): {seconds:.1f} s, {sum(jobs.values())} jobs {jobs}")
     finally:
