@@ -8,7 +8,8 @@ to change something in it and watch what Snakemake / DVC do next. They share one
   :func:`finished_demo_run`: ``make_copy`` + ``snakemake --cores 2 all``, ONCE per session, also
   under pytest-xdist: the first worker to ask builds it under a file lock in a folder every
   worker sees (the session's base temp folder), the others wait on the lock and reuse it once
-  its completion marker (``run.json``) exists;
+  its completion marker (``run.json``) exists; a failed build is tried once, not once per
+  worker (``failed.txt`` holds its error for the others);
 * a test never changes the shared run: it takes its own copy with :func:`copy_demo_run` (every
   file with its mtime, ``.snakemake/``'s metadata included), in which ``snakemake -n all`` has
   nothing to do (tests/e2e/test_demo_run.py checks that), and changes the copy.
@@ -66,15 +67,19 @@ def finished_demo_run(tmp_path_factory) -> DemoRun:
 
     root = shared_root(tmp_path_factory) / "shared-demo-run"
     root.mkdir(parents=True, exist_ok=True)
-    marker = root / MARKER
+    marker, failed = root / MARKER, root / "failed.txt"
     with FileLock(str(root / "build.lock")):
+        if failed.is_file():  # one failed build is enough: the other workers say so at once
+            raise AssertionError(f"the shared demo run failed to build:\n{failed.read_text()}")
         if not marker.is_file():
             workdir = root / "demo"
-            if workdir.exists():  # a build that failed in another process: start again
-                shutil.rmtree(workdir)
             make_copy(workdir, test_params())
             t0 = time.perf_counter()
-            out = snakemake(workdir, "all")
+            try:
+                out = snakemake(workdir, "all")
+            except BaseException as e:
+                failed.write_text(str(e))
+                raise
             record = {
                 "out": out.stdout + out.stderr,
                 "seconds": time.perf_counter() - t0,
