@@ -389,6 +389,10 @@ def after_demo(fresh, demo_run) -> Path:
     results and reports, Snakemake's records, every file's mtime): Snakemake finds it finished."""
     copy_demo_run(demo_run, fresh, only=("params.yaml", "results", "reports", ".snakemake"))
     assert NOTHING in _ok("snakemake -n all", fresh)
+    # README's `ants negatives compare` reads the CSP negatives, which `snakemake paper` mines for
+    # the initial-detector panel: that one job of it (the rest of `paper` is
+    # tests/e2e/test_workflow_paper.py's)
+    _ok("snakemake --cores 2 results/negatives/tiny/demo/csp.parquet", fresh)
     _ok(
         "dvc repro -q && git add -A && git commit -qm run && git commit -q --allow-empty -m later",
         fresh,
