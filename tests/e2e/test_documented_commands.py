@@ -76,6 +76,8 @@ NOT_RUN = {
     "dvc exp run -S": "names DVC's option (docs/ARCHITECTURE.md); the option is run with a value",
     "dvc exp run -S key=value": "a pattern; `dvc exp run -S methods.adaneg.config.lam=0.2` is run",
     "ants ...": "a pattern: the rules' commands",
+    "ants negatives compare A B": "a pattern (docs/METHOD.md); README's `ants negatives compare` "
+    "of the demo's NegMining and CSP negatives is run",
     "transformers serve": "names transformers' server (tests/e2e/test_transformers_serve.py runs it)",
     "sbatch --gpus=N": "names the sbatch option the SLURM plugin passes",
     "python -m ants.wordnet build": "names the command shown in full in README.md",
