@@ -78,6 +78,11 @@ NOT_RUN = {
     "ants ...": "a pattern: the rules' commands",
     "ants negatives compare A B": "a pattern (docs/METHOD.md); README's `ants negatives compare` "
     "of the demo's NegMining and CSP negatives is run",
+    "ants ablation-table": "names the paper rule's command (docs/METHOD.md; its arguments are the "
+    "rule's): tests/e2e/test_workflow_paper.py runs it through `snakemake paper`",
+    "ants cost-table": "names the paper rule's command, as `ants ablation-table`",
+    "snakemake paper --configfile ...": "a pattern (the configs' headers); `snakemake paper` is "
+    "run, and every config's paper DAG is dry-run by tests/integration/test_configs.py",
     "transformers serve": "names transformers' server (tests/e2e/test_transformers_serve.py runs it)",
     "sbatch --gpus=N": "names the sbatch option the SLURM plugin passes",
     "python -m ants.wordnet build": "names the command shown in full in README.md",
