@@ -52,17 +52,18 @@ def _vs(seconds: float, target: str) -> str:
     return f"target <= {limit:g} s: {verdict}"
 
 
-def job_times(workdir: Path) -> dict[str, list[float]]:
-    """Wall seconds of every finished job, per rule, from the Snakemake ``benchmark:`` files
-    (``results/benchmarks/{rule}.tsv`` or ``results/benchmarks/{rule}/...tsv``; column ``s``)."""
+def job_times(workdir: Path, column: str = "s") -> dict[str, list[float]]:
+    """Seconds of every finished job, per rule, from the Snakemake ``benchmark:`` files
+    (``results/benchmarks/{rule}.tsv`` or ``results/benchmarks/{rule}/...tsv``): ``column``
+    ``s`` is the wall time, ``cpu_time`` the CPU time (steadier on a shared machine)."""
     base = workdir / "results/benchmarks"
     times: dict[str, list[float]] = {}
     for tsv in sorted(base.rglob("*.tsv")):
         rel = tsv.relative_to(base)
         rule = rel.parts[0] if len(rel.parts) > 1 else tsv.stem
-        lines = tsv.read_text().splitlines()
-        col = lines[0].split("\t").index("s")
-        times.setdefault(rule, []).extend(float(row.split("\t")[col]) for row in lines[1:2])
+        header, *rows = tsv.read_text().splitlines()
+        col = header.split("\t").index(column)
+        times.setdefault(rule, []).extend(float(row.split("\t")[col]) for row in rows[:1])
     return times
 
 
@@ -71,13 +72,20 @@ def _median(values: list[float]) -> float:
     return (v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2
 
 
-def print_job_times(times: dict[str, list[float]]) -> float:
-    """Print the per-rule table (largest total first) and return the median job."""
-    print(f"    {'rule':<22}{'jobs':>5}{'median s':>10}{'total s':>10}")
-    for rule, secs in sorted(times.items(), key=lambda kv: -sum(kv[1])):
-        print(f"    {rule:<22}{len(secs):>5}{_median(secs):>10.1f}{sum(secs):>10.1f}")
-    every = [s for secs in times.values() for s in secs]
-    print(f"    {'all':<22}{len(every):>5}{_median(every):>10.1f}{sum(every):>10.1f}")
+def print_job_times(workdir: Path) -> float:
+    """Print the per-rule table (largest total wall time first; wall and CPU seconds) and
+    return the median job's wall time."""
+    wall, cpu = job_times(workdir), job_times(workdir, "cpu_time")
+    print(f"    {'rule':<20}{'jobs':>5}{'median s':>10}{'total s':>10}{'median cpu':>12}"
+          f"{'total cpu':>11}")
+    for rule, secs in sorted(wall.items(), key=lambda kv: -sum(kv[1])):
+        c = cpu[rule]
+        print(f"    {rule:<20}{len(secs):>5}{_median(secs):>10.1f}{sum(secs):>10.1f}"
+              f"{_median(c):>12.1f}{sum(c):>11.1f}")
+    every = [s for secs in wall.values() for s in secs]
+    every_cpu = [s for secs in cpu.values() for s in secs]
+    print(f"    {'all':<20}{len(every):>5}{_median(every):>10.1f}{sum(every):>10.1f}"
+          f"{_median(every_cpu):>12.1f}{sum(every_cpu):>11.1f}")
     return _median(every)
 
 
@@ -136,7 +144,7 @@ def main() -> None:
                     help="only print the per-rule job times of a finished run in WORKDIR")
     args = ap.parse_args()
     if args.job_times:
-        median = print_job_times(job_times(Path(args.job_times)))
+        median = print_job_times(Path(args.job_times))
         print(f"median job: {median:.2f} s ({_vs(median, 'median_job')})")
         return
 
@@ -155,7 +163,7 @@ def main() -> None:
         n_jobs = len(re.findall(r"^Finished jobid", out, flags=re.M))
         print(f"demo DAG from scratch:             {full:7.1f} s  ({n_jobs} jobs; {_vs(full, 'demo')})")
         print("job time per rule (the jobs' benchmark files):")
-        median = print_job_times(job_times(work))
+        median = print_job_times(work)
         print(f"median job:                        {median:7.2f} s  ({_vs(median, 'median_job')})")
 
         dry = [_snakemake(work, args.cores, "-n", "all") for _ in range(3)]
