@@ -76,30 +76,45 @@ def print_job_times(workdir: Path) -> float:
     """Print the per-rule table (largest total wall time first; wall and CPU seconds) and
     return the median job's wall time."""
     wall, cpu = job_times(workdir), job_times(workdir, "cpu_time")
-    print(f"    {'rule':<20}{'jobs':>5}{'median s':>10}{'total s':>10}{'median cpu':>12}"
-          f"{'total cpu':>11}")
+    print(
+        f"    {'rule':<20}{'jobs':>5}{'median s':>10}{'total s':>10}{'median cpu':>12}"
+        f"{'total cpu':>11}"
+    )
     for rule, secs in sorted(wall.items(), key=lambda kv: -sum(kv[1])):
         c = cpu[rule]
-        print(f"    {rule:<20}{len(secs):>5}{_median(secs):>10.1f}{sum(secs):>10.1f}"
-              f"{_median(c):>12.1f}{sum(c):>11.1f}")
+        print(
+            f"    {rule:<20}{len(secs):>5}{_median(secs):>10.1f}{sum(secs):>10.1f}"
+            f"{_median(c):>12.1f}{sum(c):>11.1f}"
+        )
     every = [s for secs in wall.values() for s in secs]
     every_cpu = [s for secs in cpu.values() for s in secs]
-    print(f"    {'all':<20}{len(every):>5}{_median(every):>10.1f}{sum(every):>10.1f}"
-          f"{_median(every_cpu):>12.1f}{sum(every_cpu):>11.1f}")
+    print(
+        f"    {'all':<20}{len(every):>5}{_median(every):>10.1f}{sum(every):>10.1f}"
+        f"{_median(every_cpu):>12.1f}{sum(every_cpu):>11.1f}"
+    )
     return _median(every)
 
 
 def _env() -> dict:
     e = dict(os.environ)
-    e.update(PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
-             TRANSFORMERS_OFFLINE="1")
+    e.update(
+        PATH=f"{BIN}{os.pathsep}{e.get('PATH', '')}",
+        DVC_NO_ANALYTICS="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
     return e
 
 
 def _snakemake(cwd: Path, cores: int, *args: str) -> tuple[float, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run([str(BIN / "snakemake"), "--cores", str(cores), *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--cores", str(cores), *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
@@ -140,8 +155,11 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--keep", help="run in this (new) folder and keep it")
     ap.add_argument("--no-sweeps", action="store_true", help="skip timing the demo sweeps")
-    ap.add_argument("--job-times", metavar="WORKDIR",
-                    help="only print the per-rule job times of a finished run in WORKDIR")
+    ap.add_argument(
+        "--job-times",
+        metavar="WORKDIR",
+        help="only print the per-rule job times of a finished run in WORKDIR",
+    )
     args = ap.parse_args()
     if args.job_times:
         median = print_job_times(Path(args.job_times))
@@ -158,10 +176,14 @@ def main() -> None:
             work.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
     try:
-        print(f"workflow copy: {work} (cores: {args.cores}, CPUs on this machine: {os.cpu_count()})")
+        print(
+            f"workflow copy: {work} (cores: {args.cores}, CPUs on this machine: {os.cpu_count()})"
+        )
         full, out = _snakemake(work, args.cores, "all")
         n_jobs = len(re.findall(r"^Finished jobid", out, flags=re.M))
-        print(f"demo DAG from scratch:             {full:7.1f} s  ({n_jobs} jobs; {_vs(full, 'demo')})")
+        print(
+            f"demo DAG from scratch:             {full:7.1f} s  ({n_jobs} jobs; {_vs(full, 'demo')})"
+        )
         print("job time per rule (the jobs' benchmark files):")
         median = print_job_times(work)
         print(f"median job:                        {median:7.2f} s  ({_vs(median, 'median_job')})")
@@ -172,22 +194,32 @@ def main() -> None:
         print(f"snakemake -n, nothing to do:       {noop:7.2f} s  (best of 3; {_vs(noop, 'noop')})")
 
         encoded = _texts_encoded(work)
-        print(f"CLIP text encodes of MLLM negatives in the DAG: {encoded} (encode_negatives jobs); "
-              f"score jobs load no CLIP")
+        print(
+            f"CLIP text encodes of MLLM negatives in the DAG: {encoded} (encode_negatives jobs); "
+            f"score jobs load no CLIP"
+        )
 
         def new_ood(p):
             p["datasets"]["demo_far_b"] = {"source": "demo", "split": "far"}
             p["benchmarks"]["demo"]["ood"]["far"].append("demo_far_b")
 
         changes = [
-            ("AdaNeg lambda 0.1 -> 0.2 (scoring only)",
-             lambda p: p["methods"]["adaneg"]["config"].update(lam=0.2)),
-            ("ANTS (paper) lambda statistics paper -> code (scoring only)",
-             lambda p: p["methods"]["ants_paper"]["config"].update(lambda_stats="code")),
+            (
+                "AdaNeg lambda 0.1 -> 0.2 (scoring only)",
+                lambda p: p["methods"]["adaneg"]["config"].update(lam=0.2),
+            ),
+            (
+                "ANTS (paper) lambda statistics paper -> code (scoring only)",
+                lambda p: p["methods"]["ants_paper"]["config"].update(lambda_stats="code"),
+            ),
             ("a new seed", lambda p: p["run"].update(seeds=[*p["run"]["seeds"], 7])),
             ("a new OOD set", new_ood),
-            ("MLLM ENS prompt changed",
-             lambda p: p["mllm"].update(prompts={"ens": "Describe this picture briefly. Not {c}."})),
+            (
+                "MLLM ENS prompt changed",
+                lambda p: p["mllm"].update(
+                    prompts={"ens": "Describe this picture briefly. Not {c}."}
+                ),
+            ),
         ]
         for label, edit in changes:
             scores = {p: p.stat().st_mtime_ns for p in (work / "results/scores").rglob("*.parquet")}
@@ -195,19 +227,27 @@ def main() -> None:
             _, text = _snakemake(work, args.cores, "-n", "all")
             jobs = _jobs(text)
             seconds, _ = _snakemake(work, args.cores, "all")
-            heavy = {r: n for r, n in jobs.items()
-                     if r in ("embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives")}
+            heavy = {
+                r: n
+                for r, n in jobs.items()
+                if r
+                in ("embed_images", "embed_labels", "static", "plan", "answer", "encode_negatives")
+            }
             rewritten = sum(p.stat().st_mtime_ns != t for p, t in scores.items())
             print(f"after {label}:")
             print(f"    re-run jobs: {sum(jobs.values())} {jobs}")
-            print(f"    embedding / static / plan / answer / encode jobs among them: {heavy or 'none'}; "
-                  f"existing score files rewritten: {rewritten} of {len(scores)}; re-run time {seconds:.1f} s")
+            print(
+                f"    embedding / static / plan / answer / encode jobs among them: {heavy or 'none'}; "
+                f"existing score files rewritten: {rewritten} of {len(scores)}; re-run time {seconds:.1f} s"
+            )
         if not args.no_sweeps:
             _, text = _snakemake(work, args.cores, "-n", "sweeps")
             jobs = _jobs(text)
             seconds, _ = _snakemake(work, args.cores, "sweeps")
-            print(f"demo sweeps (snakemake sweeps): {seconds:.1f} s ({_vs(seconds, 'sweeps')}), "
-                  f"{sum(jobs.values())} jobs {jobs}")
+            print(
+                f"demo sweeps (snakemake sweeps): {seconds:.1f} s ({_vs(seconds, 'sweeps')}), "
+                f"{sum(jobs.values())} jobs {jobs}"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
