@@ -728,8 +728,10 @@ BAD_INPUT = (
     ("ants.mllm.base", "BackendError"),
     ("ants.negative_lists", "NegativeListError"),
 )
-#: Work that could not be done (exit 1): failed answers, answers or text features missing.
+#: Work that could not be done (exit 1): a file that could not be written (a full or read-only
+#: folder), failed answers, answers or text features missing.
 FAILED = (
+    ("ants._io", "WriteError"),
     ("ants.mllm.base", "AnswerFailureError"),
     ("ants.replay", "MissingAnswerError"),
     ("ants.text_features", "MissingTextFeatureError"),
