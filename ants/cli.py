@@ -763,6 +763,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGINT to Snakemake's process group: one line
+        print(
+            f"ants {args.command}: interrupted; nothing was written (a re-run does this step again)",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as exc:
         if isinstance(exc, (UsageError, FileNotFoundError, *_loaded(BAD_INPUT))):
             print(f"ants {args.command}: error: {_damaged(exc) or exc}", file=sys.stderr)

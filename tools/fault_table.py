@@ -61,11 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     if a.write:
         text = README.read_text(encoding="utf-8")
         before, rest = text.split(START, 1)
-        README.write_text(f"{before}{START}\n{table}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8")
+        README.write_text(
+            f"{before}{START}\n{table}\n{END}{rest.split(END, 1)[1]}", encoding="utf-8"
+        )
     elif a.check:
         if readme_table() != table:
-            print(f"{README.name}: the fault table differs from {SUITE.name}'s FAULT_TABLE; run "
-                  "`python tools/fault_table.py --write`", file=sys.stderr)
+            print(
+                f"{README.name}: the fault table differs from {SUITE.name}'s FAULT_TABLE; run "
+                "`python tools/fault_table.py --write`",
+                file=sys.stderr,
+            )
             return 1
     else:
         print(table)

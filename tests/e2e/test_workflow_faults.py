@@ -30,7 +30,7 @@ import pytest
 import yaml
 from _workflow import (
     BIN,
-    NOTHING,
+    ROOT,
     answer_logs,
     answer_stats,
     cache_rows,
@@ -39,6 +39,7 @@ from _workflow import (
     make_copy,
     planned_jobs,
     snakemake,
+    test_params,
     tracked_outputs,
 )
 
@@ -52,27 +53,34 @@ FAULT_TABLE = {
         "answer job",
         "Snakemake stops, no partial file is left; a plain re-run finishes byte-identical, "
         "no MLLM answer bought twice",
-        ["tests/e2e/test_workflow_faults.py::test_sigint_and_sigterm_during_each_kind_of_job",
-         "tests/e2e/test_workflow.py::test_a_killed_answer_job_leaves_nothing_stale",
-         "tests/integration/test_atomic_writes.py"],
+        [
+            "tests/e2e/test_workflow_faults.py::test_sigint_and_sigterm_during_each_kind_of_job",
+            "tests/e2e/test_workflow.py::test_a_killed_answer_job_leaves_nothing_stale",
+            "tests/integration/test_atomic_writes.py",
+        ],
     ),
     "damaged artifacts": (
         "each kind of stored file truncated, replaced by garbage, emptied or given a wrong schema; "
         "the answer cache overwritten",
         "one line naming the file and the rebuild; the job moves it to results/damaged/ and a "
         "plain re-run rebuilds it byte-identical (the cache: `ants cache rebuild`)",
-        ["tests/e2e/test_workflow_faults.py::test_a_damaged_artifact_is_set_aside_and_rebuilt",
-         "tests/e2e/test_workflow.py::test_a_damaged_stream_is_set_aside_by_the_job_that_reads_it_and_a_plain_rerun_rebuilds_it",
-         "tests/integration/test_artifacts.py", "tests/integration/test_mllm_cache.py"],
+        [
+            "tests/e2e/test_workflow_faults.py::test_damaged_artifacts_are_set_aside_and_a_plain_rerun_rebuilds_them",
+            "tests/e2e/test_workflow.py::test_a_damaged_stream_is_set_aside_by_the_job_that_reads_it_and_a_plain_rerun_rebuilds_it",
+            "tests/integration/test_artifacts.py",
+            "tests/integration/test_mllm_cache.py",
+        ],
     ),
     "MLLM server": (
         "an OpenAI-compatible server on 127.0.0.1 answering 500, 429 + Retry-After, invalid JSON, "
         "stalling past timeout_s, down (503), refusing connections",
         "the answer job fails loudly past max_failed_fraction, failures are never cached; a re-run "
         "against a healthy server asks only what was not answered",
-        ["tests/e2e/test_workflow_faults.py::test_a_flaky_mllm_server_through_the_workflow",
-         "tests/e2e/test_workflow_outage.py",
-         "tests/integration/test_mllm_openai.py::test_server_faults_are_failed_queries_never_cached_and_asked_again"],
+        [
+            "tests/e2e/test_workflow_faults.py::test_a_flaky_mllm_server_through_the_workflow",
+            "tests/e2e/test_workflow_outage.py",
+            "tests/integration/test_mllm_openai.py::test_server_faults_are_failed_queries_never_cached_and_asked_again",
+        ],
     ),
     "disk": (
         "the results folder full (a 1 MB tmpfs, else RLIMIT_FSIZE) or read-only",
@@ -90,8 +98,10 @@ FAULT_TABLE = {
         "class lists with duplicates, blank lines, non-ASCII names",
         "a bad class list: one line before any job; unusual images are read; an unreadable one "
         "stops the embed job naming it, or is skipped and recorded (data.on_bad_image: skip)",
-        ["tests/e2e/test_workflow_faults.py::test_own_data_with_unusual_images_and_class_lists",
-         "tests/e2e/test_workflow.py::test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded"],
+        [
+            "tests/e2e/test_workflow_faults.py::test_own_data_with_unusual_images_and_class_lists",
+            "tests/e2e/test_workflow.py::test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded",
+        ],
     ),
     "bad experiment value": (
         "`dvc exp run -S methods.adaneg.config.lam=abc`",
@@ -136,8 +146,18 @@ def _text(proc) -> str:
 
 
 #: the kinds of job, in the order one DAG runs them, and the rule of each
-KINDS = ("embed_images", "static", "stream", "plan", "answer", "encode_negatives", "score", "metrics",
-         "tables", "report")
+KINDS = (
+    "embed_images",
+    "static",
+    "stream",
+    "plan",
+    "answer",
+    "encode_negatives",
+    "score",
+    "metrics",
+    "tables",
+    "report",
+)
 
 
 def _running_outputs(w: Path) -> list[str]:
@@ -164,8 +184,15 @@ def _rule_of(output: str) -> str | None:
 def _signal_during(w: Path, rule: str, sig: int) -> tuple[str, subprocess.CompletedProcess]:
     """Run `snakemake all` (one job at a time), send ``sig`` to its process group once a
     ``rule`` job has run for a moment; the output that job was writing, and the finished run."""
-    proc = subprocess.Popen([BIN / "snakemake", "--cores", "1", "all"], cwd=w, env=env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [BIN / "snakemake", "--cores", "1", "all"],
+        cwd=w,
+        env=env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     hit = None
     try:
         deadline = time.time() + 300
@@ -195,8 +222,11 @@ def test_sigint_and_sigterm_during_each_kind_of_job(finished, tmp_path, record_f
     from ants.artifacts import ArtifactError
 
     w = _clone(finished, tmp_path / "w")
-    for rel in ("results/embeddings/tiny/demo_far.parquet", "results/embeddings/tiny/demo_near.parquet",
-                "results/streams/demo/demo_far/shuffled-bs16/seed1.parquet"):
+    for rel in (
+        "results/embeddings/tiny/demo_far.parquet",
+        "results/embeddings/tiny/demo_near.parquet",
+        "results/streams/demo/demo_far/shuffled-bs16/seed1.parquet",
+    ):
         (w / rel).unlink()
     t0, kills = time.perf_counter(), []
     for rule in KINDS:
@@ -214,15 +244,19 @@ def test_sigint_and_sigterm_during_each_kind_of_job(finished, tmp_path, record_f
 
                     read_arrow(target)
                 except ArtifactError as err:  # pragma: no cover - the failure message
-                    raise AssertionError(f"{signal.Signals(sig).name} during {rule}: {err}") from None
+                    raise AssertionError(
+                        f"{signal.Signals(sig).name} during {rule}: {err}"
+                    ) from None
             assert not list(w.glob("results/**/.*.tmp*")), sorted(w.glob("results/**/.*.tmp*"))
             kills.append(f"{signal.Signals(sig).name}@{rule}")
     last = snakemake(w, "all")  # the plain re-run
     assert "Traceback" not in _text(last)
     _recovered(w, finished)
     assert answer_stats(w)["generated"] == 0
-    record_figure(f"faults: {len(kills)} signals (SIGINT, SIGTERM x {len(KINDS)} kinds of job), "
-                  f"{time.perf_counter() - t0:.0f} s with the re-runs")
+    record_figure(
+        f"faults: {len(kills)} signals (SIGINT, SIGTERM x {len(KINDS)} kinds of job), "
+        f"{time.perf_counter() - t0:.0f} s with the re-runs"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,61 +276,109 @@ def _empty(path: Path) -> None:
 
 
 def _wrong_schema(path: Path) -> None:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
-    pq.write_table(table.rename_columns([f"x_{c}" for c in table.column_names]).replace_schema_metadata(
-        table.schema.metadata), path)
+    pq.write_table(
+        table.rename_columns([f"x_{c}" for c in table.column_names]).replace_schema_metadata(
+            table.schema.metadata
+        ),
+        path,
+    )
 
 
-DAMAGE = {"truncated": _truncate, "garbage": _garbage, "emptied": _empty, "wrong schema": _wrong_schema}
+DAMAGE = {
+    "truncated": _truncate,
+    "garbage": _garbage,
+    "emptied": _empty,
+    "wrong schema": _wrong_schema,
+}
 
 #: (kind, damage, the damaged file, a file the job that reads it writes: deleted so that it runs)
 DAMAGED = [
-    ("embeddings", "garbage", "results/embeddings/tiny/demo_near.parquet",
-     "results/static/tiny/demo/demo_near/size100-tau0.01-seed0.parquet"),
-    ("static", "emptied", "results/static/tiny/demo/demo_far/size100-tau0.01-seed0.parquet",
-     "results/plans/demo/ants_code/demo_far/seed0.parquet"),
-    ("plan", "truncated", "results/plans/demo/ants_code/demo_far/seed1.parquet",
-     "results/answers/demo/ants_code/demo_far/seed1.parquet"),
-    ("answers", "wrong schema", "results/answers/demo/ants_paper/demo_near/seed0.parquet",
-     "results/negatives-text/demo/ants_paper/demo_near/seed0.parquet"),
-    ("negative_text", "truncated", "results/negatives-text/demo/ants_code/demo_near/seed1.parquet",
-     "results/scores/demo/ants_code/demo_near/seed1.parquet"),
-    ("scores", "garbage", "results/scores/demo/adaneg/demo_far/seed0.parquet", "results/metrics.json"),
-    ("manifest", "wrong schema", "results/manifests/demo_far.parquet", "results/embeddings/tiny/demo_far.parquet"),
-    ("metrics_csv", "emptied", "results/metrics/demo.csv", "results/tables/table1.csv"),
+    (
+        "embeddings",
+        "garbage",
+        "results/embeddings/tiny/demo_near.parquet",
+        "results/static/tiny/demo/demo_near/size100-tau0.01-seed0.parquet",
+    ),
+    (
+        "static",
+        "emptied",
+        "results/static/tiny/demo/demo_far/size100-tau0.01-seed0.parquet",
+        "results/plans/demo/ants_code/demo_far/seed0.parquet",
+    ),
+    (
+        "plan",
+        "truncated",
+        "results/plans/demo/ants_code/demo_far/seed1.parquet",
+        "results/answers/demo/ants_code/demo_far/seed1.parquet",
+    ),
+    (
+        "answers",
+        "wrong schema",
+        "results/answers/demo/ants_paper/demo_far/seed0.parquet",
+        "results/negatives-text/demo/ants_paper/demo_far/seed0.parquet",
+    ),
+    (
+        "negative_text",
+        "truncated",
+        "results/negatives-text/demo/ants_paper/demo_far/seed1.parquet",
+        "results/scores/demo/ants_paper/demo_far/seed1.parquet",
+    ),
+    (
+        "scores",
+        "garbage",
+        "results/scores/demo/adaneg/demo_far/seed0.parquet",
+        "results/metrics.json",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("kind", "damage", "rel", "reader_output"), DAMAGED,
-                         ids=[f"{k}-{d}" for k, d, _, _ in DAMAGED])
-def test_a_damaged_artifact_is_set_aside_and_rebuilt(finished, tmp_path, kind, damage, rel, reader_output):
+def test_damaged_artifacts_are_set_aside_and_a_plain_rerun_rebuilds_them(
+    finished, tmp_path, record_figure
+):
+    """Each kind of stored file damaged (cut short, garbage, emptied, a wrong schema; mtimes kept,
+    so each still looks up to date), and a job that reads it made to run: in one run (with
+    --keep-going) every such job fails with one line naming its file, what is wrong, and that it
+    was moved to results/damaged/; a plain re-run rebuilds them and what depends on them,
+    byte-identical to the uninterrupted run, asking the MLLM nothing."""
     w = _clone(finished, tmp_path / "w")
     assert planned_jobs(w) == {}
-    target = w / rel
-    stat = target.stat()
-    DAMAGE[damage](target)
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # still looks up to date
-    damaged = target.read_bytes()
-    (w / reader_output).unlink()  # the job that reads it must run
+    damaged = {}
+    for _kind, damage, rel, reader_output in DAMAGED:
+        target = w / rel
+        stat = target.stat()
+        DAMAGE[damage](target)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # still looks up to date
+        damaged[rel] = target.read_bytes()
+        (w / reader_output).unlink()  # the job that reads it must run
 
-    failed = snakemake(w, "all", check=False)
+    failed = snakemake(w, "all", "--keep-going", check=False)
     text = _text(failed)
     assert failed.returncode != 0, text[-3000:]
-    line = next((x for x in text.splitlines() if rel in x and "Moved it aside" in x), None)
-    assert line is not None, text[-4000:]
-    assert re.search(rf"ants [\w-]+: error: {re.escape(rel)} \([^)]+\): .+\. Moved it aside to "
-                     rf"results/damaged/{re.escape(rel[len('results/'):])}: a plain re-run of the workflow "
-                     "rebuilds it$", line.strip()), line
     assert "Traceback" not in text
-    assert not target.exists()
-    assert (w / "results/damaged" / rel[len("results/"):]).read_bytes() == damaged
+    for kind, damage, rel, _ in DAMAGED:
+        line = next((x for x in text.splitlines() if rel in x and "Moved it aside" in x), None)
+        assert line is not None, f"{kind} {damage}:\n{text[-4000:]}"
+        assert re.search(
+            rf"ants [\w-]+: error: {re.escape(rel)} \([^)]+\): .+\. Moved it aside to "
+            rf"results/damaged/{re.escape(rel[len('results/') :])}: a plain re-run of the "
+            "workflow rebuilds it$",
+            line.strip(),
+        ), line
+        assert not (w / rel).exists()
+        assert (w / "results/damaged" / rel[len("results/") :]).read_bytes() == damaged[rel]
 
     rerun = snakemake(w, "all")  # the plain re-run
     assert "Traceback" not in _text(rerun)
     _recovered(w, finished)
+    assert answer_stats(w)["generated"] == 0
+    record_figure(
+        "faults: damaged "
+        + ", ".join(f"{k} ({d})" for k, d, _, _ in DAMAGED)
+        + ": each set aside with one line, rebuilt byte-identical by a plain re-run"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,7 +411,9 @@ class _Flaky(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        self._send(200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode())
+        self._send(
+            200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()
+        )
 
     def do_POST(self):
         import hashlib
@@ -353,11 +437,34 @@ class _Flaky(BaseHTTPRequestHandler):
             self._send(200, b"{}")
         else:
             content = body["messages"][0]["content"]
-            text = content if isinstance(content, str) else next(p["text"] for p in content if p["type"] == "text")
-            answer = "1. alpha\n2. beta\n3. gamma\n4. delta\n5. epsilon" if "numbered" in text else "a red stone"
-            self._send(200, json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
-                                        "choices": [{"index": 0, "finish_reason": "stop",
-                                                     "message": {"role": "assistant", "content": answer}}]}).encode())
+            text = (
+                content
+                if isinstance(content, str)
+                else next(p["text"] for p in content if p["type"] == "text")
+            )
+            answer = (
+                "1. alpha\n2. beta\n3. gamma\n4. delta\n5. epsilon"
+                if "numbered" in text
+                else "a red stone"
+            )
+            self._send(
+                200,
+                json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": MODEL,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": answer},
+                            }
+                        ],
+                    }
+                ).encode(),
+            )
 
 
 @pytest.fixture
@@ -388,8 +495,15 @@ def test_a_flaky_mllm_server_through_the_workflow(finished, tmp_path, flaky_serv
         p["run"].update(methods=["ants_code"], seeds=[0])
         p["mllm"].update(backend="openai", gpu=False, max_failed_fraction=0.1)
         p["mllm"]["backends"]["openai"] = {
-            "base_url": f"http://127.0.0.1:{port}/v1", "model": MODEL, "api_key_env": None,
-            "timeout_s": 1, "max_retries": 1, "backoff_s": 0.05, "max_backoff_s": 0.1, "max_wait_s": 2}
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": MODEL,
+            "api_key_env": None,
+            "timeout_s": 1,
+            "max_retries": 1,
+            "backoff_s": 0.05,
+            "max_backoff_s": 0.1,
+            "max_wait_s": 2,
+        }
 
     edit_params(w, to_openai)
     st = flaky_server.state
@@ -423,8 +537,10 @@ def test_a_flaky_mllm_server_through_the_workflow(finished, tmp_path, flaky_serv
     assert (log["status"] == "ok").all() and (log["backend"] == "openai").all()
     assert cache_rows(w) - rows_before == log["cache_key"].nunique() == len(answered) + len(healthy)
     assert planned_jobs(w) == {}
-    record_figure(f"faults: flaky MLLM server: {len(answered)} answered, {len(failed)} failed "
-                  f"({m[0]}, {t_flaky:.0f} s), {len(healthy)} asked again after the fix")
+    record_figure(
+        f"faults: flaky MLLM server: {len(answered)} answered, {len(failed)} failed "
+        f"({m[0]}, {t_flaky:.0f} s), {len(healthy)} asked again after the fix"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,7 +552,12 @@ def _can_mount(tmp_path: Path) -> bool:
         return False
     probe = tmp_path / "probe"
     probe.mkdir()
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", probe], capture_output=True
+        ).returncode
+        == 0
+    )
     if ok:
         subprocess.run(["umount", probe], check=True)
     return ok
@@ -466,15 +587,19 @@ def test_a_full_or_read_only_results_folder(finished, tmp_path):
                     fh.flush()
             except OSError:
                 pass
-        for fault, errno_text in (("full", "[Errno 28] No space left on device"),
-                                  ("read-only", "[Errno 30] Read-only file system")):
+        for fault, errno_text in (
+            ("full", "[Errno 28] No space left on device"),
+            ("read-only", "[Errno 30] Read-only file system"),
+        ):
             if fault == "read-only":
                 filler.unlink()
                 subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
             out = snakemake(w, "all", check=False)
             text = _text(out)
             assert out.returncode != 0, text[-3000:]
-            assert f"ants score: failed: cannot write {rel}: {errno_text}; nothing was written" in text, text[-4000:]
+            assert (
+                f"ants score: failed: cannot write {rel}: {errno_text}; nothing was written" in text
+            ), text[-4000:]
             assert "Traceback" not in text
             assert not (w / rel).exists()
             assert not list((folder / "demo_far").glob(".*tmp")), fault
@@ -495,8 +620,15 @@ def test_two_runs_at_once_in_one_folder(finished, tmp_path):
     its results are byte-identical to the uninterrupted run."""
     w = _clone(finished, tmp_path / "w")
     (w / "results/embeddings/tiny/demo_far.parquet").unlink()
-    first = subprocess.Popen([BIN / "snakemake", "--cores", "1", "all"], cwd=w, env=env(), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    first = subprocess.Popen(
+        [BIN / "snakemake", "--cores", "1", "all"],
+        cwd=w,
+        env=env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while not _running_outputs(w) and time.time() < deadline and first.poll() is None:
@@ -527,7 +659,7 @@ def _own_data(w: Path) -> list[str]:
 
     rng = np.random.default_rng(0)
     classes = ["Café crème", "naïve bird", "東京 tower"]
-    for c, name in enumerate(classes):
+    for c in range(len(classes)):
         folder = w / "data/custom/id" / f"{c:02d}_class"
         folder.mkdir(parents=True)
         for i in range(6):
@@ -535,7 +667,9 @@ def _own_data(w: Path) -> list[str]:
             Image.fromarray(rgb).save(folder / f"{i}.png")
         Image.fromarray(rgb[..., 0]).save(folder / "gray.png")  # mode L
         Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
-        Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(folder / "deep16.png")  # mode I;16
+        Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(
+            folder / "deep16.png"
+        )  # mode I;16
         Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(folder / "alpha.png")  # RGBA
     ood = w / "data/custom/ood"
     ood.mkdir(parents=True)
@@ -554,26 +688,37 @@ def test_own_data_with_unusual_images_and_class_lists(tmp_path):
     from ants.artifacts import read_manifest
     from ants.embeddings import read_embeddings
 
-    from _workflow import ROOT, test_params
-
     w = make_copy(tmp_path / "own", test_params())
     shutil.copytree(ROOT / "configs", w / "configs")
     classes = _own_data(w)
     names = w / "data/custom/classnames.txt"
     names.write_text(f"{classes[0]}\n{classes[1]}\n\n{classes[2]}\nCAFÉ CRÈME\n", encoding="utf-8")
-    (w / "tiny.yaml").write_text(yaml.safe_dump({"benchmarks": {"custom": {"backbone": "tiny"}},
-                                                 "mllm": {"backend": "demo", "gpu": False}}))
-    targets = ["results/embeddings/tiny/custom_id.parquet", "results/embeddings/tiny/custom_ood.parquet"]
+    (w / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "benchmarks": {"custom": {"backbone": "tiny"}},
+                "mllm": {"backend": "demo", "gpu": False},
+            }
+        )
+    )
+    targets = [
+        "results/embeddings/tiny/custom_id.parquet",
+        "results/embeddings/tiny/custom_ood.parquet",
+    ]
     config = ["--configfile", "configs/custom.yaml", "tiny.yaml"]
 
     dup = snakemake(w, *targets, *config, check=False)
     text = _text(dup)
     assert dup.returncode != 0
-    assert ("data/custom/classnames.txt: duplicate class name 'CAFÉ CRÈME' on lines 1 and 5 (names are "
-            "compared case-insensitively)") in text, text[-3000:]
+    assert (
+        "data/custom/classnames.txt: duplicate class name 'CAFÉ CRÈME' on lines 1 and 5 (names are "
+        "compared case-insensitively)"
+    ) in text, text[-3000:]
     assert "Nothing was run." in text and not (w / "results").exists()
 
-    names.write_text("\n".join([classes[0], "", classes[1], "   ", classes[2]]) + "\n", encoding="utf-8")
+    names.write_text(
+        "\n".join([classes[0], "", classes[1], "   ", classes[2]]) + "\n", encoding="utf-8"
+    )
     bad = snakemake(w, *targets, *config, "--keep-going", check=False)
     assert bad.returncode != 0
     assert (w / targets[0]).is_file()  # grayscale, CMYK, 16-bit, RGBA: all read
@@ -581,9 +726,15 @@ def test_own_data_with_unusual_images_and_class_lists(tmp_path):
     assert "ood/zero.jpg" in log and "data.on_bad_image: skip" in log, log[-3000:]
     assert "Traceback" not in log
 
-    (w / "tiny.yaml").write_text(yaml.safe_dump({"benchmarks": {"custom": {"backbone": "tiny"}},
-                                                 "data": {"on_bad_image": "skip"},
-                                                 "mllm": {"backend": "demo", "gpu": False}}))
+    (w / "tiny.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "benchmarks": {"custom": {"backbone": "tiny"}},
+                "data": {"on_bad_image": "skip"},
+                "mllm": {"backend": "demo", "gpu": False},
+            }
+        )
+    )
     snakemake(w, *targets, *config)
     manifest, _ = read_manifest(w / "results/manifests/custom_ood.parquet")
     unreadable = manifest[~manifest["readable"]].sort_values("path")

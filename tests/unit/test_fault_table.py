@@ -23,7 +23,9 @@ def _marked_faults(node) -> bool:
 
 def test_readme_holds_the_generated_fault_table():
     tool = _tool()
-    assert tool.readme_table() == tool.render(tool.fault_table()), "run `python tools/fault_table.py --write`"
+    assert tool.readme_table() == tool.render(tool.fault_table()), (
+        "run `python tools/fault_table.py --write`"
+    )
 
 
 def test_every_test_the_table_names_exists_and_is_marked_faults():
@@ -36,17 +38,26 @@ def test_every_test_the_table_names_exists_and_is_marked_faults():
             file, _, name = test.partition("::")
             tree = ast.parse((ROOT / file).read_text(encoding="utf-8"))
             module_marked = any(
-                isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
-                and "faults" in ast.unparse(n.value) for n in tree.body)
+                isinstance(n, ast.Assign)
+                and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
+                and "faults" in ast.unparse(n.value)
+                for n in tree.body
+            )
             funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
             if not name:  # a whole file: it holds fault-injection tests
-                assert module_marked or any(map(_marked_faults, funcs.values())), f"{family}: {file}"
+                assert module_marked or any(map(_marked_faults, funcs.values())), (
+                    f"{family}: {file}"
+                )
                 continue
             assert name in funcs, f"{family}: {test} does not exist"
-            assert module_marked or _marked_faults(funcs[name]), f"{family}: {test} is not marked faults"
+            assert module_marked or _marked_faults(funcs[name]), (
+                f"{family}: {test} is not marked faults"
+            )
 
 
 def test_the_table_renders_one_row_per_family():
     tool = _tool()
-    rendered = tool.render({"f": ("a", "b", ["tests/e2e/x.py::t", "tests/e2e/x.py::u", "tests/unit/y.py"])})
+    rendered = tool.render(
+        {"f": ("a", "b", ["tests/e2e/x.py::t", "tests/e2e/x.py::u", "tests/unit/y.py"])}
+    )
     assert rendered.splitlines()[2] == "| f | a | b | `e2e/x.py`, `unit/y.py` |"
