@@ -98,3 +98,18 @@ def test_an_interrupted_command_is_one_line_not_a_traceback(tmp_path):
     assert err.strip() == (
         "ants config: interrupted; nothing was written (a re-run does this step again)"
     )
+
+
+def test_an_unwritable_results_folder_is_named_with_what_to_do(tmp_path, monkeypatch):
+    from ants import artifacts
+
+    (tmp_path / "results/scores/demo").mkdir(parents=True)
+    assert artifacts.unwritable_folder(tmp_path / "results") is None
+    assert artifacts.unwritable_folder(tmp_path / "missing") is None
+    blocked = str(tmp_path / "results/scores")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and str(p) != blocked)
+    assert artifacts.unwritable_folder(tmp_path / "results") == (
+        f"{blocked}: cannot write there (no write permission); make it writable (chmod u+w), "
+        "then run again"
+    )
