@@ -309,12 +309,6 @@ DAMAGE = {
 #: (kind, damage, the damaged file, a file the job that reads it writes: deleted so that it runs)
 DAMAGED = [
     (
-        "embeddings",
-        "garbage",
-        "results/embeddings/tiny/demo_near.parquet",
-        "results/static/tiny/demo/demo_near/size100-tau0.01-seed0.parquet",
-    ),
-    (
         "static",
         "emptied",
         "results/static/tiny/demo/demo_far/size100-tau0.01-seed0.parquet",
@@ -410,13 +404,14 @@ MODEL = "fake-llava-1.5"
 FAILED = re.compile(r"(\d+) of (\d+) distinct MLLM queries failed")
 
 
-def _fault_of(key: str) -> str:
-    """The fault a flaky server gives a query (by its content, so a retry meets the same)."""
-    return {0: "500", 1: "429", 2: "invalid json", 3: "stall"}.get(int(key[:8], 16) % 8, "ok")
+#: the faults of the first distinct queries a flaky server meets, in order (then: answers); an
+#: answer job stops at its first batch with too many failures, so each comes early
+FAULTS = ("429", "500", "invalid json", "stall")
 
 
 class _Flaky(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server: while ``flaky``, a query's fault (:func:`_fault_of`): HTTP 500,
+    """An OpenAI-compatible server: while ``flaky``, a query's fault (:data:`FAULTS`, by the order
+    its content first arrived, so that a retry meets the same): HTTP 500,
     a 429 with ``Retry-After: 1`` the first time (then the answer), a 200 whose body is not
     JSON, or no answer until past the client's ``timeout_s``; healthy, every answer."""
 
@@ -444,7 +439,8 @@ class _Flaky(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
         with st["lock"]:
-            fault = _fault_of(key) if st["flaky"] else "ok"
+            order = st["order"].setdefault(key, len(st["order"])) if st["flaky"] else len(FAULTS)
+            fault = FAULTS[order] if order < len(FAULTS) else "ok"
             seen = st["asked"].get(key, 0)
             st["asked"][key] = seen + 1
             st["log"].append((st["flaky"], key, fault))
@@ -494,7 +490,7 @@ class _Flaky(BaseHTTPRequestHandler):
 def flaky_server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
     srv.daemon_threads = True
-    srv.state = {"lock": threading.Lock(), "flaky": True, "asked": {}, "log": []}
+    srv.state = {"lock": threading.Lock(), "flaky": True, "asked": {}, "log": [], "order": {}}
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     try:
@@ -506,10 +502,11 @@ def flaky_server():
 
 
 def test_a_flaky_mllm_server_through_the_workflow(finished, tmp_path, flaky_server, record_figure):
-    """The demo switched to an OpenAI-compatible backend that fails about 3 queries in 8 (500,
-    invalid JSON, a stall past timeout_s; a 429 with Retry-After succeeds on its retry):
-    the answer job fails loudly (more than max_failed_fraction failed), caches only what was
-    answered; against the healthy server the same command finishes, asking only what failed."""
+    """The demo switched to an OpenAI-compatible backend whose first distinct queries meet a 429
+    with Retry-After (answered on its retry), a 500, invalid JSON, a stall past timeout_s: each
+    answer job (--keep-going) fails loudly (more than max_failed_fraction failed) and caches
+    only what was answered; against the healthy server the same command finishes, asking only
+    what was not answered, each once."""
     w = _clone(finished, tmp_path / "w")
     rows_before = cache_rows(w)
     port = flaky_server.server_address[1]
@@ -531,14 +528,15 @@ def test_a_flaky_mllm_server_through_the_workflow(finished, tmp_path, flaky_serv
     edit_params(w, to_openai)
     st = flaky_server.state
     t0 = time.perf_counter()
-    flaky = snakemake(w, "all", check=False)
+    flaky = snakemake(w, "all", "--keep-going", check=False)
     t_flaky = time.perf_counter() - t0
     text = _text(flaky)
     assert flaky.returncode != 0, text[-3000:]
     m = FAILED.search(text)
     assert m and int(m[1]) > 0.1 * int(m[2]), text[-4000:]
     assert "Failed answers are never cached" in text and "Traceback" not in text
-    assert "HTTP 500" in text, text[-4000:]
+    assert "HTTP 500" in text and "timed out after 1 s" in text, text[-4000:]
+    assert {f for _, _, f in st["log"]} >= set(FAULTS), st["log"]  # each fault was met
     answered = {k for flag, k, fault in st["log"] if fault in ("ok", "429")}
     failed = {k for flag, k, fault in st["log"] if fault not in ("ok", "429")}
     assert answered and failed and not answered & failed
@@ -649,11 +647,16 @@ def test_a_full_or_read_only_results_folder(finished, tmp_path):
 
 
 def test_two_runs_at_once_in_one_folder(finished, tmp_path):
-    """While `snakemake all` rebuilds an embedding and what follows, a second `snakemake all`
+    """While `snakemake all` rebuilds two score tables and what follows, a second `snakemake all`
     in the same folder is refused by Snakemake's lock with one line; the first finishes, and
     its results are byte-identical to the uninterrupted run."""
     w = _clone(finished, tmp_path / "w")
-    (w / "results/embeddings/tiny/demo_far.parquet").unlink()
+    for rel in (
+        "results/scores/demo/mcm/demo_far/seed0.parquet",
+        "results/scores/demo/mcm/demo_near/seed0.parquet",
+        "results/metrics.json",
+    ):
+        (w / rel).unlink()
     first = subprocess.Popen(
         [BIN / "snakemake", "--cores", "1", "all"],
         cwd=w,
@@ -719,7 +722,7 @@ def test_own_data_with_unusual_images_and_class_lists(tmp_path):
     job with one line; blank lines and non-ASCII names are fine; grayscale, CMYK, 16-bit and
     RGBA images are read; a zero-byte and a corrupt image stop the embed job naming them, and
     with data.on_bad_image: skip they are skipped and recorded in the manifest."""
-    from ants.artifacts import read_manifest
+    from ants.artifacts import read_id_text, read_manifest
     from ants.embeddings import read_embeddings
 
     w = make_copy(tmp_path / "own", test_params())
@@ -780,4 +783,8 @@ def test_own_data_with_unusual_images_and_class_lists(tmp_path):
     assert feats.shape[0] == 8 and len(meta["skipped"]) == 2
     id_manifest, _ = read_manifest(w / "results/manifests/custom_id.parquet")
     assert id_manifest["readable"].all() and len(id_manifest) == 3 * 10
-    assert list(dict.fromkeys(id_manifest.sort_values("label")["class_name"])) == classes
+    assert sorted(set(id_manifest["label"])) == [0, 1, 2]
+    # the non-ASCII names, blank lines dropped, are the ID labels the text features encode
+    snakemake(w, "results/text/tiny/custom.parquet", *config)
+    _features, names = read_id_text(w / "results/text/tiny/custom.parquet")
+    assert list(names) == classes
