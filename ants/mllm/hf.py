@@ -26,7 +26,8 @@ offline demo model (:mod:`ants.mllm.demo`) all run through :class:`TransformersB
   on the probe images (:data:`PROBE_SIZES`) is a :class:`BackendError` naming the key. For
   Qwen2-VL use the image processor's ``size``: the authors' setting (256 to 1280 tokens of
   28 x 28 pixels) is ``{size: {shortest_edge: 200704, longest_edge: 1003520}}`` (the older
-  ``min_pixels`` / ``max_pixels`` are deprecated in transformers 5 and refused here). With
+  ``min_pixels`` / ``max_pixels`` are refused where the installed transformers warns that they
+  are deprecated, as 5.25 does; 5.17 still applies them). With
   processor settings the cache key holds them AND the image-token count the loaded processor
   gives for each probe size (``image_tokens``), so answers are keyed by what was applied; this
   loads the processor (not the weights) to key the answers.

@@ -227,11 +227,6 @@ def test_the_processor_setting_changes_the_image_tokens_and_the_key(qwen_dir, im
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        # the pre-5 form: transformers 5.25 warns on every call that it will be removed
-        (
-            {"min_pixels": 200704, "max_pixels": 1003520},
-            r"^mllm\.backends\.transformers\.processor_kwargs\.(min|max)_pixels: ",
-        ),
         (
             {"min_pixel": 200704},
             r"^mllm\.backends\.transformers\.processor_kwargs\.min_pixel: not a setting of "
@@ -260,18 +255,37 @@ def test_a_processor_setting_that_is_not_applied_is_refused(qwen_dir, settings, 
         TransformersBackend(str(qwen_dir), device="cpu", processor_kwargs=settings).check()
 
 
-def test_deprecated_min_max_pixels_are_refused_with_the_warning(qwen_dir):
-    import transformers
-
-    backend = TransformersBackend(
-        str(qwen_dir), device="cpu", processor_kwargs={"min_pixels": 200704, "max_pixels": 1003520}
+def _installed_processor_deprecates(qwen_dir, settings) -> bool:
+    """Whether this transformers warns (FutureWarning / DeprecationWarning) when the Qwen2-VL
+    processor runs with ``settings``: 5.25 does for min_pixels / max_pixels, 5.17 does not."""
+    probe = probe_processor(AutoProcessor.from_pretrained(str(qwen_dir), **settings))
+    return any(
+        category in ("FutureWarning", "DeprecationWarning") and "pixels" in message
+        for category, message in probe["warnings"]
     )
-    with pytest.raises(BackendError) as err:
-        backend.identity()
-    if transformers.__version__.startswith("5.25."):  # the installed version warns
-        assert "FutureWarning" not in str(err.value)
-        assert "is deprecated and will be removed" in str(err.value)
-        assert "size: {shortest_edge: MIN_PIXELS, longest_edge: MAX_PIXELS}" in str(err.value)
+
+
+def test_min_max_pixels_are_refused_where_deprecated_and_keyed_as_size_elsewhere(qwen_dir):
+    # the pre-5 form of the authors' setting; the same pixels as AUTHORS_SIZE's size form
+    settings = {"min_pixels": 200704, "max_pixels": 1003520}
+    backend = TransformersBackend(str(qwen_dir), device="cpu", processor_kwargs=settings)
+    if _installed_processor_deprecates(qwen_dir, settings):  # transformers 5.25
+        message = r"^mllm\.backends\.transformers\.processor_kwargs\.(min|max)_pixels: "
+        with pytest.raises(BackendError, match=message) as err:
+            backend.identity()
+        text = str(err.value)
+        assert "\n" not in text and "FutureWarning" not in text
+        assert "is deprecated and will be removed" in text
+        assert "size: {shortest_edge: MIN_PIXELS, longest_edge: MAX_PIXELS}" in text
+        with pytest.raises(BackendError, match=message):
+            TransformersBackend(str(qwen_dir), device="cpu", processor_kwargs=settings).check()
+    else:  # still supported (5.17): applied, so the image tokens are the size form's
+        size_form = TransformersBackend(
+            str(qwen_dir), device="cpu", processor_kwargs=dict(AUTHORS_SIZE)
+        )
+        tokens = backend.identity()["settings"]["image_tokens"]
+        assert tokens == size_form.identity()["settings"]["image_tokens"]
+        assert tokens["224x224"] == 256
 
 
 def test_a_fixed_token_processor_setting_is_seen_in_the_pixels(demo_dir):
