@@ -193,19 +193,25 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _signal_during(w: Path, rule: str, sig: int) -> tuple[str, subprocess.CompletedProcess]:
-    """Run `snakemake all` (one job at a time), send ``sig`` to its process group once a
-    ``rule`` job has run for a moment; the output that job was writing, and the finished run."""
-    proc = subprocess.Popen(
+def _start(w: Path) -> subprocess.Popen:
+    """`snakemake --cores 1 all` (one job at a time) in ``w``, in its own process group, as a
+    terminal's foreground job."""
+    return subprocess.Popen(
         [BIN / "snakemake", "--cores", "1", "all"],
         cwd=w,
         env=env(),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
+        start_new_session=True,
         preexec_fn=_interruptible,
     )
+
+
+def _signal_during(w: Path, rule: str, sig: int) -> tuple[str, subprocess.CompletedProcess]:
+    """Run `snakemake all` (one job at a time), send ``sig`` to its process group once a
+    ``rule`` job has run for a moment; the output that job was writing, and the finished run."""
+    proc = _start(w)
     hit = None
     try:
         deadline = time.time() + 300
@@ -657,15 +663,7 @@ def test_two_runs_at_once_in_one_folder(finished, tmp_path):
         "results/metrics.json",
     ):
         (w / rel).unlink()
-    first = subprocess.Popen(
-        [BIN / "snakemake", "--cores", "1", "all"],
-        cwd=w,
-        env=env(),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    first = _start(w)
     try:
         deadline = time.time() + 120
         while not _running_outputs(w) and time.time() < deadline and first.poll() is None:
