@@ -24,11 +24,12 @@ import signal
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
+from _mllm import serving
 from _workflow import (
     BIN,
     ROOT,
@@ -494,17 +495,9 @@ class _Flaky(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def flaky_server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    srv.daemon_threads = True
-    srv.state = {"lock": threading.Lock(), "flaky": True, "asked": {}, "log": [], "order": {}}
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    state = {"lock": threading.Lock(), "flaky": True, "asked": {}, "log": [], "order": {}}
+    with serving(_Flaky, state) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_flaky_mllm_server_through_the_workflow(finished, tmp_path, flaky_server, record_figure):
