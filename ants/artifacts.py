@@ -19,8 +19,8 @@ Layout (``{...}`` are Snakemake wildcards; the rules take these templates from :
     results/envisioned/{label_set}/{method}.parquet    EOE's LLM answers (an answers log: the envisioned labels)
     results/envisioned-text/{backbone}/{label_set}/{method}.parquet   their text features
     results/paper/{stem}.{ext}                         the ablation table (ants.paper_tables; `snakemake paper`)
-    results/metrics.json                               metrics per benchmark, method, dataset (DVC metrics)
-    results/metrics/{benchmark}.csv                    the same as a table (mean, std over seeds, x100)
+    results/metrics.json                               DVC metrics: far/near average AUROC, FPR95 per method
+    results/metrics/{benchmark}.csv                    every metric per dataset and split average (mean, std)
     results/metrics/{benchmark}_variants.csv           ANTS's score variants side by side
     results/plots/ants_trace.csv                       ANTS threshold, lambda, bank sizes per batch
     results/sweeps/{sweep}.csv                         one sensitivity sweep
@@ -939,14 +939,17 @@ def read_metrics_csv(metrics_dir: str | os.PathLike, benchmark: str, *, variants
     return read_csv(Path(metrics_dir) / name, kind)
 
 
-def write_metrics_json(file: str | os.PathLike, nested: Mapping) -> Path:
-    """``results/metrics.json``: benchmark -> method -> dataset -> metric (pretty, sorted)."""
-    return write_json(file, nested)
+def write_metrics_json(file: str | os.PathLike, headline: Mapping) -> Path:
+    """``results/metrics.json`` (DVC metrics): benchmark -> method -> split (``far`` / ``near``)
+    -> the split average's :data:`ants.metrics.HEADLINE_METRICS` (pretty, sorted)."""
+    return write_json(file, headline)
 
 
 def read_metrics_json(file: str | os.PathLike) -> dict:
-    """``results/metrics.json``, checked: JSON, and benchmark -> method -> dataset -> a mapping
-    of metric names to numbers."""
+    """``results/metrics.json``, checked: JSON, and benchmark -> method -> split (``far`` /
+    ``near``) -> exactly the numbers of :data:`ants.metrics.HEADLINE_METRICS`."""
+    from ants.metrics import HEADLINE_METRICS
+
     file = Path(file)
     kind = "metrics_json"
     _exists(file, kind)
@@ -955,22 +958,28 @@ def read_metrics_json(file: str | os.PathLike) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise artifact_error(file, f"not valid JSON ({_first_line(exc)})", kind) from None
     if not isinstance(data, dict):
-        raise artifact_error(file, "not a JSON object (benchmark -> method -> dataset)", kind)
+        raise artifact_error(file, "not a JSON object (benchmark -> method -> split)", kind)
+    want = sorted(HEADLINE_METRICS)
     for bench, methods in data.items():
-        for method, datasets in methods.items() if isinstance(methods, dict) else [(None, 0)]:
-            for ds, stats in datasets.items() if isinstance(datasets, dict) else [(None, 0)]:
+        for method, splits in methods.items() if isinstance(methods, dict) else [(None, 0)]:
+            for split, stats in splits.items() if isinstance(splits, dict) else [(None, 0)]:
+                where = "/".join(str(x) for x in (bench, method, split) if x is not None)
+                if split is not None and split not in ("far", "near"):
+                    raise artifact_error(
+                        file, f"{where}: not a split average (expected far or near)", kind
+                    )
                 ok = (
-                    ds is not None
+                    split is not None
                     and isinstance(stats, dict)
+                    and sorted(stats) == want
                     and all(
                         isinstance(v, (int, float)) and not isinstance(v, bool)
                         for v in stats.values()
                     )
                 )
                 if not ok:
-                    where = "/".join(str(x) for x in (bench, method, ds) if x is not None)
                     raise artifact_error(
-                        file, f"{where} is not a mapping of metric names to numbers", kind
+                        file, f"{where} is not a mapping of {', '.join(want)} to numbers", kind
                     )
     return data
 

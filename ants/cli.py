@@ -363,15 +363,15 @@ def cmd_compute_metrics(a) -> int:
 
     view = _json(a.view_json, "--view-json")
     files = {score_file_key(p): p for p in a.scores}
-    nested = compute_metrics(
+    headline = compute_metrics(
         files, params=view, out_json=a.out_json, out_dir=a.out_dir, out_trace=a.plots
     )
-    for bench, methods in nested.items():
+    for bench, methods in headline.items():
         print(f"{bench}:")
-        for method, entries in methods.items():
+        for method, splits in methods.items():
             parts = [
-                f"{name} AUROC {m['auroc']:.2f}±{m['auroc_std']:.2f} FPR95 {m['fpr95_id']:.2f}"
-                for name, m in entries.items()
+                f"{split} average AUROC {m['auroc']:.2f} FPR95 {m['fpr95']:.2f}"
+                for split, m in splits.items()
             ]
             print(f"  {method:12s} " + " | ".join(parts))
     return 0

@@ -34,7 +34,8 @@ and the curve the report draws (:func:`roc_curve`).
 
 The workflow's aggregation lives here too: :func:`stream_metrics` (one score table: the OOD
 metrics and ID accuracy), then per dataset and seed, :func:`summary_rows` (each dataset, then
-each split's unweighted average per seed, then mean and population std over the seeds, x100).
+each split's unweighted average per seed, then mean and population std over the seeds, x100),
+and :func:`headline_metrics`, the split averages the DVC metrics file keeps.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import numpy as np
 
 __all__ = [
     "ANTS_VARIANTS",
+    "HEADLINE_METRICS",
     "METRIC_KEYS",
     "METRIC_NAMES",
     "ROC_POINTS",
@@ -53,6 +55,7 @@ __all__ = [
     "fpr95_id",
     "fpr95_ood",
     "fpr_at_tpr",
+    "headline_metrics",
     "ood_metrics",
     "roc_curve",
     "roc_points_of",
@@ -70,6 +73,11 @@ METRIC_KEYS = (*METRIC_NAMES, "acc")
 #: outputs and the authors' scripts' choice (``oracle``: far_only on far-OOD sets, near_only on
 #: near-OOD sets)
 ANTS_VARIANTS = ("ada", "far_only", "near_only", "oracle")
+#: The headline numbers of the DVC metrics file (``results/metrics.json``), per benchmark, method
+#: and split average: its key -> the metric-table column it is. FPR95 is OOD-positive
+#: (``fpr95_ood``), the convention of OpenOOD v1.5 and of the AdaNeg and ANTS papers' numbers
+#: (docs/METHOD.md section 8); every other figure stays in the metric tables.
+HEADLINE_METRICS = {"auroc": "auroc", "fpr95": "fpr95_ood"}
 #: Which ROC points the FPR95 metrics look at ("all" is the default; see the module doc).
 ROC_POINTS = ("all", "openood")
 #: how each ``roc_points`` value reads the FPR95s, for table legends and the report
@@ -380,3 +388,22 @@ def summary_rows(
         for name, split, by_seed in entries:
             rows.append((method, name, split, seed_summary(by_seed, keys, percent=True)))
     return rows
+
+
+def headline_metrics(rows) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """``{benchmark: {method: {split: {"auroc": .., "fpr95": ..}}}}``: the split-average rows
+    (dataset ``{split}_average``) of metric-table rows, under :data:`HEADLINE_METRICS`' keys.
+
+    ``rows``: mappings with ``benchmark``, ``method``, ``dataset``, ``split`` and the metric
+    columns (the rows of :func:`summary_rows` as the workflow's metric CSVs hold them: one
+    averaging formula, :func:`split_average`, for the tables and this). Means over the seeds,
+    in percent; a split with one OOD set keeps its average (the paper's convention) and no
+    dataset row is repeated. Splits absent from the rows are absent here.
+    """
+    out: dict = {}
+    for r in rows:
+        if r["dataset"] != f"{r['split']}_average":
+            continue
+        split = out.setdefault(r["benchmark"], {}).setdefault(r["method"], {})
+        split[r["split"]] = {key: float(r[col]) for key, col in HEADLINE_METRICS.items()}
+    return out

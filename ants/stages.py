@@ -1161,13 +1161,15 @@ def compute_metrics(
 
     ``score_files`` maps ``(benchmark, method, ood, seed)`` to a score file. Values in the
     outputs are percentages (x100) except the counts; ``*_std`` is the population standard
-    deviation over the seeds (ddof=0). Writes ``out_json`` (nested benchmark -> method ->
-    dataset or ``{split}_average`` -> metric), ``{out_dir}/{benchmark}.csv`` and
-    ``{out_dir}/{benchmark}_variants.csv`` (the ANTS methods'
-    :data:`ants.metrics.ANTS_VARIANTS`, column ``variant``; no rows without ANTS) and, when
-    given, ``out_trace`` (:func:`trace_table`).
+    deviation over the seeds (ddof=0). Writes ``{out_dir}/{benchmark}.csv`` (every metric with
+    its std and ``n_seeds``, per dataset and ``{split}_average``), ``{out_dir}/{benchmark}_variants.csv``
+    (the ANTS methods' :data:`ants.metrics.ANTS_VARIANTS`, column ``variant``; no rows without
+    ANTS), ``out_json``, the DVC metrics file: the headline numbers only, benchmark -> method ->
+    split (``far`` / ``near``) -> ``auroc``, ``fpr95`` (:func:`ants.metrics.headline_metrics` of
+    the CSV as written: the tables' split averages, digit for digit) and, when given, ``out_trace``
+    (:func:`trace_table`). Returns what ``out_json`` holds.
     """
-    from ants.metrics import ANTS_VARIANTS, variant_column
+    from ants.metrics import ANTS_VARIANTS, headline_metrics, variant_column
     from ants.views import ood_sets
 
     metrics = params["metrics"]
@@ -1185,15 +1187,15 @@ def compute_metrics(
                     int(seed)
                 ] = _stream_metrics(frame, metrics, variant_column(variant, split))
 
-    nested: dict = {}
+    headline: dict = {}
     keys = ("benchmark", "method", "label", "dataset", "split")
     for bench in sorted(per):
         methods = [m for m in params["run"]["methods"] if any(k[0] == m for k in per[bench])]
         rows = _rows(per[bench], params, bench, methods, {})
-        for r in rows:
-            stats = {k: v for k, v in r.items() if k not in keys}
-            nested.setdefault(bench, {}).setdefault(r["method"], {})[r["dataset"]] = stats
         artifacts.write_csv(Path(out_dir) / f"{bench}.csv", pd.DataFrame(rows))
+        # the split averages as the tables read them, digit for digit
+        table = artifacts.read_metrics_csv(out_dir, bench)
+        headline.update(headline_metrics(table.to_dict("records")))
         vrows = []
         for variant in ANTS_VARIANTS:
             if (bench, variant) in per_variant:
@@ -1204,10 +1206,10 @@ def compute_metrics(
         artifacts.write_csv(
             Path(out_dir) / f"{bench}_variants.csv", pd.DataFrame(vrows, columns=columns)
         )
-    artifacts.write_metrics_json(out_json, nested)
+    artifacts.write_metrics_json(out_json, headline)
     if out_trace is not None:
         artifacts.write_csv(out_trace, trace_table(score_files))
-    return nested
+    return headline
 
 
 def sweep_metrics(view: Mapping, out: str | os.PathLike) -> pd.DataFrame:

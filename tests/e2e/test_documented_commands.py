@@ -18,6 +18,7 @@ is neither run nor listed there fails ``test_every_documented_command_is_run_or_
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -423,3 +424,37 @@ def test_documented_command_runs(text, request):
     assert status == WRITES.get(text, set()), f"{where}: `{text}` left {sorted(status)}"
     if text in SAYS:
         assert SAYS[text] in out, out[-3000:]
+
+
+#: README's call for reading experiments (issue 15, item 4): it must fit a 160-column terminal
+EXP_SHOW = "dvc exp show --only-changed --drop Created"
+#: the keys results/metrics.json holds per method: the far/near averages' AUROC and FPR95
+HEADLINE = ("far.auroc", "far.fpr95", "near.auroc", "near.fpr95")
+
+
+@pytest.mark.slow
+def test_one_method_change_reads_in_a_terminal(after_demo, tmp_path):
+    """After `dvc exp run -S` of one AdaNeg param on the demo, the documented `dvc exp show`
+    prints lines of at most 160 characters, and `dvc metrics diff` lists AdaNeg's headline
+    numbers and nothing else."""
+    assert EXP_SHOW in DISTINCT and "README.md" in {
+        s.where.split(":")[0] for s in SHOWN if s.text == EXP_SHOW
+    }
+    w = tmp_path / "ants"
+    shutil.copytree(after_demo, w, symlinks=True)
+    metrics = json.loads((w / "results/metrics.json").read_text())
+    assert {m: sorted(f"{s}.{k}" for s in v for k in v[s]) for m, v in metrics["demo"].items()} == {
+        m: list(HEADLINE) for m in metrics["demo"]
+    }
+    _ok("dvc exp run -q -S methods.adaneg.config.lam=0.2", w, timeout=3600)
+    # a terminal as wide as the table wants (DVC cuts columns to fit a narrower one)
+    shown = _ok(f"COLUMNS=1000 {EXP_SHOW}", w)
+    assert "methods.adaneg.config.lam" in shown and "demo.adaneg.far.auroc" in shown, shown
+    widths = [len(line) for line in shown.splitlines()]
+    assert max(widths) <= 160, f"{max(widths)} characters wide:\n{shown}"
+    proc = _sh("dvc metrics diff --json", w)
+    assert proc.returncode == 0, proc.stderr
+    diff = json.loads(proc.stdout)["results/metrics.json"]
+    assert diff and set(diff) <= {f"demo.adaneg.{k}" for k in HEADLINE}, sorted(diff)
+    table = _ok("dvc metrics diff", w).splitlines()
+    assert len(table) == 1 + len(diff), table  # a head and one row per changed number

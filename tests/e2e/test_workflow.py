@@ -61,10 +61,12 @@ def test_demo_dag_end_to_end_through_snakemake(built, record_figure):
     assert "Its numbers carry NO meaning" in built["out"]
     metrics = json.loads(built["metrics"])
     assert set(metrics["demo"]) == {"mcm", "neglabel", "adaneg", "ants_paper", "ants_code"}
-    for method, entries in metrics["demo"].items():
-        assert {"demo_far", "demo_near", "far_average", "near_average"} <= set(entries), method
-        assert entries["demo_far"]["n_seeds"] == 2
-        assert 0 <= entries["demo_far"]["auroc"] <= 100
+    for method, entries in metrics["demo"].items():  # the far/near averages only
+        assert set(entries) == {"far", "near"}, method
+        assert 0 <= entries["far"]["auroc"] <= 100
+    table = pd.read_csv(w / "results/metrics/demo.csv")  # per OOD set and split average
+    assert set(table["dataset"]) == {"demo_far", "demo_near", "far_average", "near_average"}
+    assert (table["n_seeds"] == 2).all()
     for m in ("mcm", "neglabel", "adaneg", "ants_paper", "ants_code"):
         for ood in ("demo_far", "demo_near"):
             for s in (0, 1):
@@ -229,7 +231,8 @@ def test_a_new_seed_runs_only_its_own_jobs(built):
     assert len(answer_logs(w, seeds=(0, 1, 2))) > len(answer_logs(w))
     text = out.stdout + out.stderr
     assert f"MLLM answers: {len(answer_logs(w))} queries in 8 streams: " in text
-    mcm = json.loads((w / "results/metrics.json").read_text())["demo"]["mcm"]["demo_far"]
+    table = pd.read_csv(w / "results/metrics/demo.csv")  # per dataset (metrics.json: averages)
+    mcm = table[(table["method"] == "mcm") & (table["dataset"] == "demo_far")].iloc[0]
     assert mcm["n_seeds"] == 2 and re.search(rf"^demo +MCM +demo_far: AUROC {mcm['auroc']:.2f} ", text, re.M)
 
 
@@ -426,7 +429,9 @@ def test_a_custom_folder_dataset_runs_end_to_end_on_the_demo_models(tmp_path):
     out = snakemake(w, "all", "--configfile", "configs/custom.yaml", "demo-models.yaml")
     metrics = json.loads((w / "results/metrics.json").read_text())
     assert set(metrics) == {"custom"} and set(metrics["custom"]) == {"neglabel", "ants_code"}
-    assert metrics["custom"]["ants_code"]["custom_ood"]["n_seeds"] == 1
+    assert set(metrics["custom"]["ants_code"]) == {"far"}  # one OOD set: its split's average
+    table = pd.read_csv(w / "results/metrics/custom.csv").set_index(["method", "dataset"])
+    assert table.loc[("ants_code", "custom_ood"), "n_seeds"] == 1
     manifest = pq.read_table(w / "results/manifests/custom_id.parquet").to_pandas()
     assert len(manifest) == 36 and sorted(set(manifest["label"])) == [0, 1, 2]
     log = answer_logs(w, seeds=(0,))
@@ -436,7 +441,8 @@ def test_a_custom_folder_dataset_runs_end_to_end_on_the_demo_models(tmp_path):
     # the terminal summary is this run's: the custom benchmark's metrics and answers alone
     rows = [x for x in text.splitlines() if re.match(r"^(custom|demo) ", x)]
     assert [x.split()[:2] for x in rows] == [["custom", "NegLabel"], ["custom", "ANTS"]]
-    auroc = metrics["custom"]["neglabel"]["custom_ood"]["auroc"]
+    auroc = table.loc[("neglabel", "custom_ood"), "auroc"]
+    assert metrics["custom"]["neglabel"]["far"]["auroc"] == auroc
     assert f"custom_ood: AUROC {auroc:.2f}" in rows[0]
     assert f"MLLM answers: {len(log)} queries in 1 streams: " in text
 

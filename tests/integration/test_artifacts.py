@@ -315,7 +315,7 @@ def test_csv_tables(workflow, kind):
 
 def test_metrics_json(workflow):
     rel = Path(artifacts.template("metrics_json"))
-    nested = {"b": {"m": {"o": {"auroc": 50.0, "n_seeds": 2}}}}
+    nested = {"b": {"m": {"far": {"auroc": 50.0, "fpr95": 90}, "near": {"auroc": 1, "fpr95": 2}}}}
     artifacts.write_metrics_json(rel, nested)
     assert artifacts.read_metrics_json(rel) == nested
 
@@ -336,10 +336,17 @@ def test_metrics_json(workflow):
     )
     rel.write_bytes(b"")
     fails("empty file (0 bytes)")
-    rel.write_text(json.dumps({"b": {"m": {"o": {"auroc": "high"}}}}))
-    fails("b/m/o is not a mapping of metric names to numbers")
+    rel.write_text(json.dumps({"b": {"m": {"far": {"auroc": "high", "fpr95": 1}}}}))
+    fails("b/m/far is not a mapping of auroc, fpr95 to numbers")
+    rel.write_text(json.dumps({"b": {"m": {"far": {"auroc": 1, "fpr95": 1, "auroc_std": 0}}}}))
+    fails("b/m/far is not a mapping of auroc, fpr95 to numbers")
+    rel.write_text(json.dumps({"b": {"m": [1]}}))
+    fails("b/m is not a mapping of auroc, fpr95 to numbers")
+    # the layout before the headline file (every dataset, every metric): named, not read
+    rel.write_text(json.dumps({"b": {"m": {"far_average": {"auroc": 1, "fpr95": 1}}}}))
+    fails("b/m/far_average: not a split average (expected far or near)")
     rel.write_text("[1, 2]")
-    fails("not a JSON object (benchmark -> method -> dataset)")
+    fails("not a JSON object (benchmark -> method -> split)")
 
 
 # -- the layout: one home ---------------------------------------------------------------------------

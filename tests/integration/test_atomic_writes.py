@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the other stored files: kind -> (child code writing ``rel`` (a str), the reader)
 OTHER = {
     "metrics_json": (
-        "artifacts.write_metrics_json(rel, {'b': {'m': {'d': {'auroc': 50.0, 'n_seeds': 1}}}})",
+        "artifacts.write_metrics_json(rel, {'b': {'m': {'far': {'auroc': 50.0, 'fpr95': 9.0}}}})",
         artifacts.read_metrics_json,
     ),
     "metrics_csv": (

@@ -339,19 +339,69 @@ def test_metrics_mean_std_and_split_average_match_sklearn(tmp_path):
             aurocs[(ood, seed)] = roc_auc_score(y, np.r_[ids, oods].astype(np.float32)) * 100
     view = {"run": {"methods": ["m"]}, "methods": {"m": {"label": "M", "method": "mcm"}},
             "benchmarks": {"b": {"ood": {"far": ["farA", "farB"]}}}, "metrics": {"recall_level": 0.95, "fpr95_roc": "all"}}
-    nested = stages.compute_metrics(files, params=view, out_json=tmp_path / "m.json", out_dir=tmp_path / "csv")
-    a = nested["b"]["m"]["farA"]
-    assert a["auroc"] == pytest.approx(np.mean([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
-    assert a["auroc_std"] == pytest.approx(np.std([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
-    assert a["acc"] == pytest.approx(50.0) and a["acc_std"] == 0 and a["n_seeds"] == 2
-    avg = nested["b"]["m"]["far_average"]
-    per_seed = [(aurocs[("farA", s)] + aurocs[("farB", s)]) / 2 for s in (0, 1)]
-    assert avg["auroc"] == pytest.approx(np.mean(per_seed))
-    assert avg["auroc_std"] == pytest.approx(np.std(per_seed))
-    assert json.loads((tmp_path / "m.json").read_text()) == nested
-    csv = pd.read_csv(tmp_path / "csv" / "b.csv")
-    assert csv["dataset"].tolist() == ["farA", "farB", "far_average"]
+    headline = stages.compute_metrics(files, params=view, out_json=tmp_path / "m.json", out_dir=tmp_path / "csv")
+    csv = pd.read_csv(tmp_path / "csv" / "b.csv").set_index("dataset")
+    assert csv.index.tolist() == ["farA", "farB", "far_average"]
     assert csv["label"].tolist() == ["M"] * 3
+
+    def close(x):  # the CSV holds 6 significant digits
+        return pytest.approx(x, rel=1e-5)
+
+    a = csv.loc["farA"]
+    assert a["auroc"] == close(np.mean([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
+    assert a["auroc_std"] == close(np.std([aurocs[("farA", 0)], aurocs[("farA", 1)]]))
+    assert a["acc"] == pytest.approx(50.0) and a["acc_std"] == 0 and a["n_seeds"] == 2
+    avg = csv.loc["far_average"]
+    per_seed = [(aurocs[("farA", s)] + aurocs[("farB", s)]) / 2 for s in (0, 1)]
+    assert avg["auroc"] == close(np.mean(per_seed))
+    assert avg["auroc_std"] == close(np.std(per_seed))
+    # the DVC metrics file: the split average's AUROC and FPR95 (OOD-positive) only, as the
+    # tables read them from the CSV
+    assert headline == {"b": {"m": {"far": {"auroc": avg["auroc"], "fpr95": avg["fpr95_ood"]}}}}
+    assert headline["b"]["m"]["far"]["auroc"] == close(np.mean(per_seed))
+    assert json.loads((tmp_path / "m.json").read_text()) == headline
+
+
+def test_the_dvc_metrics_file_holds_the_tables_split_averages_only(tmp_path):
+    """results/metrics.json: per benchmark, method and split, the average AUROC and FPR95
+    (OOD-positive) and nothing else; the same numbers as the paper-shaped tables' averages,
+    and a split with one OOD set keeps its average but no per-dataset entry."""
+    from ants.artifacts import read_metrics_json
+    from ants.tables import paper_table, read_metric_rows
+
+    rng = np.random.default_rng(7)
+    ood = {"far": ["farA", "farB"], "near": ["nearA"]}
+    files = {}
+    for method in ("m", "n"):
+        for name in [*ood["far"], *ood["near"]]:
+            for seed in (0, 1, 2):
+                p = tmp_path / f"{method}{name}{seed}.parquet"
+                files[("b", method, name, seed)] = _score_file(p, rng.normal(1, 1, 40), rng.normal(0, 1, 25))
+    view = {"run": {"methods": ["m", "n"]},
+            "methods": {"m": {"label": "M", "method": "mcm", "preset": None, "in_score": None},
+                        "n": {"label": "N", "method": "neglabel", "preset": None, "in_score": None}},
+            "benchmarks": {"b": {"ood": ood}}, "metrics": {"recall_level": 0.95, "fpr95_roc": "all"}}
+    headline = stages.compute_metrics(files, params=view, out_json=tmp_path / "m.json", out_dir=tmp_path / "csv")
+    stored = read_metrics_json(tmp_path / "m.json")
+    assert stored == headline
+    assert {b: {m: {s: sorted(v) for s, v in splits.items()} for m, splits in ms.items()}
+            for b, ms in stored.items()} == {
+        "b": {m: {"far": ["auroc", "fpr95"], "near": ["auroc", "fpr95"]} for m in ("m", "n")}}
+    long = paper_table("b", read_metric_rows(tmp_path / "csv", "b"), view, paper=pd.DataFrame(
+        columns=["method", "benchmark", "dataset", "fpr95", "auroc", "fpr95_convention", "source"]))
+    shown = {(r.method, r.dataset, r.metric): r.mean for r in long.itertuples()}
+    for method in ("m", "n"):
+        far, near = stored["b"][method]["far"], stored["b"][method]["near"]
+        assert far == {"auroc": shown[(method, "far_average", "auroc")],
+                       "fpr95": shown[(method, "far_average", "fpr95_ood")]}
+        # one near set: the table shows no average column, the set's column is its average
+        assert near == {"auroc": shown[(method, "nearA", "auroc")],
+                        "fpr95": shown[(method, "nearA", "fpr95_ood")]}
+        assert (method, "near_average", "auroc") not in shown
+        # and the average is of the sets, not a copy of one of them
+        assert far["auroc"] == pytest.approx(
+            (shown[(method, "farA", "auroc")] + shown[(method, "farB", "auroc")]) / 2, rel=1e-5)
+        assert far["auroc"] not in (shown[(method, "farA", "auroc")], shown[(method, "farB", "auroc")])
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from ants.metrics import (
     fpr95_id,
     fpr95_ood,
     fpr_at_tpr,
+    headline_metrics,
     ood_metrics,
     roc_curve,
     roc_points_of,
@@ -320,3 +321,20 @@ def test_summary_rows_by_hand():
     assert got[("near_average", "near")] == pytest.approx({"auroc": 60.0, "auroc_std": 0.0, "n_seeds": 1})
     assert variant_column("oracle", "far") == "v_far_only" and variant_column("oracle", "near") == "v_near_only"
     assert variant_column("ada", "near") == "v_ada"
+
+
+def test_headline_metrics_keep_the_split_averages_auroc_and_ood_positive_fpr95():
+    def row(bench, method, dataset, split, auroc, fpr_id, fpr_ood):
+        return {"benchmark": bench, "method": method, "label": method.upper(), "dataset": dataset,
+                "split": split, "auroc": auroc, "auroc_std": 1.0, "fpr95_id": fpr_id,
+                "fpr95_id_std": 2.0, "fpr95_ood": fpr_ood, "fpr95_ood_std": 3.0, "acc": 50.0, "n_seeds": 2}
+
+    rows = [row("b", "m", "a", "far", 70.0, 40.0, 45.0), row("b", "m", "c", "far", 80.0, 30.0, 35.0),
+            row("b", "m", "far_average", "far", 75.0, 35.0, 40.0),
+            row("b", "m", "n", "near", 60.0, 50.0, 55.0), row("b", "m", "near_average", "near", 60.0, 50.0, 55.0),
+            row("o", "m", "x", "far", 1.0, 2.0, 3.0), row("o", "m", "far_average", "far", 1.0, 2.0, 3.0)]
+    assert headline_metrics(rows) == {
+        "b": {"m": {"far": {"auroc": 75.0, "fpr95": 40.0}, "near": {"auroc": 60.0, "fpr95": 55.0}}},
+        "o": {"m": {"far": {"auroc": 1.0, "fpr95": 3.0}}},
+    }
+    assert headline_metrics(rows[:2]) == {}  # no average row: nothing to headline

@@ -1,6 +1,7 @@
 # Metrics: AUROC, FPR@95 (both conventions), AUPR-In/Out and ID accuracy per stream, then mean
-# and std over seeds per dataset and split average -> results/metrics.json (DVC metrics) and
-# one CSV per benchmark; the ANTS per-batch trace for `dvc plots`.
+# and std over seeds per dataset and split average -> one CSV per benchmark (+ ANTS variants);
+# results/metrics.json (DVC metrics): the far/near averages' AUROC and FPR95 only, from the CSV;
+# the ANTS per-batch trace for `dvc plots`.
 # Runs ants.stages.compute_metrics (`ants compute-metrics`).
 
 
