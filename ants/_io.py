@@ -9,9 +9,11 @@ new one, never a partial write. The file gets the usual permissions (``0o666 & ~
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 __all__ = [
     "canonical_json",
     "METADATA_KEY",
+    "WriteError",
     "atomic_dir",
     "atomic_path",
     "file_digest",
@@ -52,27 +55,65 @@ def _fsync(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
+#: OS errors that mean the folder cannot take the file (full, over quota, too large, read-only,
+#: not permitted): :func:`atomic_path` reports them as a :class:`WriteError`
+WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+class WriteError(OSError):
+    """A file could not be written (its folder is full, read-only, ...): one line naming the file
+    and the OS error; nothing was written (the temporary file is removed)."""
+
+    def __init__(self, path: str | os.PathLike, err_no: int):
+        super().__init__(err_no, os.strerror(err_no), os.fspath(path))
+
+    def __str__(self) -> str:
+        return (
+            f"cannot write {self.filename}: [Errno {self.errno}] {self.strerror}; nothing was "
+            "written (free some space or make the folder writable, then run it again)"
+        )
+
+
+def _write_errno(exc: OSError) -> int | None:
+    """The errno of a failed write (pyarrow's errors carry it in their text only), or None."""
+    number = exc.errno
+    if number is None:
+        m = re.search(r"\[errno (\d+)\]", str(exc), re.IGNORECASE)
+        number = int(m[1]) if m else None
+    return number if number in WRITE_ERRNOS else None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path``.
 
     The folder is created if needed. The temporary file is fsynced before the rename and the
     folder after it. On an exception the temporary file is removed and ``path`` is left
-    untouched.
+    untouched; an OS error that says the folder cannot take the file (:data:`WRITE_ERRNOS`:
+    full, read-only, ...) is raised as a :class:`WriteError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         _fsync(Path(tmp))
         os.replace(tmp, path)
         _fsync(path.parent, directory=True)
+    except OSError as exc:
+        number = None if isinstance(exc, WriteError) else _write_errno(exc)
+        if number is None:
+            raise
+        raise WriteError(path, number) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -107,6 +107,7 @@ __all__ = [
     "rebuild_hint",
     "stream_id",
     "template",
+    "unwritable_folder",
     "write_csv",
     "write_manifest",
     "write_metrics_json",
@@ -665,6 +666,22 @@ def set_aside(err: ArtifactError) -> str | None:
         f"{err.path}{what}: {err.problem}. Moved it aside to {dest}: a plain re-run of the "
         "workflow rebuilds it"
     )
+
+
+def unwritable_folder(root: str | os.PathLike = RESULTS) -> str | None:
+    """The first folder below (and including) ``root`` that this user cannot write (a read-only
+    file system, no permission), as one line saying so and what to do; None when all can be
+    written (or ``root`` does not exist yet). The workflow checks it before any job: Snakemake
+    itself fails on such a folder with a traceback (it removes a job's old outputs before the
+    job, and on a read-only file system even removing a missing file fails)."""
+    for folder, _dirs, _files in os.walk(root):
+        if os.access(folder, os.W_OK):
+            continue
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        why = "a read-only file system" if read_only else "no write permission"
+        fix = "remount it read-write" if read_only else "make it writable (chmod u+w)"
+        return f"{folder}: cannot write there ({why}); {fix}, then run again"
+    return None
 
 
 def stream_id(benchmark: str, method: str, ood: str, seed: int | str) -> str:

@@ -728,8 +728,10 @@ BAD_INPUT = (
     ("ants.mllm.base", "BackendError"),
     ("ants.negative_lists", "NegativeListError"),
 )
-#: Work that could not be done (exit 1): failed answers, answers or text features missing.
+#: Work that could not be done (exit 1): a file that could not be written (a full or read-only
+#: folder), failed answers, answers or text features missing.
 FAILED = (
+    ("ants._io", "WriteError"),
     ("ants.mllm.base", "AnswerFailureError"),
     ("ants.replay", "MissingAnswerError"),
     ("ants.text_features", "MissingTextFeatureError"),
@@ -761,6 +763,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGINT to Snakemake's process group: one line
+        print(
+            f"ants {args.command}: interrupted; nothing was written (a re-run does this step again)",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as exc:
         if isinstance(exc, (UsageError, FileNotFoundError, *_loaded(BAD_INPUT))):
             print(f"ants {args.command}: error: {_damaged(exc) or exc}", file=sys.stderr)

@@ -1,6 +1,11 @@
-"""A deterministic stand-in for the MLLM, for tests of planning, answering and replay."""
+"""A deterministic stand-in for the MLLM, for tests of planning, answering and replay; a local
+HTTP server for the tests of OpenAI-compatible backends (``serving``)."""
 
 from __future__ import annotations
+
+import contextlib
+import threading
+from http.server import ThreadingHTTPServer
 
 from ants.mllm.base import Answer
 
@@ -22,3 +27,20 @@ class FakeMLLM:
                 names = tuple(f"{q.class_name} cousin {i}" for i in range(5))
                 out.append(Answer(raw_text="\n".join(f"{i + 1}. {n}" for i, n in enumerate(names)), negatives=names))
         return out
+
+
+@contextlib.contextmanager
+def serving(handler, state: dict):
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port) with ``handler`` and ``server.state``,
+    served from a thread, shut down on exit."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    srv.state = state
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=10)

@@ -66,6 +66,7 @@ def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):
     assert not (w / "results").exists()
 
 
+@pytest.mark.faults
 def test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded(tmp_path):
     w = make_copy(tmp_path / "d")
     snakemake(w, "results/data/demo/far.txt")
@@ -162,6 +163,7 @@ def test_a_custom_folder_dataset_runs_end_to_end_on_the_demo_models(tmp_path):
     assert f"MLLM answers: {len(log)} queries in 1 streams: " in text
 
 
+@pytest.mark.faults
 def test_a_failed_dvc_exp_run_says_how_to_restore_params_yaml(tmp_path):
     """`dvc exp run -S methods.adaneg.config.lam=abc` fails before any job, and since DVC leaves
     the bad value in params.yaml (every later run would fail), the error says how to restore

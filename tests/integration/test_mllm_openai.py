@@ -337,6 +337,7 @@ def _asked(server, since):
     return {t: now[t] - since.get(t, 0) for t in now if now[t] != since.get(t, 0)}
 
 
+@pytest.mark.faults
 def test_server_faults_are_failed_queries_never_cached_and_asked_again(server, key_env, tmp_path):
     cache = AnswerCache(tmp_path / "c.sqlite")
     backend = _backend(server, key_env, timeout_s=0.6, max_wait_s=300)

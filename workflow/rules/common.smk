@@ -71,6 +71,11 @@ except ConfigError as err:
     hint = dvc_restore_hint(_config_files())  # under `dvc exp run -S`: how to restore params.yaml
     raise WorkflowError(f"{err}\nNothing was run." + (f"\n{hint}" if hint else "")) from None
 
+# A results folder that cannot be written (read-only, no permission) stops the run here with one
+# line, before any job (Snakemake would fail on it with a traceback).
+if not workflow.dryrun and (_unwritable := artifacts.unwritable_folder(artifacts.RESULTS)):
+    raise WorkflowError(f"{_unwritable}\nNothing was run.")
+
 BENCHMARKS = PARAMS["run"]["benchmarks"]
 METHODS = PARAMS["run"]["methods"]
 SEEDS = PARAMS["run"]["seeds"]
