@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from _workflow import (
     BIN,
