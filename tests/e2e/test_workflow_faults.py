@@ -106,13 +106,15 @@ FAULT_TABLE = {
         "stops the embed job naming it, or is skipped and recorded (data.on_bad_image: skip)",
         [
             "tests/e2e/test_workflow_faults.py::test_own_data_with_unusual_images_and_class_lists",
-            "tests/e2e/test_workflow.py::test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded",
+            "tests/e2e/test_workflow_from_scratch.py::test_corrupt_image_fails_naming_it_or_is_skipped_and_recorded",
         ],
     ),
     "bad experiment value": (
         "`dvc exp run -S methods.adaneg.config.lam=abc`",
         "one line before any job naming the key, and how to restore params.yaml",
-        ["tests/e2e/test_workflow.py::test_a_failed_dvc_exp_run_says_how_to_restore_params_yaml"],
+        [
+            "tests/e2e/test_workflow_from_scratch.py::test_a_failed_dvc_exp_run_says_how_to_restore_params_yaml"
+        ],
     ),
 }
 
