@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _demo_run import copy_demo_run
 from _mllm import serving
 from _workflow import (
     BIN,
@@ -124,17 +125,16 @@ FAULT_TABLE = {
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """The reduced demo after `snakemake all`, its tracked outputs and answer cache rows."""
-    w = make_copy(tmp_path_factory.mktemp("faults") / "base")
-    snakemake(w, "all")
-    return {"dir": w, "tracked": tracked_outputs(w), "rows": cache_rows(w)}
+def finished(demo_run):
+    """The session's shared finished reduced demo (tests/_demo_run.py, never changed: each case
+    takes its own copy), its tracked outputs and answer cache rows."""
+    w = demo_run.dir
+    return {"run": demo_run, "dir": w, "tracked": tracked_outputs(w), "rows": cache_rows(w)}
 
 
 def _clone(finished, dest: Path) -> Path:
     """A copy of the finished run that Snakemake finds up to date (mtimes kept)."""
-    shutil.copytree(finished["dir"], dest, copy_function=shutil.copy2, symlinks=True)
-    return dest
+    return copy_demo_run(finished["run"], dest)
 
 
 def _recovered(w: Path, finished) -> None:
