@@ -38,7 +38,6 @@ from typing import Any
 import pandas as pd
 
 from ants.tables import (
-    CONVENTION,
     LONG_COLUMNS,
     PAPER_AVERAGE,
     TABLE_METRICS,
@@ -46,7 +45,9 @@ from ants.tables import (
     latex_escape,
     latex_table,
     markdown_table,
+    measured_value,
     paper_results,
+    published_value,
 )
 
 __all__ = [
@@ -123,18 +124,6 @@ def _published_ablation(
     return sel.iloc[0].to_dict() if len(sel) else None
 
 
-def _value(row: Mapping | None, metric: str) -> float | None:
-    if row is None:
-        return None
-    if metric == "auroc":
-        v = row.get("auroc")
-    elif row.get("fpr95_convention") == CONVENTION[metric]:
-        v = row.get("fpr95")
-    else:
-        return None
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
 def ablation_table(
     sweep: pd.DataFrame,
     view: Mapping,
@@ -164,16 +153,8 @@ def ablation_table(
                 hit = sel[sel["dataset"] == ds]
                 pub = _published_ablation(paper, bench, label, ds)
                 for metric in TABLE_METRICS:
-                    mean = std = None
-                    n = 0
-                    if len(hit):
-                        r = hit.iloc[0]
-                        mean, std, n = (
-                            float(r[metric]),
-                            float(r[f"{metric}_std"]),
-                            int(r["n_seeds"]),
-                        )
-                    p = _value(pub, metric)
+                    mean, std, n = measured_value(hit, metric)
+                    p = published_value(pub, metric)
                     out.append(
                         {
                             "benchmark": bench,

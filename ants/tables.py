@@ -140,7 +140,9 @@ def published_for(
     return exact.iloc[0].to_dict() if len(exact) else None
 
 
-def _published_value(row: Mapping | None, metric: str) -> float | None:
+def published_value(row: Mapping | None, metric: str) -> float | None:
+    """The published figure of ``metric`` (a TABLE_METRICS name) in a row of the published
+    results, or None: FPR95 only where the row's convention is the metric's."""
     if row is None:
         return None
     if metric == "auroc":
@@ -150,6 +152,15 @@ def _published_value(row: Mapping | None, metric: str) -> float | None:
     else:
         return None
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def measured_value(hit: pd.DataFrame, metric: str) -> tuple[float | None, float | None, int]:
+    """``(mean, std over seeds, seeds)`` of ``metric`` in the first row of ``hit`` (rows of a
+    metrics CSV for one method and dataset); ``(None, None, 0)`` when there is none."""
+    if not len(hit):
+        return None, None, 0
+    r = hit.iloc[0]
+    return float(r[metric]), float(r[f"{metric}_std"]), int(r["n_seeds"])
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -262,16 +273,8 @@ def paper_table(
                     used = "far_only" if split == "far" else "near_only"
                 pub = published_for(paper, benchmark, info["method"], ds, used)
                 for metric in TABLE_METRICS:
-                    mean = std = None
-                    n = 0
-                    if len(hit):
-                        r = hit.iloc[0]
-                        mean, std, n = (
-                            float(r[metric]),
-                            float(r[f"{metric}_std"]),
-                            int(r["n_seeds"]),
-                        )
-                    p = _published_value(pub, metric)
+                    mean, std, n = measured_value(hit, metric)
+                    p = published_value(pub, metric)
                     out.append(
                         {
                             "benchmark": benchmark,
