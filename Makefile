@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@echo "Report: reports/index.html"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ants tests benchmarks workflow
+	$(BIN)/ruff check ants tests benchmarks workflow tools
 
 # System packages and services the tests use (chromium, slurm, ...): each tests/setup/*.sh
 # installs what is missing and is safe to run again.
