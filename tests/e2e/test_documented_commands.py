@@ -79,6 +79,8 @@ NOT_RUN = {
     "ants ...": "a pattern: the rules' commands",
     "ants negatives compare A B": "a pattern (docs/METHOD.md); README's `ants negatives compare` "
     "of the demo's NegMining and CSP negatives is run",
+    "python tools/fault_table.py --write": "rewrites README's fault table in place; "
+    "tests/unit/test_fault_table.py checks README equals what the tool renders",
     "ants ablation-table": "names the paper rule's command (docs/METHOD.md; its arguments are the "
     "rule's): tests/e2e/test_workflow_paper.py runs it through `snakemake paper`",
     "ants cost-table": "names the paper rule's command, as `ants ablation-table`",

@@ -285,7 +285,7 @@ def test_sweeps_cost_a_replay_for_scoring_points_and_only_new_answers_for_prompt
     assert current_prompt not in (old_prompt, new_prompt)  # the kill test's prompt is the base now
 
     def two_sweeps(p):
-        p["sweeps"] = {
+        p["sweeps"] |= {  # the others stay defined: the paper target's panels name them
             "fixed_lambda": {**shipped["fixed_lambda"], "values": [None, 0.5], "labels": ["adaptive", "0.5"],
                              "methods": ["ants_paper"]},  # in_score ada: lambda counts
             "ens_words": {**shipped["ens_words"], "values": [old_prompt, new_prompt], "labels": [8, 4],
