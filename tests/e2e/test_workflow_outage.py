@@ -20,11 +20,12 @@ import shutil
 import sqlite3
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from _demo_run import copy_demo_run
+from _mllm import serving
 from _workflow import answer_logs, answer_stats, planned_jobs, snakemake, test_params, write_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
@@ -88,18 +89,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.state = {"lock": threading.Lock(), "phase": "down", "models_calls": 0,
-                 "requests": {"down": [], "fixed": []}}
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    state = {"lock": threading.Lock(), "phase": "down", "models_calls": 0,
+             "requests": {"down": [], "fixed": []}}
+    with serving(_Handler, state) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
 
 
 def _cache_rows(w: Path) -> int:
