@@ -24,33 +24,10 @@ from _workflow import (
     answer_logs,
     edit_params,
     make_copy,
-    planned_jobs,
     run,
     snakemake,
     test_params,
-    tracked_outputs,
 )
-
-
-def test_dvc_repro_from_scratch_gives_byte_identical_outputs(request, tmp_path):
-    w = make_copy(tmp_path / "b")
-    run(["git", "init", "-q"], w)
-    out = run([BIN / "dvc", "repro"], w)
-    assert "Running stage 'workflow'" in out.stdout + out.stderr
-    demo_run = request.getfixturevalue("demo_run")  # after the build: see test_reproducibility
-    assert (w / "results/metrics.json").read_text() == demo_run.metrics
-    # two clean runs on one machine (Snakemake's, the shared run; DVC's): every file whose
-    # hash DVC records is byte-identical
-    first, second = tracked_outputs(demo_run.dir), tracked_outputs(w)
-    assert first.keys() == second.keys() and len(first) > 50
-    assert [k for k in first if first[k] != second[k]] == []
-    assert planned_jobs(w) == {}  # Snakemake agrees: nothing to do after DVC
-    again = run([BIN / "dvc", "repro"], w)
-    assert "didn't change, skipping" in again.stdout + again.stderr
-    metrics = run([BIN / "dvc", "metrics", "show", "--json"], w).stdout
-    assert "ants_code" in metrics
-    plots = json.loads(run([BIN / "dvc", "plots", "show", "--json"], w).stdout)
-    assert not plots.get("errors"), plots.get("errors")
 
 
 def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):
