@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +32,13 @@ def env() -> dict:
              TRANSFORMERS_OFFLINE="1", PYTHONHASHSEED="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
              GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     return e
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts: SIGINT as a terminal delivers it (a
+    shell's background job, e.g. a CI runner's or ``make test &``, inherits it ignored, and
+    Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_params() -> dict:

@@ -30,18 +30,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 TIERS = ("unit", "integration", "e2e")
 
 #: The longest end-to-end modules, in the order they should start: ``make test`` runs
-#: ``-n 2 --dist loadfile --no-loadscope-reorder``, so pytest-xdist hands out files in collection
-#: order, the longest first and the short ones filling in at the end. The first two need no
-#: demo run before their own build: one worker builds the session's shared demo run (for the
-#: paper test) while the other builds its own (reproducibility), then both use it.
+#: ``-n N --dist loadfile --no-loadscope-reorder``, so pytest-xdist hands out files in collection
+#: order, the longest first and the short ones filling in at the end. The first four need no
+#: demo run before their own builds: one worker builds the session's shared demo run (for the
+#: paper test) while the others build their own (reproducibility, from nothing, an installed
+#: wheel), so that no worker waits on the shared run's lock while it is built.
 E2E_ORDER = (
     "test_workflow_paper.py",
     "test_reproducibility.py",
+    "test_workflow_from_scratch.py",
+    "test_install.py",
     "test_workflow.py",
     "test_documented_commands.py",
-    "test_workflow_from_scratch.py",
     "test_slurm.py",
-    "test_install.py",
     "test_workflow_outage.py",
 )
 

@@ -39,6 +39,7 @@ from _workflow import (
     cache_rows,
     edit_params,
     env,
+    interruptible,
     make_copy,
     planned_jobs,
     snakemake,
@@ -190,12 +191,6 @@ def _rule_of(output: str) -> str | None:
     return found[0].rule if found else None
 
 
-def _interruptible() -> None:
-    """In the child: SIGINT as a terminal delivers it (a shell's background job, e.g. a CI
-    runner's, inherits it ignored, and Python then never raises KeyboardInterrupt)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(w: Path) -> subprocess.Popen:
     """`snakemake --cores 1 all` (one job at a time) in ``w``, in its own process group, as a
     terminal's foreground job."""
@@ -207,7 +202,7 @@ def _start(w: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_interruptible,
+        preexec_fn=interruptible,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _workflow import interruptible
 
 from ants._io import WriteError, atomic_path, write_table
 
@@ -90,6 +91,7 @@ def test_an_interrupted_command_is_one_line_not_a_traceback(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=interruptible,
     )
     assert proc.stdout.readline().strip() == "started"
     proc.send_signal(signal.SIGINT)
