@@ -35,12 +35,15 @@ lint: $(STAMP)
 test-deps: $(STAMP)
 	for f in tests/setup/*.sh; do [ -e "$$f" ] || continue; bash "$$f" || exit 1; done
 
-# Two pytest-xdist workers (this project's reference machine has 2 cores; PYTEST_WORKERS=auto
-# uses every core); --dist loadfile keeps a module's tests, and its module fixtures, on one
-# worker; --no-loadscope-reorder hands files out in collection order (tests/conftest.py puts the
-# longest end-to-end modules first). The e2e tests share one finished demo run per session
-# (tests/_demo_run.py). The slowest tests are listed at the end (--durations).
-PYTEST_WORKERS ?= 2
+# Three pytest-xdist workers on this project's 2-core reference machine: the end-to-end tests
+# spend part of their time waiting (SLURM's status polls, servers that stall on purpose, a job
+# to reach the moment a signal hits it), and a third worker fills those waits (PYTEST_WORKERS=2,
+# or auto for one per core, to choose); --dist loadfile keeps a module's tests, and its module
+# fixtures, on one worker; --no-loadscope-reorder hands files out in collection order
+# (tests/conftest.py puts the longest end-to-end modules first). The e2e tests share one
+# finished demo run per session (tests/_demo_run.py). The slowest tests are listed at the end
+# (--durations).
+PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	--durations=30
 
