@@ -90,7 +90,7 @@ def test_dvc_repro_from_scratch_under_another_cpu_path_and_thread_count_is_byte_
         f"test reproducibility: demo DAG here {demo_run.seconds:.0f} s (the shared run), by dvc "
         f"repro under another CPU path and 1 thread {t1 - t0:.0f} s; {len(here)} DVC-tracked files compared"
     )
-    assert here.keys() == other.keys()
+    assert here.keys() == other.keys() and len(here) > 50
     # every kind of versioned file is among them
     for part in (
         "embeddings/",

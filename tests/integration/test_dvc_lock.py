@@ -11,30 +11,15 @@ with the results it wrote.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from _repo import ROOT
-
-BIN = Path(sys.executable).parent
+from _workflow import BIN, ROOT, run
 
 
 def test_dvc_lock_deps_are_the_trees_code_and_params():
     if not (ROOT / ".dvc").is_dir():
         pytest.skip("not a DVC project checkout")
-    proc = subprocess.run(
-        [BIN / "dvc", "status", "--json", "workflow"],
-        cwd=ROOT,
-        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    status = json.loads(proc.stdout or "{}")
+    status = json.loads(run([BIN / "dvc", "status", "--json", "workflow"], ROOT, timeout=300).stdout or "{}")
     changed = {
         dep: state
         for entry in status.get("workflow", [])
