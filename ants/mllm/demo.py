@@ -37,6 +37,7 @@ of the weights file) enter every cache key. Use the matching prompt family
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -45,8 +46,6 @@ import string
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-
-from transformers import LogitsProcessor
 
 from ants.mllm.base import BackendError
 from ants.mllm.hf import DTYPES, TransformersBackend
@@ -399,10 +398,12 @@ class DemoGrammar:
         self.words = sorted({tid(w) for w in ANSWER_WORDS})
 
     def __call__(self, kind: str, input_length: int, settings: Mapping) -> list:
-        return [_GrammarProcessor(self, kind, input_length)]
+        return [_grammar_processor_class()(self, kind, input_length)]
 
 
-class _GrammarProcessor(LogitsProcessor):
+class _GrammarRule:
+    """The tokens the demo grammar allows next (the logic of the demo's ``LogitsProcessor``)."""
+
     def __init__(self, grammar: DemoGrammar, kind: str, input_length: int) -> None:
         self.g = grammar
         self.kind = kind
@@ -436,6 +437,16 @@ class _GrammarProcessor(LogitsProcessor):
         for row, tokens in enumerate(generated):
             allowed[row, self._allowed(tokens)] = True
         return scores.masked_fill(~allowed, float("-inf"))
+
+
+@functools.cache
+def _grammar_processor_class() -> type:
+    """:class:`_GrammarRule` as a transformers ``LogitsProcessor``, made on first use: the
+    module imports no transformers (nor torch), so an answer job served wholly from the cache
+    never loads them."""
+    from transformers import LogitsProcessor
+
+    return type("_GrammarProcessor", (_GrammarRule, LogitsProcessor), {})
 
 
 def demo_backend(

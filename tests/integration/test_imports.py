@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ants import stages
 from ants.embeddings import write_embeddings
@@ -174,3 +175,25 @@ def test_an_answer_job_for_a_server_imports_no_torch():
     code = "import ants.stages, ants.replay, ants.mllm.answering, ants.mllm.openai_http"
     heavy = set(loaded_after(code)["heavy"])
     assert not {"torch", "torchvision", "open_clip", "transformers"} & heavy
+
+
+@pytest.mark.slow  # builds the demo model and generates once
+def test_a_demo_answer_job_served_from_the_cache_loads_no_torch(demo_dir, tmp_path):
+    """The demo backend's answers come through transformers and torch; a re-run whose every
+    answer is in the cache (a new method variant on the same streams, a rebuilt log) must not
+    load either: the first run generates (and imports them), the second, in a fresh
+    interpreter, answers the same queries from the cache, byte for byte, without them."""
+    config = {"backend": "demo", "family": "llava", "batch_size": 4, "model_dir": str(demo_dir)}
+    code = (
+        "import json\n"
+        "from ants.mllm import build_answerer, Query\n"
+        f"a = build_answerer({config!r}, cache_path={str(tmp_path / 'cache.sqlite')!r})\n"
+        "got = a([Query('vsnl', c) for c in ('tench', 'goldfish', 'shark')])\n"
+        "print(json.dumps([[x.raw_text, list(x.negatives), x.cache_key] for x in got]))\n"
+        "print(json.dumps(a.stats))"
+    )
+    first, second = loaded_after(code), loaded_after(code)
+    assert {"torch", "transformers"} <= set(first["heavy"])
+    assert first["stdout"].splitlines()[-3] == second["stdout"].splitlines()[-3]
+    assert json.loads(second["stdout"].splitlines()[-2])["hits"] == 3
+    assert not {"torch", "transformers", "torchvision", "open_clip"} & set(second["heavy"])
