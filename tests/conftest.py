@@ -17,6 +17,7 @@ fixture run, artifact fixtures, images, a stand-in MLLM, the repository's files)
 from __future__ import annotations
 
 import os
+import resource
 
 import pytest
 
@@ -145,9 +146,38 @@ def record_figure(request):
 FAULTS = {"held": 0, "broke": 0}
 
 
+#: the CPU seconds each test used, its own and its children's (Snakemake, its jobs, servers:
+#: every process the test waited for), for the run's "CPU time by test" section; the wall
+#: times of ``--durations`` hide which tests cost the machine the most, as two or three
+#: workers share its cores
+CPU_BY_TEST: dict[str, float] = {}
+#: the section's length
+CPU_TOP = 20
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have been waited for."""
+    return sum(
+        u.ru_utime + u.ru_stime
+        for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
+_CPU_START = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_CPU_START] = _cpu_seconds()  # before the fixtures: a fixture's build counts too
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     if call.when == "setup" and item.get_closest_marker("faults") is not None:
         item.user_properties.append(("fault", item.nodeid))
+    outcome = yield
+    if call.when == "teardown" and _CPU_START in item.stash:
+        outcome.get_result().user_properties.append(("cpu", _cpu_seconds() - item.stash[_CPU_START]))
 
 
 def pytest_runtest_logreport(report):
@@ -158,6 +188,8 @@ def pytest_runtest_logreport(report):
         for title, line in report.user_properties:
             if title in SUMMARY:
                 SUMMARY[title].append(line)
+            elif title == "cpu":
+                CPU_BY_TEST[report.nodeid] = line
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -171,3 +203,11 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.section(title)
             for line in lines:
                 terminalreporter.write_line(line)
+    if CPU_BY_TEST:
+        total = sum(CPU_BY_TEST.values())
+        terminalreporter.section(f"CPU time by test (the {CPU_TOP} costliest)")
+        terminalreporter.write_line(
+            f"{total:.0f} CPU-s in all, over {len(CPU_BY_TEST)} tests (own and waited-for children)"
+        )
+        for nodeid, seconds in sorted(CPU_BY_TEST.items(), key=lambda kv: -kv[1])[:CPU_TOP]:
+            terminalreporter.write_line(f"{seconds:8.1f} CPU-s  {nodeid}")
