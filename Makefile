@@ -42,7 +42,7 @@ test-deps: $(STAMP)
 # fixtures, on one worker; --no-loadscope-reorder hands files out in collection order
 # (tests/conftest.py puts the longest end-to-end modules first). The e2e tests share one
 # finished demo run per session (tests/_demo_run.py). The slowest tests are listed at the end
-# (--durations).
+# (--durations), and the costliest in CPU seconds (tests/conftest.py).
 PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	--durations=30
