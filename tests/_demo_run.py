@@ -1,7 +1,7 @@
 """One finished demo run per pytest session, shared by the end-to-end tests that only need one.
 
 Building the reduced demo (``_workflow.test_params()``: every rule, every method, both ANTS
-presets, the demo MLLM, two seeds) costs minutes; most workflow tests need a finished run only
+presets, the demo MLLM, one seed) costs minutes; most workflow tests need a finished run only
 to change something in it and watch what Snakemake / DVC do next. They share one:
 
 * the ``demo_run`` fixture (tests/conftest.py, session scope) is the :class:`DemoRun` built by

@@ -242,7 +242,7 @@ def test_sigint_and_sigterm_during_each_kind_of_job(finished, tmp_path, record_f
     for rel in (
         "results/embeddings/tiny/demo_far.parquet",
         "results/embeddings/tiny/demo_near.parquet",
-        "results/streams/demo/demo_far/shuffled-bs16/seed1.parquet",
+        "results/streams/demo/demo_far/shuffled-bs16/seed0.parquet",
     ):
         (w / rel).unlink()
     t0, kills = time.perf_counter(), []
@@ -321,8 +321,8 @@ DAMAGED = [
     (
         "plan",
         "truncated",
-        "results/plans/demo/ants_code/demo_far/seed1.parquet",
-        "results/answers/demo/ants_code/demo_far/seed1.parquet",
+        "results/plans/demo/ants_code/demo_near/seed0.parquet",
+        "results/answers/demo/ants_code/demo_near/seed0.parquet",
     ),
     (
         "answers",
@@ -333,8 +333,8 @@ DAMAGED = [
     (
         "negative_text",
         "truncated",
-        "results/negatives-text/demo/ants_paper/demo_far/seed1.parquet",
-        "results/scores/demo/ants_paper/demo_far/seed1.parquet",
+        "results/negatives-text/demo/ants_paper/demo_near/seed0.parquet",
+        "results/scores/demo/ants_paper/demo_near/seed0.parquet",
     ),
     (
         "scores",
