@@ -41,6 +41,10 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+#: the reduced demo's stream seeds (``test_params``), the default of the answer-log readers below
+SEEDS = (0,)
+
+
 def test_params() -> dict:
     """The shipped params.yaml, scaled down for the test: fewer images and negatives, a smaller
     MLLM batch, and ONE seed. A second seed runs the same jobs again with another stream order
@@ -51,7 +55,7 @@ def test_params() -> dict:
 
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["demo"].update(images_per_class=8, near_per_class=8, n_far=40)
-    p["run"]["seeds"] = [0]
+    p["run"]["seeds"] = list(SEEDS)
     p["mining"].update(n_negatives=200, exclude_lexnames=sorted(set(LEXNAMES) - KEEP_LEXNAMES))
     p["mllm"]["batch_size"] = 4
     return p
@@ -106,7 +110,7 @@ def cache_rows(workdir: Path) -> int:
         return conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
 
 
-def answer_stats(workdir: Path, seeds=(0,)) -> dict[str, int]:
+def answer_stats(workdir: Path, seeds=SEEDS) -> dict[str, int]:
     """The answer jobs' counts, summed over the answer logs of the streams of ``seeds``."""
     total = dict.fromkeys(("queries", "distinct", "hits", "generated", "failed"), 0)
     logs = sorted(p for s in seeds for p in (workdir / "results" / "logs" / "answer").rglob(f"seed{s}.log"))
@@ -121,7 +125,7 @@ def answer_stats(workdir: Path, seeds=(0,)) -> dict[str, int]:
     return total
 
 
-def answer_logs(workdir: Path, seeds=(0,)):
+def answer_logs(workdir: Path, seeds=SEEDS):
     """Every answers log of the streams of ``seeds`` (a test that added a seed and went back
     leaves that seed's files behind, as Snakemake does)."""
     import pandas as pd
